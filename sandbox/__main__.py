@@ -1,0 +1,164 @@
+"""`python -m sandbox up|down|status`: run the local mesh."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+DEFAULT_STATE = pathlib.Path(".state/sandbox")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def cmd_up(args) -> int:
+    from .cluster import DEFAULT_SCENARIO, Sandbox, ScenarioError
+    state = args.state.resolve()
+    pid_file = state / "sandbox.pid"
+    if pid_file.exists() and _pid_alive(int(pid_file.read_text() or 0)):
+        print(f"error: a sandbox is already running for {state} (pid {pid_file.read_text()}); "
+              f"run: python -m sandbox down --state {args.state}", file=sys.stderr)
+        return 1
+    scenarios = [pathlib.Path(s) for s in args.scenario] or [DEFAULT_SCENARIO]
+    for s in scenarios:
+        if not s.is_file():
+            print(f"error: scenario file {s} not found", file=sys.stderr)
+            return 2
+    if args.detach:
+        return _up_detached(args, state, scenarios)
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "ready").unlink(missing_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sandbox = Sandbox(state, scenarios, verbose=args.verbose)
+    pid_file.write_text(str(os.getpid()))
+    try:
+        try:
+            sandbox.start()
+        except ScenarioError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(sandbox.kubeconfig_path, flush=True)
+        if not args.no_wait:
+            missing = sandbox.wait_ready(args.timeout)
+            if missing:
+                print(f"warning: pods not ready after {args.timeout:.0f}s: {', '.join(missing)}",
+                      file=sys.stderr, flush=True)
+        (state / "ready").write_text(str(os.getpid()))
+        stop.wait()
+    finally:
+        sandbox.stop() if hasattr(sandbox, "runtime") else None
+        (state / "ready").unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _up_detached(args, state: pathlib.Path, scenarios) -> int:
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "ready").unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
+           "--timeout", str(args.timeout)] + [a for s in scenarios for a in ("--scenario", str(s))]
+    log = open(state / "sandbox.log", "ab")
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, env=env)
+    deadline = time.monotonic() + args.timeout + 15
+    while time.monotonic() < deadline:
+        if (state / "ready").exists():
+            print(state / "kubeconfig")
+            return 0
+        if child.poll() is not None:
+            print(f"error: the sandbox exited with code {child.returncode}; see {state / 'sandbox.log'}",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    child.terminate()
+    print(f"error: the sandbox did not become ready; see {state / 'sandbox.log'}", file=sys.stderr)
+    return 1
+
+
+def cmd_down(args) -> int:
+    state = args.state.resolve()
+    pid_file = state / "sandbox.pid"
+    pid = int(pid_file.read_text()) if pid_file.exists() and pid_file.read_text().strip() else None
+    if pid and _pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # If the supervisor died without cleaning up, its children are still listed here.
+    leftovers = 0
+    status = state / "status.json"
+    if status.exists():
+        for pod in json.loads(status.read_text() or "[]"):
+            for c in pod.get("containers", []):
+                if c.get("pid") and _pid_alive(c["pid"]):
+                    try:
+                        os.killpg(c["pid"], signal.SIGKILL)
+                        leftovers += 1
+                    except (ProcessLookupError, PermissionError):
+                        pass
+        status.write_text("[]")
+    pid_file.unlink(missing_ok=True)
+    if pid is None and not leftovers:
+        print(f"no sandbox running for {state}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args) -> int:
+    state = args.state.resolve()
+    status = state / "status.json"
+    pid_file = state / "sandbox.pid"
+    if not pid_file.exists() or not _pid_alive(int(pid_file.read_text() or 0)):
+        print(f"error: no sandbox running for {state}", file=sys.stderr)
+        return 1
+    pods = json.loads(status.read_text()) if status.exists() else []
+    if args.output == "json":
+        print(json.dumps(pods, indent=2))
+        return 0
+    print(f"{'NAMESPACE':<16}{'NAME':<44}{'POD IP':<14}CONTAINERS (pid)")
+    for p in pods:
+        containers = ", ".join(f"{c['name']}({c['pid']})" for c in p["containers"])
+        print(f"{p['namespace']:<16}{p['name']:<44}{p['podIP']:<14}{containers}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the sandbox and run until SIGINT/SIGTERM")
+    up.add_argument("--scenario", action="append", default=[],
+                    help="scenario YAML (repeatable; default: the bundled default scenario)")
+    up.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
+    up.add_argument("--detach", action="store_true", help="run in the background; stop with `down`")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for pods to be Ready")
+    up.add_argument("--no-wait", action="store_true")
+    up.add_argument("--verbose", action="store_true")
+    down = sub.add_parser("down", help="stop a detached sandbox and every process it started")
+    down.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
+    st = sub.add_parser("status", help="list pods, their IPs and container process ids")
+    st.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
+    st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    args = parser.parse_args(argv)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

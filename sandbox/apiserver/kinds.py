@@ -1,0 +1,111 @@
+"""The resource kinds the API double serves, and how each is discovered."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    group: str  # "" for the core group
+    versions: tuple[str, ...]  # first is the preferred (storage) version
+    kind: str
+    plural: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Storage key, e.g. `pods`, `deployments.apps`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    def api_version(self, version: str | None = None) -> str:
+        v = version or self.versions[0]
+        return f"{self.group}/{v}" if self.group else v
+
+
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+KINDS = (
+    Kind("", ("v1",), "Namespace", "namespaces", namespaced=False, short_names=("ns",),
+         subresources=("status",)),
+    Kind("", ("v1",), "Node", "nodes", namespaced=False, short_names=("no",)),
+    Kind("", ("v1",), "Pod", "pods", short_names=("po",),
+         subresources=("log", "exec", "attach", "portforward", "ephemeralcontainers", "status")),
+    Kind("", ("v1",), "Service", "services", short_names=("svc",), subresources=("status",)),
+    Kind("", ("v1",), "Endpoints", "endpoints", short_names=("ep",)),
+    Kind("", ("v1",), "ConfigMap", "configmaps", short_names=("cm",)),
+    Kind("", ("v1",), "ServiceAccount", "serviceaccounts", short_names=("sa",)),
+    Kind("", ("v1",), "Secret", "secrets"),
+    Kind("", ("v1",), "Event", "events", short_names=("ev",)),
+    Kind("apps", ("v1",), "Deployment", "deployments", short_names=("deploy",),
+         subresources=("status", "scale")),
+    Kind("apps", ("v1",), "ReplicaSet", "replicasets", short_names=("rs",),
+         subresources=("status", "scale")),
+    Kind("apps", ("v1",), "StatefulSet", "statefulsets", short_names=("sts",),
+         subresources=("status", "scale")),
+    Kind("apps", ("v1",), "DaemonSet", "daemonsets", short_names=("ds",), subresources=("status",)),
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService",
+         "virtualservices", short_names=("vs",)),
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "DestinationRule",
+         "destinationrules", short_names=("dr",)),
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Gateway", "gateways",
+         short_names=("gw",)),
+)
+
+
+def by_path(group: str, version: str, plural: str) -> Kind | None:
+    for k in KINDS:
+        if k.group == group and version in k.versions and k.plural == plural:
+            return k
+    return None
+
+
+def by_kind(api_version: str, kind: str) -> Kind | None:
+    group, _, version = api_version.rpartition("/")
+    for k in KINDS:
+        if k.group == group and version in k.versions and k.kind == kind:
+            return k
+    return None
+
+
+def by_key(key: str) -> Kind:
+    for k in KINDS:
+        if k.key == key:
+            return k
+    raise KeyError(key)
+
+
+def groups() -> dict[str, tuple[str, ...]]:
+    """Non-core groups and their versions, preferred first."""
+    out: dict[str, tuple[str, ...]] = {}
+    for k in KINDS:
+        if k.group:
+            out.setdefault(k.group, k.versions)
+    return out
+
+
+def resource_list(group: str, version: str) -> dict:
+    """The APIResourceList for one group version (discovery)."""
+    resources = []
+    for k in KINDS:
+        if k.group != group or version not in k.versions:
+            continue
+        resources.append({
+            "name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
+            "kind": k.kind, "verbs": VERBS, "shortNames": list(k.short_names),
+        })
+        for sub in k.subresources:
+            sub_kind = {"log": "Pod", "exec": "PodExecOptions", "attach": "PodAttachOptions",
+                        "portforward": "PodPortForwardOptions", "scale": "Scale"}.get(sub, k.kind)
+            verbs = {"log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"],
+                     "portforward": ["create", "get"]}.get(sub, ["get", "patch", "update"])
+            resources.append({"name": f"{k.plural}/{sub}", "singularName": "",
+                              "namespaced": k.namespaced, "kind": sub_kind, "verbs": verbs})
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": resources}

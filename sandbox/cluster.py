@@ -1,0 +1,133 @@
+"""The sandbox supervisor: state directory, API double, controllers, pod runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import sys
+import threading
+import time
+
+import yaml
+
+from . import kubeconfig
+from .apiserver import auth, kinds, pki
+from .apiserver.server import Api, ApiError, ApiServer
+from .apiserver.store import Store
+from .behaviour import Behaviours
+from .controllers import Controllers, pod_ready
+from .runtime import Runtime
+
+SCENARIOS = pathlib.Path(__file__).parent / "scenarios"
+DEFAULT_SCENARIO = SCENARIOS / "default.yaml"
+BEHAVIOUR_API = "sandbox.kubectl-mesh.io/v1"
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def load_documents(paths: list[pathlib.Path]) -> list[dict]:
+    docs: list[dict] = []
+    for path in paths:
+        try:
+            loaded = list(yaml.safe_load_all(path.read_text()))
+        except (OSError, yaml.YAMLError) as e:
+            raise ScenarioError(f"cannot read scenario {path}: {e}") from None
+        for d in loaded:
+            if not d:
+                continue
+            if d.get("kind") == "List":
+                docs.extend(d.get("items") or [])
+            else:
+                docs.append(d)
+    return docs
+
+
+class Sandbox:
+    """Everything `python -m sandbox up` runs in-process; pods are child processes."""
+
+    def __init__(self, state_dir: pathlib.Path, scenarios: list[pathlib.Path], verbose: bool = False):
+        self.state_dir = state_dir.resolve()
+        self.scenarios = scenarios
+        self.verbose = verbose
+        self.kubeconfig_path = self.state_dir / "kubeconfig"
+        self._status_stop = threading.Event()
+
+    def start(self) -> "Sandbox":
+        d = self.state_dir
+        d.mkdir(parents=True, exist_ok=True)
+        docs = load_documents(self.scenarios)
+        behaviours = Behaviours([x for x in docs if x.get("apiVersion") == BEHAVIOUR_API])
+        objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]
+        ca, cert, key = pki.write_ca_and_server_cert(d / "pki")
+        self.token = secrets.token_hex(24)
+        auth.write_tokens(d / "rbac.json", {self.token: {"user": "sandbox-admin"}})
+        self.store = Store()
+        self.api = Api(self.store, auth.Authorizer(d / "rbac.json"), verbose=self.verbose)
+        self.server = ApiServer(self.api, str(cert), str(key))
+        kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
+        self.ca_pem = ca.read_bytes()
+        self.controllers = Controllers(self.api)
+        self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
+                               allow_websocket=lambda: not (d / "refuse-websocket").exists())
+        self.api.hooks = self.runtime
+        self.server.start()
+        self.controllers.start()
+        self._create({"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": "sandbox-node", "labels": {"kubernetes.io/hostname": "sandbox-node"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                       "conditions": [{"type": "Ready", "status": "True"}]}})
+        for ns in ("default", "kube-system"):
+            self._create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        self.apply(objects)
+        threading.Thread(target=self._write_status_loop, daemon=True).start()
+        return self
+
+    def _create(self, obj: dict) -> dict:
+        kind = kinds.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if kind is None:
+            raise ScenarioError(f"unknown kind {obj.get('apiVersion')}/{obj.get('kind')} "
+                                f"({(obj.get('metadata') or {}).get('name')})")
+        ns = (obj.get("metadata") or {}).get("namespace") or ("default" if kind.namespaced else "")
+        return self.api.create(kind, ns, obj)
+
+    def apply(self, objects: list[dict]) -> None:
+        """Create objects, namespaces first (like `kubectl apply -f` of a whole scenario)."""
+        for obj in sorted(objects, key=lambda o: o.get("kind") != "Namespace"):
+            try:
+                self._create(obj)
+            except ApiError as e:
+                raise ScenarioError(e.body["message"]) from None
+
+    def wait_ready(self, timeout: float = 60.0) -> list[str]:
+        """Wait until every pod is Ready; return the names of those that are not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.controllers.wait_idle()
+            pods = self.store.list("pods")[0]
+            missing = [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                       for p in pods if not pod_ready(p)]
+            if pods and not missing or time.monotonic() > deadline:
+                return missing
+            time.sleep(0.1)
+
+    def _write_status_loop(self) -> None:
+        last = None
+        while not self._status_stop.wait(0.3):
+            status = self.runtime.status()
+            if status != last:
+                tmp = self.state_dir / "status.json.tmp"
+                tmp.write_text(json.dumps(status, indent=1))
+                tmp.replace(self.state_dir / "status.json")
+                last = status
+
+    def stop(self) -> None:
+        self._status_stop.set()
+        self.runtime.stop_all()
+        self.controllers.stop()
+        self.server.stop()
+        status = self.state_dir / "status.json"
+        status.write_text("[]")

@@ -1,0 +1,170 @@
+"""Serving a running pod's subresources: logs, exec, attach and port-forward.
+
+The upgrade protocols (WebSocket channels, SPDY/3.1) live in `sandbox.streams`; this module
+answers the pod-level questions: which container, which process, is the pod running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+from .apiserver.server import ApiError
+from .containerlog import serve_log
+
+
+def _one(query: dict, name: str, default=None):
+    values = query.get(name)
+    return values[-1] if values else default
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def _container(obj: dict, pod, query: dict, *, allow_ephemeral: bool = True):
+    """The container the request names (default: the first one), like the kubelet picks it."""
+    name = _one(query, "container")
+    spec = obj.get("spec") or {}
+    names = [c["name"] for c in spec.get("containers") or []]
+    eph = [c["name"] for c in spec.get("ephemeralContainers") or []] if allow_ephemeral else []
+    pod_name = obj["metadata"]["name"]
+    if not name:
+        if len(names) > 1:  # kubectl picks a default itself; the kubelet insists on a name
+            raise _bad_request(f"a container name must be specified for pod {pod_name}, "
+                               f"choose one of: [{' '.join(names)}]")
+        name = names[0] if names else None
+    if name not in names + eph:
+        raise _bad_request(f"container {name} is not valid for pod {pod_name}")
+    return name
+
+
+def _require_running(obj: dict, pod) -> None:
+    phase = (obj.get("status") or {}).get("phase")
+    if pod is None or phase != "Running":
+        raise _bad_request(f"pod {obj['metadata']['name']} is not running (phase {phase or 'Pending'}); "
+                           "cannot attach to a container in a completed pod" if phase in ("Succeeded", "Failed")
+                           else f"unable to upgrade connection: pod {obj['metadata']['name']} is not running")
+
+
+def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
+    if sub == "log":
+        return _serve_log(runtime, handler, obj, pod, query)
+    _require_running(obj, pod)
+    from . import streams
+    allow_ws = runtime.allow_websocket()
+    if sub == "portforward":
+        def connect(port: int) -> socket.socket:
+            return socket.create_connection((pod.ip, port), timeout=5)
+        return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws)
+    name = _container(obj, pod, query)
+    container = pod.containers.get(name)
+    if sub == "exec":
+        def spawn(command, _container_name, stdin, tty):
+            if not command:
+                raise streams.StreamError(_status(400, "you must specify at least one command for the container"))
+            env = dict(pod.env)
+            for e in (container.spec.get("env") or []) if container else []:
+                if "value" in e:
+                    env[e["name"]] = str(e["value"])
+            try:
+                return subprocess.Popen(
+                    command, cwd=container.directory if container else None, env=env,
+                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT if tty else subprocess.PIPE,
+                    start_new_session=True)
+            except FileNotFoundError:
+                raise streams.StreamError(_exec_failed(
+                    f'exec: "{command[0]}": executable file not found in $PATH', 127)) from None
+            except PermissionError:
+                raise streams.StreamError(_exec_failed(
+                    f'exec: "{command[0]}": permission denied', 126)) from None
+        return streams.serve_exec(handler, query, spawn, allow_websocket=allow_ws)
+    if sub == "attach":
+        def attach(_name, stdin, tty):
+            if container is None or container.process is None or container.process.poll() is not None:
+                raise streams.StreamError(_status(400, f"container {name} is not running"))
+            return Attached(container, stdin)
+        return streams.serve_attach(handler, query, attach, allow_websocket=allow_ws)
+
+
+def _status(code: int, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": "BadRequest", "code": code}
+
+
+def _exec_failed(message: str, exit_code: int) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": f"command terminated with non-zero exit code: OCI runtime exec failed: "
+                       f"exec failed: unable to start container process: {message}: unknown",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]}}
+
+
+class Attached:
+    """A view of a running container's stdio for `attach`: output copied into fresh pipes."""
+
+    def __init__(self, container, want_stdin: bool):
+        self._container = container
+        self.stdin = container.process.stdin if want_stdin else None
+        out_r, self._out_w = os.pipe()
+        err_r, self._err_w = os.pipe()
+        self.stdout = os.fdopen(out_r, "rb", buffering=0)
+        self.stderr = os.fdopen(err_r, "rb", buffering=0)
+        container.log.subscribe(self._copy)
+        import threading
+        threading.Thread(target=self._close_on_exit, daemon=True).start()
+
+    def _copy(self, stream: str, data: bytes) -> None:
+        try:
+            os.write(self._out_w if stream == "stdout" else self._err_w, data)
+        except OSError:
+            pass
+
+    def _close_on_exit(self) -> None:
+        self._container.process.wait()
+        import time
+        time.sleep(0.2)  # let the log pump deliver the last lines
+        self._container.log.unsubscribe(self._copy)
+        for fd in (self._out_w, self._err_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    @property
+    def returncode(self):
+        return self._container.process.returncode
+
+    def poll(self):
+        return self._container.process.poll()
+
+    def wait(self, timeout=None):
+        return self._container.process.wait(timeout)
+
+    def kill(self):
+        pass  # detaching does not stop the container
+
+
+def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
+    name = _container(obj, pod, query)
+    path = runtime.state_dir / "pods" / obj["metadata"]["namespace"] / obj["metadata"]["name"] / f"{name}.log"
+    if pod is None and not path.exists():
+        raise _bad_request(f'container "{name}" in pod "{obj["metadata"]["name"]}" is waiting to start: ContainerCreating')
+    follow = (_one(query, "follow", "false").lower() in ("1", "t", "true"))
+    since = _one(query, "sinceSeconds")
+    tail = _one(query, "tailLines")
+    stamps = _one(query, "timestamps", "false").lower() in ("1", "t", "true")
+    handler.start_chunked("text/plain")
+    uid = obj["metadata"]["uid"]
+    alive = lambda: (runtime.store.find("pods", obj["metadata"]["namespace"], obj["metadata"]["name"]) or {}).get("metadata", {}).get("uid") == uid  # noqa: E731
+    try:
+        serve_log(handler.write_chunk, path, follow=follow,
+                  since_seconds=int(since) if since else None,
+                  tail_lines=int(tail) if tail is not None else None, timestamps=stamps, alive=alive)
+    finally:
+        try:
+            handler.end_chunked()
+        except OSError:
+            pass

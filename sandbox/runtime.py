@@ -1,0 +1,376 @@
+"""Pods as local processes: each pod gets a loopback address, each container a process.
+
+The runtime watches pod events from the store, starts and stops container processes, writes
+pod status (Pending → Running → Ready), and serves the pod subresources the API delegates to it
+(log, exec, attach, portforward).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from .apiserver.store import Event, NotFound, Store, now_rfc3339
+from .behaviour import Behaviours
+from .containerlog import ContainerLog, serve_log
+
+PROXY = "istio-proxy"
+
+
+def now_nano() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclasses.dataclass
+class Container:
+    name: str
+    spec: dict
+    directory: pathlib.Path
+    log: ContainerLog
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    ready: bool = False
+    started_at: str = ""
+    ephemeral: bool = False
+    exit_code: int | None = None
+
+
+@dataclasses.dataclass
+class PodProcesses:
+    namespace: str
+    name: str
+    uid: str
+    ip: str
+    env: dict[str, str]
+    containers: dict[str, Container] = dataclasses.field(default_factory=dict)
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+def proxy_type(pod: dict) -> str:
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        if c.get("name") == PROXY and "router" in (c.get("args") or []):
+            return "router"
+    return "sidecar"
+
+
+class Runtime:
+    """Starts each pod's containers as processes on the pod's own 127.0.x.y address."""
+
+    def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
+                 behaviours: Behaviours, python: str = sys.executable,
+                 envoy: str | None = None, allow_websocket=lambda: True):
+        self.store = store
+        self.state_dir = state_dir
+        self.kubeconfig = kubeconfig
+        self.behaviours = behaviours
+        self.python = python
+        self.envoy = envoy or str(pathlib.Path(python).parent / "envoy")
+        self.allow_websocket = allow_websocket
+        self._lock = threading.Lock()
+        self._pods: dict[str, PodProcesses] = {}  # by pod uid
+        self._ips = (f"127.0.{x}.{y}" for x in range(1, 40) for y in range(2, 255))
+        self._seq = itertools.count()
+        self._proxy_seq = itertools.count()
+        self._closed = False
+        store.add_listener(self._on_event)
+
+    # -- events
+    def _on_event(self, ev: Event) -> None:
+        if ev.key != "pods" or self._closed:
+            return
+        uid = ev.obj["metadata"].get("uid")
+        if ev.type == "ADDED":
+            self.behaviours.note_pod(ev.obj, next(self._seq))
+            threading.Thread(target=self._start_pod, args=(ev.obj,), daemon=True,
+                             name=f"pod-{ev.name}").start()
+        elif ev.type == "DELETED":
+            with self._lock:
+                pod = self._pods.pop(uid, None)
+            if pod:
+                threading.Thread(target=self._stop_pod, args=(pod,), daemon=True).start()
+        elif ev.type == "MODIFIED":
+            with self._lock:
+                pod = self._pods.get(uid)
+            if pod:
+                for spec in (ev.obj.get("spec") or {}).get("ephemeralContainers") or []:
+                    if spec["name"] not in pod.containers:
+                        c = self._container(pod, spec, ephemeral=True)
+                        threading.Thread(target=self._run_ephemeral, args=(pod, c),
+                                         daemon=True).start()
+
+    # -- starting
+    def _start_pod(self, obj: dict) -> None:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        with self._lock:
+            ip = next(self._ips)
+        env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
+               "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
+               "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
+        pod = PodProcesses(ns, name, meta["uid"], ip, env)
+        with self._lock:
+            if self._closed:
+                return
+            self._pods[pod.uid] = pod
+        for c_spec in spec.get("containers") or []:
+            self._container(pod, c_spec)
+        self._set_status(pod, phase="Pending", scheduled=True)
+        try:
+            for c in pod.containers.values():
+                self._launch(pod, c, obj)
+        except OSError as e:
+            self._set_status(pod, phase="Failed", message=str(e))
+            return
+        self._set_status(pod, phase="Running")
+        threading.Thread(target=self._supervise, args=(pod, obj), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not pod.stopping.is_set() and time.monotonic() < deadline:
+            changed = False
+            for c in pod.containers.values():
+                if not c.ready and c.process and c.process.poll() is None and self._probe(pod, c):
+                    c.ready = changed = True
+            if changed:
+                self._set_status(pod, phase="Running")
+            if all(c.ready for c in pod.containers.values() if not c.ephemeral):
+                return
+            time.sleep(0.05)
+
+    def _container(self, pod: PodProcesses, spec: dict, ephemeral: bool = False) -> Container:
+        directory = self.state_dir / "pods" / pod.namespace / pod.name / spec["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        log = ContainerLog(directory.parent / f"{spec['name']}.log")
+        c = Container(spec["name"], spec, directory, log, ephemeral=ephemeral)
+        pod.containers[c.name] = c
+        return c
+
+    def _command(self, pod: PodProcesses, c: Container, obj: dict) -> tuple[list[str], dict]:
+        env = dict(pod.env)
+        for e in c.spec.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = str(e["value"])
+        if c.name == PROXY:
+            from .istiod.bootstrap import render_bootstrap
+            bootstrap = render_bootstrap(obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),
+                                         (self._istiod_for_proxy(), 15010))
+            path = c.directory / "envoy-bootstrap.json"
+            path.write_text(json.dumps(bootstrap, indent=1))
+            return [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                    "--file-flush-interval-msec", "100", "-l", "warning",
+                    "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v"], env
+        labels = obj["metadata"].get("labels") or {}
+        if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system":
+            return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
+                    "--listen", pod.ip], env
+        if c.ephemeral or c.spec.get("command"):
+            cmd = list(c.spec.get("command") or []) + list(c.spec.get("args") or [])
+            return (cmd or ["/bin/sh"]), env
+        env.update(self.behaviours.env_for(obj))
+        env.setdefault("SANDBOX_VERSION", labels.get("version", ""))
+        ports = [str(p["containerPort"]) for p in c.spec.get("ports") or []] or ["8080"]
+        cmd = [self.python, "-m", "sandbox.app", "--listen", pod.ip]
+        for port in ports:
+            cmd += ["--port", port]
+        return cmd, env
+
+    def _istiod_for_proxy(self) -> str:
+        """Round-robin over the istiod pods that have an address (waits for one to exist)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ips = sorted(p.ip for p in list(self._pods.values())
+                         if p.namespace == "istio-system" and p.name.startswith("istiod"))
+            if ips:
+                return ips[next(self._proxy_seq) % len(ips)]
+            time.sleep(0.1)
+        return "127.0.0.1"
+
+    def _launch(self, pod: PodProcesses, c: Container, obj: dict) -> None:
+        cmd, env = self._command(pod, c, obj)
+        stdin = subprocess.PIPE if c.spec.get("stdin") else subprocess.DEVNULL
+        c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        c.started_at = now_rfc3339()
+        c.exit_code = None
+        c.log.follow_process(c.process)
+
+    def _probe(self, pod: PodProcesses, c: Container) -> bool:
+        if c.name == PROXY:
+            return _http_ok(f"http://{pod.ip}:15000/ready")
+        if "sandbox.istiod" in " ".join(c.process.args):
+            return _http_ok(f"http://{pod.ip}:15014/ready")
+        ports = [p["containerPort"] for p in c.spec.get("ports") or []]
+        if c.spec.get("command") or not ports:
+            return True
+        return all(_tcp_ok(pod.ip, port) for port in ports)
+
+    def _supervise(self, pod: PodProcesses, obj: dict) -> None:
+        """Restart exited containers (restartPolicy Always), as a kubelet would."""
+        while not pod.stopping.wait(0.5):
+            for c in list(pod.containers.values()):
+                if c.ephemeral or c.process is None or c.process.poll() is None:
+                    continue
+                c.exit_code, c.ready = c.process.returncode, False
+                self._set_status(pod, phase="Running")
+                if pod.stopping.wait(1.0):
+                    return
+                c.restarts += 1
+                try:
+                    self._launch(pod, c, obj)
+                except OSError:
+                    continue
+                threading.Thread(target=self._wait_ready, args=(pod, c), daemon=True).start()
+
+    def _wait_ready(self, pod: PodProcesses, c: Container) -> None:
+        deadline = time.monotonic() + 60
+        while not pod.stopping.is_set() and time.monotonic() < deadline:
+            if c.process.poll() is not None:
+                return
+            if self._probe(pod, c):
+                c.ready = True
+                self._set_status(pod, phase="Running")
+                return
+            time.sleep(0.1)
+
+    def _run_ephemeral(self, pod: PodProcesses, c: Container) -> None:
+        obj = self._find_pod(pod)
+        if obj is None:
+            return
+        try:
+            self._launch(pod, c, obj)
+        except OSError as e:
+            c.exit_code = 128
+            c.log.write_line("stderr", f"failed to start container {c.name!r}: {e}")
+            self._set_status(pod, phase="Running")
+            return
+        self._set_status(pod, phase="Running")
+        c.process.wait()
+        c.exit_code = c.process.returncode
+        self._set_status(pod, phase="Running")
+
+    # -- status
+    def _find_pod(self, pod: PodProcesses) -> dict | None:
+        obj = self.store.find("pods", pod.namespace, pod.name)
+        return obj if obj and obj["metadata"].get("uid") == pod.uid else None
+
+    def _set_status(self, pod: PodProcesses, phase: str, scheduled: bool = False,
+                    message: str = "") -> None:
+        def mutate(obj: dict) -> None:
+            if obj["metadata"].get("uid") != pod.uid:
+                raise NotFound(pod.name)
+            obj.setdefault("spec", {})["nodeName"] = "sandbox-node"
+            statuses = [self._container_status(c) for c in pod.containers.values() if not c.ephemeral]
+            ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+            t = now_rfc3339()
+            status = obj.setdefault("status", {})
+            status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+                           "hostIP": "127.0.0.1", "startTime": status.get("startTime") or t,
+                           "containerStatuses": statuses, "qosClass": "BestEffort"})
+            if message:
+                status["message"] = message
+            eph = [self._container_status(c) for c in pod.containers.values() if c.ephemeral]
+            if eph:
+                status["ephemeralContainerStatuses"] = eph
+            status["conditions"] = [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": t},
+                {"type": "Ready", "status": str(ready), "lastTransitionTime": t}]
+        try:
+            self.store.update("pods", pod.namespace, pod.name, mutate)
+        except NotFound:
+            pass
+
+    @staticmethod
+    def _container_status(c: Container) -> dict:
+        running = c.process is not None and c.process.poll() is None
+        if running:
+            state = {"running": {"startedAt": c.started_at}}
+        elif c.exit_code is not None:
+            state = {"terminated": {"exitCode": c.exit_code,
+                                    "reason": "Completed" if c.exit_code == 0 else "Error"}}
+        else:
+            state = {"waiting": {"reason": "ContainerCreating"}}
+        return {"name": c.name, "image": c.spec.get("image", ""), "ready": c.ready and running,
+                "started": running, "restartCount": c.restarts, "state": state,
+                "containerID": f"sandbox://{c.process.pid}" if c.process else ""}
+
+    # -- stopping
+    def _stop_pod(self, pod: PodProcesses) -> None:
+        pod.stopping.set()
+        procs = [c.process for c in pod.containers.values() if c.process and c.process.poll() is None]
+        for p in procs:
+            _signal_group(p, signal.SIGCONT)  # a paused (SIGSTOPped) Envoy must still stop
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(p, signal.SIGKILL)
+                p.wait()
+        for c in pod.containers.values():
+            c.log.close()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            pods = list(self._pods.values())
+            self._pods.clear()
+        threads = [threading.Thread(target=self._stop_pod, args=(p,)) for p in pods]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def status(self) -> list[dict]:
+        with self._lock:
+            pods = sorted(self._pods.values(), key=lambda p: (p.namespace, p.name))
+        return [{"namespace": p.namespace, "name": p.name, "podIP": p.ip,
+                 "containers": [{"name": c.name, "pid": c.process.pid if c.process else None}
+                                for c in p.containers.values()]} for p in pods]
+
+    def pod_processes(self, namespace: str, name: str) -> PodProcesses | None:
+        with self._lock:
+            return next((p for p in self._pods.values()
+                         if p.namespace == namespace and p.name == name), None)
+
+    # -- subresources
+    def on_pod_subresource(self, handler, verb: str, obj: dict, sub: str, query: dict) -> None:
+        from . import podio
+        pod = self.pod_processes(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        podio.serve(self, handler, obj, pod, sub, query)
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as r:
+            return r.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _tcp_ok(ip: str, port: int) -> bool:
+    try:
+        socket.create_connection((ip, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
