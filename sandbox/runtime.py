@@ -23,7 +23,8 @@ import urllib.request
 
 from .apiserver.store import Event, NotFound, Store, now_rfc3339
 from .behaviour import Behaviours
-from .containerlog import ContainerLog, serve_log
+from .containerlog import ContainerLog
+from .network import AddressPool
 
 PROXY = "istio-proxy"
 
@@ -79,7 +80,7 @@ class Runtime:
         self.allow_websocket = allow_websocket
         self._lock = threading.Lock()
         self._pods: dict[str, PodProcesses] = {}  # by pod uid
-        self._ips = (f"127.0.{x}.{y}" for x in range(1, 40) for y in range(2, 255))
+        self.addresses = AddressPool()
         self._seq = itertools.count()
         self._proxy_seq = itertools.count()
         self._closed = False
@@ -114,7 +115,7 @@ class Runtime:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
         with self._lock:
-            ip = next(self._ips)
+            ip = self.addresses.allocate()
         env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
                "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -333,6 +334,7 @@ class Runtime:
             t.start()
         for t in threads:
             t.join()
+        self.addresses.release()
 
     def status(self) -> list[dict]:
         with self._lock:

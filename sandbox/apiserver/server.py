@@ -339,10 +339,15 @@ class Api:
         rv_param = _one(query, "resourceVersion", "")
         as_table = "as=Table" in h.headers.get("Accept", "")
         h.start_chunked("application/json")
-        if rv_param in ("", "0"):  # start with the current state as ADDED events
+        if rv_param in ("", "0") or _bool(query, "sendInitialEvents"):
             items, rv = self._filtered(kind, namespace, query)
-            for o in items:
+            for o in items:  # the current state as ADDED events
                 self._emit(h, kind, version, "ADDED", o, as_table, query)
+            if _bool(query, "sendInitialEvents") and _bool(query, "allowWatchBookmarks"):
+                h.write_chunk(json.dumps({"type": "BOOKMARK", "object": {
+                    "kind": kind.kind, "apiVersion": kind.api_version(version),
+                    "metadata": {"resourceVersion": str(rv),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}}).encode() + b"\n")
         else:
             rv = int(rv_param)
         try:

@@ -1,0 +1,215 @@
+"""The sandbox as real kubectl sees it: discovery, tables, selectors, apply/patch/scale/delete,
+logs, auth, and the default scenario's pods with real Envoys."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from sandbox.testing import SCENARIOS, RunningSandbox, pid_alive
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as s:
+        yield s
+
+
+def _api(sb: RunningSandbox, path: str, token: str | None = "default"):
+    cfg = yaml.safe_load(sb.kubeconfig.read_text())
+    server = cfg["clusters"][0]["cluster"]["server"]
+    ctx = ssl.create_default_context(cafile=str(sb.state / "pki" / "ca.crt"))
+    req = urllib.request.Request(server + path)
+    if token == "default":
+        token = cfg["users"][0]["user"]["token"]
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_default_scenario_pods_are_running_and_ready(sb):
+    out = sb.kubectl("get", "pods", "-A").stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["NAMESPACE", "NAME", "READY", "STATUS"]
+    rows = [line.split() for line in lines[1:]]
+    by_prefix = {}
+    for ns, name, ready, status, *_ in rows:
+        assert status == "Running", out
+        by_prefix.setdefault((ns, name.rsplit("-", 2)[0]), []).append(ready)
+    assert by_prefix[("istioinaction", "catalog")] == ["2/2"]
+    assert by_prefix[("istioinaction", "catalog-v2")] == ["2/2", "2/2"]
+    assert by_prefix[("istio-system", "istio-ingressgateway")] == ["1/1"]
+    assert by_prefix[("istio-system", "istiod")] == ["1/1"]
+
+
+def test_each_pod_has_its_own_loopback_ip_and_a_real_envoy(sb):
+    pods = sb.pods("istioinaction") + sb.pods("istio-system", "app=istio-ingressgateway")
+    ips = [p["status"]["podIP"] for p in pods]
+    assert len(set(ips)) == len(ips) and all(ip.startswith("127.") and not ip.startswith("127.0.") for ip in ips)
+    for p in pods:
+        info = json.loads(urllib.request.urlopen(f"http://{p['status']['podIP']}:15000/server_info",
+                                                 timeout=5).read())
+        kind = "router" if p["metadata"]["namespace"] == "istio-system" else "sidecar"
+        ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+        assert info["node"]["id"] == f"{kind}~{p['status']['podIP']}~{name}.{ns}~{ns}.svc.cluster.local"
+        assert "/1.40." in info["version"]
+        assert info["state"] == "LIVE"
+
+
+def test_deployment_table_and_selectors(sb):
+    out = sb.kubectl("get", "deploy", "-n", "istioinaction").stdout.splitlines()
+    assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert {tuple(line.split()[:2]) for line in out[1:]} == {("catalog", "1/1"), ("catalog-v2", "2/2")}
+    v2 = sb.pods("istioinaction", "app=catalog,version=v2")
+    assert len(v2) == 2
+    ip = v2[1]["status"]["podIP"]
+    got = sb.kubectl("get", "pods", "-A", "--field-selector", f"status.podIP={ip}", "-o",
+                     "jsonpath={.items[*].metadata.name}").stdout
+    assert got == v2[1]["metadata"]["name"]
+    assert sb.kubectl("get", "pods", "-n", "istioinaction", "-l", "version in (v1)", "-o",
+                      "name").stdout.count("pod/") == 1
+    assert sb.kubectl("get", "pods", "-n", "istioinaction", "-l", "version notin (v1),app",
+                      "-o", "name").stdout.count("pod/") == 2
+
+
+def test_service_endpoints_follow_pods(sb):
+    ep = json.loads(sb.kubectl("get", "endpoints", "catalog", "-n", "istioinaction", "-o", "json").stdout)
+    ips = sorted(a["ip"] for a in ep["subsets"][0]["addresses"])
+    assert ips == sorted(p["status"]["podIP"] for p in sb.pods("istioinaction", "app=catalog"))
+    assert ep["subsets"][0]["ports"][0]["port"] == 3000
+
+
+def test_unauthenticated_and_forbidden_get_real_status_bodies(sb):
+    code, body = _api(sb, "/api/v1/pods", token=None)
+    assert (code, body["kind"], body["reason"], body["code"]) == (401, "Status", "Unauthorized", 401)
+    rbac = json.loads((sb.state / "rbac.json").read_text())
+    rbac["tokens"]["limited-token"] = {"user": "limited", "deny": ["list pods", "create pods/portforward"]}
+    (sb.state / "rbac.json").write_text(json.dumps(rbac))
+    code, body = _api(sb, "/api/v1/namespaces/istioinaction/pods", token="limited-token")
+    assert code == 403 and body["reason"] == "Forbidden"
+    assert body["message"] == ('pods is forbidden: User "limited" cannot list resource "pods" in '
+                               'API group "" in the namespace "istioinaction"')
+    code, _ = _api(sb, "/api/v1/namespaces/istioinaction/services", token="limited-token")
+    assert code == 200
+    out = sb.kubectl("--token", "limited-token", "get", "pods", "-n", "istioinaction", check=False)
+    assert out.returncode == 1
+    assert 'User "limited" cannot list resource "pods"' in out.stderr
+
+
+def test_apply_scale_patch_and_delete_a_workload(sb, tmp_path):
+    manifest = tmp_path / "httpbin.yaml"
+    manifest.write_text("""
+apiVersion: v1
+kind: Namespace
+metadata: {name: web, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: httpbin, namespace: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: httpbin}}
+  template:
+    metadata: {labels: {app: httpbin, version: v1}}
+    spec:
+      containers:
+      - {name: httpbin, image: docker.io/kennethreitz/httpbin, ports: [{containerPort: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: web}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: 8000}]
+""")
+    out = sb.kubectl("apply", "-f", str(manifest)).stdout
+    assert "deployment.apps/httpbin created" in out
+    assert "unchanged" in sb.kubectl("apply", "-f", str(manifest)).stdout
+    sb.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=httpbin", "-n", "web", "--timeout=30s")
+    pod = sb.pods("web", "app=httpbin")[0]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["httpbin", "istio-proxy"]
+    reply = json.loads(urllib.request.urlopen(f"http://{pod['status']['podIP']}:8000/get", timeout=5).read())
+    assert reply["pod"] == pod["metadata"]["name"]
+
+    sb.kubectl("scale", "deploy/httpbin", "-n", "web", "--replicas=3")
+    sb.wait_for(lambda: len([p for p in sb.pods("web") if p["status"].get("phase") == "Running"]) == 3,
+                what="3 running httpbin pods")
+    manifest.write_text(manifest.read_text().replace("version: v1", "version: v2"))
+    sb.kubectl("apply", "-f", str(manifest))
+    sb.wait_for(lambda: {p["metadata"]["labels"].get("version") for p in sb.pods("web")} == {"v2"},
+                what="rollout to v2")
+    sb.kubectl("patch", "deploy", "httpbin", "-n", "web", "--type", "json", "-p",
+               '[{"op":"replace","path":"/spec/replicas","value":1}]')
+    sb.wait_for(lambda: len(sb.pods("web")) == 1, what="scale down to 1")
+
+    pids_before = {p["name"]: [c["pid"] for c in p["containers"]] for p in sb.status()
+                   if p["namespace"] == "web"}
+    assert pids_before
+    sb.kubectl("delete", "namespace", "web")
+    sb.wait_for(lambda: not sb.kubectl("get", "pods", "-n", "web", "-o", "name").stdout.strip(),
+                what="web pods gone")
+    dead = lambda: not any(pid_alive(pid) for pids in pids_before.values() for pid in pids)  # noqa: E731
+    sb.wait_for(dead, timeout=10, what="web pod processes to exit")
+
+
+def test_patch_virtualservice_with_json_patch(sb):
+    sb.kubectl("patch", "vs", "catalog-v1-v2", "-n", "istioinaction", "--type", "json", "-p",
+               '[{"op":"add","path":"/spec/http/0/timeout","value":"3s"}]')
+    vs = json.loads(sb.kubectl("get", "vs", "catalog-v1-v2", "-n", "istioinaction", "-o", "json").stdout)
+    assert vs["spec"]["http"][0]["timeout"] == "3s"
+    assert vs["metadata"]["generation"] == 2
+    sb.kubectl("patch", "virtualservice", "catalog-v1-v2", "-n", "istioinaction", "--type", "json",
+               "-p", '[{"op":"remove","path":"/spec/http/0/timeout"}]')
+    bad = sb.kubectl("patch", "vs", "catalog-v1-v2", "-n", "istioinaction", "--type", "json", "-p",
+                     '[{"op":"remove","path":"/spec/nope"}]', check=False)
+    assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def _gateway(sb, path="/items"):
+    ip = sb.pod_ip("istio-system", "app=istio-ingressgateway")
+    req = urllib.request.Request(f"http://{ip}:8080{path}", headers={"Host": "catalog.istioinaction.io"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_gateway_503_nc_until_destinationrule_then_200(sb):
+    assert _gateway(sb) == 503
+    log = sb.wait_for(lambda: [line for line in sb.kubectl(
+        "logs", "-n", "istio-system", "deploy/istio-ingressgateway", "--tail", "5").stdout.splitlines()
+        if '"GET /items HTTP/1.1" 503 NC' in line], what="NC access log line")
+    assert "catalog.istioinaction.io" in log[-1]
+    sb.kubectl("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
+    try:
+        sb.wait_for(lambda: _gateway(sb) == 200, timeout=15, what="200 through the gateway")
+    finally:
+        sb.kubectl("delete", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
+    sb.wait_for(lambda: _gateway(sb) == 503, timeout=15, what="503 again after deleting the DR")
+
+
+def test_logs_tail_since_and_container_choice(sb):
+    pod = sb.pods("istioinaction", "app=catalog,version=v1")[0]["metadata"]["name"]
+    missing = sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "nope", check=False)
+    assert missing.returncode != 0 and "container nope is not valid for pod" in missing.stderr
+    app = sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog").stdout
+    assert "listening on" in app
+    one = sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--tail", "1").stdout
+    assert one.count("\n") == 1
+    stamped = sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--timestamps",
+                         "--tail", "1").stdout
+    assert stamped.split(" ", 1)[0].endswith("Z") and stamped.split(" ", 1)[1] == one
+    time.sleep(2.2)
+    assert sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--since", "1s").stdout == ""

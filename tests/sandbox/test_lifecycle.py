@@ -1,0 +1,81 @@
+"""Starting and stopping the sandbox leaves no process behind, on every exit path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sandbox.testing import ROOT, RunningSandbox, pid_alive
+
+
+def _all_dead(pids, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_detached_up_then_down_stops_every_process(tmp_path):
+    sb = RunningSandbox(tmp_path / "state").up()
+    try:
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "sandbox", "status", "--state", str(sb.state), "-o", "json"],
+            cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        supervisor = int((sb.state / "sandbox.pid").read_text())
+        pids = [c["pid"] for p in status for c in p["containers"]]
+        names = {(p["namespace"], p["name"].rsplit("-", 2)[0]) for p in status}
+        assert ("istio-system", "istiod") in names and ("istioinaction", "catalog-v2") in names
+        assert all(set(p) == {"namespace", "name", "podIP", "containers"} for p in status)
+        assert len(pids) == 8 and all(pid_alive(p) for p in pids)
+        # a paused Envoy must not survive shutdown either
+        os.kill(next(c["pid"] for p in status for c in p["containers"] if c["name"] == "istio-proxy"),
+                signal.SIGSTOP)
+    finally:
+        sb.down()
+    assert _all_dead(pids + [supervisor]), [p for p in pids if pid_alive(p)]
+
+
+def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--state", str(state)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == str(state / "kubeconfig")
+        deadline = time.monotonic() + 30
+        while not (state / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
+                for c in p["containers"]]
+        assert len(pids) == 8
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _all_dead(pids), [p for p in pids if pid_alive(p)]
+    assert not (state / "sandbox.pid").exists()
+
+
+def test_down_cleans_up_after_a_killed_supervisor(tmp_path):
+    sb = RunningSandbox(tmp_path / "state").up()
+    pids = sb.process_ids()
+    os.kill(int((sb.state / "sandbox.pid").read_text()), signal.SIGKILL)
+    time.sleep(0.2)
+    assert any(pid_alive(p) for p in pids)  # orphans: exactly what `down` must clean
+    sb.down()
+    assert _all_dead(pids), [p for p in pids if pid_alive(p)]
+
+
+def test_up_refuses_a_missing_scenario_file(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "sandbox", "up", "--state", str(tmp_path),
+                          "--scenario", str(tmp_path / "nope.yaml")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "nope.yaml not found" in out.stderr
