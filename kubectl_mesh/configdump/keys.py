@@ -1,0 +1,61 @@
+"""Key-case normalisation: protojson's camelCase (`dynamicActiveClusters`) → Envoy's snake_case.
+
+Envoy's admin API writes snake_case; dumps produced by protojson with default options (older
+istioctl, hand-made fixtures) are camelCase. Rather than teach every accessor both spellings, each
+resource is normalised ONCE, when it enters the model. Snake-case input (the common, possibly
+18 MB case) is detected cheaply and returned untouched, without copying.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# A proto field name in lowerCamelCase: starts lower-case, has an upper-case letter, no dots,
+# dashes or '@' (those are map keys such as filter names or header names – never converted).
+_CAMEL_KEY = re.compile(r"[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*\Z")
+_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake(key: str) -> str:
+    """`dynamicActiveClusters` → `dynamic_active_clusters`; other keys are returned unchanged."""
+    if _CAMEL_KEY.match(key):
+        return _HUMP.sub(r"_\1", key).lower()
+    return key
+
+
+def looks_camel(obj: Any) -> bool:
+    """True if `obj` or its direct children use camelCase keys (checked two levels deep only)."""
+    if not isinstance(obj, dict):
+        return False
+    for key, value in obj.items():
+        if _CAMEL_KEY.match(key):
+            return True
+        child = value[0] if isinstance(value, list) and value else value
+        if isinstance(child, dict) and any(_CAMEL_KEY.match(k) for k in child):
+            return True
+    return False
+
+
+def normalise(obj: Any) -> Any:
+    """Return `obj` with snake_case keys; snake-case input is returned as is (no copy)."""
+    if isinstance(obj, list):
+        return [normalise(item) for item in obj]
+    if not looks_camel(obj):
+        return obj
+    cache: dict[str, str] = {}
+    return _convert(obj, cache)
+
+
+def _convert(obj: Any, cache: dict[str, str]) -> Any:
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            new = cache.get(key)
+            if new is None:
+                new = cache[key] = snake(key)
+            out[new] = _convert(value, cache)
+        return out
+    if isinstance(obj, list):
+        return [_convert(item, cache) for item in obj]
+    return obj

@@ -1,0 +1,126 @@
+"""Secrets (SDS): SecretsConfigDump model with certificate facts, and the secrets table.
+
+Certificates are decoded with `cryptography` when it is installed; without it the
+serial/validity fields stay empty (the table still lists the secrets).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+
+from kubectl_mesh.configdump.common import Table
+from kubectl_mesh.configdump.keys import normalise
+
+try:  # optional: decoding is a nicety, not a requirement
+    from cryptography import x509
+except ImportError:  # pragma: no cover - exercised only where cryptography is absent
+    x509 = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CertInfo:
+    """Facts about the FIRST certificate of a chain/bundle (the leaf, or the first CA)."""
+
+    serial: str = ""  # lower-case hex without leading zeros, as istioctl prints it
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    trust_domain: str = ""  # SPIFFE validator bundles only
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        return bool(self.not_before and self.not_after and self.not_before <= now <= self.not_after)
+
+
+@dataclasses.dataclass(frozen=True)
+class Secret:
+    name: str
+    kind: str  # "Cert Chain" (tls_certificate) | "CA" (validation_context) | ""
+    status: str  # ACTIVE | WARMING
+    certs: tuple[CertInfo, ...]  # one per chain/bundle (several trust domains for SPIFFE)
+    version_info: str
+    last_updated: str
+    raw: dict = dataclasses.field(repr=False, compare=False)
+
+
+def parse_secrets(section: dict) -> list[Secret]:
+    """SecretsConfigDump → secrets: warming first (as istioctl), then active, then static."""
+    out = []
+    for field, status in (("dynamic_warming_secrets", "WARMING"),
+                          ("dynamic_active_secrets", "ACTIVE"), ("static_secrets", "ACTIVE")):
+        for item in section.get(field) or ():
+            item = normalise(item)
+            secret = item.get("secret") or {}
+            kind, blobs = _cert_material(secret)
+            certs = tuple(_cert_info(blob, td) for td, blob in blobs)
+            out.append(Secret(item.get("name") or secret.get("name", ""), kind, status, certs,
+                              item.get("version_info", ""), item.get("last_updated", ""), item))
+    return out
+
+
+def _cert_material(secret: dict) -> tuple[str, list[tuple[str, dict]]]:
+    """(kind, [(trust domain, DataSource)]) of a Secret."""
+    if "tls_certificate" in secret:
+        return "Cert Chain", [("", (secret["tls_certificate"] or {}).get("certificate_chain") or {})]
+    if "validation_context" in secret:
+        vc = secret["validation_context"] or {}
+        spiffe = ((vc.get("custom_validator_config") or {}).get("typed_config") or {})
+        domains = spiffe.get("trust_domains") or ()
+        if domains:
+            return "CA", [(d.get("name", ""), d.get("trust_bundle") or {}) for d in domains]
+        return "CA", [("", vc.get("trusted_ca") or {})]
+    return "", []
+
+
+def _cert_info(source: dict, trust_domain: str) -> CertInfo:
+    pem = _pem_bytes(source)
+    if not pem or x509 is None:
+        return CertInfo(trust_domain=trust_domain)
+    try:
+        cert = x509.load_pem_x509_certificate(_first_pem(pem))
+    except ValueError:
+        return CertInfo(trust_domain=trust_domain)
+    return CertInfo(format(cert.serial_number, "x"), cert.not_valid_before_utc,
+                    cert.not_valid_after_utc, trust_domain)
+
+
+def _pem_bytes(source: dict) -> bytes:
+    if "inline_bytes" in source:
+        try:
+            return base64.b64decode(source["inline_bytes"])
+        except ValueError:
+            return b""
+    if "inline_string" in source:
+        return source["inline_string"].encode()
+    return b""
+
+
+def _first_pem(pem: bytes) -> bytes:
+    end = b"-----END CERTIFICATE-----"
+    i = pem.find(end)
+    return pem[: i + len(end)] if i >= 0 else pem
+
+
+SECRET_HEADERS = ("RESOURCE NAME", "TYPE", "STATUS", "VALID CERT", "SERIAL NUMBER",
+                  "NOT AFTER", "NOT BEFORE")
+
+
+def _ts(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+def secret_table(secrets: list[Secret], now: dt.datetime | None = None,
+                 wide: bool = False) -> Table:
+    """One row per certificate (a SPIFFE CA has one per trust domain); `now` decides VALID CERT
+    (default: the current UTC time); wide adds TRUST DOMAIN and LAST UPDATED."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for s in secrets:
+        for cert in s.certs or (CertInfo(),):
+            row = (s.name, s.kind, s.status, str(cert.valid_at(now)).lower(), cert.serial,
+                   _ts(cert.not_after), _ts(cert.not_before))
+            if wide:
+                row += (cert.trust_domain, s.last_updated)
+            rows.append(row)
+    headers = SECRET_HEADERS + (("TRUST DOMAIN", "LAST UPDATED") if wide else ())
+    return Table(headers, rows, [s.raw for s in secrets])

@@ -1,0 +1,81 @@
+"""The one `-o` dispatcher every command uses: short/wide tables, json, yaml; and colour."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any, Mapping, Sequence
+
+from kubectl_mesh.errors import UsageError
+
+FORMATS = ("short", "wide", "json", "yaml")
+
+
+def check_format(fmt: str) -> str:
+    """Validate an `-o` value early (before any fetch); UsageError lists the allowed ones."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    return fmt
+
+
+def write(out: IO[str], fmt: str, *, headers: Sequence[str] = (),
+          rows: Sequence[Sequence[Any]] = (), data: Any = None, gap: int = 5) -> None:
+    """Render to `out`: `short`/`wide` as an aligned table (the caller chose the columns),
+    `json`/`yaml` as `data`. BrokenPipeError propagates to the top-level handler."""
+    check_format(fmt)
+    if fmt == "json":
+        json.dump(data, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "yaml":
+        out.write(to_yaml(data))
+    else:
+        out.write(render_table(headers, rows, gap))
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], gap: int = 5) -> str:
+    """Columns left-aligned and separated by at least `gap` spaces, like Go's tabwriter with
+    that padding (istioctl: 5, listeners 1). Trailing spaces are stripped; '' if no headers."""
+    if not headers:
+        return ""
+    from tabulate import DataRow, TableFormat, tabulate  # imported on use: start-up time
+
+    sep = " " * gap
+    fmt = TableFormat(lineabove=None, linebelowheader=None, linebetweenrows=None,
+                      linebelow=None, headerrow=DataRow("", sep, ""),
+                      datarow=DataRow("", sep, ""), padding=0, with_header_hide=None)
+    # The header goes in as a data row: tabulate pads real headers by 2 extra spaces
+    # (MIN_PADDING), which tabwriter does not.
+    cells = [list(headers)] + [["" if c is None else str(c) for c in r] for r in rows]
+    text = tabulate(cells, tablefmt=fmt, disable_numparse=True, stralign="left")
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def to_yaml(data: Any) -> str:
+    """YAML in document order (not sorted), block style, using libyaml when present."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True)
+
+
+def use_colour(stream: IO, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed stream
+        return False
+
+
+_CODES = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+def colour(text: str, name: str, enabled: bool) -> str:
+    """Wrap `text` in an ANSI colour (`red`, `green`, `yellow`, `bold`, `dim`) when enabled."""
+    if not enabled or name not in _CODES:
+        return text
+    return f"\033[{_CODES[name]}m{text}\033[0m"

@@ -1,0 +1,70 @@
+"""The -o dispatcher and the colour helper."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import yaml
+
+from kubectl_mesh import output
+from kubectl_mesh.errors import UsageError
+
+
+def test_table_is_tabwriter_aligned_with_gap_and_no_trailing_space():
+    out = io.StringIO()
+    output.write(out, "short", headers=("NAME", "PORT", "X"), rows=[("a", "80", ""),
+                                                                    ("long-name", "8080", "y")])
+    assert out.getvalue() == ("NAME          PORT     X\n"
+                              "a             80\n"
+                              "long-name     8080     y\n")
+
+
+def test_numbers_are_not_reformatted_and_gap_one():
+    out = io.StringIO()
+    output.write(out, "wide", headers=("A", "B"), rows=[("007", "1e3")], gap=1)
+    assert out.getvalue() == "A   B\n007 1e3\n"
+
+
+def test_json_keeps_big_integers_exact():
+    out = io.StringIO()
+    big = 2**64 - 1
+    output.write(out, "json", data={"value": big})
+    assert json.loads(out.getvalue())["value"] == big and str(big) in out.getvalue()
+
+
+def test_yaml_keeps_key_order():
+    out = io.StringIO()
+    output.write(out, "yaml", data=[{"name": "b", "address": "a"}])
+    assert out.getvalue() == "- name: b\n  address: a\n"
+    assert yaml.safe_load(out.getvalue()) == [{"name": "b", "address": "a"}]
+
+
+def test_unknown_format_lists_allowed():
+    with pytest.raises(UsageError, match=r"unknown output format 'table'; allowed: short, wide, "
+                                         r"json, yaml"):
+        output.write(io.StringIO(), "table", headers=("A",), rows=[])
+
+
+class _Pipe(io.StringIO):
+    def write(self, s):
+        raise BrokenPipeError
+
+
+def test_broken_pipe_propagates():
+    with pytest.raises(BrokenPipeError):
+        output.write(_Pipe(), "short", headers=("A",), rows=[("x",)])
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stream,env,expected", [
+    (_Tty(), {}, True), (_Tty(), {"NO_COLOR": "1"}, False), (io.StringIO(), {}, False),
+], ids=["tty", "no-color", "pipe"])
+def test_use_colour(stream, env, expected):
+    assert output.use_colour(stream, env) is expected
+    assert output.colour("x", "red", expected) == ("\033[31mx\033[0m" if expected else "x")
