@@ -1,0 +1,74 @@
+"""The command registry: every `kubectl mesh` command, its module and a one-line summary.
+
+This is the one place that knows which commands exist. It must stay cheap to import:
+`kubectl mesh --help`, the dispatcher and shell completion read it on every run, so it
+imports no command module and nothing outside the standard library.
+
+Contract for a command module `kubectl_mesh.cli.<name>`:
+- `main(argv=None, stdout=None, stderr=None) -> int`, normally
+  `return common.run(_main, argv, prog=common.prog_name("<name>"), stdout=stdout, stderr=stderr)`;
+- `build_parser(prog: str) -> argparse.ArgumentParser` (optional, but shell completion uses
+  it for the command's own flags; without it completion offers the common flags only);
+- no heavy imports at module level (kubernetes, requests, yaml are imported inside functions).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `kubectl mesh <name>` command."""
+
+    name: str
+    summary: str
+    takes_target: bool = True  # first positional is a pod/workload (shell completion)
+
+    @property
+    def module(self) -> str:
+        return f"{__name__}.{self.name}"
+
+    @property
+    def executable(self) -> str:
+        """The separate plugin executable pip installs, e.g. `kubectl-mesh-routes`."""
+        return f"kubectl-mesh-{self.name}"
+
+    def is_installed(self) -> bool:
+        """Whether the command's module can be imported, without importing it."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("sync", "Show whether each proxy's config is in sync with istiod"),
+    Command("routes", "Show a proxy's routes: virtual hosts, matches and destinations"),
+    Command("listeners", "Show a proxy's listeners and filter chains"),
+    Command("clusters", "Show a proxy's clusters (upstream services) and their settings"),
+    Command("endpoints", "Show a proxy's endpoints and their health"),
+    Command("secrets", "Show a proxy's certificates and when they expire"),
+    Command("loglevel", "Show or change a proxy's log levels"),
+    Command("sniff", "Capture a pod's traffic to a pcap file or Wireshark"),
+    Command("accesslog", "Follow a proxy's access log"),
+)
+
+# Dispatcher-only commands (handled in dispatch.py, no module of their own).
+BUILTINS: tuple[tuple[str, str], ...] = (
+    ("version", "Print the kubectl-mesh version"),
+    ("help", "Show help for a command"),
+)
+
+
+def find_command(name: str) -> Command | None:
+    """The registered command called `name`, or None."""
+    for command in COMMANDS:
+        if command.name == name:
+            return command
+    return None
+
+
+def command_names() -> tuple[str, ...]:
+    return tuple(command.name for command in COMMANDS)
