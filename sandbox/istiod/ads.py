@@ -1,0 +1,237 @@
+"""The ADS server (SotW, gRPC) and the per-proxy, per-type sync state syncz reports.
+
+Sync state follows istiod: per type the nonce sent, the nonce ACKed, the send time and the
+last NACK message. A NACK leaves "acked" at the last good nonce; the next good ACK clears the
+error. Requests carrying a nonce other than the last one sent are stale and ignored (Envoy
+re-subscribes to EDS with an old nonce when CDS and EDS change together).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import queue
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from sandbox.istiod import resources, translate
+from sandbox.istiod.mesh import Mesh
+from sandbox.istiod.proxy import BadNodeId, Proxy
+
+log = logging.getLogger("sandbox.istiod.ads")
+
+ISTIOD_VERSION = "1.28.0-sandbox"
+
+
+@dataclass
+class WatchedResource:
+    """What one proxy subscribed to for one type URL, and where its sync stands."""
+
+    type_url: str
+    names: list[str] = field(default_factory=list)
+    names_sent: list[str] | None = None
+    nonce_sent: str = ""
+    version_sent: str = ""
+    sent_time: datetime | None = None
+    nonce_acked: str = ""
+    last_error: str = ""
+
+
+@dataclass
+class Connection:
+    """One ADS stream. Only its stream thread writes; debug readers take `lock`."""
+
+    id: str
+    peer: str
+    connected_at: datetime
+    events: queue.Queue = field(default_factory=queue.Queue, repr=False)
+    proxy: Proxy | None = None
+    watched: dict[str, WatchedResource] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def watched_copy(self) -> dict[str, WatchedResource]:
+        with self.lock:
+            return {k: WatchedResource(**vars(v)) for k, v in self.watched.items()}
+
+
+def _envoy_version(node) -> str:
+    build = node.user_agent_build_version.version
+    if build.major_number or build.minor_number:
+        return f"{build.major_number}.{build.minor_number}.{build.patch}"
+    return ""
+
+
+def _metadata(node) -> dict:
+    return json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
+
+
+class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    """Serves the current Mesh to every connected proxy and pushes when it changes."""
+
+    def __init__(self, mesh: Mesh | None = None, identifier: str | None = None):
+        self._mesh = mesh or Mesh()
+        self._lock = threading.Lock()
+        self._connections: dict[str, Connection] = {}
+        self._ids = itertools.count(1)
+        self._identifier = json.dumps({"Component": "istiod",
+                                       "ID": identifier or socket.gethostname(),
+                                       "Info": {"version": ISTIOD_VERSION}})
+
+    @property
+    def mesh(self) -> Mesh:
+        with self._lock:
+            return self._mesh
+
+    def set_mesh(self, mesh: Mesh) -> None:
+        """Replace the snapshot and push to every connected proxy."""
+        with self._lock:
+            self._mesh = mesh
+            connections = list(self._connections.values())
+        for conn in connections:
+            conn.events.put(("push", None))
+
+    def connections(self) -> list[Connection]:
+        """Connected proxies that identified themselves, sorted by proxy id."""
+        with self._lock:
+            conns = [c for c in self._connections.values() if c.proxy is not None]
+        return sorted(conns, key=lambda c: (c.proxy.id, c.id))
+
+    def connection_for(self, proxy_id: str) -> Connection | None:
+        return next((c for c in reversed(self.connections()) if c.proxy.id == proxy_id), None)
+
+    # -- the gRPC method -------------------------------------------------------------------
+
+    def StreamAggregatedResources(self, request_iterator, context) -> Iterator:
+        conn = Connection(id=f"{context.peer()}-{next(self._ids)}", peer=context.peer(),
+                          connected_at=datetime.now(timezone.utc))
+        context.add_callback(lambda: conn.events.put(("closed", None)))
+        threading.Thread(target=self._read, args=(request_iterator, conn), daemon=True,
+                         name=f"ads-read-{conn.id}").start()
+        with self._lock:
+            self._connections[conn.id] = conn
+        try:
+            while True:
+                kind, request = conn.events.get()
+                if kind == "closed":
+                    return
+                try:
+                    responses = (self._on_request(conn, request) if kind == "request"
+                                 else self._on_push(conn))
+                except BadNodeId as e:
+                    log.warning("closing stream %s: %s", conn.peer, e)
+                    return
+                except Exception:  # never let one bad request or push kill the stream
+                    log.exception("ADS error for %s", conn.proxy.id if conn.proxy else conn.peer)
+                    continue
+                yield from responses
+        finally:
+            with self._lock:
+                self._connections.pop(conn.id, None)
+            log.info("ADS stream closed: %s", conn.proxy.id if conn.proxy else conn.peer)
+
+    @staticmethod
+    def _read(request_iterator, conn: Connection) -> None:
+        try:
+            for request in request_iterator:
+                conn.events.put(("request", request))
+        except Exception as e:  # stream cancelled or broken: the generator ends the stream
+            log.debug("ADS read ended for %s: %s", conn.peer, e)
+        finally:
+            conn.events.put(("closed", None))
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _on_request(self, conn: Connection, request) -> list:
+        if conn.proxy is None:
+            conn.proxy = Proxy.from_node_id(request.node.id, _metadata(request.node),
+                                            _envoy_version(request.node))
+            log.info("ADS stream from %s (%s)", conn.proxy.id, conn.peer)
+        type_url = request.type_url
+        names = list(request.resource_names)
+        watched = conn.watched.get(type_url)
+        if request.response_nonce and watched is not None:
+            if request.response_nonce != watched.nonce_sent:
+                log.debug("%s: stale nonce for %s ignored", conn.proxy.id, type_url)
+                return []
+            with conn.lock:
+                watched.names = names
+                if request.HasField("error_detail"):
+                    watched.last_error = request.error_detail.message
+                    log.warning("%s NACK %s: %s", conn.proxy.id, translate.SHORT_NAMES.get(
+                        type_url, type_url), request.error_detail.message)
+                    return []
+                watched.nonce_acked = request.response_nonce
+                watched.last_error = ""
+            # An ACK that names other resources than we answered is a subscription change.
+            if (type_url in translate.NAMED_TYPES
+                    and sorted(names) != sorted(watched.names_sent or [])):
+                return [r for r in [self._respond(conn, watched, force=True)] if r]
+            return []
+        # A new subscription (or a new stream resuming with its old version): always answer.
+        with conn.lock:
+            watched = conn.watched.setdefault(type_url, WatchedResource(type_url))
+            watched.names = names
+        return [r for r in [self._respond(conn, watched, force=True)] if r]
+
+    def _on_push(self, conn: Connection) -> list:
+        if conn.proxy is None:
+            return []
+        responses = []
+        force = False
+        for type_url in translate.PUSH_ORDER:
+            watched = conn.watched.get(type_url)
+            if watched is not None:
+                try:
+                    response = self._respond(conn, watched, force=force)
+                except Exception:
+                    log.exception("push of %s to %s failed", type_url, conn.proxy.id)
+                    continue
+                if response is not None:
+                    responses.append(response)
+                # An updated cluster warms until it gets an EDS response, even an unchanged
+                # one; an updated listener likewise wants its routes: like istiod's full push,
+                # resend the dependent type (same version, new nonce).
+                force = response is not None and type_url in (resources.CLUSTER_TYPE,
+                                                              resources.LISTENER_TYPE)
+        return responses
+
+    def _respond(self, conn: Connection, watched: WatchedResource, force: bool):
+        if watched.type_url not in resources.MESSAGES:
+            if not force:
+                return None
+            packed = []  # unknown types (e.g. ECDS if ever subscribed): answer empty
+        else:
+            mesh = self.mesh
+            proxy = conn.proxy.with_pod(mesh)
+            content = translate.for_subscription(mesh, proxy, watched.type_url, watched.names)
+            packed = [resources.to_any(watched.type_url, r) for r in content]
+        version = resources.version_of(packed)
+        if not force and version == watched.version_sent:
+            return None
+        nonce = str(uuid.uuid4())
+        with conn.lock:
+            watched.nonce_sent = nonce
+            watched.version_sent = version
+            watched.sent_time = datetime.now(timezone.utc)
+            watched.names_sent = list(watched.names)
+        log.debug("push %s to %s: version %s nonce %s (%d resources)",
+                  translate.SHORT_NAMES.get(watched.type_url), conn.proxy.id, version, nonce,
+                  len(packed))
+        return discovery_pb2.DiscoveryResponse(
+            version_info=version, resources=packed, type_url=watched.type_url, nonce=nonce,
+            control_plane=base_pb2.ControlPlane(identifier=self._identifier))
+
+
+def serve(server, ads: AdsServer) -> None:
+    """Register `ads` on a grpc.Server."""
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
+

@@ -1,0 +1,105 @@
+"""Envoy bootstrap for a sandbox pod's istio-proxy: node identity, admin, ADS to istiod."""
+
+from __future__ import annotations
+
+import json
+
+from sandbox.istiod.mesh import DOMAIN_SUFFIX, labels_of, name_of, namespace_of, pod_ip
+
+ISTIO_VERSION = "1.28.0"
+ADMIN_PORT = 15000
+PROMETHEUS_PORT = 15090
+STATUS_PORT = 15021
+ADS_SOURCE = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+
+
+def workload_name(pod: dict) -> str:
+    """The owning Deployment's name (ReplicaSet name minus its hash), else the pod's name."""
+    for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "ReplicaSet" and "-" in owner.get("name", ""):
+            return owner["name"].rsplit("-", 1)[0]
+        if owner.get("name"):
+            return owner["name"]
+    return name_of(pod)
+
+
+def node_id(pod: dict, proxy_type: str) -> str:
+    ns = namespace_of(pod)
+    return f"{proxy_type}~{pod_ip(pod)}~{name_of(pod)}.{ns}~{ns}.{DOMAIN_SUFFIX}"
+
+
+def _pod_ports(pod: dict) -> list[dict]:
+    ports = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") == "istio-proxy":
+            continue
+        ports += [{k: p[k] for k in ("name", "containerPort", "protocol") if k in p}
+                  for p in container.get("ports") or []]
+    return ports
+
+
+def _static_cluster(name: str, ip: str, port: int, source_ip: str, http2: bool) -> dict:
+    cluster = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
+            "endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}}}]}]},
+        "upstream_bind_config": {"source_address": {"address": source_ip, "port_value": 0}},
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}}
+    return cluster
+
+
+def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int]) -> dict:
+    """The bootstrap JSON for the pod's Envoy (`proxy_type` is "sidecar" or "router")."""
+    if proxy_type not in ("sidecar", "router"):
+        raise ValueError(f"proxy_type must be 'sidecar' or 'router', not {proxy_type!r}")
+    ip = pod_ip(pod)
+    if not ip:
+        raise ValueError(f"pod {name_of(pod)}.{namespace_of(pod)} has no status.podIP yet")
+    ns = namespace_of(pod)
+    labels = labels_of(pod)
+    workload = workload_name(pod)
+    service_cluster = f"{labels.get('app', workload)}.{ns}"
+    metadata = {
+        "NAME": name_of(pod),
+        "NAMESPACE": ns,
+        "LABELS": labels,
+        "ANNOTATIONS": (pod.get("metadata") or {}).get("annotations") or {},
+        "CLUSTER_ID": "Kubernetes",
+        "ISTIO_VERSION": ISTIO_VERSION,
+        "INSTANCE_IPS": ip,
+        "WORKLOAD_NAME": workload,
+        "OWNER": f"kubernetes://apis/apps/v1/namespaces/{ns}/deployments/{workload}",
+        "MESH_ID": "cluster.local",
+        "SERVICE_ACCOUNT": (pod.get("spec") or {}).get("serviceAccountName", "default"),
+        "POD_PORTS": json.dumps(_pod_ports(pod)),
+        "ENVOY_PROMETHEUS_PORT": PROMETHEUS_PORT,
+        "ENVOY_STATUS_PORT": STATUS_PORT,
+        "PROXY_CONFIG": {"discoveryAddress": f"{xds_address[0]}:{xds_address[1]}",
+                         "proxyAdminPort": ADMIN_PORT},
+        "sandbox": True,
+    }
+    if proxy_type == "sidecar":
+        metadata["INTERCEPTION_MODE"] = "REDIRECT"
+    return {
+        "node": {"id": node_id(pod, proxy_type), "cluster": service_cluster,
+                 "locality": {}, "metadata": metadata},
+        "admin": {"address": {"socket_address": {"address": ip, "port_value": ADMIN_PORT}}},
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                           "set_node_on_first_message_only": True,
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
+            "cds_config": ADS_SOURCE,
+            "lds_config": ADS_SOURCE,
+        },
+        "static_resources": {"clusters": [
+            _static_cluster("xds-grpc", xds_address[0], int(xds_address[1]), ip, http2=True),
+            _static_cluster("prometheus_stats", ip, ADMIN_PORT, ip, http2=False),
+        ]},
+    }

@@ -1,0 +1,166 @@
+"""CDS and EDS: Istio-shaped clusters and ClusterLoadAssignments as proto-JSON dicts."""
+
+from __future__ import annotations
+
+from sandbox.istiod.mesh import Mesh, Service, namespace_of, name_of, pod_ip, pod_ready, target_port
+from sandbox.istiod.proxy import Proxy
+
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+INVALID_ANNOTATION = "sandbox.kubectl-mesh.io/invalid"
+ADS_SOURCE = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+
+
+def cluster_name(direction: str, port: int | str, subset: str = "", fqdn: str = "") -> str:
+    return f"{direction}|{port}|{subset}|{fqdn}"
+
+
+def config_path(kind: str, obj: dict) -> str:
+    """The `istio.config` metadata value naming the Istio object a resource came from."""
+    return (f"/apis/networking.istio.io/v1/namespaces/{namespace_of(obj)}/"
+            f"{kind}/{name_of(obj)}")
+
+
+def _common(name: str, proxy: Proxy) -> dict:
+    return {
+        "name": name,
+        "connect_timeout": "10s",
+        # Istio sets 0 so that all-unhealthy endpoints give UH instead of panic routing.
+        "common_lb_config": {"healthy_panic_threshold": {}},
+        # All pods share the host loopback: bind so access logs show the pod's address.
+        "upstream_bind_config": {"source_address": {"address": proxy.ip, "port_value": 0}},
+    }
+
+
+def _invalid(dr: dict | None) -> bool:
+    annotations = (dr or {}).get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(INVALID_ANNOTATION, "")).lower() == "true"
+
+
+def _eds_cluster(name: str, service: Service, proxy: Proxy, dr: dict | None) -> dict:
+    cluster = _common(name, proxy)
+    cluster.update({
+        "type": "EDS",
+        "eds_cluster_config": {"service_name": name, "eds_config": ADS_SOURCE},
+        "lb_policy": "LEAST_REQUEST",
+    })
+    istio = {"services": [{"host": service.fqdn, "name": service.name,
+                           "namespace": service.namespace}]}
+    if dr is not None:
+        istio["config"] = config_path("destination-rule", dr)
+        policy = ((dr.get("spec") or {}).get("trafficPolicy") or {}).get("loadBalancer") or {}
+        simple = policy.get("simple")
+        if simple in ("ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"):
+            cluster["lb_policy"] = simple
+        if _invalid(dr):
+            # Deliberately invalid (sandbox annotation): a ring smaller than its minimum, so
+            # Envoy NACKs CDS with its own message ("Error adding/updating cluster(s) ...").
+            cluster["lb_policy"] = "RING_HASH"
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": "2048",
+                                              "maximum_ring_size": "1024"}
+    cluster["metadata"] = {"filter_metadata": {"istio": istio}}
+    return cluster
+
+
+def _subsets(dr: dict | None) -> list[dict]:
+    return [s for s in ((dr or {}).get("spec") or {}).get("subsets") or [] if s.get("name")]
+
+
+def outbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    clusters = []
+    for service in mesh.services:
+        dr = mesh.destination_rule_for(service.fqdn)
+        for port in service.ports:
+            number = int(port["port"])
+            clusters.append(_eds_cluster(cluster_name("outbound", number, "", service.fqdn),
+                                         service, proxy, dr))
+            for subset in _subsets(dr):
+                clusters.append(_eds_cluster(
+                    cluster_name("outbound", number, subset["name"], service.fqdn),
+                    service, proxy, dr))
+    return clusters
+
+
+def inbound_ports(mesh: Mesh, proxy: Proxy) -> list[int]:
+    """Target ports of the Services selecting the proxy's pod (each becomes `inbound|P||`)."""
+    pod = mesh.pod(proxy.name, proxy.namespace)
+    ports: list[int] = []
+    for service in mesh.services_selecting(proxy.labels, proxy.namespace):
+        for port in service.ports:
+            number = target_port(port, pod)
+            if number is not None and number not in ports:
+                ports.append(number)
+    return sorted(ports)
+
+
+def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    clusters = []
+    for number in inbound_ports(mesh, proxy):
+        name = cluster_name("inbound", number)
+        cluster = _common(name, proxy)
+        cluster.update({
+            "type": "STATIC",
+            "lb_policy": "ROUND_ROBIN",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": proxy.ip, "port_value": number}}}}]}]},
+        })
+        clusters.append(cluster)
+    return clusters
+
+
+def special_clusters(proxy: Proxy) -> list[dict]:
+    blackhole = _common("BlackHoleCluster", proxy)
+    blackhole["type"] = "STATIC"
+    passthrough = _common("PassthroughCluster", proxy)
+    passthrough.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
+    return [blackhole, passthrough]
+
+
+def clusters_for(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    result = outbound_clusters(mesh, proxy) + special_clusters(proxy)
+    if proxy.type == "sidecar":
+        result += inbound_clusters(mesh, proxy)
+    return result
+
+
+def _endpoint_port(service: Service, number: int, pod: dict) -> int | None:
+    port = service.port(number)
+    return target_port(port, pod) if port else None
+
+
+def load_assignment(mesh: Mesh, name: str) -> dict | None:
+    """The ClusterLoadAssignment of an `outbound|port|subset|fqdn` cluster, None if unknown."""
+    parts = name.split("|")
+    if len(parts) != 4 or parts[0] != "outbound" or not parts[1].isdigit():
+        return None
+    number, subset, fqdn = int(parts[1]), parts[2], parts[3]
+    service = mesh.service_by_host(fqdn)
+    if service is None or service.port(number) is None:
+        return None
+    subset_labels: dict = {}
+    if subset:
+        match = next((s for s in _subsets(mesh.destination_rule_for(fqdn))
+                      if s["name"] == subset), None)
+        if match is None:
+            return None
+        subset_labels = match.get("labels") or {}
+    lb_endpoints = []
+    for pod in mesh.pods_for(service, subset_labels):
+        port = _endpoint_port(service, number, pod)
+        if port is None:
+            continue
+        lb_endpoints.append({
+            "endpoint": {"address": {"socket_address": {"address": pod_ip(pod),
+                                                        "port_value": port}}},
+            "health_status": "HEALTHY" if pod_ready(pod) else "UNHEALTHY",
+            "load_balancing_weight": 1,
+        })
+    assignment: dict = {"cluster_name": name}
+    if lb_endpoints:
+        assignment["endpoints"] = [{"locality": {}, "lb_endpoints": lb_endpoints}]
+    return assignment
+
+
+def load_assignments_for(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    names = [c["name"] for c in clusters_for(mesh, proxy) if c.get("type") == "EDS"]
+    return [a for a in (load_assignment(mesh, n) for n in names) if a is not None]

@@ -1,0 +1,121 @@
+"""LDS: Istio-shaped listeners. Pods share the host loopback, so listeners that must accept
+traffic bind the pod IP (names keep Istio's `0.0.0.0_<port>` form)."""
+
+from __future__ import annotations
+
+from sandbox.istiod.clusters import ADS_SOURCE, cluster_name, inbound_ports
+from sandbox.istiod.mesh import Mesh
+from sandbox.istiod.proxy import Proxy
+from sandbox.istiod.routes import gateway_ports
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+HCM_TYPE = ("type.googleapis.com/"
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
+
+# Istio's default TEXT access log format (meshConfig.accessLogFile with the default encoding).
+ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    '%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+    '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% '
+    '%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n'
+)
+ACCESS_LOG = {
+    "name": "envoy.access_loggers.file",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": "/dev/stdout",
+        "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+    },
+}
+ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+
+
+def _address(ip: str, port: int) -> dict:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def http_connection_manager(stat_prefix: str, *, rds: str | None = None,
+                            route_config: dict | None = None, gateway: bool = False) -> dict:
+    config: dict = {"@type": HCM_TYPE, "stat_prefix": stat_prefix}
+    if rds is not None:
+        config["rds"] = {"config_source": ADS_SOURCE, "route_config_name": rds}
+    else:
+        config["route_config"] = route_config
+    config.update({
+        "http_filters": [ROUTER],
+        "access_log": [ACCESS_LOG],
+        "use_remote_address": gateway,
+        "normalize_path": True,
+        "request_id_extension": {"typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+            "use_request_id_for_trace_sampling": True}},
+    })
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def gateway_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    targets = sorted({target for _, _, _, target in gateway_ports(mesh, proxy)})
+    return [{
+        "name": f"0.0.0.0_{target}",
+        "address": _address(proxy.ip, target),
+        "filter_chains": [{"filters": [http_connection_manager(
+            f"outbound_0.0.0.0_{target}", rds=f"http.{target}", gateway=True)]}],
+        "traffic_direction": "OUTBOUND",
+    } for target in targets]
+
+
+def _inbound_route(port: int) -> dict:
+    name = cluster_name("inbound", port)
+    return {"name": name, "validate_clusters": False, "virtual_hosts": [{
+        "name": f"inbound|http|{port}", "domains": ["*"], "routes": [{
+            "name": "default", "match": {"prefix": "/"},
+            "route": {"cluster": name, "timeout": "0s"},
+            "decorator": {"operation": f":{port}/*"}}]}]}
+
+
+def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    passthrough = {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": "PassthroughCluster", "cluster": "PassthroughCluster"}}
+    listeners = [{
+        "name": "virtualOutbound",
+        "address": _address(proxy.ip, 15001),
+        "filter_chains": [{"name": "virtualOutbound-catchall-tcp", "filters": [passthrough]}],
+        "use_original_dst": True,
+        "traffic_direction": "OUTBOUND",
+    }, {
+        "name": "virtualInbound",
+        "address": _address(proxy.ip, 15006),
+        "filter_chains": [{
+            "name": f"0.0.0.0_{port}",
+            "filter_chain_match": {"destination_port": port},
+            "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}",
+                                                route_config=_inbound_route(port))],
+        } for port in inbound_ports(mesh, proxy)] or [{
+            "name": "virtualInbound-blackhole", "filters": [{
+                "name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                    "@type": passthrough["typed_config"]["@type"],
+                    "stat_prefix": "BlackHoleCluster", "cluster": "BlackHoleCluster"}}]}],
+        "traffic_direction": "INBOUND",
+    }]
+    ports = sorted({int(p["port"]) for s in mesh.services for p in s.ports})
+    for port in ports:
+        listeners.append({
+            "name": f"0.0.0.0_{port}",
+            "address": _address("0.0.0.0", port),
+            "filter_chains": [{"filters": [http_connection_manager(
+                f"outbound_0.0.0.0_{port}", rds=str(port))]}],
+            "bind_to_port": False,
+            "traffic_direction": "OUTBOUND",
+        })
+    return listeners
+
+
+def listeners_for(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    if proxy.type == "router":
+        return gateway_listeners(mesh, proxy)
+    return sidecar_listeners(mesh, proxy)

@@ -1,0 +1,64 @@
+"""Proto-JSON dicts ↔ protobuf messages, and content versions."""
+
+from __future__ import annotations
+
+import hashlib
+
+from google.protobuf import any_pb2, json_format
+
+# Imported for their side effect: registering the types that typed_config Anys refer to.
+from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
+    http_connection_manager_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+from envoy.extensions.request_id.uuid.v3 import uuid_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from envoy.admin.v3 import config_dump_pb2  # noqa: F401
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+
+from sandbox.istiod.translate import ENDPOINT_TYPE
+from sandbox.istiod.clusters import CLUSTER_TYPE
+from sandbox.istiod.listeners import LISTENER_TYPE
+from sandbox.istiod.routes import ROUTE_TYPE
+
+MESSAGES = {
+    CLUSTER_TYPE: cluster_pb2.Cluster,
+    ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
+    LISTENER_TYPE: listener_pb2.Listener,
+    ROUTE_TYPE: route_pb2.RouteConfiguration,
+}
+
+
+def to_message(type_url: str, resource: dict):
+    """Parse a proto-JSON dict into its Envoy message (raises json_format.ParseError)."""
+    return json_format.ParseDict(resource, MESSAGES[type_url]())
+
+
+def to_any(type_url: str, resource: dict) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(to_message(type_url, resource))
+    return packed
+
+
+def to_json(message) -> dict:
+    """Envoy admin style JSON (proto field names), as in Envoy's own /config_dump."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def normalized(type_url: str, resource: dict) -> dict:
+    """The dict as Envoy would print it (`10s`, enum names, defaults dropped) with `@type`."""
+    return {"@type": type_url, **to_json(to_message(type_url, resource))}
+
+
+def version_of(packed: list[any_pb2.Any]) -> str:
+    """A content hash: the version moves only when what is sent changes."""
+    digest = hashlib.sha256()
+    for item in packed:
+        digest.update(item.SerializeToString(deterministic=True))
+    return digest.hexdigest()[:16]
