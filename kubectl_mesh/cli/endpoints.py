@@ -1,0 +1,32 @@
+"""`kubectl mesh endpoints TARGET`: the proxy's endpoints with health (`/clusters?format=json`)."""
+
+from __future__ import annotations
+
+from kubectl_mesh.cli import proxyconfig
+
+
+def _flags(p) -> None:
+    p.add_argument("--address", default="", help="only endpoints with this IP")
+    p.add_argument("--port", type=int, default=0, help="only endpoints on this port")
+    p.add_argument("--cluster", default="", help="only endpoints of this cluster")
+    p.add_argument("--status", default="", help="only endpoints with this health status, e.g. HEALTHY")
+
+
+def _table(dump, args, fmt):
+    from kubectl_mesh.configdump import EndpointFilter, endpoint_table
+    flt = EndpointFilter(address=args.address, port=args.port, cluster=args.cluster,
+                         status=args.status)
+    return endpoint_table(dump.endpoints, flt, wide=fmt == "wide")
+
+
+RESOURCE = proxyconfig.Resource(
+    "endpoints", "Show a proxy's endpoints and their health.", _flags, _table,
+    fetch=lambda admin: admin.clusters(),
+    epilog="--file also accepts the output of Envoy's /clusters?format=json.")
+
+
+def build_parser(prog: str):
+    return proxyconfig.build_parser(RESOURCE, prog)
+
+
+main = proxyconfig.main_for(RESOURCE)

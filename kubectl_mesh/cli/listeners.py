@@ -1,0 +1,38 @@
+"""`kubectl mesh listeners TARGET`: the proxy's listeners and filter chains."""
+
+from __future__ import annotations
+
+from kubectl_mesh.cli import proxyconfig
+
+
+def _type(text: str) -> str:
+    import argparse
+    value = text.upper()
+    if value not in ("HTTP", "TCP", "HTTP+TCP"):
+        raise argparse.ArgumentTypeError(f"invalid type {text!r}: choose HTTP, TCP or HTTP+TCP")
+    return value
+
+
+def _flags(p) -> None:
+    p.add_argument("--address", default="", help="only listeners with this address")
+    p.add_argument("--port", type=int, default=0, help="only listeners on this port")
+    p.add_argument("--type", type=_type, default=None, help="only HTTP, TCP or HTTP+TCP listeners")
+    p.add_argument("--summary", action="store_true",
+                   help="one row per listener (ADDRESSES PORT TYPE) instead of per filter chain")
+
+
+def _table(dump, args, fmt):
+    from kubectl_mesh.configdump import ListenerFilter, listener_table
+    flt = ListenerFilter(address=args.address, port=args.port, type=args.type or "")
+    return listener_table(dump.listeners, flt, verbose=not args.summary, wide=fmt == "wide")
+
+
+RESOURCE = proxyconfig.Resource("listeners", "Show a proxy's listeners and filter chains.",
+                                _flags, _table)
+
+
+def build_parser(prog: str):
+    return proxyconfig.build_parser(RESOURCE, prog)
+
+
+main = proxyconfig.main_for(RESOURCE)

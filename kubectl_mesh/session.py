@@ -1,0 +1,113 @@
+"""A connection to one cluster as the user's flags describe it, and the proxies a target means."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Callable, Iterable, Iterator, TypeVar
+
+from kubectl_mesh.cli.common import ClusterOptions
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Session:
+    """The resolved kubeconfig context and a lean API client; close() when done."""
+
+    options: ClusterOptions
+    config: object  # kube.kubeconfig.ApiConfig
+    api: object  # kube.api.KubeApi
+
+    @classmethod
+    def open(cls, options: ClusterOptions) -> "Session":
+        from kubectl_mesh.kube.api import KubeApi
+        from kubectl_mesh.kube.kubeconfig import load_config
+        config = load_config(options.kubeconfig, options.context, options.namespace)
+        return cls(options, config, KubeApi(config, timeout=options.request_timeout))
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def proxies(self, target: str | None, selector: str | None = None, *,
+                stderr: IO[str] | None = None) -> list:
+        """The Running proxy pods `target` (or `-l selector`) means; skipped pods are told."""
+        from kubectl_mesh.kube.targets import parse_target, resolve
+
+        def skipped(pod, reason: str) -> None:
+            if stderr is not None:
+                print(f"skipping {pod.ref}: {reason}", file=stderr)
+
+        return resolve(self.api, parse_target(target, selector), self.namespace, on_skip=skipped)
+
+    @contextlib.contextmanager
+    def admin(self, pod) -> Iterator[object]:
+        """An `EnvoyAdmin` for `pod` over a port-forward to its admin port."""
+        from kubectl_mesh.kube.portforward import open_admin
+        with open_admin(self.config, pod, self.options.proxy_admin_port,
+                        self.options.request_timeout) as admin:
+            yield admin
+
+
+def pick_one(pods: list, what: str, stderr: IO[str]) -> object:
+    """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)."""
+    if len(pods) == 1:
+        return pods[0]
+    ready = [p for p in pods if p.ready] or pods
+    chosen = ready[0]
+    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}; --all-pods compares them all)",
+          file=stderr)
+    return chosen
+
+
+def for_each(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
+             stderr: IO[str] | None = None, label: str = "proxies",
+             progress_after: float = 1.0) -> list[tuple[T, R | None, BaseException | None]]:
+    """Run `work` over `items` with at most `concurrency` at once; results in input order.
+
+    A progress line (`3/20 proxies`) goes to stderr once the work takes longer than
+    `progress_after` seconds, and only when stderr is a terminal.
+    """
+    items = list(items)
+    results: list = [None] * len(items)
+    done = 0
+    lock = threading.Lock()
+    started = time.monotonic()
+    show = stderr is not None and getattr(stderr, "isatty", lambda: False)()
+
+    def run(i: int):
+        nonlocal done
+        try:
+            results[i] = (items[i], work(items[i]), None)
+        except Exception as e:  # reported per item; the caller decides what it means
+            results[i] = (items[i], None, e)
+        with lock:
+            done += 1
+            if show and time.monotonic() - started > progress_after:
+                stderr.write(f"\r{done}/{len(items)} {label}")
+                stderr.flush()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(run, range(len(items))))
+    if show and time.monotonic() - started > progress_after:
+        stderr.write("\r\033[K")
+    return results
+
+
+def stderr_of(stream: IO[str] | None) -> IO[str]:
+    return stream if stream is not None else sys.stderr
