@@ -1,0 +1,104 @@
+"""`make demo`: start the sandbox's default scenario, walk the classic troubleshooting case with
+`kubectl mesh ...` through real kubectl, and stop everything again (on every exit path).
+
+The case: requests to catalog.istioinaction.io through the ingress gateway fail with 503,
+because a VirtualService routes to subsets no DestinationRule defines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from .testing import SCENARIOS, RunningSandbox, kubectl_binary
+
+BIN = pathlib.Path(sys.executable).parent
+GATEWAY = ("deploy/istio-ingressgateway", "-n", "istio-system")
+
+
+class Demo:
+    def __init__(self, sb: RunningSandbox, pause: float):
+        self.sb = sb
+        self.pause = pause
+        self.env = sb.env()
+        self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"
+
+    def say(self, text: str) -> None:
+        print(f"\n\033[1m# {text}\033[0m" if sys.stdout.isatty() else f"\n# {text}", flush=True)
+        time.sleep(self.pause)
+
+    def run(self, *args: str) -> int:
+        shown = " ".join(shlex.quote(a) for a in ("kubectl", *args))
+        print(f"$ {shown}", flush=True)
+        return subprocess.run([kubectl_binary(), *args], env=self.env).returncode
+
+    def curl(self, n: int = 5) -> None:
+        ip = self.sb.pod_ip("istio-system", "app=istio-ingressgateway")
+        print(f"$ for i in $(seq {n}); do curl -s -o /dev/null -w '%{{http_code}} ' "
+              f"-H 'Host: catalog.istioinaction.io' http://{ip}:8080/items; done", flush=True)
+        codes = []
+        for _ in range(n):
+            req = urllib.request.Request(f"http://{ip}:8080/items",
+                                         headers={"Host": "catalog.istioinaction.io"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    codes.append(str(r.status))
+            except urllib.error.HTTPError as e:
+                codes.append(str(e.code))
+        print(" ".join(codes), flush=True)
+
+
+def walk(demo: Demo) -> None:
+    demo.say("The mesh: a gateway, istiod, catalog v1 (1 pod) and v2 (2 pods), all with real Envoys")
+    demo.run("get", "pods", "-A", "-o", "wide")
+    demo.say("Requests through the gateway fail")
+    demo.curl()
+    demo.say("What does the gateway route catalog.istioinaction.io to?")
+    demo.run("mesh", "routes", *GATEWAY)
+    demo.run("mesh", "routes", *GATEWAY, "-o", "wide")
+    demo.say("Do the subset clusters the route points to exist?")
+    demo.run("mesh", "clusters", *GATEWAY, "--fqdn", "catalog.istioinaction.svc.cluster.local")
+    demo.say("No version-v1/version-v2 clusters: no DestinationRule defines the subsets. Apply one")
+    demo.run("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
+    time.sleep(1.0)
+    demo.run("mesh", "clusters", *GATEWAY, "--fqdn", "catalog.istioinaction.svc.cluster.local")
+    demo.run("mesh", "endpoints", *GATEWAY, "--cluster",
+             "outbound|80|version-v2|catalog.istioinaction.svc.cluster.local")
+    demo.say("Requests succeed now")
+    demo.curl()
+    demo.say("Every replica of catalog-v2 has the same config")
+    demo.run("mesh", "clusters", "deploy/catalog-v2", "-n", "istioinaction", "--all-pods",
+             "--fqdn", "catalog")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
+    p.add_argument("--pause", type=float, default=0.0, help="seconds to pause between steps")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kubectl-mesh-demo-") as tmp:
+        print("# Starting the sandbox (a Kubernetes API double, istiod and real Envoys)...",
+              flush=True)
+        started = time.monotonic()
+        with RunningSandbox(pathlib.Path(tmp) / "state") as sb:
+            print(f"# Up in {time.monotonic() - started:.1f}s; KUBECONFIG={sb.kubeconfig}",
+                  flush=True)
+            try:
+                walk(Demo(sb, args.pause))
+            except KeyboardInterrupt:
+                print("\n# Interrupted; stopping the sandbox", file=sys.stderr)
+                return 130
+            finally:
+                print("\n# Stopping the sandbox", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
