@@ -1,0 +1,154 @@
+"""A lean exec/attach client over WebSocket (`v5.channel.k8s.io`, else `v4.channel.k8s.io`).
+
+Each binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 status (the
+exit `Status` JSON), 4 resize; v5 adds `[255, ch]` = close channel ch (stdin EOF). Output is
+handed to callbacks as it arrives, so a capture never holds more than one message in memory.
+Errors before the upgrade are translated once, here (403 -> ForbiddenError, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Callable, Sequence
+from urllib.parse import urlencode
+
+import websocket
+
+from kubectl_mesh.errors import MeshError, UnreachableError
+from kubectl_mesh.kube.api import status_error
+from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.wsrelay import tls_context
+
+V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+OnData = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How the remote command ended: exit code (None = unknown) and the Status message."""
+
+    code: int | None
+    message: str = ""
+    reason: str = ""
+
+    @classmethod
+    def from_status(cls, raw: bytes) -> "ExitStatus":
+        try:
+            status = json.loads(raw)
+        except ValueError:
+            return cls(None, raw.decode(errors="replace"))
+        if status.get("status") == "Success":
+            return cls(0)
+        causes = (status.get("details") or {}).get("causes") or []
+        code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
+        return cls(int(code) if code and str(code).isdigit() else None,
+                   status.get("message", ""), status.get("reason", ""))
+
+
+class ExecStream:
+    """One exec or attach connection. `run()` pumps output until the command ends."""
+
+    def __init__(self, ws: websocket.WebSocket, what: str):
+        self.ws = ws
+        self.what = what  # "exec in pod x.ns container c", for messages
+        self.protocol = ws.subprotocol or V4
+        self.status: ExitStatus | None = None
+
+    def run(self, on_stdout: OnData, on_stderr: OnData) -> ExitStatus | None:
+        """Deliver output until the status arrives or the connection ends (then None)."""
+        ws = self.ws
+        while True:
+            try:
+                opcode, frame = ws.recv_data()
+            except (websocket.WebSocketConnectionClosedException, OSError, ssl.SSLError):
+                return self.status
+            except websocket.WebSocketException:
+                return self.status
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return self.status
+            if not frame:
+                continue
+            channel, payload = frame[0], frame[1:]
+            if channel == STDOUT and payload:
+                on_stdout(payload)
+            elif channel == STDERR and payload:
+                on_stderr(payload)
+            elif channel == STATUS:
+                self.status = ExitStatus.from_status(payload)
+
+    def send_stdin(self, data: bytes) -> None:
+        self.ws.send(bytes([STDIN]) + data, websocket.ABNF.OPCODE_BINARY)
+
+    def close_stdin(self) -> None:
+        """Stdin EOF (v5 only; with v4 the only way is closing the connection)."""
+        if self.protocol == V5:
+            with contextlib.suppress(Exception):
+                self.ws.send(bytes([CLOSE, STDIN]), websocket.ABNF.OPCODE_BINARY)
+
+    def abort(self) -> None:
+        """Wake a thread blocked in run() and end the connection (idempotent, any thread)."""
+        sock = getattr(self.ws, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # not SSLSocket's
+
+    def close(self) -> None:
+        self.abort()
+        with contextlib.suppress(Exception):
+            self.ws.close(timeout=0.5)
+
+
+def open_exec(config: ApiConfig, namespace: str, pod: str, command: Sequence[str], *,
+              container: str | None = None, stdin: bool = False, timeout: float | None = 10.0
+              ) -> ExecStream:
+    """Start `command` (an argv list, never a shell line) in a container of `pod`."""
+    query: list[tuple[str, str]] = [("command", c) for c in command]
+    return _open(config, namespace, pod, "exec", query, container, stdin, timeout,
+                 f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else ""))
+
+
+def open_attach(config: ApiConfig, namespace: str, pod: str, *, container: str,
+                stdin: bool = True, timeout: float | None = 10.0) -> ExecStream:
+    """Attach to a running container's main process (stdin only, unless asked otherwise)."""
+    return _open(config, namespace, pod, "attach", [], container, stdin, timeout,
+                 f"attach to pod {pod}.{namespace} container {container}", stdout=False)
+
+
+def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, container,
+          stdin: bool, timeout, what: str, stdout: bool = True) -> ExecStream:
+    if container:
+        query.append(("container", container))
+    query += [("stdin", str(stdin).lower()), ("stdout", str(stdout).lower()),
+              ("stderr", str(stdout).lower()), ("tty", "false")]
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/{sub}"
+    url = "ws" + config.server[len("http"):] + path + "?" + urlencode(query)
+    sslopt: dict = {"context": tls_context(config)} if config.server.startswith("https") else {}
+    if config.tls_server_name:
+        sslopt["server_hostname"] = config.tls_server_name
+    headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
+    try:
+        ws = websocket.create_connection(
+            url, timeout=timeout, header=headers, subprotocols=[V5, V4], sslopt=sslopt,
+            enable_multithread=True, skip_utf8_validation=True, suppress_origin=True)
+    except websocket.WebSocketBadStatusException as e:
+        raise status_error(e.status_code, e.resp_body or b"", "POST", path, config) from e
+    except websocket.WebSocketTimeoutException as e:
+        raise UnreachableError(f"{what}: the API server {config.where} did not answer within "
+                               f"{timeout}s", hint="retry, or raise --request-timeout") from e
+    except (ssl.SSLError, ssl.CertificateError) as e:
+        raise UnreachableError(f"TLS handshake with the API server {config.where} failed: {e}")\
+            from e
+    except websocket.WebSocketException as e:
+        raise MeshError(f"{what}: the API server refused the WebSocket upgrade: {e}") from e
+    except OSError as e:
+        raise UnreachableError(f"cannot reach the API server {config.where} for {what}: "
+                               f"{e.strerror or e}",
+                               hint="is the cluster running? check --context / --kubeconfig") from e
+    ws.settimeout(None)  # a quiet capture may send nothing for a long time
+    return ExecStream(ws, what)

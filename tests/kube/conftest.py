@@ -1,0 +1,26 @@
+"""A sandbox per test module (started with `python -m sandbox up --detach`, stopped after)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kube_sandbox import REPO, Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    state = tmp_path_factory.mktemp("sandbox")
+    cache = tmp_path_factory.mktemp("kubecache")
+    env = {**os.environ, "KUBECACHEDIR": str(cache)}
+    up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state)],
+                        cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr
+        yield Sandbox(state=state, kubeconfig=state / "kubeconfig", cache=cache)
+    finally:
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)],
+                       cwd=REPO, capture_output=True, env=env, timeout=60)

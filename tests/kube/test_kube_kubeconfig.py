@@ -1,0 +1,226 @@
+"""Kubeconfig loading and merging (no cluster needed)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import stat
+import sys
+
+import pytest
+import yaml
+
+from kubectl_mesh.errors import BadInputError, ExitCode, NotFoundError
+from kube_sandbox import self_signed
+from kubectl_mesh.kube.kubeconfig import IN_CLUSTER, load_config
+
+
+def write_config(path, clusters=(), users=(), contexts=(), current=None):
+    doc = {"apiVersion": "v1", "kind": "Config",
+           "clusters": [{"name": n, "cluster": c} for n, c in clusters],
+           "users": [{"name": n, "user": u} for n, u in users],
+           "contexts": [{"name": n, "context": c} for n, c in contexts]}
+    if current is not None:
+        doc["current-context"] = current
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    a = write_config(tmp_path / "a.yaml",
+                     clusters=[("shared", {"server": "https://a.example:6443"})],
+                     users=[("shared-user", {"token": "token-from-a"})],
+                     contexts=[("ctx-a", {"cluster": "shared", "user": "shared-user",
+                                          "namespace": "ns-a"}),
+                               ("both", {"cluster": "shared", "user": "shared-user"})])
+    b = write_config(tmp_path / "b.yaml",
+                     clusters=[("shared", {"server": "https://b.example:6443"}),
+                               ("only-b", {"server": "https://onlyb.example"})],
+                     users=[("shared-user", {"token": "token-from-b"}),
+                            ("b-user", {"token": "token-b-user"})],
+                     contexts=[("ctx-b", {"cluster": "only-b", "user": "b-user"}),
+                               ("both", {"cluster": "only-b", "user": "b-user"})],
+                     current="ctx-b")
+    return a, b
+
+
+def env_with(**kw):
+    return {"HOME": "/nonexistent-home", **kw}
+
+
+def test_kubeconfig_list_first_file_wins_each_key(two_files):
+    a, b = two_files
+    env = env_with(KUBECONFIG=f"{a}:{b}")
+    # a sets no current-context, so b's applies
+    cfg = load_config(environ=env)
+    assert (cfg.context, cfg.server, cfg.token) == ("ctx-b", "https://onlyb.example", "token-b-user")
+    # a's context names the "shared" cluster and user, which b defines too: a's win
+    cfg = load_config(context="ctx-a", environ=env)
+    assert (cfg.server, cfg.token, cfg.namespace) == ("https://a.example:6443", "token-from-a", "ns-a")
+    # a context name defined in both: a's definition wins
+    cfg = load_config(context="both", environ=env)
+    assert cfg.server == "https://a.example:6443"
+    assert cfg.kubeconfig_paths == (str(a), str(b)) and not cfg.explicit_kubeconfig
+
+
+def test_kubeconfig_list_order_matters(two_files):
+    a, b = two_files
+    cfg = load_config(context="both", environ=env_with(KUBECONFIG=f"{b}:{a}"))
+    assert cfg.server == "https://onlyb.example"
+
+
+def test_missing_files_in_list_are_skipped(two_files, tmp_path):
+    a, b = two_files
+    cfg = load_config(environ=env_with(KUBECONFIG=f"{tmp_path}/missing.yaml::{b}"))
+    assert cfg.context == "ctx-b"
+
+
+def test_current_context_from_first_file_that_sets_it(two_files, tmp_path):
+    a, b = two_files
+    c = write_config(tmp_path / "c.yaml", current="ctx-a")
+    cfg = load_config(environ=env_with(KUBECONFIG=f"{a}:{c}:{b}"))
+    assert cfg.context == "ctx-a"
+
+
+def test_namespace_precedence(two_files):
+    a, b = two_files
+    env = env_with(KUBECONFIG=f"{a}:{b}")
+    assert load_config(context="ctx-a", environ=env).namespace == "ns-a"
+    assert load_config(context="ctx-a", namespace="flag", environ=env).namespace == "flag"
+    assert load_config(context="ctx-b", environ=env).namespace == "default"
+
+
+def test_explicit_kubeconfig_ignores_env_list(two_files):
+    a, b = two_files
+    cfg = load_config(kubeconfig=str(a), context="both", environ=env_with(KUBECONFIG=str(b)))
+    assert cfg.server == "https://a.example:6443" and cfg.explicit_kubeconfig
+
+
+def test_missing_context_lists_available(two_files):
+    a, b = two_files
+    with pytest.raises(NotFoundError) as exc:
+        load_config(context="nope", environ=env_with(KUBECONFIG=f"{a}:{b}"))
+    assert exc.value.exit_code == ExitCode.NOT_FOUND
+    assert 'context "nope" not found' in str(exc.value)
+    assert "available contexts: both, ctx-a, ctx-b" in str(exc.value)
+
+
+def test_no_current_context(tmp_path):
+    a = write_config(tmp_path / "a.yaml", clusters=[("c", {"server": "https://x"})],
+                     contexts=[("only", {"cluster": "c"})])
+    with pytest.raises(NotFoundError, match="has no current-context.*pass --context; available: only"):
+        load_config(kubeconfig=str(a), environ=env_with())
+
+
+def test_explicit_file_not_found(tmp_path):
+    with pytest.raises(NotFoundError, match=f"kubeconfig file {tmp_path}/nope not found"):
+        load_config(kubeconfig=str(tmp_path / "nope"), environ=env_with())
+
+
+def test_no_kubeconfig_at_all(tmp_path):
+    with pytest.raises(NotFoundError, match="no kubeconfig found.*--kubeconfig"):
+        load_config(environ=env_with(), service_account_dir=str(tmp_path))
+    with pytest.raises(NotFoundError, match="none of the files in KUBECONFIG exist"):
+        load_config(environ=env_with(KUBECONFIG=f"{tmp_path}/x:{tmp_path}/y"),
+                    service_account_dir=str(tmp_path))
+
+
+def test_home_kube_config_is_the_default(tmp_path):
+    (tmp_path / ".kube").mkdir()
+    write_config(tmp_path / ".kube" / "config", clusters=[("c", {"server": "https://home/"})],
+                 contexts=[("h", {"cluster": "c"})], current="h")
+    cfg = load_config(environ={"HOME": str(tmp_path)})
+    assert (cfg.context, cfg.server, cfg.token) == ("h", "https://home", None)
+
+
+def test_not_yaml_is_bad_input(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_text("clusters: [unclosed")
+    with pytest.raises(BadInputError) as exc:
+        load_config(kubeconfig=str(bad), environ=env_with())
+    assert exc.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_context_with_unknown_cluster(tmp_path):
+    a = write_config(tmp_path / "a.yaml", contexts=[("x", {"cluster": "ghost"})], current="x")
+    with pytest.raises(BadInputError, match='refers to cluster "ghost"'):
+        load_config(kubeconfig=str(a), environ=env_with())
+
+
+def test_relative_paths_resolve_against_their_file(tmp_path, monkeypatch):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "token.txt").write_text("tok-from-file\n")
+    ca_pem, _, _ = self_signed("ca.example")
+    (sub / "ca.pem").write_bytes(ca_pem)
+    cfgfile = write_config(sub / "config", clusters=[("c", {"server": "https://x",
+                                                             "certificate-authority": "ca.pem"})],
+                           users=[("u", {"tokenFile": "token.txt"})],
+                           contexts=[("x", {"cluster": "c", "user": "u"})], current="x")
+    monkeypatch.chdir(tmp_path)  # relative to the file, not the working directory
+    cfg = load_config(environ=env_with(KUBECONFIG=str(cfgfile)))
+    assert cfg.token == "tok-from-file"
+    assert cfg.ca_pem == ca_pem
+    assert "tok-from-file" not in repr(cfg)  # secrets stay out of tracebacks and logs
+
+
+def test_cert_and_key_data_build_an_ssl_context(tmp_path):
+    cert, key, ca = self_signed("client")
+    a = write_config(tmp_path / "a", clusters=[("c", {
+        "server": "https://x", "certificate-authority-data": base64.b64encode(ca).decode()})],
+        users=[("u", {"client-certificate-data": base64.b64encode(cert).decode(),
+                      "client-key-data": base64.b64encode(key).decode()})],
+        contexts=[("x", {"cluster": "c", "user": "u"})], current="x")
+    cfg = load_config(kubeconfig=str(a), environ=env_with())
+    assert cfg.client_cert_pem == cert and cfg.client_key_pem == key
+    ctx = cfg.ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert len(ctx.get_ca_certs()) == 1  # only the cluster's CA, not the system bundle
+
+
+def test_insecure_skip_tls_verify(tmp_path):
+    a = write_config(tmp_path / "a", clusters=[("c", {"server": "https://x",
+                                                       "insecure-skip-tls-verify": True})],
+                     contexts=[("x", {"cluster": "c"})], current="x")
+    ctx = load_config(kubeconfig=str(a), environ=env_with()).ssl_context()
+    assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname
+
+
+def test_exec_plugin_credentials_are_delegated(tmp_path):
+    plugin = tmp_path / "bin" / "cred-plugin"
+    plugin.parent.mkdir()
+    plugin.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({{"
+                      "'apiVersion': 'client.authentication.k8s.io/v1', 'kind': 'ExecCredential',"
+                      "'status': {'token': 'exec-token-123'}}))\n")
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    a = write_config(tmp_path / "config", clusters=[("c", {"server": "https://x"})],
+                     users=[("u", {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                            "command": "bin/cred-plugin",  # relative to the file
+                                            "interactiveMode": "Never"}})],
+                     contexts=[("x", {"cluster": "c", "user": "u"})], current="x")
+    cfg = load_config(kubeconfig=str(a), environ=env_with())
+    assert cfg.token == "exec-token-123"
+
+
+def test_in_cluster(tmp_path):
+    (tmp_path / "token").write_text("sa-token\n")
+    (tmp_path / "namespace").write_text("mesh-tools")
+    cfg = load_config(environ=env_with(KUBERNETES_SERVICE_HOST="10.0.0.1",
+                                       KUBERNETES_SERVICE_PORT="443"),
+                      service_account_dir=str(tmp_path))
+    assert (cfg.context, cfg.server, cfg.token, cfg.namespace) == (
+        IN_CLUSTER, "https://10.0.0.1:443", "sa-token", "mesh-tools")
+    cfg = load_config(namespace="x", environ=env_with(KUBERNETES_SERVICE_HOST="fd00::1"),
+                      service_account_dir=str(tmp_path))
+    assert (cfg.server, cfg.namespace) == ("https://[fd00::1]:443", "x")
+
+
+def test_json_kubeconfig_is_accepted(tmp_path):
+    # kubeconfigs written as JSON are YAML too
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"clusters": [{"name": "c", "cluster": {"server": "https://j"}}],
+                                "contexts": [{"name": "j", "context": {"cluster": "c"}}],
+                                "current-context": "j"}))
+    assert load_config(kubeconfig=str(path), environ=env_with()).server == "https://j"
