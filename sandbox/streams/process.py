@@ -1,0 +1,116 @@
+"""The process side of one exec/attach: output pumps, stdin, the exit status and cleanup."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from typing import Callable
+
+from . import status
+
+CHUNK = 64 * 1024
+DRAIN_TIMEOUT = 5.0  # after exit, how long output may keep coming (children holding the pipe)
+
+
+class Run:
+    """Wires a Popen-like object to a transport's send functions.
+
+    `own` says the process is ours (exec): it is killed when the client leaves and its pipes
+    are closed. An attached process (not ours) is only detached via its optional `close()`.
+    """
+
+    def __init__(self, proc, command: list[str] | None, *, own: bool,
+                 start_error: Exception | None = None):
+        self.proc = proc
+        self.command = command
+        self.own = own
+        self.start_error = start_error
+        self.client_gone = threading.Event()
+        self._pumps: list[threading.Thread] = []
+        self._stdin_lock = threading.Lock()
+        self._stdin_broken = False
+
+    def pump(self, stream, send: Callable[[bytes], None],
+             on_eof: Callable[[], None] | None = None, name: str = "pump") -> None:
+        """Copy `stream` to `send` in a thread until EOF or the client is gone."""
+        read = getattr(stream, "read1", None) or stream.read
+
+        def run():
+            try:
+                while True:
+                    data = read(CHUNK)
+                    if not data:
+                        break
+                    send(data)
+                if on_eof:
+                    on_eof()
+            except (OSError, ValueError):  # client gone, or the pipe was closed under us
+                pass
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._pumps.append(thread)
+
+    def write_stdin(self, data: bytes) -> None:
+        """Feed the process; data after it stopped reading is dropped like a closed pipe's."""
+        stdin = self.proc.stdin if self.proc is not None else None
+        if stdin is None or self._stdin_broken:
+            return
+        with self._stdin_lock:
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (OSError, ValueError):
+                self._stdin_broken = True
+
+    def close_stdin(self) -> None:
+        stdin = self.proc.stdin if self.proc is not None else None
+        if stdin is None:
+            return
+        with self._stdin_lock:
+            self._stdin_broken = True
+            try:
+                stdin.close()
+            except (OSError, ValueError):
+                pass
+
+    def wait(self) -> dict | None:
+        """Block until the process exits (→ its Status) or the client leaves (→ None)."""
+        if self.proc is None:
+            return status.internal(f"error executing command in container: {self.start_error}")
+        while not self.client_gone.is_set():
+            try:
+                code = self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            for thread in self._pumps:  # the rest of the output goes before the status
+                thread.join(DRAIN_TIMEOUT)
+            code = status.returncode_to_exit(code)
+            return status.success() if code == 0 else status.exit_code(code, self.command)
+        return None
+
+    def cleanup(self) -> None:
+        """Stop the process (ours) or detach (attached), end the pumps, close our pipes."""
+        self.client_gone.set()
+        if self.proc is None:
+            return
+        self.close_stdin()
+        if self.own:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            detach = getattr(self.proc, "close", None)
+            if detach:
+                detach()
+        for thread in self._pumps:
+            thread.join(DRAIN_TIMEOUT)
+        if self.own and not any(t.is_alive() for t in self._pumps):
+            # (a pipe still held by an orphaned grandchild stays open with its pump: closing
+            # it under a reading thread would block on the reader's lock)
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
