@@ -45,6 +45,21 @@ def sidecar_container() -> dict:
     }
 
 
+def apply_pod_defaults(spec: dict) -> None:
+    """The defaults the real API server fills in; clients (kubectl debug) dereference them."""
+    spec.setdefault("securityContext", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", "default")
+    for c in spec.get("containers") or []:
+        c.setdefault("imagePullPolicy", "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        c.setdefault("resources", {})
+
+
 def template_hash(template: dict) -> str:
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     return "".join(c for c in digest if c in "bcdfghjklmnpqrstvwxz2456789")[:10].ljust(10, "x")
@@ -105,6 +120,7 @@ class Controllers:
                 obj["metadata"].setdefault("labels", {}).setdefault(
                     "security.istio.io/tlsMode", "istio")
             obj.setdefault("status", {}).setdefault("phase", "Pending")
+            apply_pod_defaults(obj["spec"])
         if kind.key == "services" and old is None:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
