@@ -1,0 +1,87 @@
+"""Tables and data for access-log results, written through `kubectl_mesh.output.write`."""
+
+from __future__ import annotations
+
+from typing import IO, Iterable, Sequence
+
+from kubectl_mesh import output
+from kubectl_mesh.accesslog.analysis import GroupRow
+from kubectl_mesh.accesslog.flags import legend
+from kubectl_mesh.accesslog.record import AccessLogRecord
+
+REQUEST_HEADERS = ("TIME", "POD", "CODE", "FLAGS", "METHOD", "AUTHORITY", "PATH", "DURATION",
+                   "UPSTREAM")
+REQUEST_WIDE_EXTRA = ("DETAILS", "CLUSTER", "ROUTE", "REQUEST ID")
+GROUP_LABELS = {"upstream": "UPSTREAM", "cluster": "CLUSTER", "flag": "FLAG", "code": "CODE",
+                "route": "ROUTE"}
+GROUP_HEADERS = ("COUNT", "ERRORS", "ERR%", "P50", "P99", "FLAGS")
+
+
+def _dash(value) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def format_ms(value: float | None) -> str:
+    """`12ms`, `1.5s`, `2m3s`: a duration column cell."""
+    if value is None:
+        return "-"
+    if value < 1000:
+        return f"{value:g}ms"
+    if value < 60_000:
+        return f"{value / 1000:.3g}s"
+    minutes, rest = divmod(int(value) // 1000, 60)
+    return f"{minutes}m{rest}s"
+
+
+def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:
+    time = record.start_time.strftime("%H:%M:%S.") + f"{record.start_time.microsecond // 1000:03d}"
+    row = [time, _dash(record.pod), str(record.response_code),
+           ",".join(record.response_flags) or "-", _dash(record.method),
+           _dash(record.authority), _dash(record.path), format_ms(record.duration),
+           _dash(record.upstream_host)]
+    if wide:
+        row += [_dash(record.response_code_details), _dash(record.upstream_cluster),
+                _dash(record.route_name), _dash(record.request_id)]
+    return row
+
+
+def write_requests(out: IO[str], fmt: str, records: Iterable[AccessLogRecord],
+                   show_legend: bool = False) -> None:
+    """The request table (short: TIME POD CODE FLAGS METHOD AUTHORITY PATH DURATION UPSTREAM;
+    wide adds DETAILS CLUSTER ROUTE REQUEST ID) or the records as data. With `show_legend`
+    (tables only) the flags seen are explained below the table."""
+    records = list(records)
+    output.check_format(fmt)
+    wide = fmt == "wide"
+    headers = REQUEST_HEADERS + (REQUEST_WIDE_EXTRA if wide else ())
+    output.write(out, fmt, headers=headers, rows=[request_row(r, wide) for r in records],
+                 data=[r.to_dict() for r in records], gap=3)
+    if show_legend and fmt in ("short", "wide"):
+        write_legend(out, (r.response_flags for r in records))
+
+
+def write_legend(out: IO[str], flag_sets: Iterable[Sequence[str]]) -> None:
+    """`\\nFLAGS:\\n  UT – upstream request timeout: ...` for the flags present (nothing if none)."""
+    lines = legend(flag_sets)
+    if lines:
+        out.write("\nFLAGS:\n" + "".join(f"  {line}\n" for line in lines))
+
+
+def group_row(row: GroupRow) -> list[str]:
+    flags = ",".join(f for f, _ in row.flags) or "-"
+    return [row.label, str(row.count), str(row.errors), f"{100 * row.error_rate:.1f}",
+            format_ms(row.p50_ms), format_ms(row.p99_ms), flags]
+
+
+def write_groups(out: IO[str], fmt: str, by: str, rows: Sequence[GroupRow],
+                 show_legend: bool = False) -> None:
+    """The `--by` table (`UPSTREAM COUNT ERRORS ERR% P50 P99 FLAGS`; wide adds the raw key,
+    e.g. the upstream address next to the pod name) or the groups as data."""
+    output.check_format(fmt)
+    wide = fmt == "wide"
+    headers = (GROUP_LABELS[by],) + GROUP_HEADERS + (("KEY",) if wide else ())
+    table = [group_row(r) + ([r.key] if wide else []) for r in rows]
+    output.write(out, fmt, headers=headers, rows=table,
+                 data={"by": by, "groups": [r.to_dict() for r in rows]}, gap=3)
+    if show_legend and fmt in ("short", "wide"):
+        write_legend(out, ([f for f, _ in r.flags] for r in rows))
