@@ -4,7 +4,6 @@ tests/trace/golden/<case>.txt, compared with a unified diff. Regenerate only wit
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 from pathlib import Path
@@ -75,16 +74,5 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_golden(case, request):
-    actual = CASES[case]()
-    expected_file = GOLDEN / f"{case}.txt"
-    if request.config.getoption("--update-golden"):
-        GOLDEN.mkdir(exist_ok=True)
-        expected_file.write_text(actual)
-        return
-    assert expected_file.exists(), f"no golden file; run pytest tests/trace --update-golden ({case})"
-    expected = expected_file.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            "expected", "actual"))
-        pytest.fail(f"{case} differs from golden:\n{diff}")
+def test_golden(case, golden):
+    golden(GOLDEN / f"{case}.txt", CASES[case]())
