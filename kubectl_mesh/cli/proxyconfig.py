@@ -59,7 +59,7 @@ def run(resource: Resource, argv, *, prog: str, stdout: IO[str], stderr: IO[str]
     if args.file and (args.target or args.selector):
         raise UsageError("give a target or --file, not both")
     if not args.file and not (args.target or args.selector):
-        raise UsageError(f"a target or --file is required",
+        raise UsageError("a target or --file is required",
                          hint=f"e.g. {prog} deploy/istio-ingressgateway -n istio-system")
     if args.file:
         from kubectl_mesh.configdump import read_dump

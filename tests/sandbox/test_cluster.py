@@ -4,7 +4,6 @@ logs, auth, and the default scenario's pods with real Envoys."""
 from __future__ import annotations
 
 import json
-import pathlib
 import ssl
 import time
 import urllib.error

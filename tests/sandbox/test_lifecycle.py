@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from sandbox.testing import ROOT, RunningSandbox, pid_alive
 

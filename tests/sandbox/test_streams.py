@@ -8,7 +8,6 @@ without WebSocket support, so kubectl has to fall back to SPDY/3.1.
 from __future__ import annotations
 
 import concurrent.futures
-import gc
 import hashlib
 import http.server
 import json
