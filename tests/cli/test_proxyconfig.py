@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 
 from kubectl_mesh.cli import proxyconfig
 from kubectl_mesh.configdump import ConfigDump
