@@ -21,7 +21,8 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 6  # a file or response that is not what it should be (not JSON, not a dump)
     FINDINGS = 7  # the command worked and found a problem (trace breaks, NOT SYNCED, diff)
     TOOL_MISSING = 8  # a required local tool (kubectl, tcpdump, wireshark) is missing
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM (after cleaning up, e.g. restoring log levels)
 
 
 class MeshError(Exception):

@@ -105,6 +105,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def read_object(self):
         raw = self.read_body()
         ctype = self.headers.get("Content-Type", "")
+        if "protobuf" in ctype or "cbor" in ctype:
+            # kubectl's typed generators (`kubectl create configmap|secret`) send protobuf,
+            # which this double does not decode; `kubectl apply -f` sends JSON.
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the sandbox API does not decode "{ctype}" bodies; accepted media '
+                           'types: application/json, application/yaml (use kubectl apply -f)')
         try:
             if "yaml" in ctype:
                 return yaml.safe_load(raw)
@@ -159,6 +165,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops bursts of port-forwards (1 s SYN retries)
     api: "Api"
 
     def get_request(self):
