@@ -12,6 +12,7 @@ import subprocess
 
 from .apiserver.server import ApiError
 from .containerlog import serve_log
+from . import tools
 
 
 def _one(query: dict, name: str, default=None):
@@ -68,7 +69,10 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
             for e in (container.spec.get("env") or []) if container else []:
                 if "value" in e:
                     env[e["name"]] = str(e["value"])
+            if container:  # sniff: shim PATH + container facts (sandbox/tools/__init__.py)
+                env = tools.container_env(env, obj, container.spec, ephemeral=container.ephemeral)
             try:
+                tools.check_command(command, env)  # a tool the image does not ship: not found
                 return subprocess.Popen(
                     command, cwd=container.directory if container else None, env=env,
                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from .apiserver.store import Event, NotFound, Store, now_rfc3339
 from .behaviour import Behaviours
 from .containerlog import ContainerLog
 from .network import AddressPool
+from . import tools
 
 PROXY = "istio-proxy"
 
@@ -176,7 +177,9 @@ class Runtime:
                     "--listen", pod.ip], env
         if c.ephemeral or c.spec.get("command"):
             cmd = list(c.spec.get("command") or []) + list(c.spec.get("args") or [])
-            return (cmd or ["/bin/sh"]), env
+            # Debug/ephemeral containers see the tool shims and their own facts (sniff).
+            return (cmd or ["/bin/sh"]), tools.container_env(env, obj, c.spec,
+                                                             ephemeral=c.ephemeral)
         env.update(self.behaviours.env_for(obj))
         env.setdefault("SANDBOX_VERSION", labels.get("version", ""))
         ports = [str(p["containerPort"]) for p in c.spec.get("ports") or []] or ["8080"]
@@ -198,6 +201,7 @@ class Runtime:
 
     def _launch(self, pod: PodProcesses, c: Container, obj: dict) -> None:
         cmd, env = self._command(pod, c, obj)
+        tools.check_command(cmd, env)  # FileNotFoundError if the image lacks the tool
         stdin = subprocess.PIPE if c.spec.get("stdin") else subprocess.DEVNULL
         c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,

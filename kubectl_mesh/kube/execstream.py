@@ -51,6 +51,17 @@ class ExitStatus:
                    status.get("message", ""), status.get("reason", ""))
 
 
+class ExecFailed(MeshError):
+    """The container runtime could not start the command (e.g. executable not found)."""
+
+
+def _message(body: bytes) -> str:
+    try:
+        return json.loads(body).get("message") or body.decode(errors="replace")
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace")
+
+
 class ExecStream:
     """One exec or attach connection. `run()` pumps output until the command ends."""
 
@@ -137,7 +148,10 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
             url, timeout=timeout, header=headers, subprotocols=[V5, V4], sslopt=sslopt,
             enable_multithread=True, skip_utf8_validation=True, suppress_origin=True)
     except websocket.WebSocketBadStatusException as e:
-        raise status_error(e.status_code, e.resp_body or b"", "POST", path, config) from e
+        body = e.resp_body or b""
+        if e.status_code >= 500 and b"exec failed" in body:  # the runtime could not start it
+            raise ExecFailed(_message(body)) from e
+        raise status_error(e.status_code, body, "POST", path, config) from e
     except websocket.WebSocketTimeoutException as e:
         raise UnreachableError(f"{what}: the API server {config.where} did not answer within "
                                f"{timeout}s", hint="retry, or raise --request-timeout") from e

@@ -1,0 +1,242 @@
+"""Where tcpdump runs for one pod: Setup, the exec target, Cleanup.
+
+- `ExecBackend`: a container of the pod that ships tcpdump and may capture;
+- `EphemeralBackend`: an ephemeral debug container (NET_RAW/NET_ADMIN, `--image`) targeting a
+  container of the pod. Its main process is `cat` with `stdin`+`stdinOnce`: we stay attached
+  to its stdin for the whole capture, so detaching - on purpose or because we died - ends it,
+  and the runtime then stops everything exec'd in it. Kubernetes cannot remove it afterwards;
+- `NodeBackend`: a privileged hostPID debug pod on the pod's node (`sidecar.istio.io/inject:
+  "false"`), same `cat` gate, tcpdump run with `nsenter -t PID -n` in the pod's network
+  namespace; deleted at cleanup.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from kubectl_mesh.capture import kubewrite
+from kubectl_mesh.capture.options import SniffOptions
+from kubectl_mesh.errors import ForbiddenError, MeshError, NotFoundError, UnreachableError
+from kubectl_mesh.kube.execstream import ExecStream, open_attach
+
+PROXY = "istio-proxy"
+GATE = ["cat"]  # ends when its stdin closes (stdinOnce: when we detach)
+DEFAULT_CAPS = {"NET_RAW"}  # of the container runtime's defaults, the one capture needs
+IMAGE_PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+class SetupFailed(MeshError):
+    """A backend could not be set up; `auto` tries the next one, explaining why."""
+
+
+def capture_blocker(spec: dict, pod_spec: dict) -> str | None:
+    """Why this container cannot open a capture socket, judged from its securityContext."""
+    sc = spec.get("securityContext") or {}
+    if sc.get("privileged"):
+        return None
+    caps = sc.get("capabilities") or {}
+    dropped = {c.upper().removeprefix("CAP_") for c in caps.get("drop") or []}
+    added = {c.upper().removeprefix("CAP_") for c in caps.get("add") or []}
+    uid = sc.get("runAsUser", (pod_spec.get("securityContext") or {}).get("runAsUser"))
+    if uid not in (None, 0):
+        return f"runs as uid {uid} (not root)"
+    if ("ALL" in dropped or "NET_RAW" in dropped) and "NET_RAW" not in added:
+        return "drops the NET_RAW capability"
+    return None
+
+
+class ExecBackend:
+    """tcpdump exec'd straight into one of the pod's containers."""
+
+    mode = "exec"
+
+    def __init__(self, api, namespace: str, pod: str, container: str):
+        self.api, self.namespace, self.pod, self.container = api, namespace, pod, container
+        self.where = f"container {container}"
+
+    def setup(self, opts: SniffOptions) -> None:
+        pass
+
+    def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
+        return self.pod, self.container, argv
+
+    def cleanup(self) -> list[str]:
+        return []
+
+
+class _Gated:
+    """Holding the stdin of a `cat` gate (attach) for the life of the capture."""
+
+    def __init__(self):
+        self._attach: ExecStream | None = None
+        self._lock = threading.Lock()
+
+    def _hold(self, config, namespace: str, pod: str, container: str, timeout) -> None:
+        self._attach = open_attach(config, namespace, pod, container=container, stdin=True,
+                                   timeout=timeout)
+        threading.Thread(target=self._attach.run, args=(lambda _: None, lambda _: None),
+                         daemon=True, name="sniff-gate").start()
+
+    def _release(self) -> bool:
+        with self._lock:
+            attach, self._attach = self._attach, None
+        if attach is None:
+            return False
+        attach.close_stdin()
+        attach.close()
+        return True
+
+
+class EphemeralBackend(_Gated):
+    """An ephemeral container in the pod that shares its network namespace."""
+
+    mode = "ephemeral"
+
+    def __init__(self, api, namespace: str, pod: str, target_container: str):
+        super().__init__()
+        self.api, self.namespace, self.pod = api, namespace, pod
+        self.target_container = target_container
+        self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
+        self.where = f"ephemeral container {self.name}"
+        self._added = False
+
+    def spec(self, image: str) -> dict:
+        return {"name": self.name, "image": image, "command": GATE, "stdin": True,
+                "stdinOnce": True, "tty": False, "targetContainerName": self.target_container,
+                "terminationMessagePolicy": "File",
+                "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}}}
+
+    def setup(self, opts: SniffOptions) -> None:
+        path = kubewrite.pod_path(self.namespace, self.pod, "ephemeralcontainers")
+        try:
+            kubewrite.request(self.api, "PATCH", path,
+                              {"spec": {"ephemeralContainers": [self.spec(opts.image)]}},
+                              "application/strategic-merge-patch+json")
+        except ForbiddenError as e:
+            raise ForbiddenError(e.message, hint=e.hint if e.hint and "Pod Security" in e.hint else
+                              "ask for RBAC verb patch on pods/ephemeralcontainers (not in the "
+                              "built-in edit/admin roles), or use --mode exec with a container "
+                              "that has tcpdump") from e
+        self._added = True
+        _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
+                      ephemeral=True, image=opts.image)
+        self._hold(self.api.config, self.namespace, self.pod, self.name, opts.setup_timeout)
+
+    def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
+        return self.pod, self.name, argv
+
+    def cleanup(self) -> list[str]:
+        if not self._added:
+            return []
+        self._release()
+        ended = _wait_terminated(self.api, self.namespace, self.pod, self.name, 10.0)
+        state = "its process has ended" if ended else "its process may still be ending"
+        return [f"ephemeral container {self.name} stays in pod {self.pod}.{self.namespace} "
+                f"(Kubernetes cannot remove ephemeral containers); {state}"]
+
+
+class NodeBackend(_Gated):
+    """A privileged debug pod on the target's node entering its network namespace."""
+
+    mode = "node"
+
+    def __init__(self, api, namespace: str, pod: str, pod_json: dict, container: str):
+        super().__init__()
+        self.api, self.namespace, self.pod = api, namespace, pod
+        self.pod_json, self.container = pod_json, container
+        self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
+        self.where = f"debug pod {self.name} on node {(pod_json.get('spec') or {}).get('nodeName')}"
+        self._created = False
+
+    def manifest(self, image: str) -> dict:
+        labels = {"app.kubernetes.io/managed-by": "kubectl-mesh",
+                  "sidecar.istio.io/inject": "false"}
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": self.name, "namespace": self.namespace, "labels": labels,
+                             "annotations": {"sidecar.istio.io/inject": "false"}},
+                "spec": {"nodeName": (self.pod_json.get("spec") or {}).get("nodeName"),
+                         "hostNetwork": True, "hostPID": True, "restartPolicy": "Never",
+                         "tolerations": [{"operator": "Exists"}],
+                         "containers": [{"name": "sniff", "image": image, "command": GATE,
+                                         "stdin": True, "stdinOnce": True,
+                                         "securityContext": {"privileged": True}}]}}
+
+    def setup(self, opts: SniffOptions) -> None:
+        try:
+            kubewrite.request(self.api, "POST", kubewrite.pod_path(self.namespace),
+                              self.manifest(opts.image))
+        except ForbiddenError as e:
+            raise ForbiddenError(e.message, hint=e.hint or "node mode needs `create pods` and a "
+                              "namespace whose Pod Security level allows privileged pods") from e
+        self._created = True
+        _wait_running(self.api, self.namespace, self.name, "sniff", opts.setup_timeout,
+                      ephemeral=False, image=opts.image)
+        self._hold(self.api.config, self.namespace, self.name, "sniff", opts.setup_timeout)
+
+    def target_pid(self) -> str:
+        statuses = (self.pod_json.get("status") or {}).get("containerStatuses") or []
+        status = next((s for s in statuses if s.get("name") == self.container), None)
+        cid = (status or {}).get("containerID") or ""
+        if cid.startswith("sandbox://"):
+            return cid.split("://", 1)[1]
+        raise SetupFailed(f"cannot find the process of container {self.container} ({cid or 'no id'})",
+                          hint="node mode resolves sandbox:// container ids; on containerd use "
+                               "--mode ephemeral")
+
+    def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
+        return self.name, "sniff", ["nsenter", "-t", self.target_pid(), "-n", "--", *argv]
+
+    def cleanup(self) -> list[str]:
+        if not self._created:
+            return []
+        self._release()
+        kubewrite.request(self.api, "DELETE", kubewrite.pod_path(self.namespace, self.name),
+                          {"gracePeriodSeconds": 0})
+        self._created = False
+        return [f"debug pod {self.name}.{self.namespace} deleted"]
+
+
+def _container_status(pod: dict, name: str, ephemeral: bool) -> dict:
+    key = "ephemeralContainerStatuses" if ephemeral else "containerStatuses"
+    return next((s for s in (pod.get("status") or {}).get(key) or [] if s.get("name") == name), {})
+
+
+def _wait_running(api, namespace, pod, container, timeout, *, ephemeral, image) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = api.get_pod(namespace, pod, allow_missing=True)
+        if obj is None:
+            raise NotFoundError(f"pod {pod}.{namespace} disappeared during setup")
+        state = _container_status(obj, container, ephemeral).get("state") or {}
+        if "running" in state:
+            return
+        waiting = (state.get("waiting") or {})
+        if waiting.get("reason") in IMAGE_PULL:
+            raise SetupFailed(f"image {image} cannot be pulled for {container} in pod "
+                              f"{pod}.{namespace}: {waiting.get('reason')} "
+                              f"{waiting.get('message', '')}".strip(),
+                              hint="pass --image with an image your nodes can pull that ships "
+                                   "tcpdump")
+        if "terminated" in state:
+            term = state["terminated"]
+            raise SetupFailed(f"{container} in pod {pod}.{namespace} exited at start "
+                              f"({term.get('reason')}, exit code {term.get('exitCode')})",
+                              hint=f"kubectl logs {pod} -n {namespace} -c {container}")
+        if time.monotonic() > deadline:
+            raise UnreachableError(f"{container} in pod {pod}.{namespace} did not start within "
+                                   f"{timeout:.0f}s", hint=f"kubectl describe pod {pod} -n "
+                                                           f"{namespace}")
+        time.sleep(0.2)
+
+
+def _wait_terminated(api, namespace, pod, container, timeout) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = api.get_pod(namespace, pod, allow_missing=True)
+        if obj is None or "terminated" in (_container_status(obj, container, True).get("state")
+                                           or {}):
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,96 @@
+"""Where packets go: a pcap or pcapng stream (file, stdout, Wireshark, tshark), or one file
+per pod. A sink takes whole records only, so what it wrote is valid whenever it stops."""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from kubectl_mesh.capture.pcap import PcapHeader, Record
+from kubectl_mesh.capture.pcapng import PcapngWriter
+
+
+class PcapSink:
+    """Classic pcap for a single pod: tcpdump's own header, then its records unchanged."""
+
+    def __init__(self, out: BinaryIO, flush: bool = True):
+        self.out, self.flush, self._header = out, flush, None
+
+    def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
+        if self._header is None:
+            self._header = header
+            self.out.write(header.raw)
+            if self.flush:
+                self.out.flush()
+
+    def write(self, key: str, record: Record) -> int:
+        self.out.write(record.raw)
+        if self.flush:
+            self.out.flush()  # live viewers see each packet at once (like tcpdump -U)
+        return len(record.raw)
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class PcapngSink:
+    """One pcapng for many pods, one interface per pod."""
+
+    def __init__(self, out: BinaryIO, flush: bool = True):
+        self.out, self.flush = out, flush
+        self.writer = PcapngWriter(out)
+
+    def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
+        self.writer.add_interface(key, header, name, description)
+        if self.flush:
+            self.out.flush()
+
+    def write(self, key: str, record: Record) -> int:
+        n = self.writer.write(key, record)
+        if self.flush:
+            self.out.flush()
+        return n
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class DirectorySink:
+    """`-o DIR/`: a classic pcap file per pod, `DIR/POD.NAMESPACE.pcap`."""
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self._sinks: dict[str, PcapSink] = {}
+        self.paths: list[str] = []
+
+    def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
+        path = os.path.join(self.directory, f"{key}.pcap")
+        self.paths.append(path)
+        self._sinks[key] = PcapSink(open(path, "wb"))
+        self._sinks[key].add_pod(key, header, name, description)
+
+    def write(self, key: str, record: Record) -> int:
+        return self._sinks[key].write(key, record)
+
+    def close(self) -> None:
+        for sink in self._sinks.values():
+            sink.out.close()
+
+
+class TeeSink:
+    """The same packets into several sinks (e.g. a file and tshark's summary)."""
+
+    def __init__(self, *sinks):
+        self.sinks = sinks
+
+    def add_pod(self, *args) -> None:
+        for sink in self.sinks:
+            sink.add_pod(*args)
+
+    def write(self, key: str, record: Record) -> int:
+        return max(sink.write(key, record) for sink in self.sinks)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()

@@ -1,0 +1,70 @@
+"""The sniff entry point the CLI calls: resolve pods, choose the sink, run, clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import IO
+
+from kubectl_mesh.capture.options import SniffOptions
+from kubectl_mesh.capture.runner import CaptureRun
+from kubectl_mesh.capture import sinks, viewers
+from kubectl_mesh.errors import UsageError
+
+
+def sniff(opts: SniffOptions, cluster, *, stdout: IO[str], stderr: IO[str]) -> int:
+    """Capture per `opts`; returns the exit code (errors raise `MeshError`s)."""
+    from kubectl_mesh.session import Session
+
+    with Session.open(cluster) as session, contextlib.ExitStack() as stack:
+        pods = session.proxies(opts.target, opts.selector, stderr=stderr)
+        ready = [p for p in pods if p.ready] or pods[:1]
+        for p in pods:
+            if p not in ready:
+                print(f"skipping {p.ref}: not ready", file=stderr)
+        jsons = [session.api.get_pod(p.namespace, p.name) for p in ready]
+        sink = _sink(opts, ready, stdout, stderr, stack)
+        names = ", ".join(p.ref for p in ready)
+        print(f"capturing on {opts.interface} in {names} (mode {opts.mode})", file=stderr)
+        return CaptureRun(session.api, ready, jsons, opts, sink, stderr).run()
+
+
+def _sink(opts: SniffOptions, pods: list, stdout, stderr, stack: contextlib.ExitStack):
+    multi = len(pods) > 1
+    targets = []
+    if opts.to_directory:
+        return sinks.DirectorySink(opts.output)
+    if opts.output == "-":
+        binary = getattr(stdout, "buffer", None)
+        if binary is None:
+            raise UsageError("-o - needs a binary stdout")
+        targets.append(_stream_sink(binary, multi))
+    elif opts.output:
+        f = stack.enter_context(open(opts.output, "wb"))
+        targets.append(_stream_sink(f, multi or opts.output.endswith(".pcapng"), flush=False))
+    if opts.summary:
+        tshark = viewers.start_tshark_summary(stdout)
+        stack.callback(_end_viewer, tshark)
+        targets.append(_stream_sink(tshark.stdin, multi))
+    if not targets:
+        title = f"kubectl mesh sniff {pods[0].namespace}/{pods[0].name}" + (
+            f" (+{len(pods) - 1} pods)" if multi else "")
+        wireshark = viewers.start_wireshark(title)
+        stack.callback(_end_viewer, wireshark, False)
+        print(f"started Wireshark (pid {wireshark.pid}); close it to stop", file=stderr)
+        targets.append(_stream_sink(wireshark.stdin, multi))
+    return targets[0] if len(targets) == 1 else sinks.TeeSink(*targets)
+
+
+def _stream_sink(out, pcapng: bool, flush: bool = True):
+    return sinks.PcapngSink(out, flush) if pcapng else sinks.PcapSink(out, flush)
+
+
+def _end_viewer(proc, wait: bool = True) -> None:
+    """Close the viewer's input; tshark finishes its lines, Wireshark keeps its window."""
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.close()
+    if wait:
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=10)
+    _ = sys

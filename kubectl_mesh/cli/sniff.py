@@ -1,0 +1,110 @@
+"""`kubectl mesh sniff TARGET`: capture a pod's (or every ready pod of a workload's) packets
+with tcpdump into Wireshark, a pcap/pcapng file, a directory or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from kubectl_mesh.cli import common
+
+EPILOG = """\
+modes:
+  auto       exec into a container that has tcpdump and may capture, else an ephemeral
+             container; says why when neither works
+  exec       tcpdump in a container of the pod (-c)
+  ephemeral  an ephemeral debug container (--image, NET_RAW/NET_ADMIN) targeting -c or
+             istio-proxy; Kubernetes cannot remove it afterwards (its process is ended)
+  node       a privileged hostPID debug pod on the pod's node (needs --privileged)
+
+examples:
+  kubectl mesh sniff deploy/catalog -n istioinaction -i lo -f 'tcp port 3000'
+      app <-> sidecar plaintext (-i lo) of every ready catalog pod, live in Wireshark
+  kubectl mesh sniff catalog-7d9f.istioinaction -o catalog.pcap --duration 10s
+  kubectl mesh sniff deploy/catalog -o - | tshark -r -
+"""
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "ki": 1024, "kib": 1024, "m": 1e6, "mb": 1e6,
+          "mi": 2**20, "mib": 2**20, "g": 1e9, "gb": 1e9, "gi": 2**30, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `500000`, `10MB`, `10Mi`, `1G`..."""
+    match = _SIZE.fullmatch(text.strip())
+    unit = (match.group(2) or "").lower() if match else None
+    if not match or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 500k, 10MB, 1Gi)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number >= 1)")
+    return int(text)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    from kubectl_mesh.capture.options import DEFAULT_IMAGE, MODES
+
+    p = common.command_parser(prog, "Capture a pod's traffic with tcpdump into Wireshark or "
+                                    "a pcap file.", epilog=EPILOG)
+    p.add_argument("target", nargs="?",
+                   help="pod or workload: NAME[.NS], pod/, deploy/, sts/, ds/, rs/, svc/NAME[.NS]"
+                        " (a workload: all its ready pods, one pcapng interface per pod)")
+    p.add_argument("-l", "--selector", help="label selector instead of a target")
+    p.add_argument("-c", "--container",
+                   help="container to run tcpdump in (exec) or to target (ephemeral)")
+    p.add_argument("-i", "--interface", default="eth0",
+                   help="interface in the pod (default: eth0; lo = app<->sidecar plaintext)")
+    p.add_argument("-f", "--filter", default="",
+                   help="tcpdump filter expression, passed verbatim as one argument")
+    p.add_argument("-o", "--output", metavar="FILE|-|DIR/",
+                   help="write a pcap (pcapng for several pods) to FILE, '-' = stdout, "
+                        "'DIR/' = a pcap per pod (default: live into Wireshark)")
+    p.add_argument("--count", type=_count, metavar="N", help="stop after N packets")
+    p.add_argument("--duration", type=common.parse_duration, metavar="D",
+                   help="stop after D (e.g. 30s, 5m)")
+    p.add_argument("--max-size", type=parse_size, metavar="SIZE",
+                   help="stop before writing more than SIZE (e.g. 100MB)")
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help="where tcpdump runs (default: auto)")
+    p.add_argument("--image", default=DEFAULT_IMAGE,
+                   help=f"debug image with tcpdump for ephemeral/node (default: {DEFAULT_IMAGE})")
+    p.add_argument("--privileged", action="store_true",
+                   help="allow --mode node (a privileged debug pod on the node)")
+    p.add_argument("--summary", action="store_true",
+                   help="print tshark's one-line decode of each packet on stdout")
+    common.add_cluster_flags(p)
+    common.add_concurrency_flag(p)
+    return p
+
+
+def options_from_args(args) -> "SniffOptions":
+    from kubectl_mesh.capture.options import SniffOptions
+    from kubectl_mesh.errors import UsageError
+
+    if args.mode == "node" and not args.privileged:
+        raise UsageError("--mode node runs a privileged debug pod on the node: add --privileged "
+                         "to allow it")
+    if not (args.target or args.selector):
+        raise UsageError("a target is required", hint="e.g. deploy/catalog -n istioinaction")
+    if args.summary and args.output == "-":
+        raise UsageError("--summary writes text to stdout; it cannot go with -o -")
+    return SniffOptions(target=args.target, selector=args.selector, container=args.container,
+                        interface=args.interface, filter=args.filter, output=args.output,
+                        count=args.count, duration=args.duration or None,
+                        max_size=args.max_size, mode=args.mode, image=args.image,
+                        privileged=args.privileged, summary=args.summary,
+                        concurrency=args.concurrency)
+
+
+def _main(argv, *, prog, stdout, stderr) -> int:
+    args = build_parser(prog).parse_args(argv)
+    opts = options_from_args(args)
+    from kubectl_mesh.capture.sniff import sniff
+    return sniff(opts, common.ClusterOptions.from_args(args), stdout=stdout, stderr=stderr)
+
+
+def main(argv=None, stdout=None, stderr=None) -> int:
+    return common.run(_main, argv, prog=common.prog_name("sniff"), stdout=stdout, stderr=stderr)

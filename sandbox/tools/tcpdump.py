@@ -1,0 +1,75 @@
+"""The sandbox's `tcpdump`: fail like the container's image would, else capture the pod.
+
+A pod's interfaces (`eth0`, `lo`, `any`) all map to the host loopback, restricted to the pod's
+IP: `/usr/bin/tcpdump -i lo ... host <POD_IP> and (<user filter>)`. Simulated: `-i lo` shows
+the pod's traffic on its address, not only app<->sidecar traffic on 127.0.0.1 (every sandbox
+pod shares the host's loopback). The user's filter stays one argv element; no shell runs.
+"""
+
+from __future__ import annotations
+
+import getopt
+import os
+import sys
+
+from sandbox.tools import facts_from_env, may_capture
+
+HOST_TCPDUMP = "/usr/bin/tcpdump"
+POD_INTERFACES = ("eth0", "lo", "any")
+# tcpdump 4.99's getopt string: the options that take a value.
+OPTSTRING = "aAbB:c:C:dDeE:fF:G:hHi:IjJ:KlLm:M:nNOpqQ:r:s:StT:uUvV:w:W:xXy:Yz:Z:#"
+LONG = ["interface=", "count=", "snapshot-length=", "immediate-mode", "version", "help",
+        "time-stamp-precision=", "print", "direction=", "packet-buffered", "list-interfaces"]
+
+
+def translate(argv: list[str], pod_ip: str) -> tuple[list[str], str]:
+    """(host tcpdump argv, the pod interface asked for). getopt.GetoptError on bad options."""
+    opts, rest = getopt.gnu_getopt(argv, OPTSTRING, LONG)
+    iface = "eth0"  # tcpdump's default: the first up, non-loopback interface
+    out: list[str] = []
+    for opt, value in opts:
+        if opt in ("-i", "--interface"):
+            iface = value
+            continue
+        if opt.startswith("--"):
+            out.append(f"{opt}={value}" if _takes_value(opt) else opt)
+        else:
+            out += [opt, value] if _takes_value(opt) else [opt]
+    user_filter = " ".join(rest).strip()
+    expression = f"host {pod_ip}" + (f" and ({user_filter})" if user_filter else "")
+    return [HOST_TCPDUMP, "-i", "lo", *out, expression], iface
+
+
+def _takes_value(opt: str) -> bool:
+    if opt.startswith("--"):
+        return any(o.endswith("=") and o[:-1] == opt[2:] for o in LONG)
+    i = OPTSTRING.find(opt[1])
+    return i >= 0 and OPTSTRING[i + 1:i + 2] == ":"
+
+
+def main(argv: list[str]) -> int:
+    facts = facts_from_env()
+    pod_ip = os.environ.get("POD_IP", "")
+    try:
+        host_argv, iface = translate(argv, pod_ip)
+    except getopt.GetoptError as e:
+        sys.stderr.write(f"tcpdump: {e}\n")
+        return 1
+    if iface not in POD_INTERFACES:
+        sys.stderr.write(f"tcpdump: {iface}: No such device exists\n"
+                         "(SIOCGIFHWADDR: No such device)\n")
+        return 1
+    if not may_capture(facts):
+        sys.stderr.write(f"tcpdump: {iface}: You don't have permission to perform this "
+                         "capture on that device\n(socket: Operation not permitted)\n")
+        return 1
+    if not pod_ip:
+        sys.stderr.write("tcpdump: sandbox shim: POD_IP is not set\n")
+        return 1
+    sys.stderr.flush()
+    os.execv(HOST_TCPDUMP, host_argv)  # the process becomes tcpdump: signals reach it
+    return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""One sandbox per test module; `kubectl mesh sniff` through REAL kubectl; traffic helpers and
+a check that no tcpdump of ours outlives a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from sandbox.testing import RunningSandbox, kubectl_binary
+
+BIN = pathlib.Path(sys.executable).parent
+GATEWAY_HOST = "catalog.istioinaction.io"
+
+
+def tcpdumps_for(ip: str) -> list[int]:
+    """Pids of tcpdump processes whose argv mentions `ip` (the shim adds `host <ip>`)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"tcpdump") and any(ip.encode() in a for a in argv):
+            pids.append(int(entry))
+    return pids
+
+
+class Mesh:
+    def __init__(self, sandbox: RunningSandbox):
+        self.sb = sandbox
+
+    def env(self, **extra) -> dict:
+        env = self.sb.env(**extra)
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [kubectl_binary(), "mesh", "sniff", *args]
+
+    def __call__(self, *args: str, env: dict | None = None, timeout: float = 90):
+        return subprocess.run(self.argv(*args), capture_output=True, timeout=timeout,
+                              env=env or self.env())
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.env())
+
+    def pod(self, namespace: str, selector: str, index: int = 0) -> dict:
+        pods = sorted(self.sb.pods(namespace, selector), key=lambda p: p["metadata"]["name"])
+        return pods[index]
+
+    def kubeconfig_with_token(self, token: str, user: str, deny: list[str]) -> pathlib.Path:
+        """A kubeconfig for a new sandbox user whose RBAC denies `deny`."""
+        rbac = self.sb.state / "rbac.json"
+        table = json.loads(rbac.read_text())
+        table["tokens"][token] = {"user": user, "deny": deny}
+        tmp = rbac.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table))
+        tmp.replace(rbac)
+        config = yaml.safe_load(self.sb.kubeconfig.read_text())
+        for u in config["users"]:
+            u["user"]["token"] = token
+        path = self.sb.state / f"kubeconfig-{user}"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+
+class Traffic:
+    """GETs in a background thread until stopped."""
+
+    def __init__(self, url: str, host: str | None = None, interval: float = 0.05):
+        self.url, self.host, self.interval = url, host, interval
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            req = urllib.request.Request(self.url, headers={"Host": self.host} if self.host else {})
+            try:
+                urllib.request.urlopen(req, timeout=2).read()
+                self.sent += 1
+            except OSError:
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def mesh(sandbox) -> Mesh:
+    return Mesh(sandbox)
+
+
+def tshark(*args: str) -> str:
+    out = subprocess.run(["tshark", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def wait_gone(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not predicate():
+            return True
+        time.sleep(0.1)
+    return not predicate()

@@ -1,0 +1,177 @@
+"""`kubectl mesh sniff` end to end: real kubectl, the sandbox, real Envoys, real tcpdump/tshark."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from kubectl_mesh.capture.pcap import read_file
+from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def gateway(mesh) -> dict:
+    return mesh.pod("istio-system", "app=istio-ingressgateway")
+
+
+@pytest.fixture(scope="module")
+def catalog_v2(mesh) -> list[dict]:
+    return [mesh.pod("istioinaction", "app=catalog,version=v2", i) for i in (0, 1)]
+
+
+def gateway_traffic(gateway: dict) -> Traffic:
+    return Traffic(f"http://{gateway['status']['podIP']}:8080/items", GATEWAY_HOST)
+
+
+def ref(pod: dict) -> str:
+    return f"{pod['metadata']['name']}.{pod['metadata']['namespace']}"
+
+
+def test_gateway_capture_holds_the_http_requests_and_tcpdumps_count(mesh, gateway, tmp_path):
+    out = tmp_path / "gw.pcap"
+    with gateway_traffic(gateway):
+        result = mesh("deploy/istio-ingressgateway", "-n", "istio-system", "-o", str(out),
+                      "--count", "40", "-f", "tcp port 8080")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    _, records = read_file(str(out))
+    assert len(records) == 40
+    assert "tcpdump: 40 packets captured" in err  # tcpdump's own count, relayed
+    hosts = tshark("-r", str(out), "-Y", "http.request", "-T", "fields", "-e", "http.host")
+    assert GATEWAY_HOST in hosts.split()
+    assert not tcpdumps_for(gateway["status"]["podIP"])
+
+
+def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
+    out = tmp_path / "d.pcap"
+    started = time.monotonic()
+    with gateway_traffic(gateway):
+        result = mesh(ref(gateway), "-o", str(out), "--duration", "2s")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert 2.0 <= elapsed < 6.0
+    assert len(read_file(str(out))[1]) > 0
+    assert wait_gone(lambda: tcpdumps_for(gateway["status"]["podIP"]), 5)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, sig):
+    out = tmp_path / "i.pcap"
+    ip = gateway["status"]["podIP"]
+    with gateway_traffic(gateway):
+        proc = mesh.popen(ref(gateway), "-o", str(out))
+        deadline = time.monotonic() + 20
+        while not tcpdumps_for(ip) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tcpdumps_for(ip), "tcpdump never started"
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert len(read_file(str(out))[1]) > 0
+    tshark("-r", str(out))  # a valid file: tshark reads it to the end without error
+    assert wait_gone(lambda: tcpdumps_for(ip), 5), "tcpdump left running"
+
+
+def test_filter_metacharacters_are_not_a_shell(mesh, gateway, tmp_path):
+    marker = tmp_path / "pwned"
+    result = mesh(ref(gateway), "-o", str(tmp_path / "x.pcap"), "--count", "1",
+                  "-f", f"port 80; touch {marker}")
+    assert result.returncode == 2
+    assert b"syntax error" in result.stderr
+    assert not marker.exists()
+
+
+def test_missing_tcpdump_in_exec_mode(mesh, catalog_v2):
+    result = mesh(ref(catalog_v2[0]), "--mode", "exec", "-c", "catalog", "-o", "/dev/null")
+    assert result.returncode == 8, result.stderr
+    assert b"tcpdump is not available" in result.stderr
+    assert b"--mode ephemeral" in result.stderr
+
+
+def test_istio_proxy_cannot_capture_like_real_tcpdump(mesh, catalog_v2):
+    result = mesh(ref(catalog_v2[0]), "--mode", "exec", "-c", "istio-proxy", "-o", "/dev/null")
+    assert result.returncode == 1
+    assert b"You don't have permission to perform this capture on that device" in result.stderr
+
+
+def test_missing_wireshark_suggests_o(mesh, gateway):
+    result = mesh(ref(gateway), "--count", "1")  # no -o: live into Wireshark, not installed
+    assert result.returncode == 8
+    assert b"Wireshark was not found" in result.stderr and b"-o capture.pcap" in result.stderr
+
+
+def test_exec_into_an_app_container_that_ships_tcpdump(mesh, sandbox, catalog_v2, tmp_path):
+    pod = catalog_v2[1]
+    name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    sandbox.kubectl("annotate", "pod", name, "-n", ns, "sandbox.kubectl-mesh.io/tools=catalog=tcpdump")
+    try:
+        out = tmp_path / "app.pcap"
+        with Traffic(f"http://{pod['status']['podIP']}:3000/items"):
+            result = mesh(ref(pod), "-o", str(out), "--count", "10", "-i", "lo")
+        assert result.returncode == 0, result.stderr
+        assert b"via exec (container catalog)" in result.stderr
+        assert len(read_file(str(out))[1]) == 10
+    finally:
+        sandbox.kubectl("annotate", "pod", name, "-n", ns, "sandbox.kubectl-mesh.io/tools-")
+
+
+def test_workload_capture_is_one_pcapng_with_an_interface_per_pod(mesh, catalog_v2, tmp_path):
+    out = tmp_path / "multi.pcapng"
+    traffic = [Traffic(f"http://{p['status']['podIP']}:3000/items") for p in catalog_v2]
+    for t in traffic:
+        t.__enter__()
+    try:
+        result = mesh("deploy/catalog-v2", "-n", "istioinaction", "-o", str(out),
+                      "--duration", "4s")
+    finally:
+        for t in traffic:
+            t.__exit__()
+    assert result.returncode == 0, result.stderr
+    names = tshark("-r", str(out), "-T", "fields", "-e", "frame.interface_name").split()
+    expected = {f"{p['metadata']['name']}/istioinaction" for p in catalog_v2}
+    assert set(names) == expected
+    assert b"stays in pod" in result.stderr  # auto fell back to ephemeral containers, and says so
+    for p in catalog_v2:
+        assert wait_gone(lambda: tcpdumps_for(p["status"]["podIP"]), 5)
+
+
+def test_ephemeral_container_is_left_with_its_process_ended(mesh, sandbox, gateway, tmp_path):
+    out = tmp_path / "e.pcap"
+    with gateway_traffic(gateway):
+        result = mesh(ref(gateway), "--mode", "ephemeral", "-o", str(out), "--count", "5")
+    assert result.returncode == 0, result.stderr
+    assert len(read_file(str(out))[1]) == 5
+    pod = sandbox.pods("istio-system", "app=istio-ingressgateway")[0]
+    statuses = pod["status"]["ephemeralContainerStatuses"]
+    assert statuses and all("terminated" in s["state"] for s in statuses)
+    spec = pod["spec"]["ephemeralContainers"][-1]
+    assert spec["targetContainerName"] == "istio-proxy"
+    assert set(spec["securityContext"]["capabilities"]["add"]) == {"NET_RAW", "NET_ADMIN"}
+
+
+def test_ephemeral_forbidden_gives_the_rbac_hint(mesh, gateway):
+    config = mesh.kubeconfig_with_token("no-ephemeral-token", "dev",
+                                        ["patch pods/ephemeralcontainers"])
+    result = mesh(ref(gateway), "--mode", "ephemeral", "-o", "/dev/null",
+                  env=mesh.env(KUBECONFIG=str(config)))
+    assert result.returncode == 4, result.stderr
+    assert b"patch" in result.stderr and b"pods/ephemeralcontainers" in result.stderr
+
+
+def test_node_mode_needs_privileged_then_uses_a_debug_pod_it_deletes(mesh, sandbox, gateway,
+                                                                     tmp_path):
+    assert mesh(ref(gateway), "--mode", "node", "-o", "/dev/null").returncode == 2
+    out = tmp_path / "n.pcap"
+    with gateway_traffic(gateway):
+        result = mesh(ref(gateway), "--mode", "node", "--privileged", "-o", str(out),
+                      "--count", "5")
+    assert result.returncode == 0, result.stderr
+    assert len(read_file(str(out))[1]) == 5
+    assert b"deleted" in result.stderr
+    assert wait_gone(lambda: [p for p in sandbox.pods("istio-system")
+                              if p["metadata"]["name"].startswith("kubectl-mesh-sniff-")], 10)
