@@ -66,6 +66,8 @@ def walk(demo: Demo) -> None:
     demo.run("mesh", "routes", *GATEWAY, "-o", "wide")
     demo.say("Do the subset clusters the route points to exist?")
     demo.run("mesh", "clusters", *GATEWAY, "--fqdn", "catalog.istioinaction.svc.cluster.local")
+    demo.say("The same walk in one command: trace the failing request through the gateway")
+    demo.run("mesh", "routes", *GATEWAY, "--trace", "http://catalog.istioinaction.io/items")
     demo.say("No version-v1/version-v2 clusters: no DestinationRule defines the subsets. Apply one")
     demo.run("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
     time.sleep(1.0)
@@ -73,7 +75,10 @@ def walk(demo: Demo) -> None:
     demo.run("mesh", "endpoints", *GATEWAY, "--cluster",
              "outbound|80|version-v2|catalog.istioinaction.svc.cluster.local")
     demo.say("Requests succeed now")
+    demo.run("mesh", "routes", *GATEWAY, "--trace", "http://catalog.istioinaction.io/items")
     demo.curl()
+    demo.say("Raise the gateway's http logger for 3 seconds; the previous levels come back")
+    demo.run("mesh", "loglevel", *GATEWAY, "--level", "http:debug", "--for", "3s")
     demo.say("Every replica of catalog-v2 has the same config")
     demo.run("mesh", "clusters", "deploy/catalog-v2", "-n", "istioinaction", "--all-pods",
              "--fqdn", "catalog")
