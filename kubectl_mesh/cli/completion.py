@@ -4,8 +4,9 @@ kubectl runs `kubectl_complete-mesh-routes <words typed so far> <word being comp
 shows what we print: one candidate per line, then a cobra directive line (`:4` = no file
 completion). Flags come from the command's parser; the TARGET argument is completed with pod
 (or `deploy/`, `svc/`, ... workload) names read from the API server with one lean HTTPS GET.
-It runs on every <TAB>, so it imports neither the kubernetes client nor requests, reads the
-kubeconfig itself (KUBECONFIG path list, --kubeconfig, --context, -n) and is silent on errors.
+It runs on every <TAB>, so it imports neither the kubernetes client nor requests: the context
+comes from `kubectl_mesh.kube.kubeconfig` (the commands' own reader: KUBECONFIG path list,
+--kubeconfig, --context, -n), the GET is the standard library's, and errors are silent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import argparse
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from kubectl_mesh.cli import BUILTINS, COMMANDS, Command, find_command
@@ -39,112 +39,60 @@ KIND_COLLECTIONS = {
 NameLister = Callable[[str, "str | None"], Sequence[str]]
 
 
-# ---- kubeconfig (a lean reader: kubectl's merge rules, no kubernetes client) ------------------
+# ---- the cluster: kubectl_mesh.kube.kubeconfig for the context, one stdlib HTTPS GET ---------
 
 
-@dataclass(frozen=True)
-class KubeContext:
-    """What a request to the API server needs, resolved from the kubeconfig."""
+def cluster_lister(kubeconfig: str | None, context: str | None,
+                   env: Mapping[str, str] | None = None) -> tuple[NameLister, str]:
+    """A NameLister for the selected kubeconfig context, and that context's namespace.
 
-    name: str
-    server: str
-    namespace: str = "default"
-    ca_file: str | None = None
-    ca_data: bytes | None = None
-    insecure: bool = False
-    tls_server_name: str | None = None
-    token: str | None = None
-    cert_file: str | None = None
-    cert_data: bytes | None = None
-    key_file: str | None = None
-    key_data: bytes | None = None
+    The context is resolved by the commands' own `load_config` (KUBECONFIG list merge, relative
+    paths, tokenFile, exec credentials); any MeshError it raises makes completion quiet.
+    """
+    from kubectl_mesh.kube.kubeconfig import load_config
 
+    config = load_config(_expand(kubeconfig), context, environ=env)
 
-def kubeconfig_paths(explicit: str | None = None, env: Mapping[str, str] | None = None) -> list[str]:
-    """--kubeconfig, else every file of the KUBECONFIG path list, else ~/.kube/config."""
-    env = os.environ if env is None else env
-    if explicit:
-        return [os.path.expanduser(explicit)]
-    if env.get("KUBECONFIG"):
-        return [os.path.expanduser(p) for p in env["KUBECONFIG"].split(os.pathsep) if p]
-    return [os.path.join(os.path.expanduser("~"), ".kube", "config")]
+    def list_names(collection: str, namespace: str | None) -> list[str]:
+        group, _, resource = collection.rpartition("/")
+        path = f"/{group}/namespaces/{namespace}/{resource}" if namespace else f"/{collection}"
+        items = api_get_json(config, path + "?limit=500").get("items") or []
+        return [item["metadata"]["name"] for item in items if item.get("metadata", {}).get("name")]
+
+    return list_names, config.namespace
 
 
-def load_kubeconfig(paths: Sequence[str]) -> dict:
-    """Merge kubeconfig files as kubectl does: for each named cluster/user/context and for
-    current-context, the first file that sets it wins; missing files are skipped. Entries
-    keep the directory of their file, for relative certificate paths."""
-    import yaml
+def context_names(kubeconfig: str | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The context names of the merged kubeconfig files (--kubeconfig, else KUBECONFIG, ...)."""
+    from kubectl_mesh.kube.kubeconfig import kubeconfig_paths, merge_kubeconfigs, read_kubeconfig
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    merged: dict = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = yaml.load(f, Loader=loader)
-        except FileNotFoundError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        base = os.path.dirname(os.path.abspath(path))
-        for section, field in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-            for item in doc.get(section) or ():
-                if isinstance(item, dict) and item.get("name") and item["name"] not in merged[section]:
-                    merged[section][item["name"]] = (item.get(field) or {}, base)
-        if not merged["current-context"] and doc.get("current-context"):
-            merged["current-context"] = doc["current-context"]
-    return merged
+    paths, _ = kubeconfig_paths(_expand(kubeconfig), os.environ if env is None else env)
+    return sorted(str(n) for n in merge_kubeconfigs([read_kubeconfig(p) for p in paths])["contexts"])
 
 
-def resolve_context(merged: dict, context: str | None = None) -> KubeContext:
-    """The server and credentials of `context` (default: current-context). KeyError if unknown."""
-    import base64
-
-    name = context or merged.get("current-context")
-    if not name:
-        raise KeyError("no current-context")
-    ctx, _ = merged["contexts"][name]
-    cluster, cluster_dir = merged["clusters"][ctx["cluster"]]
-    user, user_dir = merged["users"].get(ctx.get("user"), ({}, ""))
-
-    def path(entry: dict, key: str, base: str) -> str | None:
-        value = entry.get(key)
-        return os.path.join(base, os.path.expanduser(value)) if value else None
-
-    def data(entry: dict, key: str) -> bytes | None:
-        value = entry.get(key)
-        return base64.b64decode(value) if value else None
-
-    token = user.get("token")
-    token_file = path(user, "tokenFile", user_dir)
-    if not token and token_file:
-        with open(token_file, encoding="utf-8") as f:
-            token = f.read().strip()
-    return KubeContext(
-        name=name, server=cluster["server"], namespace=ctx.get("namespace") or "default",
-        ca_file=path(cluster, "certificate-authority", cluster_dir),
-        ca_data=data(cluster, "certificate-authority-data"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify")),
-        tls_server_name=cluster.get("tls-server-name"), token=token,
-        cert_file=path(user, "client-certificate", user_dir),
-        cert_data=data(user, "client-certificate-data"),
-        key_file=path(user, "client-key", user_dir), key_data=data(user, "client-key-data"),
-    )
+def _expand(path: str | None) -> str | None:
+    # The shell does not expand `~` in the words it hands to a completer.
+    return os.path.expanduser(path) if path else path
 
 
-def api_get(ctx: KubeContext, path: str, timeout: float = API_TIMEOUT) -> dict:
-    """GET `path` from the API server, decoded JSON. Raises OSError/ValueError on any failure."""
+def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
+    """GET `path` from `config`'s API server (an `ApiConfig`), decoded JSON.
+
+    Plain http.client rather than `KubeApi`: importing requests would add ~80 ms to every
+    <TAB>. Raises OSError/ValueError/ssl.SSLError on any failure; the caller stays quiet.
+    """
     import http.client
     import json
     import socket
     import urllib.parse
 
-    url = urllib.parse.urlsplit(ctx.server)
+    url = urllib.parse.urlsplit(config.server)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         if url.scheme == "https":
-            sock = _ssl_context(ctx).wrap_socket(sock, server_hostname=ctx.tls_server_name or host)
+            sock = config.ssl_context().wrap_socket(
+                sock, server_hostname=config.tls_server_name or host)
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.sock = sock
         headers = {
@@ -152,9 +100,8 @@ def api_get(ctx: KubeContext, path: str, timeout: float = API_TIMEOUT) -> dict:
             "Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,"
                       "application/json",
             "User-Agent": "kubectl-mesh-completion",
+            **config.auth_headers(),
         }
-        if ctx.token:
-            headers["Authorization"] = f"Bearer {ctx.token}"
         conn.request("GET", url.path.rstrip("/") + path, headers=headers)
         response = conn.getresponse()
         body = response.read()
@@ -163,45 +110,6 @@ def api_get(ctx: KubeContext, path: str, timeout: float = API_TIMEOUT) -> dict:
         return json.loads(body)
     finally:
         sock.close()
-
-
-def _ssl_context(ctx: KubeContext):
-    import ssl
-    import tempfile
-
-    context = ssl.create_default_context(
-        cafile=ctx.ca_file, cadata=ctx.ca_data.decode() if ctx.ca_data else None)
-    if ctx.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if ctx.cert_data or ctx.cert_file:
-        # load_cert_chain wants files: inline data goes through a private temp dir, read at once.
-        with tempfile.TemporaryDirectory() as tmp:
-            def materialise(data: bytes | None, filename: str | None, name: str) -> str | None:
-                if not data:
-                    return filename
-                target = os.path.join(tmp, name)
-                with open(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
-                    f.write(data)
-                return target
-
-            context.load_cert_chain(materialise(ctx.cert_data, ctx.cert_file, "cert.pem"),
-                                    materialise(ctx.key_data, ctx.key_file, "key.pem"))
-    return context
-
-
-def cluster_lister(kubeconfig: str | None, context: str | None,
-                   env: Mapping[str, str] | None = None) -> tuple[NameLister, str]:
-    """A NameLister for the selected kubeconfig context, and that context's namespace."""
-    ctx = resolve_context(load_kubeconfig(kubeconfig_paths(kubeconfig, env)), context)
-
-    def list_names(collection: str, namespace: str | None) -> list[str]:
-        group, _, resource = collection.rpartition("/")
-        path = f"/{group}/namespaces/{namespace}/{resource}" if namespace else f"/{collection}"
-        items = api_get(ctx, path + "?limit=500").get("items") or []
-        return [item["metadata"]["name"] for item in items if item.get("metadata", {}).get("name")]
-
-    return list_names, ctx.namespace
 
 
 # ---- completing words ------------------------------------------------------------------------
@@ -253,8 +161,7 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
         if action.choices:
             names = [str(c) for c in action.choices]
         elif action.dest == "context":
-            names = _quietly(lambda: sorted(load_kubeconfig(
-                kubeconfig_paths(typed.get("kubeconfig"), env))["contexts"]))
+            names = _quietly(lambda: context_names(typed.get("kubeconfig"), env))
         elif action.dest == "namespace":
             names = _quietly(lambda: _list(lister_factory, typed, env, "api/v1/namespaces", None))
         else:

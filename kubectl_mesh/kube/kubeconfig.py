@@ -111,9 +111,11 @@ def read_kubeconfig(path: str) -> dict:
     """One kubeconfig file as a dict, with its relative file references made absolute."""
     import yaml  # only here: not on the --help path
 
+    # The C loader when PyYAML has it: completion reads the kubeconfig on every <TAB>.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = yaml.load(f, Loader=loader) or {}  # noqa: S506 - a safe loader
     except OSError as e:
         raise NotFoundError(f"cannot read kubeconfig {path}: {e.strerror}") from e
     except yaml.YAMLError as e:

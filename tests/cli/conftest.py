@@ -20,9 +20,12 @@ class Mesh:
         self.sb = sandbox
 
     def env(self, **extra) -> dict:
-        env = self.sb.env(**extra)
+        """The sandbox's KUBECONFIG, the venv's executables first on PATH, no inherited
+        NO_COLOR; `extra` (e.g. PATH=..., NO_COLOR=1) is applied last and wins."""
+        env = self.sb.env()
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         env.pop("NO_COLOR", None)
+        env.update(extra)
         return env
 
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 60,

@@ -1,4 +1,4 @@
-"""Shell completion: flags, values, targets, the lean kubeconfig reader and API GET."""
+"""Shell completion: flags, values, targets, the kubeconfig context and the lean API GET."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ import yaml
 
 from kubectl_mesh.cli import COMMANDS, find_command
 from kubectl_mesh.cli import completion
+from kubectl_mesh.errors import NotFoundError
 
-from conftest import VENV_BIN
+# Not `from conftest import VENV_BIN`: with several test directories collected at once,
+# `conftest` may name another directory's conftest module.
+VENV_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), ".venv", "bin")
 
 ROUTES = find_command("routes")
 
@@ -54,8 +58,8 @@ def complete(args, cluster=None):
 
 @pytest.mark.parametrize("args,expected", [
     (["--ku"], ["--kubeconfig"]),
-    (["--n"], ["--namespace"]),
-    (["-o", ""], ["short", "json", "yaml"]),
+    (["--nam"], ["--name", "--namespace"]),
+    (["-o", ""], ["short", "wide", "json", "yaml"]),
     (["--output", "y"], ["yaml"]),
     (["--output=j"], ["--output=json"]),
     (["pod-x", "--re"], ["--request-timeout"]),
@@ -69,8 +73,8 @@ def test_flags_and_choices(args, expected):
 def test_flag_list_comes_from_the_parser():
     names, directive = complete(["-"])
     assert directive == 4
-    assert {"-n", "--namespace", "--context", "--kubeconfig", "-A", "--all-namespaces", "-o",
-            "--output", "--request-timeout", "--proxy-admin-port", "--debug", "-h"} <= set(names)
+    assert {"-n", "--namespace", "--context", "--kubeconfig", "-o", "--output", "--trace",
+            "--request-timeout", "--proxy-admin-port", "--debug", "-h"} <= set(names)
 
 
 def test_kubeconfig_value_falls_back_to_file_completion():
@@ -155,35 +159,25 @@ def two_kubeconfigs(tmp_path):
     return tmp_path, first, second
 
 
-def test_kubeconfig_paths():
-    env = {"KUBECONFIG": f"/a/config{os.pathsep}{os.pathsep}/b/config"}
-    assert completion.kubeconfig_paths(None, env) == ["/a/config", "/b/config"]
-    assert completion.kubeconfig_paths("/explicit", env) == ["/explicit"]
-    assert completion.kubeconfig_paths(None, {})[0].endswith(os.path.join(".kube", "config"))
-
-
-def test_kubeconfig_list_merges_like_kubectl(two_kubeconfigs):
+def test_cluster_lister_resolves_the_kubeconfig_list_like_the_commands(two_kubeconfigs):
+    """The completer resolves contexts with kube.kubeconfig.load_config, the commands' reader."""
     tmp, first, second = two_kubeconfigs
-    paths = [first, str(tmp / "missing"), second]
-    merged = completion.load_kubeconfig(paths)
-    assert merged["current-context"] == "dev"
-    assert sorted(merged["contexts"]) == ["dev", "prod", "shared"]
+    (tmp / "a" / "ca.crt").write_text("not used before a request\n")
+    env = {"KUBECONFIG": os.pathsep.join([first, str(tmp / "missing"), second])}
+    _, namespace = completion.cluster_lister(None, None, env)
+    assert namespace == "team-a"  # current-context from the first file that sets it
+    _, namespace = completion.cluster_lister(None, "shared", env)
+    assert namespace == "default"  # the first file's "shared" wins; it sets no namespace
+    with pytest.raises(NotFoundError, match="/abs/key.pem"):  # the commands' reader's checks
+        completion.cluster_lister(None, "prod", env)
+    with pytest.raises(NotFoundError, match='context "nope" not found'):
+        completion.cluster_lister(None, "nope", env)
 
-    dev = completion.resolve_context(merged)
-    assert (dev.name, dev.server, dev.namespace, dev.token) == (
-        "dev", "https://dev:6443", "team-a", "dev-token")
-    assert dev.ca_file == str(tmp / "a" / "ca.crt")  # relative to the file that set it
 
-    prod = completion.resolve_context(merged, "prod")
-    assert (prod.server, prod.namespace, prod.insecure, prod.tls_server_name) == (
-        "https://prod:443", "default", True, "api.prod")
-    assert prod.token == "file-token"  # tokenFile relative to the second file
-    assert (prod.cert_data, prod.key_file) == (b"CERT", "/abs/key.pem")
-
-    shared = completion.resolve_context(merged, "shared")  # first definition wins
-    assert (shared.server, shared.token) == ("https://dev:6443", "dev-token")
-    with pytest.raises(KeyError):
-        completion.resolve_context(merged, "nope")
+def test_kubeconfig_flag_expands_the_home_directory(two_kubeconfigs, monkeypatch):
+    tmp, first, _ = two_kubeconfigs
+    monkeypatch.setenv("HOME", str(tmp))
+    assert completion.context_names("~/a/config", {}) == ["dev", "shared"]
 
 
 def test_context_values_come_from_the_kubeconfig_list(two_kubeconfigs):

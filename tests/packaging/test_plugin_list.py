@@ -78,4 +78,4 @@ def test_kubectl_plugin_completion(kubectl, installed_bin):
     assert result.stdout.splitlines() == ["--kubeconfig", ":4"]
 
     result = _kubectl(kubectl, installed_bin, "__complete", "mesh", "routes", "-o", "")
-    assert result.stdout.splitlines() == ["short", "json", "yaml", ":4"]
+    assert result.stdout.splitlines() == ["short", "wide", "json", "yaml", ":4"]
