@@ -1,0 +1,95 @@
+"""`--diff`: istiod's view of one proxy against the proxy's own config dump, like
+`istioctl proxy-status <pod>`: clusters, listeners and routes, with version_info and
+last_updated stripped, sorted by name, as unified diffs under `Clusters Match` /
+`Clusters Don't Match` (and the same for Listeners and Routes)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+SECTIONS = ("Clusters", "Listeners", "Routes")
+
+
+@dataclass(frozen=True)
+class SectionDiff:
+    section: str  # Clusters, Listeners, Routes
+    diff: str  # unified diff, "" when they match
+    istiod_count: int
+    envoy_count: int
+
+    @property
+    def match(self) -> bool:
+        return not self.diff
+
+    def headline(self) -> str:
+        return f"{self.section} Match" if self.match else f"{self.section} Don't Match"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"section": self.section, "match": self.match, "istiod": self.istiod_count,
+                "envoy": self.envoy_count, "diff": self.diff}
+
+
+def _configs(dump: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    return [c for c in (dump or {}).get("configs") or []
+            if str(c.get("@type", "")).endswith("." + kind)]
+
+
+def clusters(dump: Mapping[str, Any]) -> list[dict]:
+    """Active dynamic clusters, by name (warming ones are not yet in use)."""
+    items = [c.get("cluster") or {} for cfg in _configs(dump, "ClustersConfigDump")
+             for c in cfg.get("dynamic_active_clusters") or []]
+    return sorted(items, key=lambda c: c.get("name", ""))
+
+
+def listeners(dump: Mapping[str, Any]) -> list[dict]:
+    """Dynamic listeners by name: the active config, and Envoy's error (minus its time) when
+    it rejected an update – that is part of what differs."""
+    items = []
+    for cfg in _configs(dump, "ListenersConfigDump"):
+        for item in cfg.get("dynamic_listeners") or []:
+            entry: dict[str, Any] = {"name": item.get("name", "")}
+            for state in ("active_state", "warming_state"):
+                if (item.get(state) or {}).get("listener"):
+                    entry[state] = item[state]["listener"]
+            error = item.get("error_state")
+            if error:
+                entry["error_state"] = {k: v for k, v in error.items()
+                                        if k != "last_update_attempt"}
+            items.append(entry)
+    return sorted(items, key=lambda c: c["name"])
+
+
+def routes(dump: Mapping[str, Any]) -> list[dict]:
+    items = [r.get("route_config") or {} for cfg in _configs(dump, "RoutesConfigDump")
+             for r in cfg.get("dynamic_route_configs") or []]
+    return sorted(items, key=lambda r: r.get("name", ""))
+
+
+def _text(items: list[dict]) -> list[str]:
+    return json.dumps(items, indent=2, sort_keys=True, ensure_ascii=False).splitlines(True)
+
+
+def compare(istiod_dump: Mapping[str, Any], envoy_dump: Mapping[str, Any],
+            context: int = 3) -> list[SectionDiff]:
+    """One SectionDiff per section, in the order Clusters, Listeners, Routes."""
+    out = []
+    for section, extract in zip(SECTIONS, (clusters, listeners, routes)):
+        want, have = extract(istiod_dump), extract(envoy_dump)
+        lines = difflib.unified_diff(_text(want), _text(have), fromfile=f"Istiod {section}",
+                                     tofile=f"Envoy {section}", n=context)
+        diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        out.append(SectionDiff(section, diff, len(want), len(have)))
+    return out
+
+
+def render(diffs: list[SectionDiff]) -> str:
+    """istioctl's layout: the headline, then the diff when they differ."""
+    parts = []
+    for d in diffs:
+        parts.append(d.headline() + "\n")
+        if d.diff:
+            parts.append(d.diff)
+    return "".join(parts)

@@ -1,0 +1,26 @@
+"""The typed, frozen options of one `kubectl mesh sync` run (the core never sees argparse)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubectl_mesh.cli.common import DEFAULT_CONCURRENCY, ClusterOptions
+from kubectl_mesh.sync.istiod import DEFAULT_ISTIO_NAMESPACE
+
+DEFAULT_WAIT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    target: str | None = None  # pod, NAME.NS, deploy/x ...; None = a whole namespace or all
+    selector: str | None = None  # -l, instead of a target
+    istio_namespace: str = DEFAULT_ISTIO_NAMESPACE
+    revision: str | None = None
+    output: str = "short"
+    verify: bool = False
+    diff: bool = False
+    wait: bool = False
+    timeout: float = DEFAULT_WAIT_TIMEOUT  # --wait's limit
+    concurrency: int = DEFAULT_CONCURRENCY
+    file: str | None = None  # a captured syncz instead of a cluster

@@ -1,0 +1,114 @@
+"""Scope, --wait's loop, istiod discovery errors, and --diff's normalisation."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from kubectl_mesh.errors import NotFoundError, UnreachableError
+from kubectl_mesh.sync import diff
+from kubectl_mesh.sync.istiod import find_istiods, istiod_selector
+from kubectl_mesh.sync.scope import Scope, scope_for
+from kubectl_mesh.sync.wait import Snapshot, wait_for_sync
+
+from .cases import load, proxies
+
+
+@pytest.mark.parametrize("ns,all_ns,ids,proxy,expected", [
+    (None, False, None, "a.app", True),
+    ("app", False, None, "a.app", True),
+    ("app", False, None, "a.other", False),
+    ("app", True, None, "a.other", True),
+    ("app", False, ["a.other"], "a.other", True),
+    (None, False, ["a.other"], "b.other", False),
+    ("app", False, None, "a.b.app", True),
+], ids=["all", "ns-hit", "ns-miss", "A-wins", "target-wins", "target-miss", "dotted-pod"])
+def test_scope(ns, all_ns, ids, proxy, expected):
+    assert scope_for(ns, all_ns, ids).matches(proxy) is expected
+
+
+class FakeApi:
+    def __init__(self, pods):
+        self.pods, self.calls = pods, []
+
+    def list_pods(self, namespace=None, label_selector=None, field_selector=None):
+        self.calls.append((namespace, label_selector))
+        return self.pods
+
+
+def _pod(name, phase="Running"):
+    return {"metadata": {"name": name, "namespace": "istio-system"},
+            "spec": {"containers": [{"name": "discovery"}]}, "status": {"phase": phase}}
+
+
+def test_find_istiods_uses_label_and_revision():
+    api = FakeApi([_pod("istiod-b"), _pod("istiod-a"), _pod("istiod-c", "Pending")])
+    assert [p.name for p in find_istiods(api, "istio-system", "canary")] == ["istiod-a", "istiod-b"]
+    assert api.calls == [("istio-system", "app=istiod,istio.io/rev=canary")]
+    assert istiod_selector(None) == "app=istiod"
+
+
+def test_no_istiod_says_where_it_looked():
+    with pytest.raises(NotFoundError) as e:
+        find_istiods(FakeApi([]), "mesh", None)
+    assert "namespace mesh" in str(e.value) and "app=istiod" in str(e.value)
+    assert "--istio-namespace" in str(e.value)
+
+
+def test_only_pending_istiod_is_unreachable():
+    with pytest.raises(UnreachableError, match="istiod-c: Pending"):
+        find_istiods(FakeApi([_pod("istiod-c", "Pending")]), "istio-system")
+
+
+def test_wait_returns_when_synced_and_reports_progress():
+    stale, synced = proxies("syncz_stale.json"), proxies("syncz_synced.json")
+    polls = iter([Snapshot(stale), Snapshot(stale), Snapshot(synced)])
+    clock = iter([0, 0.1, 0.6, 1.1, 1.2])
+    err = io.StringIO()
+    done, snap = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
+                               clock=lambda: next(clock), sleep=lambda s: None)
+    assert done and snap.proxies == synced
+    lines = err.getvalue().splitlines()
+    assert "3/4 proxies SYNCED" in lines[0] and "RDS STALE" in lines[0]
+    assert lines[-1] == "sync: 4/4 proxies SYNCED"
+
+
+def test_wait_times_out_and_counts_unconnected_pods():
+    synced = proxies("syncz_synced.json")
+    t = iter(range(100))
+    done, snap = wait_for_sync(lambda: Snapshot(synced, ("new-pod.app",)), timeout=3,
+                               clock=lambda: next(t), sleep=lambda s: None)
+    assert not done
+    assert "4/5 proxies SYNCED" in snap.summary() and "new-pod.app (not connected" in snap.summary()
+
+
+def test_empty_selection_is_not_done():
+    assert not Snapshot([]).done
+
+
+def test_diff_strips_versions_and_sorts():
+    istiod = load("synced_istiod_dump.json")
+    envoy = load("synced_envoy_dump.json")
+    for cfg in envoy["configs"]:  # reorder and change versions/times: still a match
+        for key in ("dynamic_active_clusters", "dynamic_route_configs", "dynamic_listeners"):
+            if key in cfg:
+                cfg[key].reverse()
+                for item in cfg[key]:
+                    item["version_info"] = "other"
+                    item["last_updated"] = "2030-01-01T00:00:00Z"
+    assert all(d.match for d in diff.compare(istiod, envoy))
+    # one changed route timeout is a Routes difference, and only that
+    route = next(c for c in envoy["configs"] if "dynamic_route_configs" in c)
+    route["dynamic_route_configs"][0]["route_config"]["name"] += "-x"
+    result = {d.section: d.match for d in diff.compare(istiod, envoy)}
+    assert result == {"Clusters": True, "Listeners": True, "Routes": False}
+
+
+def test_wait_rides_out_a_failed_poll():
+    synced = proxies("syncz_synced.json")
+    polls = iter([Snapshot((), error="istiod x did not answer"), Snapshot(synced)])
+    err = io.StringIO()
+    done, _ = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
+                            clock=iter([0, 0, 1, 2]).__next__, sleep=lambda s: None)
+    assert done and "retrying: istiod x did not answer" in err.getvalue()

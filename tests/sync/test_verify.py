@@ -1,0 +1,113 @@
+"""--verify's checks on real captured Envoy stats/dumps, and on small variations of them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from kubectl_mesh.sync.verify import (DISCONNECTED, LAGGING, REJECTED, UNKNOWN, WARNING_LEVEL,
+                                      control_plane_id, envoy_state, has_errors,
+                                      istiod_versions, proxy_findings)
+
+from .cases import load, proxies
+
+CATALOG = "catalog-5c99bc2986-e58ef.istioinaction"
+
+
+def _catalog(payload):
+    return next(p for p in proxies(payload) if p.name == CATALOG)
+
+
+def _stats_with(stats, name, value):
+    out = copy.deepcopy(stats)
+    for s in out["stats"]:
+        if s["name"] == name:
+            s["value"] = value
+    return out
+
+
+def test_cds_nack_is_rejected_with_envoy_counter_and_istiod_error():
+    state = envoy_state(load("nack_envoy_stats.json"), load("nack_envoy_listeners.json"))
+    assert state.rejected["CDS"] == 1 and state.connected is True
+    found = proxy_findings(CATALOG, _catalog("syncz_error.json"), state,
+                           load("nack_istiod_dump.json"))
+    assert [(f.check, f.type) for f in found] == [(REJECTED, "CDS")]
+    assert "update_rejected=1" in found[0].detail
+    assert "minimum_ring_size (2048) > maximum_ring_size (1024)" in found[0].detail
+    # the version Envoy kept is the accepted one, not what istiod sent
+    assert state.versions["CDS"] in found[0].detail
+    assert istiod_versions(load("nack_istiod_dump.json"))["CDS"] != state.versions["CDS"]
+    assert has_errors(found)
+
+
+def test_rds_nack_names_the_route_config():
+    gw = next(p for p in proxies("syncz_rds_error.json") if p.name.startswith("istio-ingress"))
+    state = envoy_state(load("rds_nack_envoy_stats.json"), load("rds_nack_envoy_listeners.json"))
+    found = proxy_findings(gw.name, gw, state, load("rds_nack_istiod_dump.json"))
+    rds = [f for f in found if f.type == "RDS"]
+    assert len(rds) == 1 and rds[0].check == REJECTED and rds[0].severity == "error"
+    assert "(http.8080)" in rds[0].detail and "Only unique values for domains" in rds[0].detail
+    # the CDS rejection from earlier in the same run is only a warning: CDS is accepted now
+    cds = [f for f in found if f.type == "CDS"]
+    assert [f.severity for f in cds] == [WARNING_LEVEL]
+
+
+def test_synced_proxy_with_matching_versions_has_no_findings():
+    gw = next(p for p in proxies("syncz_synced_after_nack.json") if p.name.startswith("istio-"))
+    stats = load("rds_nack_envoy_stats.json")
+    state = envoy_state(stats, {"configs": []})
+    dump = load("synced_istiod_dump.json")
+    # Make Envoy's accepted versions equal to what istiod sent, and no rejections:
+    wanted = istiod_versions(dump)
+    fixed = copy.deepcopy(stats)
+    for s in fixed["stats"]:
+        if s["name"].endswith("update_rejected"):
+            s["value"] = 0
+    state = envoy_state(fixed, {"configs": []})
+    for key, version in wanted.items():
+        state.versions[key] = version
+    assert proxy_findings(gw.name, gw, state, dump) == []
+
+
+def test_version_lag_where_istiod_believes_synced():
+    gw = next(p for p in proxies("syncz_synced_after_nack.json") if p.name.startswith("istio-"))
+    dump = load("synced_istiod_dump.json")
+    stats = _stats_with(load("rds_nack_envoy_stats.json"), "listener_manager.lds.version_text",
+                        "0ld")
+    found = proxy_findings(gw.name, gw, envoy_state(stats, None), dump)
+    lag = [f for f in found if f.check == LAGGING]
+    assert "LDS" in [f.type for f in lag]
+    assert "Envoy has 0ld" in next(f for f in lag if f.type == "LDS").detail
+
+
+def test_disconnected_proxy():
+    stats = _stats_with(load("nack_envoy_stats.json"), "control_plane.connected_state", 0)
+    found = proxy_findings(CATALOG, _catalog("syncz_synced.json"), envoy_state(stats, None), None)
+    assert DISCONNECTED in [f.check for f in found]
+
+
+def test_proxy_no_istiod_lists_names_its_control_plane():
+    found = proxy_findings(CATALOG, None, envoy_state(load("nack_envoy_stats.json"), None), None)
+    assert found[0].check == UNKNOWN
+    assert "connected to control plane vm (1.28.0-sandbox)" in found[0].detail
+
+
+def test_lds_error_state_text_is_reported():
+    listeners = {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+                              "dynamic_listeners": [{"name": "0.0.0.0_8080", "error_state": {
+                                  "details": "Error adding/updating listener(s) 0.0.0.0_8080: "
+                                             "duplicate filter chain match",
+                                  "last_update_attempt": "2026-01-01T00:00:00Z"}}]}]}
+    stats = _stats_with(load("nack_envoy_stats.json"), "listener_manager.lds.update_rejected", 2)
+    found = proxy_findings(CATALOG, _catalog("syncz_synced.json"),
+                           envoy_state(stats, listeners), None)
+    lds = next(f for f in found if f.type == "LDS")
+    assert lds.check == REJECTED and "duplicate filter chain match" in lds.detail
+
+
+@pytest.mark.parametrize("identifier,expected", [
+    ('{"Component": "istiod", "ID": "istiod-7f9c", "Info": {"version": "1.22"}}', "istiod-7f9c (1.22)"),
+    ("not json", "not json"), (None, "unknown")], ids=["json", "raw", "none"])
+def test_control_plane_id(identifier, expected):
+    assert control_plane_id(identifier) == expected
