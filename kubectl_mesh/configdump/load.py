@@ -6,13 +6,8 @@ import json
 import sys
 from typing import IO
 
-import yaml
-
 from kubectl_mesh.configdump.dump import ConfigDump
 from kubectl_mesh.errors import BadInputError, NotFoundError
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def parse_document(data: bytes | str, source: str):
     """JSON or YAML text → Python object; BadInputError naming `source` otherwise."""
@@ -28,8 +23,9 @@ def parse_document(data: bytes | str, source: str):
                 f"{source} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno});"
                 " truncated? expected an Envoy config dump"
             ) from e
+    import yaml  # only YAML files need it: a live fetch is JSON, and yaml costs start-up
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise BadInputError(
             f"{source} is neither JSON nor YAML; expected an Envoy config dump"
