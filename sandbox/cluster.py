@@ -11,7 +11,7 @@ import time
 import yaml
 
 from . import kubeconfig
-from .apiserver import auth, kinds, pki
+from .apiserver import auth, kinds, pki, podsecurity
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import Store
 from .behaviour import Behaviours
@@ -69,6 +69,7 @@ class Sandbox:
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
         self.controllers = Controllers(self.api)
+        self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
                                allow_websocket=lambda: not (d / "refuse-websocket").exists())
         self.api.hooks = self.runtime

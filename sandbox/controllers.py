@@ -167,16 +167,19 @@ class Controllers:
                        "DaemonSet": "daemonsets.apps"}.get(ref.get("kind"))
                 if key:
                     self._sync_pods(ev.namespace, ref["name"], key)
-            self._sync_endpoints(ev.namespace)
+            for svc in self._services_for_pod(ev.obj):
+                self._sync_endpoints(svc)
         elif ev.key == "services":
-            self._sync_endpoints(ev.namespace)
+            svc = self.store.peek("services", ev.namespace, ev.name)
+            if svc is not None:
+                self._sync_endpoints(svc)
 
     def _collect_garbage(self, owner: dict) -> None:
         uid = (owner.get("metadata") or {}).get("uid")
         for k in kinds.KINDS:
             if not k.namespaced:
                 continue
-            for o in self.store.list(k.key, owner["metadata"].get("namespace") or None)[0]:
+            for o in self.store.scan(k.key, owner["metadata"].get("namespace") or None)[0]:
                 if _owned_by(o, uid):
                     try:
                         self.api.delete(k, o["metadata"]["namespace"], o["metadata"]["name"])
@@ -185,13 +188,15 @@ class Controllers:
 
     # -- workloads
     def _sync_deployment(self, ns: str, name: str) -> None:
-        dep = self.store.get("deployments.apps", ns, name)
+        dep = self.store.peek("deployments.apps", ns, name)  # read only: copied where kept
+        if dep is None:
+            return
         template = (dep.get("spec") or {}).get("template") or {}
         h = template_hash(template)
         rs_kind = kinds.by_key("replicasets.apps")
         rs_name = f"{name}-{h}"
         desired = int((dep.get("spec") or {}).get("replicas", 1))
-        owned = [rs for rs in self.store.list("replicasets.apps", ns)[0]
+        owned = [copy.deepcopy(rs) for rs in self.store.scan("replicasets.apps", ns)[0]
                  if _owned_by(rs, dep["metadata"]["uid"])]
         current = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
         if current is None:
@@ -214,12 +219,12 @@ class Controllers:
         self._update_workload_status("deployments.apps", ns, name)
 
     def _sync_pods(self, ns: str, name: str, key: str) -> None:
-        owner = self.store.find(key, ns, name)
+        owner = self.store.peek(key, ns, name)  # read only: _create_pod copies the template
         if owner is None:
             return
         spec = owner.get("spec") or {}
         desired = 1 if key == "daemonsets.apps" else int(spec.get("replicas", 1))
-        pods = [p for p in self.store.list("pods", ns)[0] if _owned_by(p, owner["metadata"]["uid"])]
+        pods = [p for p in self.store.scan("pods", ns)[0] if _owned_by(p, owner["metadata"]["uid"])]
         kind_name = {"replicasets.apps": "ReplicaSet", "statefulsets.apps": "StatefulSet",
                      "daemonsets.apps": "DaemonSet"}[key]
         pod_kind = kinds.by_key("pods")
@@ -255,18 +260,18 @@ class Controllers:
         self.api.create(kinds.by_key("pods"), ns, pod)
 
     def _update_workload_status(self, key: str, ns: str, name: str) -> None:
-        obj = self.store.find(key, ns, name)
+        obj = self.store.peek(key, ns, name)  # read only: copied below before a write
         if obj is None:
             return
         if key == "deployments.apps":
-            rss = [r for r in self.store.list("replicasets.apps", ns)[0]
+            rss = [r for r in self.store.scan("replicasets.apps", ns)[0]
                    if _owned_by(r, obj["metadata"]["uid"])]
             uids = {r["metadata"]["uid"] for r in rss}
             current = f"{name}-{template_hash((obj.get('spec') or {}).get('template') or {})}"
             cur_uids = {r["metadata"]["uid"] for r in rss if r["metadata"]["name"] == current}
         else:
             uids = cur_uids = {obj["metadata"]["uid"]}
-        pods = [p for p in self.store.list("pods", ns)[0]
+        pods = [p for p in self.store.scan("pods", ns)[0]
                 if any(_owned_by(p, u) for u in uids)]
         ready = sum(1 for p in pods if pod_ready(p))
         updated = sum(1 for p in pods if any(_owned_by(p, u) for u in cur_uids))
@@ -277,42 +282,68 @@ class Controllers:
             status = {"desiredNumberScheduled": 1, "currentNumberScheduled": len(pods),
                       "numberReady": ready, "numberAvailable": ready}
         if obj.get("status") != status:
+            obj = copy.deepcopy(obj)
             obj["status"] = status
             self.store.replace(key, obj, bump_generation=False)
 
     # -- services
-    def _sync_endpoints(self, ns: str) -> None:
-        pods = self.store.list("pods", ns)[0]
-        for svc in self.store.list("services", ns)[0]:
-            spec = svc.get("spec") or {}
-            selected = [p for p in pods if selectors.matches_labels(spec.get("selector"),
-                                                                    p["metadata"].get("labels"))
-                        and (p.get("status") or {}).get("podIP")]
-            subsets = []
-            if selected and spec.get("ports"):
-                addresses = lambda ok: [  # noqa: E731
-                    {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"),
-                     "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns,
-                                   "uid": p["metadata"]["uid"]}}
-                    for p in selected if pod_ready(p) == ok]
-                ports = [{"name": sp.get("name", ""), "port": resolve_target_port(sp, selected[0]),
-                          "protocol": sp.get("protocol", "TCP")} for sp in spec["ports"]]
-                subset = {"ports": ports}
-                if addresses(True):
-                    subset["addresses"] = addresses(True)
-                if addresses(False):
-                    subset["notReadyAddresses"] = addresses(False)
-                subsets = [subset]
-            name = svc["metadata"]["name"]
+    def _services_for_pod(self, pod: dict) -> list[dict]:
+        """The Services whose endpoints a change of `pod` can move: those selecting it now and
+        those listing it already (its labels may have changed). Others stay as they are, so a
+        pod event costs one Service's work, not a namespace's."""
+        meta = pod.get("metadata") or {}
+        ns, labels, name = meta.get("namespace", ""), meta.get("labels"), meta.get("name")
+        out = []
+        for svc in self.store.scan("services", ns)[0]:
+            if selectors.matches_labels((svc.get("spec") or {}).get("selector"), labels) or \
+                    _lists_pod(self.store.peek("endpoints", ns, svc["metadata"]["name"]), name):
+                out.append(svc)
+        return out
+
+    def _sync_endpoints(self, svc: dict) -> None:
+        """Write the Endpoints of one Service from the pods it selects (read only: `svc` and
+        the pods are the store's shared objects)."""
+        ns = svc["metadata"]["namespace"]
+        pods = self.store.scan("pods", ns)[0]
+        spec = svc.get("spec") or {}
+        selected = [p for p in pods if selectors.matches_labels(spec.get("selector"),
+                                                                p["metadata"].get("labels"))
+                    and (p.get("status") or {}).get("podIP")]
+        subsets = []
+        if selected and spec.get("ports"):
+            addresses = lambda ok: [  # noqa: E731
+                {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"),
+                 "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns,
+                               "uid": p["metadata"]["uid"]}}
+                for p in selected if pod_ready(p) == ok]
+            ports = [{"name": sp.get("name", ""), "port": resolve_target_port(sp, selected[0]),
+                      "protocol": sp.get("protocol", "TCP")} for sp in spec["ports"]]
+            subset = {"ports": ports}
+            if addresses(True):
+                subset["addresses"] = addresses(True)
+            if addresses(False):
+                subset["notReadyAddresses"] = addresses(False)
+            subsets = [subset]
+        name = svc["metadata"]["name"]
+        old = self.store.peek("endpoints", ns, name)
+        if old is None:
             ep = {"apiVersion": "v1", "kind": "Endpoints",
-                  "metadata": {"name": name, "namespace": ns, "labels": svc["metadata"].get("labels") or {}},
+                  "metadata": {"name": name, "namespace": ns,
+                               "labels": copy.deepcopy(svc["metadata"].get("labels") or {})},
                   "subsets": subsets}
-            old = self.store.find("endpoints", ns, name)
-            if old is None:
-                self.api.create(kinds.by_key("endpoints"), ns, ep)
-            elif old.get("subsets") != subsets:
-                old["subsets"] = subsets
-                self.store.replace("endpoints", old)
+            self.api.create(kinds.by_key("endpoints"), ns, ep)
+        elif old.get("subsets") != subsets:
+            old = copy.deepcopy(old)
+            old["subsets"] = subsets
+            self.store.replace("endpoints", old)
+
+
+def _lists_pod(endpoints: dict | None, pod_name: str) -> bool:
+    for subset in (endpoints or {}).get("subsets") or []:
+        for address in (subset.get("addresses") or []) + (subset.get("notReadyAddresses") or []):
+            if (address.get("targetRef") or {}).get("name") == pod_name:
+                return True
+    return False
 
 
 def resolve_target_port(service_port: dict, pod: dict) -> int:

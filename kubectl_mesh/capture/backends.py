@@ -114,11 +114,17 @@ class EphemeralBackend(_Gated):
             kubewrite.request(self.api, "PATCH", path,
                               {"spec": {"ephemeralContainers": [self.spec(opts.image)]}},
                               "application/strategic-merge-patch+json")
+        except kubewrite.PodSecurityRejected as e:
+            raise kubewrite.PodSecurityRejected(
+                f"Pod Security admission refused ephemeral container {self.name} in pod "
+                f"{self.pod}.{self.namespace}: {e.message}", e.level,
+                hint=pod_security_hint(self.namespace, e.level, "an ephemeral container with "
+                                       "NET_RAW/NET_ADMIN")) from e
         except ForbiddenError as e:
-            raise ForbiddenError(e.message, hint=e.hint if e.hint and "Pod Security" in e.hint else
-                              "ask for RBAC verb patch on pods/ephemeralcontainers (not in the "
-                              "built-in edit/admin roles), or use --mode exec with a container "
-                              "that has tcpdump") from e
+            raise ForbiddenError(e.message, hint="ask for RBAC verb patch on "
+                                 "pods/ephemeralcontainers (not in the built-in edit/admin "
+                                 "roles), or use --mode exec with a container that has "
+                                 "tcpdump") from e
         self._added = True
         _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
                       ephemeral=True, image=opts.image)
@@ -167,6 +173,12 @@ class NodeBackend(_Gated):
         try:
             kubewrite.request(self.api, "POST", kubewrite.pod_path(self.namespace),
                               self.manifest(opts.image))
+        except kubewrite.PodSecurityRejected as e:
+            raise kubewrite.PodSecurityRejected(
+                f"Pod Security admission refused debug pod {self.name} in namespace "
+                f"{self.namespace}: {e.message}", e.level,
+                hint=pod_security_hint(self.namespace, e.level, "a privileged hostPID/"
+                                       "hostNetwork debug pod")) from e
         except ForbiddenError as e:
             raise ForbiddenError(e.message, hint=e.hint or "node mode needs `create pods` and a "
                               "namespace whose Pod Security level allows privileged pods") from e
@@ -196,6 +208,17 @@ class NodeBackend(_Gated):
                           {"gracePeriodSeconds": 0})
         self._created = False
         return [f"debug pod {self.name}.{self.namespace} deleted"]
+
+
+def pod_security_hint(namespace: str, level: str, what: str) -> str:
+    """What to do when the namespace's Pod Security level refuses our capture container."""
+    admin = ("have an admin allow the capture (label the namespace "
+             "pod-security.kubernetes.io/enforce=privileged for its duration, or exempt it)")
+    if level == "restricted":  # every container drops ALL: no exec'd tcpdump can capture
+        return f'namespace {namespace} enforces Pod Security "{level}", which forbids {what}; {admin}'
+    return (f'namespace {namespace} enforces Pod Security "{level}", which forbids {what}; '
+            "alternatives: --mode exec -c CONTAINER (a container of the pod that ships tcpdump "
+            f"and runs as root with the default NET_RAW), or {admin}")
 
 
 def _container_status(pod: dict, name: str, ephemeral: bool) -> dict:

@@ -26,6 +26,8 @@ class SniffOptions:
     image: str = DEFAULT_IMAGE
     privileged: bool = False  # required for --mode node
     summary: bool = False
+    buffer_bytes: int | None = None  # tcpdump -B per pod; None = tcpdump.buffer_per_pod()
+    snaplen: int | None = None  # tcpdump -s; None = whole packets
     concurrency: int = 10
     setup_timeout: float = 60.0  # ephemeral container / debug pod start
 

@@ -9,7 +9,8 @@ from kubectl_mesh.capture.backends import (PROXY, EphemeralBackend, ExecBackend,
                                            capture_blocker)
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.pcap import PcapHeader, PcapStreamReader, Record
-from kubectl_mesh.capture.tcpdump import TcpdumpStats, diagnose, tcpdump_argv
+from kubectl_mesh.capture.tcpdump import (TcpdumpStats, buffer_per_pod, diagnose,
+                                          tcpdump_argv)
 from kubectl_mesh.errors import MeshError, ToolMissingError, UsageError
 from kubectl_mesh.kube.execstream import ExecFailed, open_exec
 
@@ -93,7 +94,9 @@ class PodCapture:
 
     def _attempt(self, backend) -> None:
         """Run tcpdump via `backend` until it ends or is stopped; raise if it never captured."""
-        argv = tcpdump_argv(self.opts.interface, self.opts.filter, self.opts.count)
+        argv = tcpdump_argv(self.opts.interface, self.opts.filter, self.opts.count,
+                            buffer_bytes=self.opts.buffer_bytes or buffer_per_pod(1),
+                            snaplen=self.opts.snaplen)
         pod_name, container, argv = backend.target(argv)
         reader = PcapStreamReader()
         try:

@@ -4,6 +4,7 @@ of every tcpdump, Ctrl-C, SIGTERM or a closed viewer - then cleanup, always."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import IO
 
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.podcapture import PodCapture
+from kubectl_mesh.capture.tcpdump import buffer_per_pod
 from kubectl_mesh.errors import ExitCode, MeshError
 
 JOIN_TIMEOUT = 10.0
@@ -30,6 +32,8 @@ class CaptureRun:
 
     def __init__(self, api, pods: list, pod_jsons: list[dict], opts: SniffOptions, sink,
                  stderr: IO[str]):
+        if opts.buffer_bytes is None:  # the default ring budget is shared by the pods
+            opts = dataclasses.replace(opts, buffer_bytes=buffer_per_pod(len(pods)))
         self.opts, self.sink, self.stderr = opts, sink, stderr
         self.totals = Totals()
         self.stop_reason = ""

@@ -5,22 +5,38 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BUFFER_KIB = 32768
+# tcpdump -B: the kernel ring between the interface and tcpdump. libpcap's default is 2 MiB;
+# a capture behind an exec stream needs far more: while the stream drains at tens to hundreds
+# of MB/s (less on a busy node), a burst arrives at hundreds. The ring is kernel memory on the
+# node for the life of the capture, so the default is a budget shared by the pods captured
+# (BENCHMARKS.md, sniff: 256 MiB keeps a 100 MB loopback burst whole; 64 MiB does not).
+BUFFER_BUDGET = 256 * 2**20
+MIN_BUFFER = 32 * 2**20
+
+
+def buffer_per_pod(pods: int) -> int:
+    """The default -B of each of `pods` captures: the budget split, at least MIN_BUFFER."""
+    return max(MIN_BUFFER, BUFFER_BUDGET // max(1, pods))
+
+
 _CAPTURED = re.compile(rb"(\d+) packets? captured")
 _RECEIVED = re.compile(rb"(\d+) packets? received by filter")
 _DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 
 
-def tcpdump_argv(interface: str, capture_filter: str = "", count: int | None = None) -> list[str]:
-    """`tcpdump -U -w - -i IFACE [-c N] -- FILTER`.
+def tcpdump_argv(interface: str, capture_filter: str = "", count: int | None = None, *,
+                 buffer_bytes: int = BUFFER_BUDGET, snaplen: int | None = None) -> list[str]:
+    """`tcpdump -U -w - -B KIB [-s N] -i IFACE [-c N] -- FILTER`.
 
     `-U -w -`: a raw pcap stream, flushed per packet (live Wireshark). `--` ends the options,
     so a filter that starts with `-` cannot become a flag (`-w /etc/...`); the filter is one
-    argv element, so shell metacharacters in it reach tcpdump's parser verbatim.
+    argv element, so shell metacharacters in it reach tcpdump's parser verbatim. `snaplen`
+    None keeps tcpdump's default (262144: whole packets).
     """
-    # -B: a 32 MiB kernel buffer absorbs bursts while the exec stream (slower than loopback)
-    # catches up; tcpdump's 2 MiB default drops packets under a bulk transfer.
-    argv = ["tcpdump", "-U", "-w", "-", "-B", str(BUFFER_KIB), "-i", interface]
+    argv = ["tcpdump", "-U", "-w", "-", "-B", str(max(1, buffer_bytes // 1024))]
+    if snaplen:
+        argv += ["-s", str(snaplen)]
+    argv += ["-i", interface]
     if count:
         argv += ["-c", str(count)]
     if capture_filter.strip():

@@ -73,6 +73,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help=f"debug image with tcpdump for ephemeral/node (default: {DEFAULT_IMAGE})")
     p.add_argument("--privileged", action="store_true",
                    help="allow --mode node (a privileged debug pod on the node)")
+    p.add_argument("--buffer-size", type=parse_size, metavar="SIZE", default=None,
+                   help="tcpdump's kernel buffer per pod (-B; default: 256Mi shared by the "
+                        "pods, at least 32Mi each). Bigger absorbs longer bursts the exec "
+                        "stream cannot drain at once, at the cost of that much kernel memory "
+                        "on the node")
+    p.add_argument("-s", "--snaplen", type=_count, metavar="BYTES",
+                   help="keep the first BYTES of each packet (default: whole packets); e.g. 128 "
+                        "for headers only: a small fraction of the bytes of bulk traffic, "
+                        "so bursts are not dropped (no payload)")
     p.add_argument("--summary", action="store_true",
                    help="print tshark's one-line decode of each packet on stdout")
     common.add_cluster_flags(p)
@@ -96,7 +105,8 @@ def options_from_args(args) -> "SniffOptions":
                         count=args.count, duration=args.duration or None,
                         max_size=args.max_size, mode=args.mode, image=args.image,
                         privileged=args.privileged, summary=args.summary,
-                        concurrency=args.concurrency)
+                        concurrency=args.concurrency, snaplen=args.snaplen,
+                        buffer_bytes=args.buffer_size)
 
 
 def _main(argv, *, prog, stdout, stderr) -> int:

@@ -9,6 +9,7 @@ from typing import IO
 from kubectl_mesh.configdump.dump import ConfigDump
 from kubectl_mesh.errors import BadInputError, NotFoundError
 
+
 def parse_document(data: bytes | str, source: str):
     """JSON or YAML text → Python object; BadInputError naming `source` otherwise."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data

@@ -82,9 +82,22 @@ class KubeApi:
     def get(self, path: str, params: Mapping[str, Any] | None = None, *,
             allow_missing: bool = False) -> dict | None:
         """GET `path` (e.g. `/api/v1/namespaces/x/pods`) as a dict; None on 404 if allowed."""
+        return self.request("GET", path, params=params, allow_missing=allow_missing)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None, headers: Mapping[str, str] | None = None,
+                allow_missing: bool = False) -> dict | None:
+        """`method path` with an optional JSON body (`headers` may set e.g. a patch
+        Content-Type); the decoded answer (None for an empty one, or on 404 if allowed).
+
+        Errors are translated like `get`'s; the MeshError of a non-2xx answer carries the
+        server's Status as `.status` (admission vs RBAC denials differ only there).
+        """
         url = self.config.server + path
         try:
-            resp = self._session.get(url, params=params, timeout=self.timeout, verify=True)
+            resp = self._session.request(method, url, params=params, json=json,
+                                         headers=dict(headers or {}), timeout=self.timeout,
+                                         verify=True)
         except requests.exceptions.SSLError as e:
             raise UnreachableError(f"TLS handshake with the API server {self.config.where} "
                                    f"failed: {_reason(e)}",
@@ -99,13 +112,17 @@ class KubeApi:
                                                          "--context / --kubeconfig") from e
         if resp.status_code == 404 and allow_missing:
             return None
-        if resp.status_code != 200:
-            raise status_error(resp.status_code, resp.content, "GET", path, self.config)
+        if not 200 <= resp.status_code < 300:
+            error = status_error(resp.status_code, resp.content, method, path, self.config)
+            error.status = _parse_status(resp.content)
+            raise error
+        if not resp.content and method != "GET":
+            return None
         try:
             return resp.json()
         except ValueError as e:
-            raise BadInputError(f"the API server {self.config.where} answered GET {path} with "
-                                f"something that is not JSON") from e
+            raise BadInputError(f"the API server {self.config.where} answered {method} {path} "
+                                f"with something that is not JSON") from e
 
     def get_resource(self, resource: str, namespace: str | None, name: str, *,
                      allow_missing: bool = False) -> dict | None:

@@ -4,6 +4,12 @@ Each binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 s
 exit `Status` JSON), 4 resize; v5 adds `[255, ch]` = close channel ch (stdin EOF). Output is
 handed to callbacks as it arrives, so a capture never holds more than one message in memory.
 Errors before the upgrade are translated once, here (403 -> ForbiddenError, ...).
+
+websocket-client does the handshake (it reads the 101 answer byte by byte, so nothing of the
+stream is buffered in it) and the sends; frames are read by `FrameReader` straight off the
+socket into one large buffer, payloads handed out as views of it: websocket-client's
+`recv_data` reads 16 KiB at a time, joins the pieces and slices off the channel byte - three
+copies of every captured byte, and the bottleneck of a bulk capture (BENCHMARKS.md, sniff).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import json
 import socket
 import ssl
+import struct
 from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import urlencode
@@ -26,7 +33,10 @@ from kubectl_mesh.kube.wsrelay import tls_context
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
-OnData = Callable[[bytes], None]
+OnData = Callable[[memoryview], None]  # valid only during the call: copy what you keep
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+READ_BUFFER = 1 << 20
+MAX_FRAME = 64 << 20  # a sanity bound: no exec/attach output frame is anywhere near this
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,59 @@ def _message(body: bytes) -> str:
         return body.decode(errors="replace")
 
 
+class FrameReader:
+    """RFC 6455 frames from a (TLS) socket: `recv_into` one buffer, payloads as memoryviews.
+
+    A view is valid until the next `next_frame()`. A frame larger than the buffer gets a
+    bigger one (up to MAX_FRAME); the unread tail moves to the front when the buffer runs out.
+    """
+
+    def __init__(self, sock, size: int = READ_BUFFER):
+        self.sock = sock
+        self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0
+
+    def _need(self, n: int) -> None:
+        """Make `n` bytes available from `_start` (EOFError when the peer is gone)."""
+        if self._end - self._start >= n:
+            return
+        if self._start + n > len(self._buf):
+            if n > MAX_FRAME:
+                raise websocket.WebSocketProtocolException(f"a frame of {n} bytes")
+            # Move the unread tail to the front of a buffer (a new one: views handed out
+            # earlier may still exist, and a bytearray with exports cannot be resized).
+            tail = bytes(self._view[self._start:self._end])
+            if n > len(self._buf):
+                self._buf = bytearray(max(n, 2 * len(self._buf)))
+                self._view = memoryview(self._buf)
+            self._buf[:len(tail)] = tail
+            self._start, self._end = 0, len(tail)
+        while self._end - self._start < n:
+            got = self.sock.recv_into(self._view[self._end:])
+            if not got:
+                raise EOFError
+            self._end += got
+
+    def next_frame(self) -> tuple[bool, int, memoryview]:
+        """(fin, opcode, payload view) of the next frame."""
+        self._need(2)
+        b0, b1 = self._buf[self._start], self._buf[self._start + 1]
+        n, head = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4)
+            n, head = struct.unpack_from("!H", self._buf, self._start + 2)[0], 4
+        elif n == 127:
+            self._need(10)
+            n, head = struct.unpack_from("!Q", self._buf, self._start + 2)[0], 10
+        if b1 & 0x80:
+            raise websocket.WebSocketProtocolException("the server sent a masked frame")
+        self._need(head + n)
+        begin = self._start + head
+        self._start = begin + n
+        return bool(b0 & 0x80), b0 & 0x0F, self._view[begin:begin + n]
+
+
 class ExecStream:
     """One exec or attach connection. `run()` pumps output until the command ends."""
 
@@ -72,26 +135,38 @@ class ExecStream:
         self.status: ExitStatus | None = None
 
     def run(self, on_stdout: OnData, on_stderr: OnData) -> ExitStatus | None:
-        """Deliver output until the status arrives or the connection ends (then None)."""
-        ws = self.ws
+        """Deliver output until the status arrives or the connection ends (then None).
+
+        The callbacks get memoryviews into the read buffer, valid during the call only.
+        """
+        reader = FrameReader(self.ws.sock)
+        channel = None  # of the message being received (only its first fragment says)
+        status = bytearray()
         while True:
             try:
-                opcode, frame = ws.recv_data()
-            except (websocket.WebSocketConnectionClosedException, OSError, ssl.SSLError):
+                fin, opcode, payload = reader.next_frame()
+            except (EOFError, OSError, ssl.SSLError, websocket.WebSocketException):
                 return self.status
-            except websocket.WebSocketException:
+            if opcode == OP_CLOSE:
                 return self.status
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                return self.status
-            if not frame:
+            if opcode == OP_PING:
+                with contextlib.suppress(Exception):
+                    self.ws.pong(bytes(payload))
                 continue
-            channel, payload = frame[0], frame[1:]
+            if opcode not in (OP_BINARY, OP_TEXT, OP_CONTINUATION):
+                continue
+            if opcode != OP_CONTINUATION:
+                if not payload:
+                    continue
+                channel, payload = payload[0], payload[1:]
             if channel == STDOUT and payload:
                 on_stdout(payload)
             elif channel == STDERR and payload:
                 on_stderr(payload)
             elif channel == STATUS:
-                self.status = ExitStatus.from_status(payload)
+                status += payload
+                if fin:
+                    self.status = ExitStatus.from_status(bytes(status))
 
     def send_stdin(self, data: bytes) -> None:
         self.ws.send(bytes([STDIN]) + data, websocket.ABNF.OPCODE_BINARY)

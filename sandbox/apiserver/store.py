@@ -6,6 +6,7 @@ import collections
 import copy
 import dataclasses
 import datetime
+import itertools
 import threading
 import uuid
 from typing import Callable, Iterator
@@ -45,6 +46,10 @@ class Store:
 
     Listeners (controllers, the runtime) are called after each write, outside the lock,
     in the writer's thread.
+
+    A stored object is never changed in place (every write stores a fresh copy), so in-process
+    readers that promise not to mutate may share it: `peek` and `scan` skip the deep copies
+    `get` and `list` make for callers that edit what they read.
     """
 
     HISTORY = 20000
@@ -52,7 +57,8 @@ class Store:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._objects: dict[tuple[str, str, str], dict] = {}
+        # kind key -> (namespace, name) -> object: listing one kind never walks the others.
+        self._objects: dict[str, dict[tuple[str, str], dict]] = collections.defaultdict(dict)
         self._events: collections.deque[Event] = collections.deque(maxlen=self.HISTORY)
         self._rv = 0
         self._listeners: list[Listener] = []
@@ -67,9 +73,14 @@ class Store:
     def get(self, key: str, namespace: str, name: str) -> dict:
         with self._lock:
             try:
-                return copy.deepcopy(self._objects[(key, namespace, name)])
+                return copy.deepcopy(self._objects[key][(namespace, name)])
             except KeyError:
                 raise NotFound(name) from None
+
+    def peek(self, key: str, namespace: str, name: str) -> dict | None:
+        """The stored object itself, or None: shared, so the caller must not mutate it."""
+        with self._lock:
+            return self._objects[key].get((namespace, name))
 
     def find(self, key: str, namespace: str, name: str) -> dict | None:
         try:
@@ -79,9 +90,16 @@ class Store:
 
     def list(self, key: str, namespace: str | None = None) -> tuple[list[dict], int]:
         with self._lock:
-            items = [copy.deepcopy(o) for (k, ns, _), o in sorted(self._objects.items())
-                     if k == key and (namespace is None or ns == namespace)]
-            return items, self._rv
+            items, rv = self.scan(key, namespace)
+            return [copy.deepcopy(o) for o in items], rv
+
+    def scan(self, key: str, namespace: str | None = None) -> tuple[list[dict], int]:
+        """Like `list` (sorted by namespace, name) but the stored objects themselves, shared:
+        the caller must not mutate them."""
+        with self._lock:
+            by_name = self._objects[key]
+            keys = sorted(k for k in by_name if namespace is None or k[0] == namespace)
+            return [by_name[k] for k in keys], self._rv
 
     # -- writing
     def add_listener(self, listener: Listener) -> None:
@@ -91,7 +109,7 @@ class Store:
         meta = obj.setdefault("metadata", {})
         ns, name = meta.get("namespace", ""), meta["name"]
         with self._lock:
-            if (key, ns, name) in self._objects:
+            if (ns, name) in self._objects[key]:
                 raise Conflict(name)
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", now_rfc3339())
@@ -104,7 +122,7 @@ class Store:
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
         with self._lock:
-            old = self._objects.get((key, ns, name))
+            old = self._objects[key].get((ns, name))
             if old is None:
                 raise NotFound(name)
             for field in ("uid", "creationTimestamp"):
@@ -128,10 +146,10 @@ class Store:
 
     def delete(self, key: str, namespace: str, name: str) -> dict:
         with self._lock:
-            obj = self._objects.get((key, namespace, name))
+            obj = self._objects[key].get((namespace, name))
             if obj is None:
                 raise NotFound(name)
-            del self._objects[(key, namespace, name)]
+            del self._objects[key][(namespace, name)]
             self._rv += 1
             obj = copy.deepcopy(obj)
             obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -145,7 +163,7 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         stored = copy.deepcopy(obj)
-        self._objects[(key, ns, name)] = stored
+        self._objects[key][(ns, name)] = stored
         ev = Event(self._rv, etype, key, ns, name, stored)
         self._events.append(ev)
         self._cond.notify_all()
@@ -156,6 +174,14 @@ class Store:
             listener(ev)
 
     # -- watching
+    def _events_after(self, rv: int) -> list[Event]:
+        """Events with rv > `rv`. Every write adds exactly one event and rv moves by one per
+        write, so the history is contiguous: index arithmetic instead of a scan of 20000."""
+        if not self._events:
+            return []
+        start = max(0, rv + 1 - self._events[0].rv)
+        return list(itertools.islice(self._events, start, None))
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -172,7 +198,7 @@ class Store:
         last = rv
         while True:
             with self._lock:
-                batch = [e for e in self._events if e.rv > last]
+                batch = self._events_after(last)
                 if not batch:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._closed:

@@ -3,6 +3,8 @@ traffic bind the pod IP (names keep Istio's `0.0.0.0_<port>` form)."""
 
 from __future__ import annotations
 
+import copy
+
 from sandbox.istiod.clusters import ADS_SOURCE, cluster_name, inbound_ports
 from sandbox.istiod.mesh import Mesh
 from sandbox.istiod.proxy import Proxy
@@ -46,8 +48,10 @@ def http_connection_manager(stat_prefix: str, *, rds: str | None = None,
     else:
         config["route_config"] = route_config
     config.update({
-        "http_filters": [ROUTER],
-        "access_log": [ACCESS_LOG],
+        # Fresh copies: protobuf's ParseDict deletes and restores "@type" inside Any dicts
+        # while parsing, so module-level dicts shared by concurrent pushes broke (KeyError).
+        "http_filters": [copy.deepcopy(ROUTER)],
+        "access_log": [copy.deepcopy(ACCESS_LOG)],
         "use_remote_address": gateway,
         "normalize_path": True,
         "request_id_extension": {"typed_config": {

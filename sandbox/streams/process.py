@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import threading
 from typing import Callable
@@ -9,6 +10,8 @@ from typing import Callable
 from . import status
 
 CHUNK = 64 * 1024
+FRAME_CHUNK = 256 * 1024  # one read, one WebSocket message: few syscalls and TLS record runs
+PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size
 DRAIN_TIMEOUT = 5.0  # after exit, how long output may keep coming (children holding the pipe)
 
 
@@ -44,6 +47,23 @@ class Run:
                     send(data)
                 if on_eof:
                     on_eof()
+            except (OSError, ValueError):  # client gone, or the pipe was closed under us
+                pass
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._pumps.append(thread)
+
+    def pump_frames(self, stream, framer, name: str = "pump") -> None:
+        """Copy `stream`'s pipe to a `websocket.ChannelFramer` in a thread: raw `os.readv` into
+        the framer's buffer, bypassing `stream`'s own buffer (nothing else reads it)."""
+        fd = stream.fileno()
+        widen_pipe(fd)
+
+        def run():
+            try:
+                while framer.pump_once(fd):
+                    pass
             except (OSError, ValueError):  # client gone, or the pipe was closed under us
                 pass
 
@@ -114,3 +134,14 @@ class Run:
             for pipe in (self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+def widen_pipe(fd: int, size: int = PIPE_SIZE) -> None:
+    """Let the writer run up to `size` bytes ahead (default 64 KiB): a producer that writes in
+    bursts - tcpdump -U writes each packet, up to 64 KiB on loopback - then never waits for a
+    reader wake-up per write, and one read drains many writes. Best effort (not a pipe, or
+    above the system's pipe-max-size: unchanged)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass

@@ -17,9 +17,9 @@ import json
 import threading
 
 from . import spdy, upgrade
-from .process import Run
+from .process import FRAME_CHUNK, Run
 from .status import StreamError, bad_request
-from .websocket import WebSocket
+from .websocket import ChannelFramer, WebSocket
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 WS_PROTOCOLS = [V5, V4]
@@ -116,7 +116,12 @@ def _over_websocket(handler, protocol: str, opts: CommandOptions, run: Run) -> N
 
     reader = threading.Thread(target=read_client, name="ws-exec-reader", daemon=True)
     reader.start()
-    _start_output(run, opts, lambda ch: lambda data: ws.send(bytes([ch]) + data))
+    if run.proc is not None:
+        for channel, wanted, pipe in ((STDOUT, opts.stdout, run.proc.stdout),
+                                      (STDERR, opts.stderr, run.proc.stderr)):
+            if wanted and pipe is not None:
+                run.pump_frames(pipe, ChannelFramer(ws, channel, FRAME_CHUNK),
+                                f"ws-{'stdout' if channel == STDOUT else 'stderr'}-pump")
     result = run.wait()
     if result is not None:
         try:

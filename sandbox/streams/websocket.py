@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import struct
 import threading
@@ -26,16 +27,18 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
+def frame_header(opcode: int, n: int) -> bytes:
+    """The header of an unmasked (server → client) final frame of `n` payload bytes."""
+    if n < 126:
+        return struct.pack("!BB", 0x80 | opcode, n)
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n)
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n)
+
+
 def frame(opcode: int, payload: bytes) -> bytes:
     """An unmasked (server → client) final frame."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, n)
-    elif n < 1 << 16:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-    return head + payload
+    return frame_header(opcode, len(payload)) + payload
 
 
 class WebSocket:
@@ -95,7 +98,10 @@ class WebSocket:
 
     def send(self, payload: bytes, opcode: int = OP_BINARY) -> None:
         """Send one message; raises OSError when the connection is gone."""
-        data = frame(opcode, payload)
+        self.send_frame(frame(opcode, payload))
+
+    def send_frame(self, data) -> None:
+        """Send an already framed message (bytes-like); raises OSError when the connection is gone."""
         with self._wlock:
             if self._close_sent:
                 raise BrokenPipeError("websocket already closed")
@@ -117,6 +123,33 @@ class WebSocket:
                 self._sock.sendall(frame(OP_CLOSE, code))
             except OSError:
                 pass
+
+
+HEAD_ROOM = 11  # the longest frame header (10 bytes) + a channel byte
+
+
+class ChannelFramer:
+    """Reads a pipe straight into a buffer behind room for the frame header and channel byte,
+    then sends header + channel + data as ONE slice of that buffer: no copies in Python and
+    one TLS record run per read (joining `bytes([ch]) + data` and `head + payload` copied every
+    byte twice and, at 64 KiB a read, capped exec output near 100 MB/s on this machine)."""
+
+    def __init__(self, ws: WebSocket, channel: int, size: int):
+        self.ws, self.channel = ws, channel
+        self._buf = bytearray(HEAD_ROOM + size)
+        self._view = memoryview(self._buf)
+        self._buf[HEAD_ROOM - 1] = channel
+
+    def pump_once(self, fd: int) -> bool:
+        """One read of `fd` sent as one binary message; False at EOF."""
+        n = os.readv(fd, [self._view[HEAD_ROOM:]])
+        if not n:
+            return False
+        head = frame_header(OP_BINARY, n + 1)
+        start = HEAD_ROOM - 1 - len(head)
+        self._buf[start:HEAD_ROOM - 1] = head
+        self.ws.send_frame(self._view[start:HEAD_ROOM + n])
+        return True
 
 
 class ByteStream:

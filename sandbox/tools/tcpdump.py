@@ -4,6 +4,11 @@ A pod's interfaces (`eth0`, `lo`, `any`) all map to the host loopback, restricte
 IP: `/usr/bin/tcpdump -i lo ... host <POD_IP> and (<user filter>)`. Simulated: `-i lo` shows
 the pod's traffic on its address, not only app<->sidecar traffic on 127.0.0.1 (every sandbox
 pod shares the host's loopback). The user's filter stays one argv element; no shell runs.
+
+Unlike a pod's eth0 (a veth: each packet once), the host loopback hands every packet to the
+capture socket twice (sent, then received) and libpcap drops the sent copy only in user space,
+after it took room in the kernel ring (`-B`): a sandbox capture needs about twice the ring of
+a real one. (The kernel filter `inbound` would avoid that but misses ~3 % of loopback packets.)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from kubectl_mesh.capture.backends import capture_blocker
 from kubectl_mesh.capture.pcap import PcapFormatError, PcapHeader, PcapStreamReader
 from kubectl_mesh.capture.pcapng import PcapngWriter
-from kubectl_mesh.capture.tcpdump import TcpdumpStats, tcpdump_argv
+from kubectl_mesh.capture.tcpdump import TcpdumpStats, buffer_per_pod, tcpdump_argv
 from kubectl_mesh.capture.viewers import find_wireshark
 from kubectl_mesh.cli.sniff import parse_size
 from sandbox.tools import check_command, container_env, image_tools, may_capture, container_facts
@@ -84,9 +84,17 @@ def test_pcapng_has_one_named_interface_per_pod(tmp_path):
 
 def test_tcpdump_argv_keeps_the_filter_one_argument_after_end_of_options():
     argv = tcpdump_argv("lo", "-w /tmp/x; touch /tmp/pwned", 10)
-    assert argv == ["tcpdump", "-U", "-w", "-", "-B", "32768", "-i", "lo", "-c", "10", "--",
+    assert argv == ["tcpdump", "-U", "-w", "-", "-B", "262144", "-i", "lo", "-c", "10", "--",
                     "-w /tmp/x; touch /tmp/pwned"]
     assert "--" not in tcpdump_argv("eth0")
+    assert tcpdump_argv("eth0", buffer_bytes=2**20, snaplen=128)[4:8] == ["-B", "1024", "-s",
+                                                                          "128"]
+
+
+@pytest.mark.parametrize("pods, mib", [(1, 256), (4, 64), (8, 32), (50, 32)],
+                         ids=["one", "four", "eight", "fifty"])
+def test_default_buffer_is_a_budget_split_among_pods_with_a_floor(pods, mib):
+    assert buffer_per_pod(pods) == mib * 2**20
 
 
 def test_tcpdump_stats_from_stderr():

@@ -10,6 +10,26 @@ import pytest
 from kubectl_mesh.capture.pcap import read_file
 from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
 
+BASELINE_NAMESPACE = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: psa
+  labels: {istio-injection: enabled, pod-security.kubernetes.io/enforce: baseline}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: psa}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: example/web:1, ports: [{containerPort: 3000}]}
+"""
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -38,12 +58,23 @@ def test_gateway_capture_holds_the_http_requests_and_tcpdumps_count(mesh, gatewa
                       "--count", "40", "-f", "tcp port 8080")
     err = result.stderr.decode()
     assert result.returncode == 0, err
+    # istio-proxy runs as 1337 with ALL capabilities dropped (Istio's securityContext), so
+    # auto mode explains why exec cannot capture and uses an ephemeral container.
+    assert "via ephemeral (ephemeral container kubectl-mesh-sniff-" in err
     _, records = read_file(str(out))
     assert len(records) == 40
     assert "tcpdump: 40 packets captured" in err  # tcpdump's own count, relayed
     hosts = tshark("-r", str(out), "-Y", "http.request", "-T", "fields", "-e", "http.host")
     assert GATEWAY_HOST in hosts.split()
     assert not tcpdumps_for(gateway["status"]["podIP"])
+
+
+def test_exec_in_the_gateways_istio_proxy_fails_like_on_a_real_cluster(mesh, gateway):
+    spec = next(c for c in gateway["spec"]["containers"] if c["name"] == "istio-proxy")
+    assert spec["securityContext"]["runAsUser"] == 1337
+    result = mesh(ref(gateway), "--mode", "exec", "-o", "/dev/null")
+    assert result.returncode == 1
+    assert b"You don't have permission to perform this capture on that device" in result.stderr
 
 
 def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
@@ -175,3 +206,43 @@ def test_node_mode_needs_privileged_then_uses_a_debug_pod_it_deletes(mesh, sandb
     assert b"deleted" in result.stderr
     assert wait_gone(lambda: [p for p in sandbox.pods("istio-system")
                               if p["metadata"]["name"].startswith("kubectl-mesh-sniff-")], 10)
+
+
+@pytest.fixture(scope="module")
+def baseline_pod(mesh, sandbox) -> dict:
+    """A pod (app + injected sidecar, both baseline-clean) in a namespace enforcing baseline."""
+    sandbox.kubectl("apply", "-f", "-", input=BASELINE_NAMESPACE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = [p for p in sandbox.pods("psa", "app=web")
+                if p["status"].get("phase") == "Running"]
+        if pods:
+            return pods[0]
+        time.sleep(0.3)
+    raise AssertionError("the pod in namespace psa did not start")
+
+
+def test_pod_security_refuses_the_ephemeral_container_and_auto_mode_explains(mesh, sandbox,
+                                                                             baseline_pod):
+    result = mesh("deploy/web", "-n", "psa", "-o", "/dev/null")
+    err = result.stderr.decode()
+    assert result.returncode == 4, err  # FORBIDDEN
+    assert 'violates PodSecurity "baseline:latest": non-default capabilities (container ' \
+           '"kubectl-mesh-sniff-' in err
+    assert '"NET_ADMIN", "NET_RAW" in securityContext.capabilities.add' in err
+    assert 'namespace psa enforces Pod Security "baseline"' in err
+    assert "--mode exec -c CONTAINER" in err and "enforce=privileged" in err
+    assert "tried before: " in err and "container istio-proxy runs as uid 1337" in err
+    pod = sandbox.pods("psa", "app=web")[0]
+    assert not pod["spec"].get("ephemeralContainers")  # refused, so nothing was left behind
+
+
+def test_pod_security_refuses_the_node_debug_pod(mesh, sandbox, baseline_pod):
+    result = mesh(ref(baseline_pod), "--mode", "node", "--privileged", "-o", "/dev/null")
+    err = result.stderr.decode()
+    assert result.returncode == 4, err
+    assert "host namespaces (hostNetwork, hostPID)" in err
+    assert 'privileged (container "sniff" must not set securityContext.privileged=true)' in err
+    assert "a privileged hostPID/hostNetwork debug pod" in err and "enforce=privileged" in err
+    assert [p["metadata"]["name"] for p in sandbox.pods("psa")] == \
+        [baseline_pod["metadata"]["name"]]  # no debug pod was created
