@@ -131,6 +131,7 @@ class Mesh:
     destination_rules: tuple[dict, ...] = ()
     gateways: tuple[dict, ...] = ()
     _pods_by_id: dict = field(default_factory=dict, compare=False, repr=False)
+    _services_by_fqdn: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_objects(cls, objects: list[dict]) -> Mesh:
@@ -151,19 +152,26 @@ class Mesh:
             return [o for _, o in sorted(by_kind.get(kind, {}).items())]
 
         pods = ordered("Pod")
+        services = tuple(Service(s) for s in ordered("Service"))
+        by_fqdn: dict[str, Service] = {}
+        for service in services:
+            by_fqdn.setdefault(service.fqdn, service)
         return cls(
-            services=tuple(Service(s) for s in ordered("Service")),
+            services=services,
             pods=tuple(pods),
             virtual_services=tuple(ordered("VirtualService")),
             destination_rules=tuple(ordered("DestinationRule")),
             gateways=tuple(ordered("Gateway")),
             _pods_by_id={(namespace_of(p), name_of(p)): p for p in pods},
+            _services_by_fqdn=by_fqdn,
         )
 
     def pod(self, name: str, namespace: str) -> dict | None:
         return self._pods_by_id.get((namespace, name))
 
     def service_by_host(self, fqdn: str) -> Service | None:
+        if self._services_by_fqdn or not self.services:
+            return self._services_by_fqdn.get(fqdn)
         return next((s for s in self.services if s.fqdn == fqdn), None)
 
     def services_selecting(self, labels: dict, namespace: str) -> list[Service]:
