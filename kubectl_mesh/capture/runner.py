@@ -99,7 +99,7 @@ class CaptureRun:
             progress = _Progress(self, self.stderr)
             while any(t.is_alive() for t in threads) and not self._stop.is_set():
                 if deadline and time.monotonic() >= deadline:
-                    self._halt(f"--duration reached")
+                    self._halt("--duration reached")
                     break
                 if self._enough.is_set():
                     grace_end = time.monotonic() + COUNT_GRACE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from typing import IO
 
 from kubectl_mesh.capture.options import SniffOptions
@@ -67,4 +66,3 @@ def _end_viewer(proc, wait: bool = True) -> None:
     if wait:
         with contextlib.suppress(Exception):
             proc.wait(timeout=10)
-    _ = sys

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
 
 from kubectl_mesh.cli import common
+
+if TYPE_CHECKING:  # the CLI imports the capture package only when it runs
+    from kubectl_mesh.capture.options import SniffOptions
 
 EPILOG = """\
 modes:

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from kubectl_mesh.capture.backends import capture_blocker
-from kubectl_mesh.capture.pcap import PcapFormatError, PcapHeader, PcapStreamReader
+from kubectl_mesh.capture.pcap import PcapFormatError, PcapStreamReader
 from kubectl_mesh.capture.pcapng import PcapngWriter
 from kubectl_mesh.capture.tcpdump import TcpdumpStats, buffer_per_pod, tcpdump_argv
 from kubectl_mesh.capture.viewers import find_wireshark

@@ -99,7 +99,10 @@ def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, si
         while not tcpdumps_for(ip) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert tcpdumps_for(ip), "tcpdump never started"
-        time.sleep(1.0)
+        # Packets reach the file once tcpdump's ring is set up and its first block retires
+        # (up to 1 s at this rate); the file is buffered, so it grows in 8 KiB steps.
+        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.1)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
