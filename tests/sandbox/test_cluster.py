@@ -152,9 +152,12 @@ spec:
                '[{"op":"replace","path":"/spec/replicas","value":1}]')
     sb.wait_for(lambda: len(sb.pods("web")) == 1, what="scale down to 1")
 
-    pids_before = {p["name"]: [c["pid"] for c in p["containers"]] for p in sb.status()
-                   if p["namespace"] == "web"}
-    assert pids_before
+    def web_pids():  # every container of the remaining web pod started (status is async)
+        pods = [p for p in sb.status() if p["namespace"] == "web"]
+        pids = [c["pid"] for p in pods for c in p["containers"]]
+        return pids if len(pods) == 1 and len(pids) == 2 and all(pids) else None
+
+    pids_before = {"web": sb.wait_for(web_pids, what="the web pod's container pids")}
     sb.kubectl("delete", "namespace", "web")
     sb.wait_for(lambda: not sb.kubectl("get", "pods", "-n", "web", "-o", "name").stdout.strip(),
                 what="web pods gone")
