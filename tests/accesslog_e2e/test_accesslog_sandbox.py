@@ -109,12 +109,20 @@ def slow_catalog_v2_pod(sandbox) -> str:
     return slow[0]
 
 
+def _ids(rs) -> set:
+    return {r["request_id"] for r in rs}
+
+
 def test_flags_ut_lists_only_the_504s_and_nc_shows_the_requests_before_the_rule(story, mesh):
     everything = records(mesh)
     assert 504 in story["after"], "the slow pod got no traffic; nothing to check"
     ut = records(mesh, "--flags", "UT")
+    later = records(mesh)
     assert ut and all(r["response_code"] == 504 and r["response_flags"] == ["UT"] for r in ut)
-    assert len(ut) == sum(1 for r in everything if r["response_code"] == 504)
+    # exactly the 504s: every 504 logged before is listed, and nothing listed is not a 504 in
+    # a later snapshot (a request still in flight may be logged between the two reads)
+    assert _ids(r for r in everything if r["response_code"] == 504) <= _ids(ut)
+    assert _ids(ut) <= _ids(r for r in later if r["response_code"] == 504)
     # every 504 the client saw is in the log (the wait probes may add a few more)
     assert len(ut) >= story["after"].count(504)
     assert all(r["response_code_details"] == "response_timeout" and r["duration"] >= 450
@@ -126,8 +134,9 @@ def test_flags_ut_lists_only_the_504s_and_nc_shows_the_requests_before_the_rule(
     first_routed = min(r["start_time"] for r in everything if r["upstream_host"])
     assert max(r["start_time"] for r in nc) < first_routed
     # the long flag name and --code select the same requests
-    assert records(mesh, "--flags", "UpstreamRequestTimeout") == ut
-    assert records(mesh, "--code", "504") == ut
+    for same in (records(mesh, "--flags", "UpstreamRequestTimeout"), records(mesh, "--code", "504")):
+        latest = records(mesh)
+        assert _ids(ut) <= _ids(same) <= _ids(r for r in latest if r["response_code"] == 504)
     table = mesh("accesslog", *GW, "--flags", "UT")
     assert table.returncode == 0
     head, *rows = table.stdout.split("\n\nFLAGS:\n")[0].splitlines()
@@ -175,11 +184,12 @@ def test_tail_and_since(story, mesh):
     everything = records(mesh)
     tail = records(mesh, "--tail", "3")
     assert 0 < len(tail) <= 3 and tail == everything[-len(tail):]
-    time.sleep(4)
-    code, out, err = in_process(mesh, "--since", "3s")
+    # margins are wide: on a loaded 2-core machine starting the command alone takes seconds
+    time.sleep(8)
+    code, out, err = in_process(mesh, "--since", "6s")
     assert code == 0 and out == "" and "no matching requests" in err
     statuses = [get(story["ip"])[0] for _ in range(3)]
-    recent = records(mesh, "--since", "3s")
+    recent = records(mesh, "--since", "6s")
     assert [r["response_code"] for r in recent] == statuses
 
 
