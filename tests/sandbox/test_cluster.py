@@ -215,3 +215,38 @@ def test_logs_tail_since_and_container_choice(sb):
     assert stamped.split(" ", 1)[0].endswith("Z") and stamped.split(" ", 1)[1] == one
     time.sleep(2.2)
     assert sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--since", "1s").stdout == ""
+
+
+def test_kubectl_exec_and_port_forward_into_sandbox_pods(sb):
+    """The runtime's side of exec/port-forward (pod context, container choice), through real
+    kubectl; the protocol matrix itself is in test_streams.py."""
+    import socket
+    import subprocess
+    from sandbox.testing import kubectl_binary
+
+    pod = sb.pods("istioinaction", "version=v1")[0]
+    name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    out = sb.kubectl("exec", name, "-n", "istioinaction", "-c", "catalog", "--",
+                     "sh", "-c", 'echo "$POD_NAME $POD_IP"; echo oops >&2; exit 3', check=False)
+    assert (out.returncode, out.stdout, out.stderr.splitlines()[0]) == (3, f"{name} {ip}\n", "oops")
+    echoed = sb.kubectl("exec", "-i", name, "-n", "istioinaction", "-c", "catalog", "--", "cat",
+                        input="through stdin\n")
+    assert echoed.stdout == "through stdin\n"
+    missing = sb.kubectl("exec", name, "-n", "istioinaction", "-c", "catalog", "--",
+                         "no-such-binary", check=False)
+    assert missing.returncode != 0 and "executable file not found" in missing.stderr
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    forward = subprocess.Popen([kubectl_binary(), "port-forward", "-n", "istioinaction", name,
+                                f"{local}:15000"], env=sb.env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Forwarding from 127.0.0.1" in forward.stdout.readline()
+        info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{local}/server_info",
+                                                 timeout=10).read())
+        assert info["node"]["id"].startswith(f"sidecar~{ip}~{name}.istioinaction")
+    finally:
+        forward.terminate()
+        forward.wait(10)
