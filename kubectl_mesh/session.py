@@ -23,13 +23,18 @@ class Session:
     options: ClusterOptions
     config: object  # kube.kubeconfig.ApiConfig
     api: object  # kube.api.KubeApi
+    tls: object = None  # kube.wschannel.TlsReuse: shared by this session's port-forwards
 
     @classmethod
     def open(cls, options: ClusterOptions) -> "Session":
         from kubectl_mesh.kube.api import KubeApi
         from kubectl_mesh.kube.kubeconfig import load_config
         config = load_config(options.kubeconfig, options.context, options.namespace)
-        return cls(options, config, KubeApi(config, timeout=options.request_timeout))
+        tls = None
+        if config.server.startswith("https"):
+            from kubectl_mesh.kube.wschannel import TlsReuse
+            tls = TlsReuse(config)
+        return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls)
 
     @property
     def namespace(self) -> str:
@@ -60,7 +65,7 @@ class Session:
         """An `EnvoyAdmin` for `pod` over a port-forward to its admin port."""
         from kubectl_mesh.kube.portforward import open_admin
         with open_admin(self.config, pod, self.options.proxy_admin_port,
-                        self.options.request_timeout) as admin:
+                        self.options.request_timeout, tls=self.tls) as admin:
             yield admin
 
 
@@ -77,11 +82,14 @@ def pick_one(pods: list, what: str, stderr: IO[str]) -> object:
 
 def for_each(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
              stderr: IO[str] | None = None, label: str = "proxies",
-             progress_after: float = 1.0) -> list[tuple[T, R | None, BaseException | None]]:
+             progress_after: float = 1.0, while_waiting: Callable[[], object] | None = None,
+             ) -> list[tuple[T, R | None, BaseException | None]]:
     """Run `work` over `items` with at most `concurrency` at once; results in input order.
 
     A progress line (`3/20 proxies`) goes to stderr once the work takes longer than
-    `progress_after` seconds, and only when stderr is a terminal.
+    `progress_after` seconds, and only when stderr is a terminal. `while_waiting()` runs in
+    the calling thread while the work is under way (e.g. imports the rendering needs, done
+    while Envoy builds its answer instead of after it).
     """
     items = list(items)
     results: list = [None] * len(items)
@@ -103,7 +111,10 @@ def for_each(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
                 stderr.flush()
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(run, range(len(items))))
+        pending = pool.map(run, range(len(items)))  # submits every item now
+        if while_waiting is not None:
+            while_waiting()
+        list(pending)
     if show and time.monotonic() - started > progress_after:
         stderr.write("\r\033[K")
     return results

@@ -71,11 +71,11 @@ class PodLogStream:
     def _new_session(self):
         import requests
 
-        from kubectl_mesh.kube.api import _TLSAdapter, proxies_for
+        from kubectl_mesh.kube.api import proxies_for, tls_adapter
         session = requests.Session()
         session.trust_env = False
         session.proxies = proxies_for(self.config)
-        session.mount("https://", _TLSAdapter(self.config))
+        session.mount("https://", tls_adapter(self.config))
         session.headers.update({"User-Agent": "kubectl-mesh", **self.config.auth_headers()})
         return session
 

@@ -21,16 +21,13 @@ import websocket
 from kubectl_mesh.errors import UnreachableError
 from kubectl_mesh.kube.api import proxies_for, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.wschannel import WebSocketRefused, tls_context
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "v4.channel.k8s.io"
 DATA, ERROR = 0, 1
 _CHUNK = 256 * 1024
-
-
-class WebSocketRefused(Exception):
-    """The API server answered the upgrade with something other than 101 (not an auth error)."""
 
 
 def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: float | None,
@@ -69,13 +66,6 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
                                hint="is the cluster running? check --context / --kubeconfig") from e
     ws.settimeout(None)  # an idle keep-alive connection is fine; the client has its timeouts
     return ws
-
-
-def tls_context(config: ApiConfig) -> ssl.SSLContext:
-    ctx = config.ssl_context()
-    if config.tls_server_name:
-        ctx.check_hostname = not config.insecure
-    return ctx
 
 
 def _proxy_options(config: ApiConfig) -> dict:
@@ -121,7 +111,7 @@ class _Relay:
                                       name="kubectl-mesh-pf-send")
             sender.start()
             self._remote_to_local()
-        except Exception as e:  # noqa: BLE001 - a relay's failure ends only that connection
+        except Exception as e:
             self.forward.record_error(str(e))
         finally:
             self.abort()

@@ -18,7 +18,7 @@ import threading
 
 from . import spdy, upgrade
 from .status import StreamError, bad_request
-from .websocket import ByteStream, WebSocket
+from .websocket import ByteStream, ChannelFramer, WebSocket
 
 SPDY_PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
@@ -208,9 +208,10 @@ def _over_channels(handler, ports: list[int], connect, pod: str) -> None:
 
 
 def _pod_to_channel(sock: socket.socket, ws: WebSocket, channel: int) -> None:
-    prefix = bytes([channel])
+    # recv straight into the frame buffer: `ws.send(prefix + data)` copied every byte twice
+    framer = ChannelFramer(ws, channel, CHUNK)
     try:
-        while data := sock.recv(CHUNK):
-            ws.send(prefix + data)
+        while framer.pump_socket(sock):
+            pass
     except OSError:
         pass

@@ -143,6 +143,14 @@ class ChannelFramer:
     def pump_once(self, fd: int) -> bool:
         """One read of `fd` sent as one binary message; False at EOF."""
         n = os.readv(fd, [self._view[HEAD_ROOM:]])
+        return self._send(n)
+
+    def pump_socket(self, sock: socket.socket) -> bool:
+        """One recv of `sock` (a pod connection of a port-forward) sent as one binary
+        message; False at EOF."""
+        return self._send(sock.recv_into(self._view[HEAD_ROOM:]))
+
+    def _send(self, n: int) -> bool:
         if not n:
             return False
         head = frame_header(OP_BINARY, n + 1)
