@@ -16,11 +16,13 @@ from sandbox.istiod.proxy import Proxy
 
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-_PREVIOUS_HOSTS = {
-    "name": "envoy.retry_host_predicates.previous_hosts",
-    "typed_config": {"@type": "type.googleapis.com/"
-                              "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
-}
+def _previous_hosts() -> dict:
+    """A fresh dict per route: protobuf's ParseDict pops "@type" from Any fields while it
+    parses, so a shared constant raced between concurrent pushes (NACKs without a type URL)."""
+    return {"name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host."
+                                      "previous_hosts.v3.PreviousHostsPredicate"}}
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)$")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
@@ -50,7 +52,7 @@ def retry_policy(retries: dict | None) -> dict | None:
     policy = {
         "retry_on": ",".join(conditions),
         "num_retries": attempts,
-        "retry_host_predicate": [_PREVIOUS_HOSTS],
+        "retry_host_predicate": [_previous_hosts()],
         "host_selection_retry_max_attempts": "5",
     }
     if "retriable-status-codes" in conditions:

@@ -189,7 +189,11 @@ def test_tail_and_since(story, mesh):
     code, out, err = in_process(mesh, "--since", "6s")
     assert code == 0 and out == "" and "no matching requests" in err
     statuses = [get(story["ip"])[0] for _ in range(3)]
-    recent = records(mesh, "--since", "6s")
+    # Envoy flushes its access log every 100 ms and the line then travels through the
+    # container log: poll briefly instead of expecting it the instant the response arrives
+    deadline = time.monotonic() + 10
+    while len(recent := records(mesh, "--since", "6s")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert [r["response_code"] for r in recent] == statuses
 
 

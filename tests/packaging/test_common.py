@@ -7,9 +7,7 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 

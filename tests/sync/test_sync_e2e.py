@@ -132,7 +132,7 @@ def test_wait_times_out_on_a_paused_proxy(mesh, sandbox):
             out = mesh("sync", "-n", "istio-system", "--verify", "--request-timeout", "1s")
             assert out.returncode == 7 and "UNREACHABLE" in out.stdout
             # --diff needs the proxy's config dump: a paused Envoy cannot give one
-            out = mesh("sync", f"deploy/istio-ingressgateway.istio-system", "--diff",
+            out = mesh("sync", "deploy/istio-ingressgateway.istio-system", "--diff",
                        "--request-timeout", "1s")
             assert out.returncode == 5 and "did not answer /config_dump" in out.stderr
     finally:

@@ -9,7 +9,7 @@ import pytest
 from kubectl_mesh.errors import NotFoundError, UnreachableError
 from kubectl_mesh.sync import diff
 from kubectl_mesh.sync.istiod import find_istiods, istiod_selector
-from kubectl_mesh.sync.scope import Scope, scope_for
+from kubectl_mesh.sync.scope import scope_for
 from kubectl_mesh.sync.wait import Snapshot, wait_for_sync
 
 from .cases import load, proxies

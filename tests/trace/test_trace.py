@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from kubectl_mesh.configdump import read_dump
 from kubectl_mesh.trace import parse_request, trace_request
