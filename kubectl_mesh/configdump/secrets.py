@@ -13,10 +13,14 @@ import datetime as dt
 from kubectl_mesh.configdump.common import Table
 from kubectl_mesh.configdump.keys import normalise
 
-try:  # optional: decoding is a nicety, not a requirement
-    from cryptography import x509
-except ImportError:  # pragma: no cover - exercised only where cryptography is absent
-    x509 = None
+def _x509():
+    """`cryptography.x509`, imported on first use (36 ms: only the secrets table needs it);
+    None where cryptography is absent – decoding is a nicety, not a requirement."""
+    try:
+        from cryptography import x509
+    except ImportError:  # pragma: no cover - exercised only where cryptography is absent
+        return None
+    return x509
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +78,8 @@ def _cert_material(secret: dict) -> tuple[str, list[tuple[str, dict]]]:
 
 def _cert_info(source: dict, trust_domain: str) -> CertInfo:
     pem = _pem_bytes(source)
-    if not pem or x509 is None:
+    x509 = _x509() if pem else None
+    if x509 is None:
         return CertInfo(trust_domain=trust_domain)
     try:
         cert = x509.load_pem_x509_certificate(_first_pem(pem))

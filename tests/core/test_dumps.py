@@ -102,7 +102,7 @@ def test_secret_rows_show_serial_and_dates():
 def test_secrets_without_cryptography(monkeypatch):
     from kubectl_mesh.configdump import secrets
 
-    monkeypatch.setattr(secrets, "x509", None)
+    monkeypatch.setattr(secrets, "_x509", lambda: None)
     parsed = secrets.parse_secrets(load("sidecar_secrets_istio_ca.json").section("secrets"))
     rows = secrets.secret_table(parsed).rows
     assert [r[0] for r in rows] == ["configmap://some/thing", "default", "ROOTCA"]

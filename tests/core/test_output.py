@@ -68,3 +68,24 @@ class _Tty(io.StringIO):
 def test_use_colour(stream, env, expected):
     assert output.use_colour(stream, env) is expected
     assert output.colour("x", "red", expected) == ("\033[31mx\033[0m" if expected else "x")
+
+
+@pytest.mark.parametrize("gap", [1, 5], ids=["gap1", "gap5"])
+def test_large_tables_render_exactly_like_tabulate(monkeypatch, gap):
+    """The direct padding used above LARGE_TABLE rows must be byte-identical to tabulate's."""
+    import random
+    rnd = random.Random(gap)
+    alphabet = "abcdefghij.-|/*:0123456789 "
+    headers = ("NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE")
+    rows = [tuple("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))).strip()
+                  for _ in headers) for _ in range(output.LARGE_TABLE + 500)]
+    rows[7] = ("", "x", None, "", "")  # empty and None cells, trailing empties
+    fast = output.render_table(headers, rows, gap)
+    monkeypatch.setattr(output, "LARGE_TABLE", 10 ** 9)
+    assert fast == output.render_table(headers, rows, gap)
+
+
+def test_large_tables_with_wide_characters_still_use_tabulate(monkeypatch):
+    rows = [("名前", "x")] * (output.LARGE_TABLE + 1)
+    text = output.render_table(("A", "B"), rows)
+    assert text.splitlines()[1].startswith("名前") and len(text.splitlines()) == len(rows) + 1
