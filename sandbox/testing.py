@@ -97,6 +97,37 @@ class RunningSandbox:
         return [c["pid"] for p in self.status() for c in p["containers"] if c.get("pid")]
 
 
+class MeshCli:
+    """`kubectl mesh PREFIX... ARGS...` through REAL kubectl (plugin lookup included), with
+    the sandbox's KUBECONFIG and this interpreter's executables first on PATH."""
+
+    def __init__(self, sandbox: RunningSandbox, *prefix: str, text: bool = True):
+        self.sb = sandbox
+        self.prefix = prefix
+        self.text = text
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """No inherited NO_COLOR; `extra` (e.g. PATH=..., NO_COLOR=1) is applied last."""
+        env = self.sb.env()
+        env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("NO_COLOR", None)
+        env.update(extra)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [kubectl_binary(), "mesh", *self.prefix, *args]
+
+    def __call__(self, *args: str, env: dict | None = None, timeout: float = 60,
+                 input: str | bytes | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), capture_output=True, text=self.text,
+                              timeout=timeout, env=env or self.env(), input=input)
+
+    def popen(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(self.argv(*args), env=env or self.env(), **kwargs)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,4 +1,5 @@
-"""Shared pytest options and the golden-file comparison every golden test uses."""
+"""Shared pytest options, the golden-file comparison every golden test uses, and the
+one-sandbox-per-module fixtures the end-to-end tests share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,21 @@ import difflib
 import pathlib
 
 import pytest
+
+from sandbox.testing import MeshCli, RunningSandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """One sandbox (default scenario) per test module; tests restore what they change."""
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def mesh(sandbox) -> MeshCli:
+    """`mesh("routes", ...)` runs `kubectl mesh routes ...` through real kubectl."""
+    return MeshCli(sandbox)
 
 
 def pytest_addoption(parser):

@@ -3,37 +3,10 @@ through REAL kubectl, and a direct look at every Envoy's `POST /logging`."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
-import pytest
 import requests
 
 from kubectl_mesh.admin import parse_loggers
-from sandbox.testing import RunningSandbox, kubectl_binary
-
-BIN = pathlib.Path(sys.executable).parent
-
-
-class Mesh:
-    def __init__(self, sandbox: RunningSandbox):
-        self.sb = sandbox
-
-    def env(self, **extra) -> dict:
-        env = self.sb.env(**extra)
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        env.pop("NO_COLOR", None)
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        return [kubectl_binary(), "mesh", *args]
-
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """`kubectl mesh ARGS...` through real kubectl (plugin lookup included)."""
-        return subprocess.run(self.argv(*args), capture_output=True, text=True,
-                              timeout=timeout, env=self.env())
+from sandbox.testing import RunningSandbox
 
 
 def envoy_levels(ip: str) -> dict[str, str]:
@@ -54,14 +27,3 @@ def proxies(sandbox: RunningSandbox) -> dict[str, str]:
 def all_levels(sandbox: RunningSandbox) -> dict[str, dict[str, str]]:
     """Every Envoy's levels, by pod ref: what "nothing changed anywhere" is checked against."""
     return {ref: envoy_levels(ip) for ref, ip in proxies(sandbox).items()}
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as sb:
-        yield sb
-
-
-@pytest.fixture(scope="module")
-def mesh(sandbox) -> Mesh:
-    return Mesh(sandbox)

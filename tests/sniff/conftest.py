@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -15,9 +14,8 @@ import urllib.request
 import pytest
 import yaml
 
-from sandbox.testing import RunningSandbox, kubectl_binary
+from sandbox.testing import MeshCli, RunningSandbox
 
-BIN = pathlib.Path(sys.executable).parent
 GATEWAY_HOST = "catalog.istioinaction.io"
 
 
@@ -37,25 +35,14 @@ def tcpdumps_for(ip: str) -> list[int]:
     return pids
 
 
-class Mesh:
+class Mesh(MeshCli):
+    """`mesh(...)` runs `kubectl mesh sniff ...` (bytes out: captures go to stdout)."""
+
     def __init__(self, sandbox: RunningSandbox):
-        self.sb = sandbox
+        super().__init__(sandbox, "sniff", text=False)
 
-    def env(self, **extra) -> dict:
-        env = self.sb.env(**extra)
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        return [kubectl_binary(), "mesh", "sniff", *args]
-
-    def __call__(self, *args: str, env: dict | None = None, timeout: float = 90):
-        return subprocess.run(self.argv(*args), capture_output=True, timeout=timeout,
-                              env=env or self.env())
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=self.env())
+    def __call__(self, *args: str, env: dict | None = None, timeout: float = 90, input=None):
+        return super().__call__(*args, env=env, timeout=timeout, input=input)
 
     def pod(self, namespace: str, selector: str, index: int = 0) -> dict:
         pods = sorted(self.sb.pods(namespace, selector), key=lambda p: p["metadata"]["name"])
@@ -103,12 +90,6 @@ class Traffic:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as sb:
-        yield sb
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.cli.conftest import Mesh
+from sandbox.testing import MeshCli as Mesh
 from sandbox.testing import RunningSandbox, SCENARIOS
 
 pytestmark = pytest.mark.timeout(180)

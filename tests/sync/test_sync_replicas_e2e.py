@@ -10,7 +10,7 @@ import yaml
 
 from sandbox.generate import scenario
 from sandbox.testing import RunningSandbox
-from tests.cli.conftest import Mesh
+from sandbox.testing import MeshCli as Mesh
 
 pytestmark = pytest.mark.timeout(180)
 
