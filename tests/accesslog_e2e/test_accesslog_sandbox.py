@@ -89,6 +89,16 @@ def story(sandbox, mesh):
     time.sleep(1.2)  # lines of the probe requests above must not count in the window below
     started = time.monotonic()
     after = [get(ip)[0] for _ in range(30)]
+    # Every request has been answered, but Envoy flushes its access log every 100 ms and the
+    # lines then pass through the container log: wait until the log stops growing, so the
+    # tests compare complete snapshots.
+    counts: list[int] = []
+
+    def settled() -> bool:
+        counts.append(len(records(mesh)))
+        return len(counts) > 1 and counts[-1] == counts[-2] >= len(before) + len(after)
+
+    sandbox.wait_for(settled, timeout=20, interval=0.5, what="the access log to settle")
     return {"ip": ip, "before": before, "after": after, "started": started}
 
 
