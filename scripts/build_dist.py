@@ -10,8 +10,10 @@ the project's venv python), following install_requires from setup.cfg. Compiled 
 - modules with a pure-Python twin (charset_normalizer's mypyc `md`/`cd`) or an optional
   accelerator (PyYAML's `_yaml`) are left out: the pure code runs instead;
 - pydantic/pydantic-core (the Kubernetes client's models; pydantic-core has no pure
-  fallback, and pydantic must match its exact version) are NOT bundled: the kubernetes
-  client then needs them installed for the user's python3 (the manifest's caveats say so);
+  fallback, and pydantic must match its exact version) are NOT bundled. The commands do not
+  need the kubernetes client (exec credential plugins are run by kube/kubeconfig.py itself);
+  only legacy auth-provider kubeconfigs do, and then need pydantic installed for the user's
+  python3 (the manifest's caveats say so);
 - aiohttp and its helpers serve only the asyncio client (kubernetes.aio), which is dropped.
 Any other compiled module without a pure fallback fails the build.
 

@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kubectl_mesh.errors import BadInputError, NotFoundError
+from kubectl_mesh.errors import BadInputError, ForbiddenError, NotFoundError, ToolMissingError
 
 IN_CLUSTER = "in-cluster"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -221,18 +221,81 @@ def _credentials(user: dict, user_name: str, merged: dict, context: str) -> dict
         "client_cert_pem": _data_or_file(user, "client-certificate", what),
         "client_key_pem": _data_or_file(user, "client-key", what),
     }
-    if not token and not creds["client_cert_pem"] and (user.get("exec") or user.get("auth-provider")):
-        creds.update(_delegated_credentials(merged, context))
+    if not token and not creds["client_cert_pem"]:
+        if isinstance(user.get("exec"), dict):
+            creds.update(exec_credentials(user["exec"], what, merged["clusters"].get(
+                (merged["contexts"].get(context) or {}).get("cluster"), {})))
+        elif user.get("auth-provider"):
+            creds.update(_delegated_credentials(merged, context))
     return creds
 
 
+def exec_credentials(exec_cfg: dict, what: str, cluster: dict | None = None,
+                     environ: Mapping[str, str] | None = None) -> dict:
+    """Run a client-go credential plugin (`users[].user.exec`, e.g. aws eks get-token,
+    gke-gcloud-auth-plugin) and read its ExecCredential: token or client certificate.
+
+    Done here rather than through the kubernetes client, whose import needs pydantic-core (a
+    compiled package the krew zipapp cannot carry). Plugins are run non-interactively.
+    """
+    import json
+    import subprocess
+
+    command = exec_cfg.get("command")
+    if not command:
+        raise BadInputError(f"the exec credential plugin of {what} has no command")
+    api_version = exec_cfg.get("apiVersion") or "client.authentication.k8s.io/v1"
+    env = dict(os.environ if environ is None else environ)
+    for item in exec_cfg.get("env") or []:
+        if isinstance(item, dict) and "name" in item:
+            env[str(item["name"])] = str(item.get("value", ""))
+    spec: dict[str, Any] = {"interactive": False}
+    if exec_cfg.get("provideClusterInfo") and cluster:
+        spec["cluster"] = {k: v for k, v in {
+            "server": cluster.get("server"),
+            "certificate-authority-data": cluster.get("certificate-authority-data"),
+            "insecure-skip-tls-verify": cluster.get("insecure-skip-tls-verify")}.items() if v}
+    env["KUBERNETES_EXEC_INFO"] = json.dumps(
+        {"apiVersion": api_version, "kind": "ExecCredential", "spec": spec})
+    argv = [str(command), *(str(a) for a in exec_cfg.get("args") or [])]
+    hint = exec_cfg.get("installHint") or "check the exec plugin in the kubeconfig"
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60)
+    except FileNotFoundError as e:
+        raise ToolMissingError(f"the exec credential plugin {command!r} of {what} is not "
+                               "installed or not on PATH", hint=hint.strip()) from e
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} failed: {e}",
+                             hint=hint.strip()) from e
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} exited "
+                             f"{done.returncode}: {last}", hint=hint.strip())
+    try:
+        status = (json.loads(done.stdout) or {}).get("status") or {}
+    except ValueError as e:
+        raise BadInputError(f"the exec credential plugin {command!r} of {what} did not print "
+                            "an ExecCredential (JSON)") from e
+    out: dict[str, Any] = {}
+    if status.get("token"):
+        out["token"] = status["token"]
+    if status.get("clientCertificateData") and status.get("clientKeyData"):
+        out["client_cert_pem"] = status["clientCertificateData"].encode()
+        out["client_key_pem"] = status["clientKeyData"].encode()
+    if not out:
+        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} returned "
+                             "neither a token nor a client certificate", hint=hint.strip())
+    return out
+
+
 def _delegated_credentials(merged: dict, context: str) -> dict:
-    """Exec plugins and auth providers (oidc, ...): let the kubernetes client run them."""
+    """Legacy auth providers (oidc, gcp, azure): let the kubernetes client run them."""
     try:
         from kubernetes.client import Configuration
         from kubernetes.config.kube_config import KubeConfigLoader
     except ImportError as e:  # pragma: no cover - kubernetes is a dependency
-        raise NotFoundError("the kubeconfig uses exec/auth-provider credentials, which need "
+        raise NotFoundError("the kubeconfig uses auth-provider credentials, which need "
                             "the Python package 'kubernetes'") from e
     doc = {"apiVersion": "v1", "kind": "Config", "current-context": context}
     for section, inner in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):

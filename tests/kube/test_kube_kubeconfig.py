@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from kubectl_mesh.errors import BadInputError, ExitCode, NotFoundError
+from kubectl_mesh.errors import BadInputError, ExitCode, ForbiddenError, NotFoundError
 from kube_sandbox import self_signed
 from kubectl_mesh.kube.kubeconfig import IN_CLUSTER, load_config
 
@@ -188,7 +188,7 @@ def test_insecure_skip_tls_verify(tmp_path):
     assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname
 
 
-def test_exec_plugin_credentials_are_delegated(tmp_path):
+def test_exec_plugin_credentials(tmp_path):
     plugin = tmp_path / "bin" / "cred-plugin"
     plugin.parent.mkdir()
     plugin.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({{"
@@ -202,6 +202,51 @@ def test_exec_plugin_credentials_are_delegated(tmp_path):
                      contexts=[("x", {"cluster": "c", "user": "u"})], current="x")
     cfg = load_config(kubeconfig=str(a), environ=env_with())
     assert cfg.token == "exec-token-123"
+
+
+def _plugin(tmp_path, body: str):
+    plugin = tmp_path / "plugin"
+    plugin.write_text(f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    return str(plugin)
+
+
+def test_exec_plugin_gets_env_args_and_exec_info_and_may_return_a_client_cert(tmp_path):
+    """The ExecCredential protocol is spoken without the kubernetes client (whose pydantic
+    dependency the krew zipapp cannot carry): env, args, KUBERNETES_EXEC_INFO, cert output."""
+    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    plugin = _plugin(tmp_path, "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+                               "assert info['spec']['cluster']['server'] == 'https://x', info\n"
+                               "assert os.environ['REGION'] == 'eu' and sys.argv[1:] == ['token']\n"
+                               "print(json.dumps({'status': {'clientCertificateData': 'CERT',"
+                               " 'clientKeyData': 'KEY'}}))")
+    creds = exec_credentials({"command": plugin, "args": ["token"], "provideClusterInfo": True,
+                              "env": [{"name": "REGION", "value": "eu"}]}, "user 'u'",
+                             {"server": "https://x"}, environ=env_with())
+    assert creds == {"client_cert_pem": b"CERT", "client_key_pem": b"KEY"}
+
+
+@pytest.mark.parametrize("body, error, words", [
+    ("sys.exit('no session: run aws sso login')", ForbiddenError, "exited 1: no session"),
+    ("print('not json')", BadInputError, "did not print an ExecCredential"),
+    ("print(json.dumps({'status': {}}))", ForbiddenError, "neither a token nor a client"),
+], ids=["fails", "not-json", "empty"])
+def test_exec_plugin_failures_are_one_clear_line(tmp_path, body, error, words):
+    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    with pytest.raises(error) as info:
+        exec_credentials({"command": _plugin(tmp_path, body),
+                          "installHint": "install the aws CLI"}, "user 'u'", environ=env_with())
+    assert words in info.value.message and "\n" not in info.value.message
+
+
+def test_missing_exec_plugin_is_a_missing_tool_with_the_install_hint(tmp_path):
+    from kubectl_mesh.errors import ToolMissingError
+    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    with pytest.raises(ToolMissingError) as info:
+        exec_credentials({"command": "no-such-credential-plugin",
+                          "installHint": "install gke-gcloud-auth-plugin"}, "user 'u'",
+                         environ=env_with())
+    assert info.value.hint == "install gke-gcloud-auth-plugin"
 
 
 def test_in_cluster(tmp_path):
