@@ -3,6 +3,7 @@ against it, stop it (and check that nothing it started is left behind)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -10,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from .apiserver import auth
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "sandbox" / "scenarios"
@@ -93,6 +96,24 @@ class RunningSandbox:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
             time.sleep(interval)
 
+    def add_user(self, user: str, deny: list[str], token: str | None = None) -> pathlib.Path:
+        """A new user whose RBAC denies `deny`, and a kubeconfig for it (see `add_user`)."""
+        return add_user(self.state, self.kubeconfig, user, deny, token)
+
+    @contextlib.contextmanager
+    def denied(self, *deny: str):
+        """Within the block, every existing token is also denied `deny`; restored after."""
+        path = self.state / "rbac.json"
+        original = path.read_text()
+        tokens = json.loads(original)["tokens"]
+        for entry in tokens.values():
+            entry["deny"] = [*entry.get("deny", []), *deny]
+        auth.write_tokens(path, tokens)
+        try:
+            yield
+        finally:
+            path.write_text(original)
+
     def process_ids(self) -> list[int]:
         return [c["pid"] for p in self.status() for c in p["containers"] if c.get("pid")]
 
@@ -126,6 +147,29 @@ class MeshCli:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
         return subprocess.Popen(self.argv(*args), env=env or self.env(), **kwargs)
+
+
+def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: list[str],
+             token: str | None = None) -> pathlib.Path:
+    """Add a token to a running sandbox's RBAC table (`<state>/rbac.json`, re-read on change)
+    whose user is denied `deny` (e.g. `create pods/portforward`, `list pods@ns`), and write
+    a kubeconfig that uses it: `<state>/kubeconfig-<user>`."""
+    import secrets
+
+    import yaml
+
+    token = token or secrets.token_hex(16)
+    path = state / "rbac.json"
+    tokens = json.loads(path.read_text())["tokens"]
+    tokens[token] = {"user": user, "deny": list(deny)}
+    auth.write_tokens(path, tokens)
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["users"]:
+        entry["user"]["token"] = token
+    out = state / f"kubeconfig-{user}"
+    out.write_text(yaml.safe_dump(config))
+    out.chmod(0o600)
+    return out
 
 
 def pid_alive(pid: int) -> bool:

@@ -52,23 +52,9 @@ class Sandbox:
 
 def add_user(sandbox: Sandbox, user: str, deny: list[str], token: str | None = None) -> pathlib.Path:
     """A second token in the sandbox's RBAC table (re-read on change) and a kubeconfig for it."""
-    import json
-    import secrets
+    from sandbox.testing import add_user as add_sandbox_user
 
-    import yaml
-
-    token = token or secrets.token_hex(16)
-    table_path = sandbox.state / "rbac.json"
-    table = json.loads(table_path.read_text())
-    table["tokens"][token] = {"user": user, "deny": deny}
-    tmp = table_path.with_suffix(".tmp-kube-tests")
-    tmp.write_text(json.dumps(table))
-    tmp.replace(table_path)
-    config = yaml.safe_load(sandbox.kubeconfig.read_text())
-    config["users"][0]["user"]["token"] = token
-    path = sandbox.state / f"kubeconfig-{user}"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return add_sandbox_user(sandbox.state, sandbox.kubeconfig, user, deny, token)
 
 
 def self_signed(cn: str):

@@ -95,16 +95,8 @@ def test_reset_uses_the_injector_configmap_then_falls_back_to_warning(mesh, sand
 
 
 def test_reset_when_configmaps_are_forbidden_says_so(mesh, sandbox):
-    rbac = sandbox.state / "rbac.json"
-    original = rbac.read_text()
-    data = json.loads(original)
-    for entry in data["tokens"].values():
-        entry["deny"] = ["get configmaps@istio-system"]
-    rbac.write_text(json.dumps(data))
-    try:
+    with sandbox.denied("get configmaps@istio-system"):
         out = mesh("loglevel", *GW, "--reset")
-    finally:
-        rbac.write_text(original)
     assert out.returncode == 0, out.stderr
     assert "warning (Istio's default: not allowed to get configmap istio-system/" \
            "istio-sidecar-injector)" in out.stderr

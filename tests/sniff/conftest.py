@@ -3,7 +3,6 @@ a check that no tcpdump of ours outlives a test."""
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -12,7 +11,6 @@ import time
 import urllib.request
 
 import pytest
-import yaml
 
 from sandbox.testing import MeshCli, RunningSandbox
 
@@ -50,18 +48,7 @@ class Mesh(MeshCli):
 
     def kubeconfig_with_token(self, token: str, user: str, deny: list[str]) -> pathlib.Path:
         """A kubeconfig for a new sandbox user whose RBAC denies `deny`."""
-        rbac = self.sb.state / "rbac.json"
-        table = json.loads(rbac.read_text())
-        table["tokens"][token] = {"user": user, "deny": deny}
-        tmp = rbac.with_suffix(".tmp")
-        tmp.write_text(json.dumps(table))
-        tmp.replace(rbac)
-        config = yaml.safe_load(self.sb.kubeconfig.read_text())
-        for u in config["users"]:
-            u["user"]["token"] = token
-        path = self.sb.state / f"kubeconfig-{user}"
-        path.write_text(yaml.safe_dump(config))
-        return path
+        return self.sb.add_user(user, deny, token)
 
 
 class Traffic:

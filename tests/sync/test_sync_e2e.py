@@ -213,15 +213,7 @@ def test_no_istiod_says_where_it_looked(mesh):
 
 
 def test_forbidden_port_forward_is_exit_4(mesh, sandbox):
-    rbac = sandbox.state / "rbac.json"
-    original = rbac.read_text()
-    data = json.loads(original)
-    for entry in data["tokens"].values():
-        entry["deny"] = ["create pods/portforward@istio-system"]
-    try:
-        rbac.write_text(json.dumps(data))
+    with sandbox.denied("create pods/portforward@istio-system"):
         out = mesh("sync")
-        assert out.returncode == 4
-        assert "pods/portforward in namespace istio-system" in out.stderr
-    finally:
-        rbac.write_text(original)
+    assert out.returncode == 4
+    assert "pods/portforward in namespace istio-system" in out.stderr
