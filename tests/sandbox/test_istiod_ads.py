@@ -13,7 +13,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.rpc import status_pb2
 
 from sandbox.istiod import ads as ads_module
-from sandbox.istiod.debug import config_dump, syncz
+from sandbox.istiod.debug import DumpCache, config_dump, syncz
 from sandbox.istiod.mesh import Mesh
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
@@ -128,6 +128,27 @@ def test_ack_nack_stale_and_recovery(server):
     clusters = dump["configs"][0]["dynamic_active_clusters"]
     assert {c["cluster"]["name"] for c in clusters} >= {"BlackHoleCluster", "PassthroughCluster"}
     assert all(c["version_info"] == third.version_info for c in clusters)
+
+
+def test_cached_config_dump_follows_mesh_changes_and_pushes(server):
+    ads, stream = server
+    stream.send(node={"id": NODE})
+    first = stream.receive()
+    conn = ads.connection_for("gw-1.istio-system")
+    dumps = DumpCache()
+    before = dumps.body(ads, conn, False)
+    assert dumps.body(ads, conn, False) is before  # served from the cache
+    assert dumps.body(ads, conn, True) is not before  # include_eds is another body
+    assert b"version-v1" not in before and first.version_info.encode() in before
+
+    # A new mesh changes what istiod would send, before the proxy even sees the push.
+    ads.set_mesh(Mesh.from_objects(objects("default.yaml", "catalog-destinationrule.yaml")))
+    after_mesh = dumps.body(ads, conn, False)
+    assert b"version-v1" in after_mesh
+    # The push changes the sent version the dump carries.
+    second = stream.receive()
+    after_push = dumps.body(ads, conn, False)
+    assert second.version_info.encode() in after_push
 
 
 def test_bad_node_id_closes_the_stream_and_registers_nothing(server):
