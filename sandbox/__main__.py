@@ -140,6 +140,23 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_rtt(args) -> int:
+    from sandbox.apiserver.latency import parse_rtt, write_rtt
+
+    try:
+        seconds = parse_rtt(args.value)
+    except ValueError:
+        print(f"error: not a round-trip time: {args.value!r} (e.g. 20ms, 0.02s, 0)",
+              file=sys.stderr)
+        return 2
+    if not args.state.is_dir():
+        print(f"error: no sandbox state in {args.state} (start one with `up`)", file=sys.stderr)
+        return 1
+    write_rtt(args.state, seconds)
+    print(f"API round-trip time {seconds * 1000:g} ms", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,8 +173,13 @@ def main(argv=None) -> int:
     st = sub.add_parser("status", help="list pods, their IPs and container process ids")
     st.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    rtt = sub.add_parser("rtt", help="model a remote API server: impose this round-trip time "
+                         "(e.g. 20ms; 0 = none) on connections, requests and port-forwards")
+    rtt.add_argument("value")
+    rtt.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status,
+            "rtt": cmd_rtt}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,12 @@ class RunningSandbox:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
             time.sleep(interval)
 
+    def set_rtt(self, seconds: float) -> None:
+        """Model a remote API server: this round trip on connections, requests and
+        port-forward messages (0 = loopback as is). Takes effect on the next request."""
+        from sandbox.apiserver.latency import write_rtt
+        write_rtt(self.state, seconds)
+
     def add_user(self, user: str, deny: list[str], token: str | None = None) -> pathlib.Path:
         """A new user whose RBAC denies `deny`, and a kubeconfig for it (see `add_user`)."""
         return add_user(self.state, self.kubeconfig, user, deny, token)

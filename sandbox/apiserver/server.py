@@ -19,6 +19,7 @@ import yaml
 
 from . import kinds, openapi, patch, selectors, tables
 from .auth import Authorizer
+from .latency import Latency
 from .store import Conflict, Gone, NotFound, Store
 
 VERSION_INFO = {"major": "1", "minor": "37", "gitVersion": "v1.37.1-sandbox",
@@ -55,6 +56,10 @@ def not_found(kind: kinds.Kind, name: str) -> ApiError:
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_HTTPServer"
+
+    def setup(self):
+        self.server.api.latency.wait()  # the TCP + TLS handshake's round trip
+        super().setup()
 
     def log_message(self, format, *args):  # noqa: A002 - quiet by default
         if self.server.api.verbose:
@@ -140,6 +145,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        self.server.api.latency.wait()
         try:
             user = self.server.api.authorizer.authenticate(self.headers.get("Authorization"))
             if user is None:
@@ -197,6 +203,7 @@ class Api:
         self.authorizer = authorizer
         self.hooks = hooks
         self.verbose = verbose
+        self.latency = Latency(None)  # a Sandbox points it at its state dir
         self.admission: list = []  # callables(kind, obj, old) run before a write
 
     # -- routing

@@ -166,6 +166,14 @@ def _over_spdy(handler, transport, connect, pod: str) -> None:
 
 # -- WebSocket channels (Python client)
 
+def network_delay(handler):
+    """The API double's modelled round trip for client→pod messages (see apiserver.latency);
+    handlers without one (unit tests) deliver at once."""
+    latency = getattr(getattr(getattr(handler, "server", None), "api", None), "latency", None)
+    return latency.delay_line if latency is not None else (lambda deliver: (
+        lambda msg: None if msg is None else deliver(msg)))
+
+
 def _over_channels(handler, ports: list[int], connect, pod: str) -> None:
     ws = WebSocket(handler.rfile, handler.connection)
     socks: dict[int, socket.socket] = {}
@@ -184,14 +192,19 @@ def _over_channels(handler, ports: list[int], connect, pod: str) -> None:
         pump.start()
         pumps.append(pump)
 
+    def to_pod(msg: bytes) -> None:
+        sock = socks.get(msg[0]) if msg else None
+        if sock is not None and len(msg) > 1:
+            try:
+                sock.sendall(msg[1:])
+            except OSError:
+                pass
+
     def read_client():
+        send = network_delay(handler)(to_pod)
         while (msg := ws.recv()) is not None:
-            sock = socks.get(msg[0]) if msg else None
-            if sock is not None and len(msg) > 1:
-                try:
-                    sock.sendall(msg[1:])
-                except OSError:
-                    pass
+            send(msg)
+        send(None)
         for sock in socks.values():
             _shutdown(sock)
 
