@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -74,6 +75,12 @@ def _metadata(node) -> dict:
     return json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
 
 
+def _hostname() -> str:
+    """Go's os.Hostname() in a pod is the pod name; sandbox pods share the host's UTS
+    namespace, so the runtime passes the pod name as $HOSTNAME, as container runtimes do."""
+    return os.environ.get("HOSTNAME") or socket.gethostname()
+
+
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Serves the current Mesh to every connected proxy and pushes when it changes."""
 
@@ -83,7 +90,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._connections: dict[str, Connection] = {}
         self._ids = itertools.count(1)
         self._identifier = json.dumps({"Component": "istiod",
-                                       "ID": identifier or socket.gethostname(),
+                                       "ID": identifier or _hostname(),
                                        "Info": {"version": ISTIOD_VERSION}})
 
     @property

@@ -51,3 +51,30 @@ def test_namespace_filter_and_verify_across_replicas(mesh):
     rows = [l for l in out.stdout.splitlines()[1:] if l.strip()]
     assert len(rows) == 4 and all(r.split()[0].endswith(".bench") for r in rows)
     assert "no problems" in out.stderr
+
+
+def test_verify_flags_proxies_connected_to_another_revision(mesh):
+    """`--revision canary` selects one istiod; the proxies the other one serves are UNKNOWN,
+    and --verify names the control plane their own Envoy is connected to."""
+    sb = mesh.sb
+    istiods = sorted(p["metadata"]["name"] for p in sb.pods("istio-system", "app=istiod"))
+    canary, other = istiods
+    sb.kubectl("label", "pod", canary, "-n", "istio-system", "istio.io/rev=canary",
+               "--overwrite")
+    try:
+        owners = {p["name"]: p["istiod"]
+                  for p in json.loads(mesh("sync", "-n", "bench", "-o", "json").stdout)}
+        foreign = sorted(name for name, owner in owners.items() if owner == other)
+        assert foreign, owners  # round-robin gave the other replica some bench proxies
+        out = mesh("sync", "-n", "bench", "--revision", "canary", "--verify", "-o", "json")
+        assert out.returncode == 7, out.stderr
+        data = json.loads(out.stdout)
+        assert sorted(p["name"] for p in data["proxies"]) == sorted(set(owners) - set(foreign))
+        unknown = {f["proxy"]: f for f in data["findings"] if f["check"] == "UNKNOWN"}
+        assert sorted(unknown) == foreign
+        assert all(f"connected to control plane {other}" in f["detail"]
+                   for f in unknown.values()), unknown
+        assert "--verify found" in out.stderr
+    finally:
+        sb.kubectl("label", "pod", canary, "-n", "istio-system", "istio.io/rev=default",
+                   "--overwrite")
