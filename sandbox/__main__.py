@@ -116,6 +116,8 @@ def cmd_down(args) -> int:
                     except (ProcessLookupError, PermissionError):
                         pass
         status.write_text("[]")
+    from .cgroups import remove_recorded
+    remove_recorded(state)  # the container cgroups a killed supervisor could not remove
     pid_file.unlink(missing_ok=True)
     if pid is None and not leftovers:
         print(f"no sandbox running for {state}", file=sys.stderr)

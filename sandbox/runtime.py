@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import pathlib
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,11 +23,13 @@ import time
 
 from .apiserver.store import Event, NotFound, Store, now_rfc3339
 from .behaviour import Behaviours
+from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
 from . import tools
 
 PROXY = "istio-proxy"
+QOS_CLASS = "BestEffort"  # no sandbox container sets requests or limits
 
 
 def now_nano() -> str:
@@ -45,6 +48,8 @@ class Container:
     started_at: str = ""
     ephemeral: bool = False
     exit_code: int | None = None
+    container_id: str = ""  # status.containerStatuses[].containerID of the current run
+    scope: Scope | None = None  # its cgroup while the process may be alive
 
 
 @dataclasses.dataclass
@@ -81,6 +86,11 @@ class Runtime:
         self._lock = threading.Lock()
         self._pods: dict[str, PodProcesses] = {}  # by pod uid
         self.addresses = AddressPool()
+        self.cgroups, why = CgroupTree.create(self.addresses.network, state_dir)
+        if self.cgroups is None:
+            print(f"sandbox: no writable cgroup hierarchy ({why}); container IDs are "
+                  "sandbox://PID and `kubectl mesh sniff --mode node` cannot find container "
+                  "processes (run the sandbox as root)", file=sys.stderr, flush=True)
         self._seq = itertools.count()
         self._proxy_seq = itertools.count()
         self._closed = False
@@ -205,9 +215,26 @@ class Runtime:
         cmd, env = self._command(pod, c, obj)
         tools.check_command(cmd, env)  # FileNotFoundError if the image lacks the tool
         stdin = subprocess.PIPE if c.spec.get("stdin") else subprocess.DEVNULL
-        c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self._release_scope(c)  # the previous run's (a restart gets a new ID, like a kubelet's)
+        container_id = secrets.token_hex(32)
+        if self.cgroups is not None:
+            c.scope = self.cgroups.add_scope(scope_relpath(QOS_CLASS, pod.uid, container_id))
+        try:
+            # The child joins the container's cgroup between fork and exec: the command runs
+            # in it from its first instruction (what `/proc/PID/cgroup` shows node tools).
+            # preexec_fn in a threaded process: join() is one write(2) on an fd opened here,
+            # nothing in the child that could wait on a lock another thread held at fork.
+            c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         start_new_session=True,
+                                         preexec_fn=c.scope.join if c.scope else None)
+        except (OSError, subprocess.SubprocessError) as e:
+            self._release_scope(c)
+            if isinstance(e, OSError):
+                raise
+            raise OSError(f"cannot start {c.name} in its cgroup: {e}") from e
+        c.container_id = (f"containerd://{container_id}" if c.scope
+                          else f"sandbox://{c.process.pid}")
         c.started_at = now_rfc3339()
         c.exit_code = None
         c.log.follow_process(c.process)
@@ -229,6 +256,7 @@ class Runtime:
                 if c.ephemeral or c.process is None or c.process.poll() is None:
                     continue
                 c.exit_code, c.ready = c.process.returncode, False
+                self._release_scope(c)
                 self._set_status(pod, phase="Running")
                 if pod.stopping.wait(1.0):
                     return
@@ -264,7 +292,14 @@ class Runtime:
         self._set_status(pod, phase="Running")
         c.process.wait()
         c.exit_code = c.process.returncode
+        self._release_scope(c)
         self._set_status(pod, phase="Running")
+
+    def _release_scope(self, c: Container) -> None:
+        """Remove the container's cgroup (its process has ended, or is being stopped)."""
+        scope, c.scope = c.scope, None
+        if scope is not None and self.cgroups is not None:
+            self.cgroups.remove_scope(scope)
 
     # -- status
     def _find_pod(self, pod: PodProcesses) -> dict | None:
@@ -311,7 +346,7 @@ class Runtime:
             state = {"waiting": {"reason": "ContainerCreating"}}
         return {"name": c.name, "image": c.spec.get("image", ""), "ready": c.ready and running,
                 "started": running, "restartCount": c.restarts, "state": state,
-                "containerID": f"sandbox://{c.process.pid}" if c.process else ""}
+                "containerID": c.container_id if c.process else ""}
 
     # -- stopping
     def _stop_pod(self, pod: PodProcesses) -> None:
@@ -328,6 +363,7 @@ class Runtime:
                 _signal_group(p, signal.SIGKILL)
                 p.wait()
         for c in pod.containers.values():
+            self._release_scope(c)
             c.log.close()
 
     def stop_all(self) -> None:
@@ -340,6 +376,8 @@ class Runtime:
             t.start()
         for t in threads:
             t.join()
+        if self.cgroups is not None:
+            self.cgroups.remove_all()
         self.addresses.release()
 
     def status(self) -> list[dict]:

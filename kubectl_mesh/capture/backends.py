@@ -6,8 +6,9 @@
   to its stdin for the whole capture, so detaching - on purpose or because we died - ends it,
   and the runtime then stops everything exec'd in it. Kubernetes cannot remove it afterwards;
 - `NodeBackend`: a privileged hostPID debug pod on the pod's node (`sidecar.istio.io/inject:
-  "false"`), same `cat` gate, tcpdump run with `nsenter -t PID -n` in the pod's network
-  namespace; deleted at cleanup.
+  "false"`), same `cat` gate; the target container's host PID is found from its containerID
+  (`nodepid.py`), tcpdump run with `nsenter -t PID -n` in the pod's network namespace;
+  deleted at cleanup.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 import threading
 import time
 
-from kubectl_mesh.capture import kubewrite
+from kubectl_mesh.capture import kubewrite, nodepid
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.errors import ForbiddenError, MeshError, NotFoundError, UnreachableError
 from kubectl_mesh.kube.execstream import ExecStream, open_attach
@@ -154,6 +155,7 @@ class NodeBackend(_Gated):
         self.pod_json, self.container = pod_json, container
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
         self.where = f"debug pod {self.name} on node {(pod_json.get('spec') or {}).get('nodeName')}"
+        self.pid: int | None = None  # the target container's process, as the node sees it
         self._created = False
 
     def manifest(self, image: str) -> dict:
@@ -170,6 +172,11 @@ class NodeBackend(_Gated):
                                          "securityContext": {"privileged": True}}]}}
 
     def setup(self, opts: SniffOptions) -> None:
+        current = self.api.get_pod(self.namespace, self.pod, allow_missing=True)
+        if current is None:
+            raise NotFoundError(f"pod {self.pod}.{self.namespace} no longer exists")
+        self.pod_json = current  # the id of the container's current run (restarts change it)
+        container_id = nodepid.running_container_id(current, self.container)
         try:
             kubewrite.request(self.api, "POST", kubewrite.pod_path(self.namespace),
                               self.manifest(opts.image))
@@ -186,19 +193,15 @@ class NodeBackend(_Gated):
         _wait_running(self.api, self.namespace, self.name, "sniff", opts.setup_timeout,
                       ephemeral=False, image=opts.image)
         self._hold(self.api.config, self.namespace, self.name, "sniff", opts.setup_timeout)
-
-    def target_pid(self) -> str:
-        statuses = (self.pod_json.get("status") or {}).get("containerStatuses") or []
-        status = next((s for s in statuses if s.get("name") == self.container), None)
-        cid = (status or {}).get("containerID") or ""
-        if cid.startswith("sandbox://"):
-            return cid.split("://", 1)[1]
-        raise SetupFailed(f"cannot find the process of container {self.container} ({cid or 'no id'})",
-                          hint="node mode resolves sandbox:// container ids; on containerd use "
-                               "--mode ephemeral")
+        self.pid = nodepid.find_pid(self.api, self.namespace, self.name, "sniff", container_id,
+                                    f"container {self.container} of pod {self.pod}."
+                                    f"{self.namespace}", opts.setup_timeout)
+        self.where += f", entering pid {self.pid} (container {self.container})"
 
     def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
-        return self.name, "sniff", ["nsenter", "-t", self.target_pid(), "-n", "--", *argv]
+        if self.pid is None:
+            raise SetupFailed(f"{self.where} is not set up")
+        return self.name, "sniff", ["nsenter", "-t", str(self.pid), "-n", "--", *argv]
 
     def cleanup(self) -> list[str]:
         if not self._created:

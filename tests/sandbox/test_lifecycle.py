@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import time
 
 
+from sandbox.cgroups import ROOT_FILE
 from sandbox.testing import ROOT, RunningSandbox, pid_alive
 
 
@@ -22,6 +24,13 @@ def _all_dead(pids, timeout=10.0) -> bool:
     return False
 
 
+def _cgroup_root(state: pathlib.Path) -> pathlib.Path:
+    """The sandbox's container cgroup tree (it must hold every container's scope)."""
+    root = pathlib.Path((state / ROOT_FILE).read_text())
+    assert len(list(root.rglob("cri-containerd-*.scope"))) == 8, root
+    return root
+
+
 def test_detached_up_then_down_stops_every_process(tmp_path):
     sb = RunningSandbox(tmp_path / "state").up()
     try:
@@ -29,6 +38,7 @@ def test_detached_up_then_down_stops_every_process(tmp_path):
             [sys.executable, "-m", "sandbox", "status", "--state", str(sb.state), "-o", "json"],
             cwd=ROOT, capture_output=True, text=True, check=True).stdout)
         supervisor = int((sb.state / "sandbox.pid").read_text())
+        cgroups = _cgroup_root(sb.state)
         pids = [c["pid"] for p in status for c in p["containers"]]
         names = {(p["namespace"], p["name"].rsplit("-", 2)[0]) for p in status}
         assert ("istio-system", "istiod") in names and ("istioinaction", "catalog-v2") in names
@@ -40,6 +50,7 @@ def test_detached_up_then_down_stops_every_process(tmp_path):
     finally:
         sb.down()
     assert _all_dead(pids + [supervisor]), [p for p in pids if pid_alive(p)]
+    assert not cgroups.exists() and not (sb.state / ROOT_FILE).exists()
 
 
 def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
@@ -54,6 +65,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
         pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
                 for c in p["containers"]]
         assert len(pids) == 8
+        cgroups = _cgroup_root(state)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -61,16 +73,20 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
             proc.kill()
     assert _all_dead(pids), [p for p in pids if pid_alive(p)]
     assert not (state / "sandbox.pid").exists()
+    assert not cgroups.exists() and not (state / ROOT_FILE).exists()
 
 
 def test_down_cleans_up_after_a_killed_supervisor(tmp_path):
     sb = RunningSandbox(tmp_path / "state").up()
     pids = sb.process_ids()
+    cgroups = _cgroup_root(sb.state)
     os.kill(int((sb.state / "sandbox.pid").read_text()), signal.SIGKILL)
     time.sleep(0.2)
     assert any(pid_alive(p) for p in pids)  # orphans: exactly what `down` must clean
+    assert cgroups.exists()  # and their cgroups
     sb.down()
     assert _all_dead(pids), [p for p in pids if pid_alive(p)]
+    assert not cgroups.exists() and not (sb.state / ROOT_FILE).exists()
 
 
 def test_up_refuses_a_missing_scenario_file(tmp_path):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 import signal
 import time
 
 import pytest
 
 from kubectl_mesh.capture.pcap import read_file
+from sandbox.cgroups import ROOT_FILE
 from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
 
 BASELINE_NAMESPACE = """
@@ -197,18 +200,78 @@ def test_ephemeral_forbidden_gives_the_rbac_hint(mesh, gateway):
     assert b"patch" in result.stderr and b"pods/ephemeralcontainers" in result.stderr
 
 
+def debug_pods(sandbox, namespace: str) -> list[str]:
+    return [p["metadata"]["name"] for p in sandbox.pods(namespace)
+            if p["metadata"]["name"].startswith("kubectl-mesh-sniff-")]
+
+
+def container_pid(sandbox, pod: dict, container: str) -> int:
+    meta = pod["metadata"]
+    return next(c["pid"] for p in sandbox.status() for c in p["containers"]
+                if (p["namespace"], p["name"], c["name"]) ==
+                (meta["namespace"], meta["name"], container))
+
+
 def test_node_mode_needs_privileged_then_uses_a_debug_pod_it_deletes(mesh, sandbox, gateway,
                                                                      tmp_path):
     assert mesh(ref(gateway), "--mode", "node", "-o", "/dev/null").returncode == 2
     out = tmp_path / "n.pcap"
     with gateway_traffic(gateway):
         result = mesh(ref(gateway), "--mode", "node", "--privileged", "-o", str(out),
-                      "--count", "5")
-    assert result.returncode == 0, result.stderr
-    assert len(read_file(str(out))[1]) == 5
-    assert b"deleted" in result.stderr
-    assert wait_gone(lambda: [p for p in sandbox.pods("istio-system")
-                              if p["metadata"]["name"].startswith("kubectl-mesh-sniff-")], 10)
+                      "--count", "20", "-f", "tcp port 8080")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    # The PID came from scanning the node's /proc for the containerd:// ID's cgroup.
+    status = next(s for s in sandbox.pods("istio-system", "app=istio-ingressgateway")[0]
+                  ["status"]["containerStatuses"] if s["name"] == "istio-proxy")
+    assert status["containerID"].startswith("containerd://")
+    pid = container_pid(sandbox, gateway, "istio-proxy")
+    assert "via node (debug pod kubectl-mesh-sniff-" in err
+    assert f"entering pid {pid} (container istio-proxy)" in err
+    assert len(read_file(str(out))[1]) == 20
+    # ... and it is the gateway's network namespace: its traffic, nobody else's.
+    ip = gateway["status"]["podIP"]
+    hosts = tshark("-r", str(out), "-Y", "http.request", "-T", "fields", "-e", "http.host")
+    assert GATEWAY_HOST in hosts.split()
+    pairs = tshark("-r", str(out), "-T", "fields", "-e", "ip.src", "-e", "ip.dst").split("\n")
+    assert all(ip in line.split("\t") for line in pairs if line), pairs
+    assert re.search(r"debug pod kubectl-mesh-sniff-\w+\.istio-system deleted", err)
+    assert wait_gone(lambda: debug_pods(sandbox, "istio-system"), 10)
+
+
+def test_node_mode_without_a_process_for_the_container_id_says_so(mesh, sandbox, catalog_v2):
+    """A process whose cgroup does not name its container ID (a runtime whose layout we do not
+    know): the lookup finds nothing, says which ID, and the debug pod is still deleted."""
+    pod = catalog_v2[0]
+    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "istio-proxy")
+    hexid = status["containerID"].split("://", 1)[1]
+    root = pathlib.Path((sandbox.state / ROOT_FILE).read_text())
+    scope = next(root.rglob(f"cri-containerd-{hexid}.scope"))
+    pid = container_pid(sandbox, pod, "istio-proxy")
+    (root / "cgroup.procs").write_text(str(pid))  # out of its scope, still running
+    try:
+        result = mesh(ref(pod), "--mode", "node", "--privileged", "-o", "/dev/null")
+    finally:
+        (scope / "cgroup.procs").write_text(str(pid))
+    err = result.stderr.decode()
+    assert result.returncode == 3, err  # NOT_FOUND
+    assert (f"no process on the node is in a cgroup of container ID {status['containerID']} "
+            f"(container istio-proxy of pod {ref(pod)})") in err
+    assert "cgroup layout we do not recognise" in err and "--mode ephemeral" in err
+    assert err.strip().splitlines()[-1].startswith("error: no process on the node"), err
+    assert "Traceback" not in err and "deleted" in err
+    assert wait_gone(lambda: debug_pods(sandbox, "istioinaction"), 10)
+
+
+def test_node_mode_exec_forbidden_gives_the_rbac_hint_and_deletes_the_debug_pod(mesh, sandbox,
+                                                                                 gateway):
+    config = mesh.kubeconfig_with_token("no-exec-token", "noexec", ["create pods/exec"])
+    result = mesh(ref(gateway), "--mode", "node", "--privileged", "-o", "/dev/null",
+                  env=mesh.env(KUBECONFIG=str(config)))
+    err = result.stderr.decode()
+    assert result.returncode == 4, err
+    assert "pods/exec" in err and "node mode execs into its debug pod" in err
+    assert wait_gone(lambda: debug_pods(sandbox, "istio-system"), 10)
 
 
 @pytest.fixture(scope="module")
