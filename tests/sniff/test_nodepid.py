@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 import secrets
+import shutil
 import subprocess
 
 import pytest
@@ -85,10 +86,28 @@ def test_running_container_id_refuses_an_id_that_is_not_hex():
 
 
 # -- the script, run by real sh ----------------------------------------------------------
-def run_script(hexid: str, proc: pathlib.Path | str = "/proc") -> subprocess.CompletedProcess:
-    argv = ["sh", "-c", script_argv(ContainerId(runtime="", hex="0" * 12))[2], "sh", hexid,
-            str(proc)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+@pytest.fixture(params=["host", "busybox"])
+def shell_path(request, tmp_path_factory) -> str | None:
+    """PATH for the script's sh and grep: the host's, or busybox's (what Alpine-based debug
+    images such as netshoot ship)."""
+    if request.param == "host":
+        return None
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed")
+    bin_dir = tmp_path_factory.mktemp("busybox")
+    for applet in ("sh", "grep"):
+        (bin_dir / applet).symlink_to(busybox)
+    return str(bin_dir)
+
+
+def run_script(hexid: str, proc: pathlib.Path | str = "/proc",
+               path: str | None = None) -> subprocess.CompletedProcess:
+    script = script_argv(ContainerId(runtime="", hex="0" * 12))[2]
+    env = dict(os.environ, PATH=path) if path else None
+    sh = shutil.which("sh", path=path)
+    return subprocess.run([sh, "-c", script, "sh", hexid, str(proc)], capture_output=True,
+                          text=True, timeout=30, env=env, check=False)
 
 
 def fake_proc(tmp_path: pathlib.Path, cgroups: dict[int, str]) -> pathlib.Path:
@@ -115,14 +134,14 @@ LAYOUTS = {
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
-def test_script_finds_the_container_in_each_runtimes_layout(tmp_path, layout):
+def test_script_finds_the_container_in_each_runtimes_layout(tmp_path, shell_path, layout):
     proc = fake_proc(tmp_path, {
         1: "0::/init.scope\n",
         4120: LAYOUTS[layout],
         877: LAYOUTS[layout],  # a second process of the container, lower: the init
         990: LAYOUTS[layout].replace(ID, OTHER),  # another container
     })
-    out = run_script(ID, proc)
+    out = run_script(ID, proc, shell_path)
     assert out.returncode == 0, out.stderr
     assert parse_pids(out.stdout) == [877, 4120]
 
@@ -133,24 +152,25 @@ def test_script_finds_the_container_in_each_runtimes_layout(tmp_path, layout):
     f"0::/kubepods/besteffort/pod{UID}/x{ID}\n",
     f"0::/kubepods/besteffort/pod{UID}/{ID[:-1]}\n",  # a prefix of the id
 ], ids=["crio-conmon", "longer-id", "other-prefix", "shorter-id"])
-def test_script_ignores_near_misses(tmp_path, cgroup):
+def test_script_ignores_near_misses(tmp_path, shell_path, cgroup):
     proc = fake_proc(tmp_path, {100: cgroup, 200: LAYOUTS["cgroupfs"]})
-    out = run_script(ID, proc)
+    out = run_script(ID, proc, shell_path)
     assert parse_pids(out.stdout) == [200]
 
 
-def test_script_prints_nothing_when_no_process_has_the_id(tmp_path):
-    out = run_script(OTHER, fake_proc(tmp_path, {100: LAYOUTS["containerd-systemd"]}))
+def test_script_prints_nothing_when_no_process_has_the_id(tmp_path, shell_path):
+    out = run_script(OTHER, fake_proc(tmp_path, {100: LAYOUTS["containerd-systemd"]}),
+                     shell_path)
     assert (out.returncode, out.stdout) == (0, "")
 
 
 @pytest.mark.parametrize("bad", ["", "$(touch {marker})", "a;touch {marker}", "*", ".*",
                                  "AAAAAAAAAAAA"],
                          ids=["empty", "subshell", "semicolon", "glob", "regex", "uppercase"])
-def test_script_refuses_a_non_hex_id_before_grep_sees_it(tmp_path, bad):
+def test_script_refuses_a_non_hex_id_before_grep_sees_it(tmp_path, shell_path, bad):
     marker = tmp_path / "pwned"
     proc = fake_proc(tmp_path, {100: LAYOUTS["containerd-systemd"]})
-    out = run_script(bad.format(marker=marker), proc)
+    out = run_script(bad.format(marker=marker), proc, shell_path)
     assert out.returncode == 2 and out.stdout == ""
     assert "not a hex container id" in out.stderr
     assert not marker.exists()
