@@ -77,9 +77,11 @@ class EnvoyAdmin:
     # -- endpoints ------------------------------------------------------------------------
 
     def config_dump(self, mask: str | None = None, resource: str | None = None,
-                    name_regex: str | None = None, include_eds: bool = False) -> dict:
+                    name_regex: str | None = None, include_eds: bool = False, *,
+                    while_waiting: Callable[[], object] | None = None) -> dict:
         """`/config_dump`; `mask` (comma-separated fields), `resource` (e.g.
-        `dynamic_active_clusters`), `name_regex` (RE2 full match), `include_eds`."""
+        `dynamic_active_clusters`), `name_regex` (RE2 full match), `include_eds`.
+        `while_waiting()` runs once the request is sent, while Envoy builds the answer."""
         params: dict[str, str] = {}
         if mask:
             params["mask"] = mask
@@ -89,11 +91,11 @@ class EnvoyAdmin:
             params["name_regex"] = name_regex
         if include_eds:
             params["include_eds"] = "true"
-        return self._json("GET", "/config_dump", params)
+        return self._json("GET", "/config_dump", params, while_waiting)
 
-    def clusters(self) -> dict:
+    def clusters(self, *, while_waiting: Callable[[], object] | None = None) -> dict:
         """`/clusters?format=json` (host health and outlier state)."""
-        return self._json("GET", "/clusters", {"format": "json"})
+        return self._json("GET", "/clusters", {"format": "json"}, while_waiting)
 
     def listeners(self) -> dict:
         """`/listeners?format=json`."""
@@ -127,8 +129,9 @@ class EnvoyAdmin:
 
     # -- transport ------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, params: dict) -> Any:
-        resp = self._request(method, path, params)
+    def _json(self, method: str, path: str, params: dict,
+              while_waiting: Callable[[], object] | None = None) -> Any:
+        resp = self._request(method, path, params, while_waiting=while_waiting)
         try:
             # json.loads keeps integers exact (Python ints), unlike float-based parsers.
             return json.loads(resp.content)
@@ -139,7 +142,11 @@ class EnvoyAdmin:
             ) from e
 
     def _request(self, method: str, path: str, params: dict,
-                 ok: tuple[int, ...] = (200,)) -> AdminResponse:
+                 ok: tuple[int, ...] = (200,), *,
+                 while_waiting: Callable[[], object] | None = None) -> AdminResponse:
+        """One request; `while_waiting()` runs (once) between sending it and reading the
+        answer, in this thread: work that overlaps Envoy's, without a thread fighting the
+        sender for the GIL."""
         target = path + ("?" + urlencode(params) if params else "")
         for attempt in (1, 2):
             reused = self._conn is not None
@@ -147,6 +154,9 @@ class EnvoyAdmin:
             self._conn = conn
             try:
                 conn.request(method, target, headers=_HEADERS)
+                if while_waiting is not None:
+                    waiting, while_waiting = while_waiting, None
+                    waiting()
                 answer = conn.getresponse()
                 resp = AdminResponse(answer.status, answer.read())
             except TimeoutError as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import sys
 import threading
@@ -91,6 +90,8 @@ def for_each(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
     the calling thread while the work is under way (e.g. imports the rendering needs, done
     while Envoy builds its answer instead of after it).
     """
+    import concurrent.futures  # on use: it imports logging (start-up time of every command)
+
     items = list(items)
     results: list = [None] * len(items)
     done = 0

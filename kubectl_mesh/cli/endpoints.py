@@ -21,7 +21,7 @@ def _table(dump, args, fmt):
 
 RESOURCE = proxyconfig.Resource(
     "endpoints", "Show a proxy's endpoints and their health.", _flags, _table,
-    fetch=lambda admin: admin.clusters(),
+    fetch=lambda admin, while_waiting: admin.clusters(while_waiting=while_waiting),
     epilog="--file also accepts the output of Envoy's /clusters?format=json.")
 
 

@@ -31,7 +31,8 @@ class Resource:
     summary: str
     add_flags: Callable[[argparse.ArgumentParser], None]
     table: Callable[[object, argparse.Namespace, str], object]  # (dump, args, fmt) -> Table
-    fetch: Callable[[object], object] | None = None  # admin -> raw JSON (default: masked dump)
+    # (admin, while_waiting) -> raw JSON; default: the masked dump
+    fetch: Callable[[object, Callable[[], object] | None], object] | None = None
     outputs: tuple[str, ...] = ("short", "wide", "json", "yaml")
     epilog: str = ""
 
@@ -125,15 +126,18 @@ def fetch_dumps(resource: Resource, args, stderr) -> list[tuple[str, str, object
         if not args.all_pods:
             pods = [pick_one(pods, args.target or f"-l {args.selector}", stderr)]
 
-        def fetch(pod):
+        def fetch(pod, while_waiting=None):
             with session.admin(pod) as admin:
-                raw = resource.fetch(admin) if resource.fetch else \
-                    admin.config_dump(mask=MASKS[resource.name])
+                raw = resource.fetch(admin, while_waiting) if resource.fetch else \
+                    admin.config_dump(mask=MASKS[resource.name], while_waiting=while_waiting)
             from kubectl_mesh.configdump import ConfigDump
             return ConfigDump(raw, pod.ref)
 
-        results = for_each(pods, fetch, concurrency=args.concurrency, stderr=stderr,
-                           while_waiting=_prepare_rendering)
+        if len(pods) == 1:  # the common case: no threads, rendering prepared during Envoy's work
+            results = [(pods[0], fetch(pods[0], _prepare_rendering), None)]
+        else:
+            results = for_each(pods, fetch, concurrency=args.concurrency, stderr=stderr,
+                               while_waiting=_prepare_rendering)
     out = []
     for pod, dump, error in results:
         if error is not None:

@@ -1,8 +1,15 @@
-"""Route configurations: RoutesConfigDump model, `--name` filter and the routes table."""
+"""Route configurations: RoutesConfigDump model, `--name` filter and the routes table.
+
+A gateway can hold thousands of virtual hosts, and `routes` renders them all: the per-route
+records are NamedTuples (immutable, and ~3x cheaper to build than frozen dataclasses), and a
+route configuration parses its virtual hosts only when asked (the tracer and `--check`
+walk the raw config and never do)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import NamedTuple
 
 from kubectl_mesh.configdump.common import Table, istio_config_ref
 from kubectl_mesh.configdump.keys import normalise
@@ -10,8 +17,7 @@ from kubectl_mesh.configdump.keys import normalise
 PASSTHROUGH = "PassthroughCluster"
 
 
-@dataclasses.dataclass(frozen=True)
-class RouteMatch:
+class RouteMatch(NamedTuple):
     kind: str  # prefix | path | path_separated_prefix | regex | connect | other
     value: str
     headers: tuple[str, ...] = ()  # "name" or "name=value" per header matcher
@@ -30,15 +36,13 @@ class RouteMatch:
         return ""
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     retry_on: str
     num_retries: int | None
     per_try_timeout: str
 
 
-@dataclasses.dataclass(frozen=True)
-class RouteAction:
+class RouteAction(NamedTuple):
     kind: str  # cluster | weighted_clusters | cluster_header | redirect | direct_response | other
     cluster: str = ""
     weighted_clusters: tuple[tuple[str, int], ...] = ()  # (cluster, weight)
@@ -68,16 +72,14 @@ class RouteAction:
         return self.kind
 
 
-@dataclasses.dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     name: str
     match: RouteMatch
     action: RouteAction
     virtual_service: str  # `name.ns` from filter_metadata.istio.config, or ""
 
 
-@dataclasses.dataclass(frozen=True)
-class VirtualHost:
+class VirtualHost(NamedTuple):
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
@@ -86,11 +88,16 @@ class VirtualHost:
 @dataclasses.dataclass(frozen=True)
 class RouteConfig:
     name: str
-    virtual_hosts: tuple[VirtualHost, ...]
     state: str  # dynamic | static | inline
     version_info: str
     last_updated: str
     raw: dict = dataclasses.field(repr=False, compare=False)
+
+    @functools.cached_property
+    def virtual_hosts(self) -> tuple[VirtualHost, ...]:
+        return tuple(VirtualHost(vh.get("name", ""), tuple(vh.get("domains") or ()),
+                                 tuple(_route(r) for r in vh.get("routes") or ()))
+                     for vh in self.raw.get("virtual_hosts") or ())
 
 
 def parse_route_configs(section: dict) -> list[RouteConfig]:
@@ -109,29 +116,18 @@ def parse_route_configs(section: dict) -> list[RouteConfig]:
 
 def parse_route_config(raw: dict, state: str = "inline", version_info: str = "",
                        last_updated: str = "") -> RouteConfig:
-    """One RouteConfiguration (v2 or v3, snake_case) → RouteConfig."""
-    vhosts = tuple(
-        VirtualHost(
-            name=vh.get("name", ""),
-            domains=tuple(vh.get("domains") or ()),
-            routes=tuple(_route(r) for r in vh.get("routes") or ()),
-        )
-        for vh in raw.get("virtual_hosts") or ()
-    )
-    return RouteConfig(raw.get("name", ""), vhosts, state, version_info, last_updated, raw)
+    """One RouteConfiguration (v2 or v3, snake_case) → RouteConfig (virtual hosts parsed on
+    first use)."""
+    return RouteConfig(raw.get("name", ""), state, version_info, last_updated, raw)
 
 
 def _route(raw: dict) -> Route:
-    return Route(
-        name=raw.get("name", ""),
-        match=_match(raw.get("match") or {}),
-        action=_action(raw),
-        virtual_service=istio_config_ref(raw.get("metadata")),
-    )
+    return Route(raw.get("name", ""), _match(raw.get("match") or {}), _action(raw),
+                 istio_config_ref(raw.get("metadata")))
 
 
 def _match(m: dict) -> RouteMatch:
-    headers = tuple(_header(h) for h in m.get("headers") or ())
+    headers = tuple(_header(h) for h in m["headers"]) if m.get("headers") else ()
     case = m.get("case_sensitive", True)
     case = case.get("value", True) if isinstance(case, dict) else bool(case)
     for kind in ("prefix", "path", "path_separated_prefix"):
@@ -222,6 +218,8 @@ def describe_domains(domains: tuple[str, ...]) -> str:
     if len(domains) == 1:
         return domains[0]
     no_port = [d for d in domains if ":" not in d or (d.count(":") > 2 and d.endswith("]"))]
+    if len(no_port) < 2:  # the usual `host` + `host:*`: nothing to shorten
+        return ", ".join(no_port)
     present = set(no_port)
     kept = [d for d in no_port
             if not any(d != d.removesuffix(s) and d.removesuffix(s) in present

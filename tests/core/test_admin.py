@@ -129,3 +129,44 @@ def test_non_json_body_is_bad_input(envoy):
 def test_parse_loggers():
     text = "active loggers:\n  admin: info\n  http: debug\n"
     assert parse_loggers(text) == {"admin": "info", "http": "debug"}
+
+
+def test_while_waiting_runs_once_after_the_request_is_sent():
+    """The hook overlaps Envoy's work: it must run after the request left (the server has
+    it) and before the answer is read (the server holds it until the hook ran)."""
+    import threading
+
+    server = socket.socket()
+    server.bind((HOST, 0))
+    server.listen(1)
+    received, release = threading.Event(), threading.Event()
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            received.set()
+            release.wait(5)
+            body = b'{"configs": []}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    calls = []
+
+    def waiting():
+        calls.append(received.wait(5))
+        release.set()
+
+    try:
+        with EnvoyAdmin(f"http://{HOST}:{server.getsockname()[1]}", POD, timeout=5) as admin:
+            assert admin.config_dump(mask="dynamic_route_configs",
+                                     while_waiting=waiting) == {"configs": []}
+    finally:
+        release.set()
+        server.close()
+        thread.join(5)
+    assert calls == [True]
