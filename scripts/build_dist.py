@@ -57,9 +57,9 @@ import sys
 if sys.version_info < (3, 9):
     sys.exit("kubectl-mesh needs Python >= 3.9 (python3 is %d.%d)" % sys.version_info[:2])
 
-from kubectl_mesh.cli.dispatch import main
+from kubectl_mesh.cli.dispatch import process_main
 
-sys.exit(main())
+process_main()
 '''
 
 

@@ -9,8 +9,9 @@ module is missing. `--help` reads the registry only: no command module is import
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Sequence, TextIO
+from typing import NoReturn, Sequence, TextIO
 
 from kubectl_mesh import __version__
 from kubectl_mesh.cli import BUILTINS, COMMANDS, Command
@@ -127,42 +128,64 @@ def help_text(prog: str, commands: Sequence[Command] = COMMANDS) -> str:
     return "\n".join(lines)
 
 
+def exit_process(code: int) -> NoReturn:
+    """End the process with `code` now, skipping the interpreter's teardown.
+
+    By the time a command returns its exit code it has written and flushed its output and
+    cleaned up in `finally` blocks (port-forwards, debug pods, levels restored); what
+    remains is freeing and garbage-collecting every object, ~20 ms after a 7 MB config
+    dump. Only the process entry points call this; in-process callers (tests) use the
+    functions that return codes.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe was already reported by common.run
+            pass
+    os._exit(code)
+
+
+def process_main() -> NoReturn:
+    """The `kubectl-mesh` executable (pip console script, checkout plugin, krew zipapp)."""
+    exit_process(main())
+
+
 # Console-script functions of the separate executables (setup.cfg), one per command.
-def sync_main() -> int:
-    return run_command("sync")
+def sync_main() -> NoReturn:
+    exit_process(run_command("sync"))
 
 
-def routes_main() -> int:
-    return run_command("routes")
+def routes_main() -> NoReturn:
+    exit_process(run_command("routes"))
 
 
-def listeners_main() -> int:
-    return run_command("listeners")
+def listeners_main() -> NoReturn:
+    exit_process(run_command("listeners"))
 
 
-def clusters_main() -> int:
-    return run_command("clusters")
+def clusters_main() -> NoReturn:
+    exit_process(run_command("clusters"))
 
 
-def endpoints_main() -> int:
-    return run_command("endpoints")
+def endpoints_main() -> NoReturn:
+    exit_process(run_command("endpoints"))
 
 
-def secrets_main() -> int:
-    return run_command("secrets")
+def secrets_main() -> NoReturn:
+    exit_process(run_command("secrets"))
 
 
-def loglevel_main() -> int:
-    return run_command("loglevel")
+def loglevel_main() -> NoReturn:
+    exit_process(run_command("loglevel"))
 
 
-def sniff_main() -> int:
-    return run_command("sniff")
+def sniff_main() -> NoReturn:
+    exit_process(run_command("sniff"))
 
 
-def accesslog_main() -> int:
-    return run_command("accesslog")
+def accesslog_main() -> NoReturn:
+    exit_process(run_command("accesslog"))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    process_main()
