@@ -17,10 +17,12 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	scripts/system_tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Everything but the slow matrix (`-m slow`), for a quick loop while developing.
 test-fast: $(STAMP)
+	scripts/system_tools.sh
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
