@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
+import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from sandbox.istiod import resources, translate
+from sandbox.istiod import faults, resources, translate
 from sandbox.istiod.mesh import Mesh
 from sandbox.istiod.proxy import BadNodeId, Proxy
 
@@ -88,6 +89,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._mesh = mesh or Mesh()
         self._lock = threading.Lock()
         self._connections: dict[str, Connection] = {}
+        # proxy id → the connection a `half-open` fault left behind, listed until it heals
+        self._ghosts: dict[str, Connection] = {}
         self._ids = itertools.count(1)
         self._identifier = json.dumps({"Component": "istiod",
                                        "ID": identifier or _hostname(),
@@ -103,13 +106,21 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         with self._lock:
             self._mesh = mesh
             connections = list(self._connections.values())
+            # A healed half-open connection is noticed (keepalive) and forgotten.
+            for proxy_id, ghost in list(self._ghosts.items()):
+                if faults.fault_of(mesh, ghost.proxy.name, ghost.proxy.namespace) != \
+                        faults.HALF_OPEN:
+                    del self._ghosts[proxy_id]
         for conn in connections:
             conn.events.put(("push", None))
 
     def connections(self) -> list[Connection]:
-        """Connected proxies that identified themselves, sorted by proxy id."""
+        """Connected proxies that identified themselves (and half-open leftovers), sorted by
+        proxy id."""
         with self._lock:
             conns = [c for c in self._connections.values() if c.proxy is not None]
+            live = {c.proxy.id for c in conns}
+            conns += [g for proxy_id, g in self._ghosts.items() if proxy_id not in live]
         return sorted(conns, key=lambda c: (c.proxy.id, c.id))
 
     def connection_for(self, proxy_id: str) -> Connection | None:
@@ -139,11 +150,28 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 except Exception:  # never let one bad request or push kill the stream
                     log.exception("ADS error for %s", conn.proxy.id if conn.proxy else conn.peer)
                     continue
+                if self._half_open(conn):
+                    context.abort(grpc.StatusCode.UNAVAILABLE,
+                                  "sandbox fault: connection dropped on the proxy's side")
                 yield from responses
         finally:
             with self._lock:
                 self._connections.pop(conn.id, None)
             log.info("ADS stream closed: %s", conn.proxy.id if conn.proxy else conn.peer)
+
+    def _half_open(self, conn: Connection) -> bool:
+        """Whether a `half-open` fault applies to `conn`'s proxy; if so, the first of its
+        connections to hit it stays listed as a ghost. A healthy connection replaces one."""
+        if conn.proxy is None:
+            return False
+        fault = faults.fault_of(self.mesh, conn.proxy.name, conn.proxy.namespace)
+        with self._lock:
+            if fault != faults.HALF_OPEN:
+                self._ghosts.pop(conn.proxy.id, None)
+                return False
+            self._ghosts.setdefault(conn.proxy.id, conn)
+        log.info("sandbox fault half-open: dropping the stream of %s", conn.proxy.id)
+        return True
 
     @staticmethod
     def _read(request_iterator, conn: Connection) -> None:
@@ -192,6 +220,18 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def _on_push(self, conn: Connection) -> list:
         if conn.proxy is None:
             return []
+        if faults.fault_of(self.mesh, conn.proxy.name, conn.proxy.namespace) == \
+                faults.LOSE_PUSHES:
+            lost = self._push(conn)
+            with conn.lock:  # istiod believes they arrived and were ACKed
+                for watched in conn.watched.values():
+                    watched.nonce_acked = watched.nonce_sent
+            log.info("sandbox fault lose-pushes: %d response(s) to %s lost", len(lost),
+                     conn.proxy.id)
+            return []
+        return self._push(conn)
+
+    def _push(self, conn: Connection) -> list:
         responses = []
         force = False
         for type_url in translate.PUSH_ORDER:
