@@ -181,24 +181,12 @@ class KubeApi:
                 conn.request(method, target, body=payload, headers=all_headers)
                 resp = conn.getresponse()
                 status, content = resp.status, resp.read()
-            except (ssl.SSLError, ssl.CertificateError) as e:
+            except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors
                 conn.close()
-                raise UnreachableError(f"TLS handshake with the API server {self.config.where} "
-                                       f"failed: {_reason(e)}",
-                                       hint="check the cluster's certificate-authority in the "
-                                            "kubeconfig") from e
-            except TimeoutError as e:
-                conn.close()
-                raise UnreachableError(f"the API server {self.config.where} did not answer "
-                                       f"within {self.timeout}s",
-                                       hint="retry, or raise --request-timeout") from e
-            except (OSError, http.client.HTTPException) as e:
-                conn.close()
-                if reused and attempt == 1 and isinstance(e, _STALE):
+                if reused and attempt == 1 and isinstance(e, _STALE) and \
+                        not isinstance(e, ssl.SSLError):
                     continue
-                raise UnreachableError(f"cannot reach the API server {self.config.where}: "
-                                       f"{_reason(e)}", hint="is the cluster running? check "
-                                                             "--context / --kubeconfig") from e
+                raise transport_error(e, self.config.where, self.timeout) from e
             if resp.will_close:
                 conn.close()
             else:
@@ -227,18 +215,10 @@ class KubeApi:
             resp = self._session.request(method, url, params=params, json=body,
                                          headers=dict(headers or {}), timeout=self.timeout,
                                          verify=True)
-        except requests.exceptions.SSLError as e:
-            raise UnreachableError(f"TLS handshake with the API server {self.config.where} "
-                                   f"failed: {_reason(e)}",
-                                   hint="check the cluster's certificate-authority in the "
-                                        "kubeconfig") from e
-        except requests.exceptions.Timeout as e:
-            raise UnreachableError(f"the API server {self.config.where} did not answer within "
-                                   f"{self.timeout}s", hint="retry, or raise --request-timeout") from e
         except requests.exceptions.RequestException as e:
-            raise UnreachableError(f"cannot reach the API server {self.config.where}: "
-                                   f"{_reason(e)}", hint="is the cluster running? check "
-                                                         "--context / --kubeconfig") from e
+            kind = (TLS_FAILED if isinstance(e, requests.exceptions.SSLError) else
+                    TIMED_OUT if isinstance(e, requests.exceptions.Timeout) else None)
+            raise transport_error(e, self.config.where, self.timeout, kind=kind) from e
         return resp.status_code, resp.content
 
     def get_resource(self, resource: str, namespace: str | None, name: str, *,
@@ -354,14 +334,39 @@ def _parse_status(body: bytes | str) -> dict:
     return data if isinstance(data, dict) and data.get("kind") == "Status" else {}
 
 
-def _reason(exc: Exception) -> str:
-    """The innermost, most telling reason of a requests/urllib3 exception."""
+TLS_FAILED, TIMED_OUT, UNREACHABLE = "tls", "timeout", "unreachable"
+
+
+def transport_error(exc: BaseException, where: str, timeout: float | None, *, doing: str = "",
+                    kind: str | None = None) -> UnreachableError:
+    """The one wording for a conversation with the API server that failed below HTTP: a TLS
+    failure, a timeout, or no connection. `doing` says what for (e.g. " for a port-forward
+    to pod x.ns"); `kind` overrides the classification (for requests' exception types)."""
+    if kind is None:
+        kind = (TLS_FAILED if isinstance(exc, (ssl.SSLError, ssl.CertificateError)) else
+                TIMED_OUT if isinstance(exc, TimeoutError) else UNREACHABLE)
+    if kind == TLS_FAILED:
+        return UnreachableError(f"TLS handshake with the API server {where}{doing} failed: "
+                                f"{_reason(exc)}",
+                                hint="check the cluster's certificate-authority in the "
+                                     "kubeconfig")
+    if kind == TIMED_OUT:
+        return UnreachableError(f"the API server {where} did not answer{doing} within "
+                                f"{timeout}s", hint="retry, or raise --request-timeout")
+    return UnreachableError(f"cannot reach the API server {where}{doing}: {_reason(exc)}",
+                            hint="is the cluster running? check --context / --kubeconfig")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost, most telling reason of an OSError or a requests/urllib3 exception."""
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "No route to host",
                    "timed out", "CERTIFICATE_VERIFY_FAILED", "Connection reset"):
         if marker in text:
             return marker.lower() if marker != "CERTIFICATE_VERIFY_FAILED" else \
                 "certificate verify failed"
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ssl.SSLError):
+        return exc.strerror
     return text
 
 

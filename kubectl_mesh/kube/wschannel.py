@@ -24,8 +24,6 @@ import struct
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from kubectl_mesh.errors import UnreachableError
-
 SUBPROTOCOL = "v4.channel.k8s.io"
 DATA, ERROR = 0, 1
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -186,19 +184,18 @@ def dial(config, namespace: str, name: str, port: int, timeout: float | None,
          tls: TlsReuse | None, on_error: Callable[[str], None]) -> ChannelSocket:
     """An open port-forward to `name`.`namespace`:`port`, or ForbiddenError / NotFoundError /
     UnreachableError / WebSocketRefused (the caller may fall back to kubectl then)."""
-    from kubectl_mesh.kube.api import status_error
+    from kubectl_mesh.kube.api import status_error, transport_error
 
     parts = urlsplit(config.server)
     secure = parts.scheme == "https"
     host, server_port = parts.hostname or "", parts.port or (443 if secure else 80)
     path = f"/api/v1/namespaces/{namespace}/pods/{name}/portforward"
     target = f"{parts.path.rstrip('/')}{path}?ports={port}"
+    doing = f" for a port-forward to pod {name}.{namespace}"
     try:
         sock = socket.create_connection((host, server_port), timeout=timeout)
     except OSError as e:
-        raise UnreachableError(f"cannot reach the API server {config.where} for a port-forward "
-                               f"to pod {name}.{namespace}: {e.strerror or e}",
-                               hint="is the cluster running? check --context / --kubeconfig") from e
+        raise transport_error(e, config.where, timeout, doing=doing) from e
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if secure:
@@ -225,21 +222,9 @@ def dial(config, namespace: str, name: str, port: int, timeout: float | None,
             raise WebSocketRefused(f"the upgrade answer is not a {SUBPROTOCOL} WebSocket")
         sock.settimeout(timeout)
         return ChannelSocket(sock, rest, on_error)
-    except (ssl.SSLError, ssl.CertificateError) as e:
+    except OSError as e:  # TLS failures and timeouts included
         sock.close()
-        raise UnreachableError(f"TLS handshake with the API server {config.where} failed: {e}",
-                               hint="check the cluster's certificate-authority in the "
-                                    "kubeconfig") from e
-    except TimeoutError as e:
-        sock.close()
-        raise UnreachableError(f"port-forward to pod {name}.{namespace}: the API server "
-                               f"{config.where} did not answer within {timeout}s",
-                               hint="retry, or raise --request-timeout") from e
-    except OSError as e:
-        sock.close()
-        raise UnreachableError(f"cannot reach the API server {config.where} for a port-forward "
-                               f"to pod {name}.{namespace}: {e.strerror or e}",
-                               hint="is the cluster running? check --context / --kubeconfig") from e
+        raise transport_error(e, config.where, timeout, doing=doing) from e
     except BaseException:
         sock.close()
         raise

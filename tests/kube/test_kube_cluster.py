@@ -303,3 +303,49 @@ def test_bare_name_guess_survives_rbac_on_workloads(cluster):
             cluster, "istioinaction", "app=catalog,version=v2")
         with pytest.raises(NotFoundError, match='did you mean "catalog"'):
             resolve(client, Target.parse("catlog"), "istioinaction")
+
+
+def _dial_error(config, timeout=2.0) -> UnreachableError:
+    from kubectl_mesh.kube.wschannel import dial
+    with pytest.raises(UnreachableError) as exc:
+        dial(config, "plain", "web-0", 15000, timeout, None, lambda message: None)
+    return exc.value
+
+
+def test_port_forward_and_api_requests_word_transport_failures_alike(cluster, tmp_path):
+    """One translator (kube.api.transport_error) for the API client and the port-forward
+    dialler: the same three cases, the same words, plus what the port-forward was for."""
+    text = cluster.kubeconfig.read_text()
+    server = load_config(str(cluster.kubeconfig)).server
+    forward = " for a port-forward to pod web-0.plain"
+
+    with socket.socket() as s:  # nobody listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = tmp_path / "dead"
+    dead.write_text(text.replace(server, f"https://127.0.0.1:{port}"))
+    refused = _dial_error(load_config(str(dead)))
+    assert str(refused).startswith(f"cannot reach the API server https://127.0.0.1:{port} "
+                                   f"(context sandbox){forward}: connection refused")
+    assert refused.exit_code == ExitCode.UNREACHABLE and "is the cluster running" in str(refused)
+
+    start = text.index("certificate-authority-data: ") + len("certificate-authority-data: ")
+    wrong = tmp_path / "wrong-ca"
+    wrong.write_text(text[:start] + base64.b64encode(self_signed("other")[0]).decode()
+                     + text[text.index("\n", start):])
+    tls = _dial_error(load_config(str(wrong)))
+    assert f"TLS handshake with the API server {server}" in str(tls)
+    assert f"{forward} failed: certificate verify failed" in str(tls)
+    assert "certificate-authority" in str(tls)
+
+    silent = socket.socket()  # accepts, never answers the TLS handshake
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    try:
+        mute = tmp_path / "mute"
+        mute.write_text(text.replace(server, f"https://127.0.0.1:{silent.getsockname()[1]}"))
+        late = _dial_error(load_config(str(mute)), timeout=0.5)
+    finally:
+        silent.close()
+    assert f"did not answer{forward} within 0.5s" in str(late)
+    assert "--request-timeout" in str(late)
