@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import NoReturn, Sequence, TextIO
+from typing import Callable, NoReturn, Sequence, TextIO
 
 from kubectl_mesh import __version__
 from kubectl_mesh.cli import BUILTINS, COMMANDS, Command
@@ -150,41 +150,24 @@ def process_main() -> NoReturn:
     exit_process(main())
 
 
+def _executable(name: str) -> Callable[[], NoReturn]:
+    def command_main() -> NoReturn:
+        exit_process(run_command(name))
+    command_main.__name__ = command_main.__qualname__ = f"{name}_main"
+    command_main.__doc__ = f"The `kubectl-mesh-{name}` executable."
+    return command_main
+
+
 # Console-script functions of the separate executables (setup.cfg), one per command.
-def sync_main() -> NoReturn:
-    exit_process(run_command("sync"))
-
-
-def routes_main() -> NoReturn:
-    exit_process(run_command("routes"))
-
-
-def listeners_main() -> NoReturn:
-    exit_process(run_command("listeners"))
-
-
-def clusters_main() -> NoReturn:
-    exit_process(run_command("clusters"))
-
-
-def endpoints_main() -> NoReturn:
-    exit_process(run_command("endpoints"))
-
-
-def secrets_main() -> NoReturn:
-    exit_process(run_command("secrets"))
-
-
-def loglevel_main() -> NoReturn:
-    exit_process(run_command("loglevel"))
-
-
-def sniff_main() -> NoReturn:
-    exit_process(run_command("sniff"))
-
-
-def accesslog_main() -> NoReturn:
-    exit_process(run_command("accesslog"))
+sync_main = _executable("sync")
+routes_main = _executable("routes")
+listeners_main = _executable("listeners")
+clusters_main = _executable("clusters")
+endpoints_main = _executable("endpoints")
+secrets_main = _executable("secrets")
+loglevel_main = _executable("loglevel")
+sniff_main = _executable("sniff")
+accesslog_main = _executable("accesslog")
 
 
 if __name__ == "__main__":
