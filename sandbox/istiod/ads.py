@@ -15,6 +15,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -90,7 +91,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._lock = threading.Lock()
         self._connections: dict[str, Connection] = {}
         # proxy id → the connection a `half-open` fault left behind, listed until it heals
+        # (or, once its pod is gone, until keepalive would have noticed: faults.GHOST_TTL)
         self._ghosts: dict[str, Connection] = {}
+        self._orphaned: dict[str, float] = {}  # proxy id → when its ghost's pod disappeared
         self._ids = itertools.count(1)
         self._identifier = json.dumps({"Component": "istiod",
                                        "ID": identifier or _hostname(),
@@ -106,11 +109,15 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         with self._lock:
             self._mesh = mesh
             connections = list(self._connections.values())
-            # A healed half-open connection is noticed (keepalive) and forgotten.
+            # A healed half-open connection is noticed and forgotten; one whose pod is gone
+            # lingers until keepalive would notice.
             for proxy_id, ghost in list(self._ghosts.items()):
-                if faults.fault_of(mesh, ghost.proxy.name, ghost.proxy.namespace) != \
+                if mesh.pod(ghost.proxy.name, ghost.proxy.namespace) is None:
+                    self._orphaned.setdefault(proxy_id, time.monotonic())
+                elif faults.fault_of(mesh, ghost.proxy.name, ghost.proxy.namespace) != \
                         faults.HALF_OPEN:
                     del self._ghosts[proxy_id]
+                    self._orphaned.pop(proxy_id, None)
         for conn in connections:
             conn.events.put(("push", None))
 
@@ -120,6 +127,11 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         with self._lock:
             conns = [c for c in self._connections.values() if c.proxy is not None]
             live = {c.proxy.id for c in conns}
+            now = time.monotonic()
+            for proxy_id, since in list(self._orphaned.items()):
+                if now - since > faults.GHOST_TTL:
+                    self._ghosts.pop(proxy_id, None)
+                    del self._orphaned[proxy_id]
             conns += [g for proxy_id, g in self._ghosts.items() if proxy_id not in live]
         return sorted(conns, key=lambda c: (c.proxy.id, c.id))
 
@@ -168,6 +180,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         with self._lock:
             if fault != faults.HALF_OPEN:
                 self._ghosts.pop(conn.proxy.id, None)
+                self._orphaned.pop(conn.proxy.id, None)
                 return False
             self._ghosts.setdefault(conn.proxy.id, conn)
         log.info("sandbox fault half-open: dropping the stream of %s", conn.proxy.id)

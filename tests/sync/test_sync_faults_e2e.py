@@ -101,3 +101,45 @@ def test_half_open_stream_is_disconnected_while_istiod_still_lists_it(mesh, sand
         assert f"istiod {istiod} still lists it" in found[0]["detail"]
     finally:
         _heal(mesh, sandbox, gateway)
+
+
+BARE_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: short-lived
+  namespace: istioinaction
+  labels: {app: short-lived}
+  annotations: {sandbox.kubectl-mesh.io/xds-fault: half-open}
+spec:
+  containers:
+  - name: app
+    image: istioinaction/catalog:latest
+    ports: [{containerPort: 3000, name: http}]
+"""
+
+
+def test_deleted_pod_istiod_still_lists_is_gone(mesh, sandbox):
+    """A half-open connection outlives its pod in istiod's list (until keepalive): --verify
+    reports the listed proxy as GONE instead of failing on the missing pod."""
+    ref = "short-lived.istioinaction"
+    sandbox.kubectl("apply", "-f", "-", input=BARE_POD)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # its Envoy connects once, then the fault holds it out: DISCONNECTED
+            code, data = _verify(mesh)
+            if any(f["proxy"] == ref and f["check"] == "DISCONNECTED"
+                   for f in data.get("findings", [])) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        sandbox.kubectl("delete", "pod", "short-lived", "-n", "istioinaction",
+                        "--grace-period=0", "--wait=true")
+        code, data = _verify(mesh)
+        assert code == 7, data
+        gone = [f for f in data["findings"] if f["check"] == "GONE"]
+        assert [f["proxy"] for f in gone] == [ref], data["findings"]
+        assert "lists it, but there is no such Running pod" in gone[0]["detail"]
+        assert ref in [p["name"] for p in data["proxies"]]
+    finally:
+        sandbox.kubectl("delete", "pod", "short-lived", "-n", "istioinaction",
+                        "--grace-period=0", "--ignore-not-found", check=False)

@@ -111,3 +111,49 @@ def test_lds_error_state_text_is_reported():
     ("not json", "not json"), (None, "unknown")], ids=["json", "raw", "none"])
 def test_control_plane_id(identifier, expected):
     assert control_plane_id(identifier) == expected
+
+
+class _VanishingSession:
+    """A session whose port-forwards find the pod gone (404), or the API server away."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def admin(self, pod):
+        raise self.error
+
+
+def _listed(name: str):
+    from kubectl_mesh.syncstatus import ProxySync
+    return ProxySync(name=name, cluster_id="Kubernetes", proxy_type="sidecar",
+                     proxy_version="1.40.0", istio_version="1.28.0", types=(),
+                     has_subscriptions=True, istiod="istiod-1")
+
+
+def test_verify_reports_pods_that_vanish_or_are_not_running_as_gone():
+    from kubectl_mesh.errors import NotFoundError
+    from kubectl_mesh.sync.probe import verify_proxies
+    from kubectl_mesh.sync.verify import GONE
+
+    listed = [_listed("a.ns"), _listed("b.ns")]
+    session = _VanishingSession(NotFoundError('pods "a" not found'))
+    found = verify_proxies(session, listed, {"a.ns": object()}, {}, concurrency=2, stderr=None)
+    by_proxy = {f.proxy: f for f in found}
+    assert by_proxy["a.ns"].check == GONE and "vanished while it was being verified" in \
+        by_proxy["a.ns"].detail and 'pods "a" not found' in by_proxy["a.ns"].detail
+    assert by_proxy["b.ns"].check == GONE and "istiod istiod-1 lists it, but there is no such " \
+        "Running pod" in by_proxy["b.ns"].detail
+
+
+def test_verify_unreachable_envoy_is_a_finding_but_rbac_fails_the_run():
+    from kubectl_mesh.errors import ForbiddenError, UnreachableError
+    from kubectl_mesh.sync.probe import verify_proxies
+    from kubectl_mesh.sync.verify import UNREACHABLE
+
+    pods = {"a.ns": object()}
+    found = verify_proxies(_VanishingSession(UnreachableError("timed out")), [_listed("a.ns")],
+                           pods, {}, concurrency=1, stderr=None)
+    assert [f.check for f in found] == [UNREACHABLE]
+    with pytest.raises(ForbiddenError):
+        verify_proxies(_VanishingSession(ForbiddenError("no pods/portforward")),
+                       [_listed("a.ns")], pods, {}, concurrency=1, stderr=None)
