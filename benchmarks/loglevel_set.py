@@ -63,9 +63,14 @@ def answers(ip: str) -> bool:
 
 
 def main() -> int:
+    from sandbox.apiserver.latency import parse_rtt
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicas", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rtt", nargs="+", default=["0"],
+                    help="API round-trip times to model (`python -m sandbox rtt`), each "
+                         "measured in turn in the same sandbox, e.g. --rtt 0 10ms 25ms")
     args = ap.parse_args()
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp, RunningSandbox(Path(tmp) / "state") as sb:
@@ -76,32 +81,38 @@ def main() -> int:
             sb.wait_for(lambda: answers(ip), timeout=60, what=f"Envoy on {ip}")
         env = sb.env()
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        settings = {f"default ({DEFAULT_CONCURRENCY})": [], "--concurrency 1": []}
-        run = 0
-        for _ in range(args.rounds):
-            for name, times in settings.items():
-                level = ("debug", "info")[run % 2]
-                run += 1
-                argv = [kubectl_binary(), "mesh", "loglevel", "deploy/bench", "-n", NAMESPACE,
-                        "--level", level] + (["--concurrency", "1"] if "1" in name.split() else [])
-                started = time.perf_counter()
-                out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-                times.append(time.perf_counter() - started)
-                if out.returncode != 0:
-                    raise SystemExit(f"{' '.join(argv)} failed: {out.stderr}")
-                changed = out.stderr.count("all 73 loggers") or out.stderr.count("→")
-                wrong = [ip for ip in ips if set(levels(ip).values()) != {level}]
-                if wrong or changed != args.replicas:
-                    raise SystemExit(f"run {run}: {changed} pods reported, wrong on {wrong}")
-        medians = {name: statistics.median(t) for name, t in settings.items()}
-        fast, slow = medians.values()
         print(f"pods: {args.replicas}, rounds: {args.rounds} (alternating), cpus: {os.cpu_count()}")
-        for name, times in settings.items():
-            print(f"- {name}: median {medians[name]:.2f} s, best {min(times):.2f} s "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
-        best_fast, best_slow = (min(t) for t in settings.values())
-        print(f"- speed-up (--concurrency 1 / default): median {slow / fast:.1f}x, "
-              f"best {best_slow / best_fast:.1f}x")
+        run = 0
+        for rtt in (parse_rtt(r) for r in args.rtt):
+            sb.set_rtt(rtt)
+            settings = {f"default ({DEFAULT_CONCURRENCY})": [], "--concurrency 1": []}
+            for _ in range(args.rounds):
+                for name, times in settings.items():
+                    level = ("debug", "info")[run % 2]
+                    run += 1
+                    argv = [kubectl_binary(), "mesh", "loglevel", "deploy/bench", "-n",
+                            NAMESPACE, "--level", level] + (
+                        ["--concurrency", "1"] if "1" in name.split() else [])
+                    started = time.perf_counter()
+                    out = subprocess.run(argv, capture_output=True, text=True, env=env,
+                                         timeout=300)
+                    times.append(time.perf_counter() - started)
+                    if out.returncode != 0:
+                        raise SystemExit(f"{' '.join(argv)} failed: {out.stderr}")
+                    changed = out.stderr.count("all 73 loggers") or out.stderr.count("→")
+                    wrong = [ip for ip in ips if set(levels(ip).values()) != {level}]
+                    if wrong or changed != args.replicas:
+                        raise SystemExit(f"run {run}: {changed} pods reported, wrong on {wrong}")
+            medians = {name: statistics.median(t) for name, t in settings.items()}
+            fast, slow = medians.values()
+            print(f"API round trip {rtt * 1000:g} ms:")
+            for name, times in settings.items():
+                print(f"- {name}: median {medians[name]:.2f} s, best {min(times):.2f} s "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+            best_fast, best_slow = (min(t) for t in settings.values())
+            print(f"- speed-up (--concurrency 1 / default): median {slow / fast:.1f}x, "
+                  f"best {best_slow / best_fast:.1f}x")
+        sb.set_rtt(0)
     return 0
 
 
