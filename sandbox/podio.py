@@ -73,11 +73,18 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
                 env = tools.container_env(env, obj, container.spec, ephemeral=container.ephemeral)
             try:
                 tools.check_command(command, env)  # a tool the image does not ship: not found
-                return subprocess.Popen(
+                scope = container.scope if container else None
+                proc = subprocess.Popen(
                     command, cwd=container.directory if container else None, env=env,
                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT if tty else subprocess.PIPE,
-                    start_new_session=True)
+                    start_new_session=True,
+                    # in the container's cgroup, like a runtime's exec (see _launch)
+                    preexec_fn=scope.join if scope else None)
+                if container is not None:  # ended with the container, not with the client
+                    container.execs[:] = [p for p in container.execs if p.poll() is None]
+                    container.execs.append(proc)
+                return proc
             except FileNotFoundError:
                 raise streams.StreamError(_exec_failed(
                     f'exec: "{command[0]}": executable file not found in $PATH', 127)) from None

@@ -50,6 +50,9 @@ class Container:
     exit_code: int | None = None
     container_id: str = ""  # status.containerStatuses[].containerID of the current run
     scope: Scope | None = None  # its cgroup while the process may be alive
+    # processes `kubectl exec`ed into this run: they live until they end or the container
+    # stops, not when the exec client leaves (as on a real node)
+    execs: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -296,7 +299,12 @@ class Runtime:
         self._set_status(pod, phase="Running")
 
     def _release_scope(self, c: Container) -> None:
-        """Remove the container's cgroup (its process has ended, or is being stopped)."""
+        """Remove the container's cgroup (its process has ended, or is being stopped), and
+        end what was exec'd into it, as a runtime stopping a container does."""
+        execs, c.execs = c.execs, []
+        for p in execs:
+            if p.poll() is None:
+                _signal_group(p, signal.SIGKILL)
         scope, c.scope = c.scope, None
         if scope is not None and self.cgroups is not None:
             self.cgroups.remove_scope(scope)

@@ -9,11 +9,12 @@ from kubectl_mesh.capture.backends import (PROXY, EphemeralBackend, ExecBackend,
                                            capture_blocker)
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.pcap import PcapHeader, PcapStreamReader, Record
-from kubectl_mesh.capture.tcpdump import (TcpdumpStats, buffer_per_pod, diagnose,
+from kubectl_mesh.capture.tcpdump import (TcpdumpStats, buffer_per_pod, diagnose, gated,
                                           tcpdump_argv)
 from kubectl_mesh.errors import MeshError, ToolMissingError, UsageError
 from kubectl_mesh.kube.execstream import ExecFailed, open_exec
 
+STOP_GRACE = 3.0  # seconds tcpdump gets to report and exit after we closed its stdin
 OnHeader = Callable[["PodCapture", PcapHeader], None]
 OnRecords = Callable[["PodCapture", list[Record]], None]
 
@@ -100,8 +101,8 @@ class PodCapture:
         pod_name, container, argv = backend.target(argv)
         reader = PcapStreamReader()
         try:
-            stream = open_exec(self.api.config, self.pod.namespace, pod_name, argv,
-                               container=container, timeout=self.api.timeout)
+            stream = open_exec(self.api.config, self.pod.namespace, pod_name, gated(argv),
+                               container=container, stdin=True, timeout=self.api.timeout)
         except ExecFailed as e:
             raise self._failure(backend, None, e.message) from None
         with self._lock:
@@ -132,6 +133,10 @@ class PodCapture:
         message = refused or (status.message if status else "") or said or \
             "tcpdump ended without output"
         where = f"{self.key} {backend.where}"
+        if 'exec: "sh"' in message:
+            return ToolMissingError(f"{where} has no sh, which runs tcpdump so that it stops "
+                                    "when the capture ends",
+                                    hint="use --mode ephemeral (an image with sh and tcpdump)")
         if status and status.code in (126, 127) or "executable file not found" in message:
             return ToolMissingError(f"tcpdump is not available in {where}",
                                     hint="use --mode ephemeral (an image with tcpdump), or -c "
@@ -159,11 +164,21 @@ class PodCapture:
             return self._stopped
 
     def stop(self) -> None:
+        """Ask tcpdump to finish (stdin EOF → the gate's SIGTERM: it reports its counts), and
+        cut the connection if it has not ended within STOP_GRACE."""
         with self._lock:
+            first = not self._stopped
             self._stopped = True
             stream = self._stream
-        if stream is not None:
+        if stream is None:
+            return
+        if not first:
             stream.abort()
+            return
+        stream.close_stdin()
+        timer = threading.Timer(STOP_GRACE, stream.abort)
+        timer.daemon = True
+        timer.start()
 
     def cleanup(self) -> list[str]:
         """Undo every backend's setup (idempotent); notes for the user."""

@@ -44,6 +44,34 @@ def tcpdump_argv(interface: str, capture_filter: str = "", count: int | None = N
     return argv
 
 
+# tcpdump behind a stdin gate. A kubelet does not kill what it exec'd when the client goes
+# away (kubernetes/kubernetes#89031): it only closes the process's stdin. So tcpdump runs
+# in the background while `cat` waits for that EOF - our close_stdin() when we stop, or the
+# connection dropping however we died - and then gets SIGTERM (tcpdump handles it like
+# SIGINT: flushes, reports its counts, exits; SIGINT itself is ignored by a non-interactive
+# shell's background commands), and so does the exec. tcpdump ending by itself (-c) ends
+# the gate too. The command comes in as "$@" (the argv list): never shell text.
+STDIN_GATE = """\
+exec 3<&0
+"$@" </dev/null 3<&- &
+t=$!
+cat <&3 >/dev/null 2>&1 &
+c=$!
+exec 3<&-
+while kill -0 "$t" 2>/dev/null && kill -0 "$c" 2>/dev/null; do sleep 0.2; done
+kill -TERM "$t" 2>/dev/null
+wait "$t" 2>/dev/null
+s=$?
+kill "$c" 2>/dev/null
+exit "$s"
+"""
+
+
+def gated(argv: list[str]) -> list[str]:
+    """`argv` run behind STDIN_GATE: exec it with stdin open; closing stdin stops it."""
+    return ["sh", "-c", STDIN_GATE, "sh", *argv]
+
+
 @dataclass(frozen=True)
 class TcpdumpStats:
     """tcpdump's own report at exit; None where it did not say."""

@@ -18,8 +18,11 @@ DRAIN_TIMEOUT = 5.0  # after exit, how long output may keep coming (children hol
 class Run:
     """Wires a Popen-like object to a transport's send functions.
 
-    `own` says the process is ours (exec): it is killed when the client leaves and its pipes
-    are closed. An attached process (not ours) is only detached via its optional `close()`.
+    `own` says the process is ours (exec). When the client leaves, a real kubelet does not
+    kill it (kubernetes/kubernetes#89031, kubectl#1076): it sees EOF on stdin, nobody reads
+    its output any more (a writer blocks once the pipe is full), and it lives until it ends
+    by itself or its container stops. So here. An attached process (not ours) is only
+    detached via its optional `close()`.
     """
 
     def __init__(self, proc, command: list[str] | None, *, own: bool,
@@ -42,7 +45,7 @@ class Run:
             try:
                 while True:
                     data = read(CHUNK)
-                    if not data:
+                    if not data or self.client_gone.is_set():  # gone: nobody reads any more
                         break
                     send(data)
                 if on_eof:
@@ -62,7 +65,7 @@ class Run:
 
         def run():
             try:
-                while framer.pump_once(fd):
+                while framer.pump_once(fd) and not self.client_gone.is_set():
                     pass
             except (OSError, ValueError):  # client gone, or the pipe was closed under us
                 pass
@@ -110,18 +113,16 @@ class Run:
         return None
 
     def cleanup(self) -> None:
-        """Stop the process (ours) or detach (attached), end the pumps, close our pipes."""
+        """The client is gone: close stdin (ours) or detach (attached); our pipes are closed
+        once the process has ended and its output pumps with it."""
         self.client_gone.set()
         if self.proc is None:
             return
         self.close_stdin()
         if self.own:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            if self.proc.poll() is None:  # left running, like a kubelet leaves it
+                threading.Thread(target=self._reap, daemon=True, name="exec-reaper").start()
+                return
         else:
             detach = getattr(self.proc, "close", None)
             if detach:
@@ -131,6 +132,17 @@ class Run:
         if self.own and not any(t.is_alive() for t in self._pumps):
             # (a pipe still held by an orphaned grandchild stays open with its pump: closing
             # it under a reading thread would block on the reader's lock)
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+    def _reap(self) -> None:
+        """Wait for a process the client left behind, then release our ends of its pipes."""
+        self.proc.wait()
+        for thread in self._pumps:
+            thread.join(DRAIN_TIMEOUT)
+        if not any(t.is_alive() for t in self._pumps):
             for pipe in (self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()

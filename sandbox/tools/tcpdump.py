@@ -54,6 +54,9 @@ def _takes_value(opt: str) -> bool:
 
 def main(argv: list[str]) -> int:
     facts = facts_from_env()
+    if facts and "tcpdump" not in facts.get("tools", []):  # run by a shell in the container
+        sys.stderr.write("sh: 1: tcpdump: not found\n")
+        return 127
     pod_ip = os.environ.get("POD_IP", "")
     try:
         host_argv, iface = translate(argv, pod_ip)

@@ -250,3 +250,37 @@ def test_kubectl_exec_and_port_forward_into_sandbox_pods(sb):
     finally:
         forward.terminate()
         forward.wait(10)
+
+
+def test_exec_outlives_its_client_and_ends_with_its_container(sb):
+    """As on a real node: `kubectl exec` going away leaves the process running (inside the
+    container's cgroup, like the container's own process); stopping the container ends it."""
+    import pathlib
+    import subprocess
+    from sandbox.testing import kubectl_binary
+
+    sb.kubectl("run", "exec-target", "-n", "istioinaction", "--image", "busybox",
+               "--restart", "Never", "--", "sleep", "300")
+    sb.wait_for(lambda: (sb.pods("istioinaction", "run=exec-target") or [{}])[0]
+                .get("status", {}).get("phase") == "Running", timeout=30, what="exec-target")
+    pod = sb.pods("istioinaction", "run=exec-target")[0]
+    cid = next(s["containerID"] for s in pod["status"]["containerStatuses"]
+               if s["name"] == "exec-target")
+    kubectl = subprocess.Popen([kubectl_binary(), "exec", "exec-target", "-n", "istioinaction",
+                                "-c", "exec-target", "--", "sh", "-c", "echo $$; exec sleep 301"],
+                               stdout=subprocess.PIPE, env=sb.env())
+    pid = int(kubectl.stdout.readline())
+    kubectl.kill()
+    kubectl.communicate()
+    try:
+        time.sleep(1.0)
+        assert pid_alive(pid), "the exec'd process died with its client"
+        if cid.startswith("containerd://"):  # the sandbox has cgroups (root): it is in it
+            assert cid.split("://")[1] in pathlib.Path(f"/proc/{pid}/cgroup").read_text()
+    finally:
+        sb.kubectl("delete", "pod", "exec-target", "-n", "istioinaction", "--grace-period=0",
+                   "--wait=true", check=False)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid), "the exec'd process outlived its container"

@@ -17,6 +17,7 @@ import pathlib
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -445,18 +446,58 @@ def _gone(pid: int, timeout: float = 5) -> bool:
     return False
 
 
-def test_exec_process_is_killed_when_the_client_leaves(cluster):
+def test_exec_process_outlives_its_client_but_sees_stdin_close(cluster):
+    """A real kubelet does not kill what it exec'd when the client goes away
+    (kubernetes/kubernetes#89031): the process keeps running, and only notices through its
+    stdin (EOF). Clients that must not leave processes behind have to act on that, so the
+    double must not be kinder than a cluster."""
     ws = _raw_websocket(cluster, "/api/v1/namespaces/default/pods/web/exec?command=sh&command=-c"
                                  "&command=echo+$$;exec+sleep+37&stdout=1", ["v5.channel.k8s.io"])
     pid = int(ws.recv()[1:])
     ws.sock.close()  # no close frame: the client just vanishes
+    try:
+        assert not _gone(pid, 1.0), "the exec'd process was killed when its client left"
+    finally:
+        _kill_tree(pid)
     assert _gone(pid)
-    kubectl = subprocess.Popen([KUBECTL, "exec", "web", "--", "sh", "-c", "echo $$; exec sleep 38"],
-                               stdout=subprocess.PIPE, env={**cluster.env, **FORCE_SPDY})
+    # One that reads stdin sees EOF when the client vanishes (here: SPDY, kubectl killed).
+    kubectl = subprocess.Popen([KUBECTL, "exec", "-i", "web", "--", "sh", "-c",
+                                "echo $$; cat >/dev/null; sleep 39"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               env={**cluster.env, **FORCE_SPDY})
     pid = int(kubectl.stdout.readline())
     kubectl.kill()
     kubectl.communicate()
-    assert _gone(pid)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "sleep" not in _cmdline(pid):
+        time.sleep(0.05)
+    try:
+        assert "sleep" in _cmdline(pid), "stdin did not reach EOF when the client left"
+    finally:
+        _kill_tree(pid)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and its children (sh runs sleep as a child holding the output pipe)."""
+    try:
+        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for target in [pid, *map(int, children)]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of `pid`'s youngest child, or of `pid` (sh runs sleep as a child)."""
+    try:
+        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        target = children[-1] if children else pid
+        return pathlib.Path(f"/proc/{target}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 # -- nothing left behind

@@ -312,3 +312,65 @@ def test_pod_security_refuses_the_node_debug_pod(mesh, sandbox, baseline_pod):
     assert "a privileged hostPID/hostNetwork debug pod" in err and "enforce=privileged" in err
     assert [p["metadata"]["name"] for p in sandbox.pods("psa")] == \
         [baseline_pod["metadata"]["name"]]  # no debug pod was created
+
+
+@pytest.fixture
+def app_with_tcpdump(sandbox, catalog_v2):
+    """catalog-v2 #1, whose app container ships tcpdump (exec mode captures there)."""
+    pod = catalog_v2[1]
+    name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    sandbox.kubectl("annotate", "pod", name, "-n", ns, "sandbox.kubectl-mesh.io/tools=catalog=tcpdump")
+    try:
+        yield pod
+    finally:
+        sandbox.kubectl("annotate", "pod", name, "-n", ns, "sandbox.kubectl-mesh.io/tools-")
+
+
+def _handles_sigterm(pid: int) -> bool:
+    """tcpdump has installed its SIGTERM handler (bit 15 of SigCgt): stopped from now on,
+    it reports its counts. Before that, a stop kills it silently, as on any node."""
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((int(l.split()[1], 16) for l in status.splitlines()
+                   if l.startswith("SigCgt:")), 0)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def _started(ip: str, proc, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not any(
+            _handles_sigterm(pid) for pid in tcpdumps_for(ip)):
+        time.sleep(0.1)
+    assert any(_handles_sigterm(pid) for pid in tcpdumps_for(ip)), \
+        f"tcpdump never started: {proc.stderr.read() if proc.poll() is not None else ''}"
+
+
+def test_quiet_exec_capture_stopped_with_ctrl_c_reports_tcpdumps_count(mesh, app_with_tcpdump,
+                                                                        tmp_path):
+    """A kubelet leaves exec'd processes running when the client goes; a quiet tcpdump would
+    never notice. sniff closes its stdin instead: tcpdump gets SIGINT, reports, exits."""
+    ip = app_with_tcpdump["status"]["podIP"]
+    proc = mesh.popen(ref(app_with_tcpdump), "--mode", "exec", "-f", "udp port 9",
+                      "-o", str(tmp_path / "quiet.pcap"))
+    _started(ip, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"via exec (container catalog); tcpdump: 0 packets captured" in err
+    assert wait_gone(lambda: tcpdumps_for(ip), 5), "tcpdump left running"
+
+
+@pytest.mark.parametrize("mode", ["exec", "ephemeral"])
+def test_killed_sniff_leaves_no_tcpdump_behind(mesh, app_with_tcpdump, tmp_path, mode):
+    """The lost-connection path: sniff dies without running any cleanup (SIGKILL), its
+    connections to the API server drop. The exec'd tcpdump (exec mode) must end through its
+    stdin gate; in ephemeral mode the debug container's gate ends the container too."""
+    ip = app_with_tcpdump["status"]["podIP"]
+    proc = mesh.popen(ref(app_with_tcpdump), "--mode", mode, "-f", "udp port 9",
+                      "-o", str(tmp_path / f"{mode}.pcap"))
+    _started(ip, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert wait_gone(lambda: tcpdumps_for(ip), 10), f"tcpdump left running ({mode} mode)"
