@@ -94,7 +94,7 @@ def shell_path(request, tmp_path_factory) -> str | None:
         return None
     busybox = shutil.which("busybox")
     if busybox is None:
-        pytest.skip("busybox is not installed")
+        pytest.fail("busybox is not installed: run scripts/system_tools.sh")
     bin_dir = tmp_path_factory.mktemp("busybox")
     for applet in ("sh", "grep"):
         (bin_dir / applet).symlink_to(busybox)
