@@ -8,8 +8,9 @@ from typing import IO, Mapping, Sequence
 
 from kubectl_mesh.errors import NotFoundError, UnreachableError
 from kubectl_mesh.sync.istiod import IstiodDebug
-from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE, Finding,
-                                      LAGGING, envoy_state, proxy_findings)
+from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE,
+                                      WARNING_LEVEL, Finding, LAGGING, envoy_state,
+                                      proxy_findings)
 from kubectl_mesh.syncstatus import ProxySync
 
 # config_dump ?mask= per section --diff compares (Envoy applies one mask to every section).
@@ -72,8 +73,15 @@ def _check_once(session, proxy_id, pod, sync, istiod, views) -> list[Finding]:
         stats = admin.stats(filter=STATS_FILTER)
         # error_state only exists after an LDS rejection: skip the dump when none was counted
         listeners = admin.config_dump(mask=LISTENERS_MASK) if _lds_rejected(stats) else None
-    dump = view.result() if view is not None else None
-    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), dump)
+    notes: list[Finding] = []
+    try:
+        dump = view.result() if view is not None else None
+    except UnreachableError as e:  # Envoy answered: check what can be, say what could not
+        dump = None
+        notes.append(Finding(proxy_id, UNREACHABLE, f"istiod {istiod.name} did not give its "
+                             f"view of this proxy ({e.message}): versions not compared",
+                             severity=WARNING_LEVEL))
+    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), dump) + notes
 
 
 def _istiod_view(istiod: IstiodDebug, proxy_id: str) -> dict | None:

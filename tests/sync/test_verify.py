@@ -157,3 +157,39 @@ def test_verify_unreachable_envoy_is_a_finding_but_rbac_fails_the_run():
     with pytest.raises(ForbiddenError):
         verify_proxies(_VanishingSession(ForbiddenError("no pods/portforward")),
                        [_listed("a.ns")], pods, {}, concurrency=1, stderr=None)
+
+
+class _HealthySession:
+    """Port-forwards whose Envoy says: connected, nothing rejected."""
+
+    class _Admin:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def stats(self, filter=None):  # noqa: A002 - Envoy's parameter name
+            return {"stats": [{"name": "control_plane.connected_state", "value": 1}]}
+
+    def admin(self, pod):
+        return self._Admin()
+
+
+class _SilentIstiod:
+    name = "istiod-1"
+
+    def config_dump(self, proxy_id):
+        from kubectl_mesh.errors import UnreachableError
+        raise UnreachableError("istiod istio-system/istiod-1 did not answer within 5s")
+
+
+def test_istiod_that_cannot_give_its_view_is_a_warning_not_an_envoy_problem():
+    from kubectl_mesh.sync.probe import verify_proxies
+    from kubectl_mesh.sync.verify import UNREACHABLE, has_errors
+
+    found = verify_proxies(_HealthySession(), [_listed("a.ns")], {"a.ns": object()},
+                           {"istiod-1": _SilentIstiod()}, concurrency=2, stderr=None)
+    assert [(f.check, f.severity) for f in found] == [(UNREACHABLE, WARNING_LEVEL)]
+    assert found[0].detail.startswith("istiod istiod-1 did not give its view of this proxy")
+    assert "Envoy" not in found[0].detail and not has_errors(found)
