@@ -78,6 +78,15 @@ def test_lost_push_is_lagging_only_from_the_proxy_side(mesh, sandbox, gateway):
         assert lagging[0]["type"] == "RDS"
         assert "istiod says SYNCED but RDS http.8080: Envoy has" in lagging[0]["detail"]
         assert all(f["proxy"] == ref for f in data["findings"])  # the others are fine
+        # A proxy whose xDS is paused like this still answers its admin API, so --diff can
+        # show exactly what it is missing: the new route timeout istiod would send.
+        diff = mesh("sync", gateway, "-n", "istio-system", "--diff")
+        assert diff.returncode == 7, diff.stderr
+        assert "Clusters Match" in diff.stdout and "Listeners Match" in diff.stdout
+        assert "Routes Don't Match" in diff.stdout
+        changed = [l.replace(" ", "") for l in diff.stdout.splitlines()
+                   if l.startswith(("-", "+")) and not l.startswith(("---", "+++"))]
+        assert changed == ['-"timeout":"7s",', '+"timeout":"0s",'], diff.stdout
     finally:
         _heal(mesh, sandbox, gateway)
 
