@@ -70,7 +70,8 @@ def walk(demo: Demo) -> None:
     demo.run("mesh", "routes", *GATEWAY, "--trace", "http://catalog.istioinaction.io/items")
     demo.say("No version-v1/version-v2 clusters: no DestinationRule defines the subsets. Apply one")
     demo.run("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
-    time.sleep(1.0)
+    demo.say("Wait until every proxy has ACKed it (what a CI pipeline runs after kubectl apply)")
+    demo.run("mesh", "sync", "--wait", "--timeout", "30s")
     demo.run("mesh", "clusters", *GATEWAY, "--fqdn", "catalog.istioinaction.svc.cluster.local")
     demo.run("mesh", "endpoints", *GATEWAY, "--cluster",
              "outbound|80|version-v2|catalog.istioinaction.svc.cluster.local")
@@ -82,6 +83,8 @@ def walk(demo: Demo) -> None:
     demo.say("Every replica of catalog-v2 has the same config")
     demo.run("mesh", "clusters", "deploy/catalog-v2", "-n", "istioinaction", "--all-pods",
              "--fqdn", "catalog")
+    demo.say("And every proxy's own Envoy agrees with istiod")
+    demo.run("mesh", "sync", "--verify")
 
 
 def main(argv=None) -> int:

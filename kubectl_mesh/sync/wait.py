@@ -1,4 +1,5 @@
-"""`--wait`: poll until every selected proxy is SYNCED on every type it subscribed to.
+"""`--wait`: poll until every selected proxy is SYNCED on every type it subscribed to, and
+has stayed so on the same pushes for SETTLE seconds (istiod's debounce).
 
 "Every selected proxy" includes the proxy pods the cluster runs in the selection that no
 istiod lists yet: right after `kubectl apply`, a new pod's Envoy may not have connected, and
@@ -16,6 +17,10 @@ from kubectl_mesh.syncstatus import IGNORED, SYNCED, ProxySync, all_synced, not_
 
 DEFAULT_INTERVAL = 0.5
 PROGRESS_EVERY = 5.0  # repeat an unchanged progress line this often (CI logs show liveness)
+# istiod debounces a change (100 ms by default) before it pushes, so a poll right after
+# `kubectl apply` can still see every proxy SYNCED on the old config. Done means: SYNCED on
+# the same pushes (sent nonces) for this long.
+SETTLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Snapshot:
     @property
     def done(self) -> bool:
         return self.error is None and not self.missing and all_synced(self.proxies)
+
+    def pushes(self) -> tuple:
+        """What istiod last sent each selected proxy (nonces): a new push changes it."""
+        return tuple(sorted((p.name, t.type, t.sent or "") for p in self.proxies
+                            for t in p.types))
 
     def summary(self, now: datetime | None = None) -> str:
         """`2/3 proxies SYNCED; waiting for catalog-x.ns (CDS STALE (12s)), ...`."""
@@ -56,23 +66,32 @@ def _not_synced_types(p: ProxySync, now: datetime) -> str:
 
 
 def wait_for_sync(poll: Callable[[], Snapshot], *, timeout: float,
-                  interval: float = DEFAULT_INTERVAL, stderr: IO[str] | None = None,
+                  interval: float = DEFAULT_INTERVAL, settle: float = SETTLE,
+                  stderr: IO[str] | None = None,
                   clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep) -> tuple[bool, Snapshot]:
-    """Poll until `poll()` is done or `timeout` seconds pass: (done, last snapshot).
+    """Poll until `poll()` has been done on the same pushes for `settle` seconds, or
+    `timeout` seconds pass: (done, last snapshot). At the deadline, done is the last poll's.
 
     Progress goes to stderr as whole lines (readable in CI logs): when it changes, and every
     PROGRESS_EVERY seconds while it does not.
     """
     deadline = clock() + timeout
     last_line, last_time = "", float("-inf")
+    settled_on, since = None, 0.0  # the pushes every proxy is SYNCED on, and since when
     while True:
         snap = poll()
-        if snap.done:
-            if stderr is not None and last_line:
-                stderr.write(f"sync: {snap.summary()}\n")
-            return True, snap
         now = clock()
+        if snap.done:
+            if snap.pushes() != settled_on:
+                settled_on, since = snap.pushes(), now
+            if now - since >= settle or now >= deadline:
+                if stderr is not None and last_line:
+                    stderr.write(f"sync: {snap.summary()}\n")
+                return True, snap
+            sleep(max(0.0, min(interval, deadline - now)))
+            continue
+        settled_on = None
         if now >= deadline:
             return False, snap
         line = snap.summary()

@@ -63,8 +63,8 @@ def test_only_pending_istiod_is_unreachable():
 
 def test_wait_returns_when_synced_and_reports_progress():
     stale, synced = proxies("syncz_stale.json"), proxies("syncz_synced.json")
-    polls = iter([Snapshot(stale), Snapshot(stale), Snapshot(synced)])
-    clock = iter([0, 0.1, 0.6, 1.1, 1.2])
+    polls = iter([Snapshot(stale), Snapshot(stale), Snapshot(synced), Snapshot(synced)])
+    clock = iter([0, 0.1, 0.6, 1.1, 2.2])
     err = io.StringIO()
     done, snap = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
                                clock=lambda: next(clock), sleep=lambda s: None)
@@ -72,6 +72,26 @@ def test_wait_returns_when_synced_and_reports_progress():
     lines = err.getvalue().splitlines()
     assert "3/4 proxies SYNCED" in lines[0] and "RDS STALE" in lines[0]
     assert lines[-1] == "sync: 4/4 proxies SYNCED"
+
+
+def test_wait_settles_so_a_push_just_after_the_first_synced_poll_is_waited_for():
+    """Right after `kubectl apply`, istiod may not have pushed yet: everything is SYNCED on
+    the old config. --wait must not stop there if a push follows within SETTLE."""
+    import dataclasses
+    synced = proxies("syncz_synced.json")
+    stale = proxies("syncz_stale.json")
+    pushed = [dataclasses.replace(p, types=tuple(dataclasses.replace(
+        t, sent=(t.sent or "") + "-2", acked=(t.sent or "") + "-2") for t in p.types))
+        for p in synced]
+    polls = iter([Snapshot(synced), Snapshot(stale), Snapshot(pushed), Snapshot(pushed)])
+    clock = iter([0, 0.0, 0.5, 1.0, 2.1])
+    done, snap = wait_for_sync(lambda: next(polls), timeout=10, clock=lambda: next(clock),
+                               sleep=lambda s: None)
+    assert done and snap.proxies == pushed  # not the first, pre-push SYNCED poll
+    # SYNCED once and then at the deadline: done (settling is within the timeout).
+    done, _ = wait_for_sync(lambda: Snapshot(synced), timeout=0.5,
+                            clock=iter([0, 0, 0.6]).__next__, sleep=lambda s: None)
+    assert done
 
 
 def test_wait_times_out_and_counts_unconnected_pods():
@@ -107,8 +127,9 @@ def test_diff_strips_versions_and_sorts():
 
 def test_wait_rides_out_a_failed_poll():
     synced = proxies("syncz_synced.json")
-    polls = iter([Snapshot((), error="istiod x did not answer"), Snapshot(synced)])
+    polls = iter([Snapshot((), error="istiod x did not answer"), Snapshot(synced),
+                  Snapshot(synced)])
     err = io.StringIO()
     done, _ = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
-                            clock=iter([0, 0, 1, 2]).__next__, sleep=lambda s: None)
+                            clock=iter([0, 0, 1, 2.5]).__next__, sleep=lambda s: None)
     assert done and "retrying: istiod x did not answer" in err.getvalue()
