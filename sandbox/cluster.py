@@ -12,7 +12,7 @@ import yaml
 
 from . import kubeconfig
 from .apiserver import auth, kinds, pki, podsecurity
-from .apiserver.latency import Latency
+from .apiserver.latency import Latency, write_rtt
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import Store
 from .behaviour import Behaviours
@@ -66,6 +66,7 @@ class Sandbox:
         auth.write_tokens(d / "rbac.json", {self.token: {"user": "sandbox-admin"}})
         self.store = Store()
         self.api = Api(self.store, auth.Authorizer(d / "rbac.json"), verbose=self.verbose)
+        write_rtt(d, 0)  # a new sandbox starts on loopback time, whatever a previous one set
         self.api.latency = Latency(d)  # `python -m sandbox rtt 20ms` models a remote server
         self.server = ApiServer(self.api, str(cert), str(key))
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))

@@ -135,3 +135,12 @@ def test_concurrent_requests_wait_in_parallel(sandbox):
         finally:
             sandbox.set_rtt(0)
     assert RTT <= elapsed < 10 * RTT
+
+
+def test_a_new_sandbox_starts_without_a_previous_ones_rtt(tmp_path):
+    from sandbox.testing import RunningSandbox
+    state = tmp_path / "state"
+    state.mkdir()
+    write_rtt(state, 0.5)  # left over from an earlier sandbox in the same state dir
+    with RunningSandbox(state) as sb:
+        assert not (sb.state / "api-rtt").exists()
