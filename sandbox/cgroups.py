@@ -132,6 +132,13 @@ class Scope:
     def join(self) -> None:
         os.write(self._fd, b"0")  # "0": the writing process itself (v1 and v2)
 
+    def joiner(self) -> "Joiner":
+        """A `join` on a private descriptor, for processes started while the container may
+        be stopping (exec): the scope's own descriptor can be closed meanwhile, and a child
+        must not write into whatever file reuses its number. FileNotFoundError once the
+        scope is gone."""
+        return Joiner(os.open(self.path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -195,3 +202,16 @@ def _empty_and_remove(cgroup: pathlib.Path, timeout: float = 5.0) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
+
+
+class Joiner:
+    """`join()` in the child (preexec_fn) on a descriptor of its own; `close()` after."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def join(self) -> None:
+        os.write(self._fd, b"0")
+
+    def close(self) -> None:
+        os.close(self._fd)

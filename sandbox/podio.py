@@ -74,13 +74,23 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
             try:
                 tools.check_command(command, env)  # a tool the image does not ship: not found
                 scope = container.scope if container else None
-                proc = subprocess.Popen(
-                    command, cwd=container.directory if container else None, env=env,
-                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT if tty else subprocess.PIPE,
-                    start_new_session=True,
-                    # in the container's cgroup, like a runtime's exec (see _launch)
-                    preexec_fn=scope.join if scope else None)
+                try:
+                    joiner = scope.joiner() if scope else None
+                except FileNotFoundError:  # the container stopped meanwhile
+                    raise streams.StreamError(_status(
+                        400, f"container {name} is not running")) from None
+                try:
+                    proc = subprocess.Popen(
+                        command, cwd=container.directory if container else None, env=env,
+                        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT if tty else subprocess.PIPE,
+                        start_new_session=True,
+                        # in the container's cgroup, like a runtime's exec (see _launch)
+                        preexec_fn=joiner.join if joiner else None)
+                finally:
+                    if joiner:
+                        joiner.close()
                 if container is not None:  # ended with the container, not with the client
                     container.execs[:] = [p for p in container.execs if p.poll() is None]
                     container.execs.append(proc)
