@@ -15,12 +15,14 @@ after the supervisor was killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
 import subprocess
 import threading
 import time
+from typing import Callable, Iterator
 
 MOUNT = pathlib.Path("/sys/fs/cgroup")
 ROOT_FILE = "cgroup-root"
@@ -97,12 +99,11 @@ class CgroupTree:
         with self._lock:
             path = self.root / relpath
             path.mkdir(parents=True, exist_ok=True)
-            return Scope(path, os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+            return Scope(path)
 
     def remove_scope(self, scope: Scope) -> None:
         """Remove the scope once its processes are gone (killing stragglers), and every parent
         slice it leaves empty."""
-        scope.close()
         with self._lock:
             _empty_and_remove(scope.path)
             for parent in scope.path.parents:
@@ -123,26 +124,24 @@ class CgroupTree:
 
 
 class Scope:
-    """A container's cgroup; `join` runs in the child between fork and exec (no race: the
-    process is in its cgroup before the container's command starts)."""
+    """A container's cgroup. `joining()` gives the preexec_fn that moves a child into it
+    between fork and exec, so its command runs there from its first instruction (no race)."""
 
-    def __init__(self, path: pathlib.Path, procs_fd: int):
-        self.path, self._fd = path, procs_fd
+    def __init__(self, path: pathlib.Path):
+        self.path = path
 
-    def join(self) -> None:
-        os.write(self._fd, b"0")  # "0": the writing process itself (v1 and v2)
-
-    def joiner(self) -> "Joiner":
-        """A `join` on a private descriptor, for processes started while the container may
-        be stopping (exec): the scope's own descriptor can be closed meanwhile, and a child
-        must not write into whatever file reuses its number. FileNotFoundError once the
-        scope is gone."""
-        return Joiner(os.open(self.path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+    @contextlib.contextmanager
+    def joining(self) -> Iterator[Callable[[], None]]:
+        """`with scope.joining() as join: Popen(..., preexec_fn=join)`. The descriptor is
+        this spawn's own, open only around it: a scope removed meanwhile (a container
+        stopping under an exec) cannot leave a child writing into a reused descriptor, and
+        FileNotFoundError says the scope is gone. In the child, join() is one write(2):
+        nothing that could wait on a lock another thread held at fork."""
+        fd = os.open(self.path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            yield lambda: os.write(fd, b"0")  # "0": the writing process itself (v1 and v2)
+        finally:
+            os.close(fd)
 
 
 def remove_tree(root: pathlib.Path) -> bool:
@@ -169,11 +168,10 @@ def _probe_join(cgroup: pathlib.Path) -> None:
     """Start a process in `cgroup` the way containers will be (mkdir alone can succeed where
     joining is refused, e.g. cgroup v2 delegation rules)."""
     cgroup.mkdir()
-    scope = Scope(cgroup, os.open(cgroup / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
     try:
-        subprocess.run(["true"], preexec_fn=scope.join, check=True, timeout=10)
+        with Scope(cgroup).joining() as join:
+            subprocess.run(["true"], preexec_fn=join, check=True, timeout=10)
     finally:
-        scope.close()
         _empty_and_remove(cgroup)
 
 
@@ -202,16 +200,3 @@ def _empty_and_remove(cgroup: pathlib.Path, timeout: float = 5.0) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
-
-
-class Joiner:
-    """`join()` in the child (preexec_fn) on a descriptor of its own; `close()` after."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-
-    def join(self) -> None:
-        os.write(self._fd, b"0")
-
-    def close(self) -> None:
-        os.close(self._fd)

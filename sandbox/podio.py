@@ -6,6 +6,7 @@ answers the pod-level questions: which container, which process, is the pod runn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -74,23 +75,18 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
             try:
                 tools.check_command(command, env)  # a tool the image does not ship: not found
                 scope = container.scope if container else None
-                try:
-                    joiner = scope.joiner() if scope else None
-                except FileNotFoundError:  # the container stopped meanwhile
-                    raise streams.StreamError(_status(
-                        400, f"container {name} is not running")) from None
-                try:
+                with contextlib.ExitStack() as spawn_scope:
+                    try:  # in the container's cgroup, like a runtime's exec (see _launch)
+                        join = spawn_scope.enter_context(scope.joining()) if scope else None
+                    except FileNotFoundError:  # the container stopped meanwhile
+                        raise streams.StreamError(_status(
+                            400, f"container {name} is not running")) from None
                     proc = subprocess.Popen(
                         command, cwd=container.directory if container else None, env=env,
                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT if tty else subprocess.PIPE,
-                        start_new_session=True,
-                        # in the container's cgroup, like a runtime's exec (see _launch)
-                        preexec_fn=joiner.join if joiner else None)
-                finally:
-                    if joiner:
-                        joiner.close()
+                        start_new_session=True, preexec_fn=join)
                 if container is not None:  # ended with the container, not with the client
                     container.execs[:] = [p for p in container.execs if p.poll() is None]
                     container.execs.append(proc)

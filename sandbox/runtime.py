@@ -7,6 +7,7 @@ pod status (Pending → Running → Ready), and serves the pod subresources the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import itertools
@@ -223,14 +224,12 @@ class Runtime:
         if self.cgroups is not None:
             c.scope = self.cgroups.add_scope(scope_relpath(QOS_CLASS, pod.uid, container_id))
         try:
-            # The child joins the container's cgroup between fork and exec: the command runs
-            # in it from its first instruction (what `/proc/PID/cgroup` shows node tools).
-            # preexec_fn in a threaded process: join() is one write(2) on an fd opened here,
-            # nothing in the child that could wait on a lock another thread held at fork.
-            c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         start_new_session=True,
-                                         preexec_fn=c.scope.join if c.scope else None)
+            # The child joins the container's cgroup between fork and exec (what
+            # `/proc/PID/cgroup` shows node tools); see Scope.joining.
+            with c.scope.joining() if c.scope else contextlib.nullcontext() as join:
+                c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             start_new_session=True, preexec_fn=join)
         except (OSError, subprocess.SubprocessError) as e:
             self._release_scope(c)
             if isinstance(e, OSError):

@@ -127,22 +127,20 @@ class Run:
             detach = getattr(self.proc, "close", None)
             if detach:
                 detach()
+        self._release_pipes()
+
+    def _reap(self) -> None:
+        """Wait for a process the client left behind, then release our ends of its pipes."""
+        self.proc.wait()
+        self._release_pipes()
+
+    def _release_pipes(self) -> None:
+        """Let the output pumps finish, then close our ends of an exec'd process's pipes."""
         for thread in self._pumps:
             thread.join(DRAIN_TIMEOUT)
         if self.own and not any(t.is_alive() for t in self._pumps):
             # (a pipe still held by an orphaned grandchild stays open with its pump: closing
             # it under a reading thread would block on the reader's lock)
-            for pipe in (self.proc.stdout, self.proc.stderr):
-                if pipe is not None:
-                    pipe.close()
-
-
-    def _reap(self) -> None:
-        """Wait for a process the client left behind, then release our ends of its pipes."""
-        self.proc.wait()
-        for thread in self._pumps:
-            thread.join(DRAIN_TIMEOUT)
-        if not any(t.is_alive() for t in self._pumps):
             for pipe in (self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()

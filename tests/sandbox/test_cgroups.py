@@ -114,7 +114,8 @@ def test_removing_a_scope_kills_stragglers_and_empty_parents(tmp_path):
     try:
         a = tree.add_scope(scope_relpath("BestEffort", "pod-a", "aa" * 32))
         b = tree.add_scope(scope_relpath("BestEffort", "pod-b", "bb" * 32))
-        straggler = subprocess.Popen(["sleep", "60"], preexec_fn=a.join)
+        with a.joining() as join:
+            straggler = subprocess.Popen(["sleep", "60"], preexec_fn=join)
         tree.remove_scope(a)
         assert straggler.wait(5) == -signal.SIGKILL
         assert not a.path.exists() and not a.path.parent.exists()  # pod-a's slice too

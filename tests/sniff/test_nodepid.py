@@ -189,7 +189,8 @@ def test_script_finds_a_real_process_in_a_real_cgroup(tmp_path):
         pytest.skip(f"no writable cgroup hierarchy: {why}")
     hexid = secrets.token_hex(32)
     scope = tree.add_scope(scope_relpath("BestEffort", UID.replace("_", "-"), hexid))
-    proc = subprocess.Popen(["sleep", "60"], preexec_fn=scope.join)
+    with scope.joining() as join:
+        proc = subprocess.Popen(["sleep", "60"], preexec_fn=join)
     try:
         out = run_script(hexid)
         assert out.returncode == 0, out.stderr
