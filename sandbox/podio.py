@@ -59,7 +59,8 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
     if sub == "portforward":
         def connect(port: int) -> socket.socket:
             return socket.create_connection((pod.ip, port), timeout=5)
-        return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws)
+        return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws,
+                                         delay_line=handler.server.api.latency.delay_line)
     name = _container(obj, pod, query)
     container = pod.containers.get(name)
     if sub == "exec":

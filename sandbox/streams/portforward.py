@@ -16,6 +16,7 @@ import socket
 import struct
 import threading
 
+from ..apiserver.latency import Latency
 from . import spdy, upgrade
 from .status import StreamError, bad_request
 from .websocket import ByteStream, ChannelFramer, WebSocket
@@ -28,8 +29,11 @@ CLIENT_CLOSE_WAIT = 5.0
 
 
 def serve_portforward(handler, query: dict[str, list[str]], connect, *,
-                      allow_websocket: bool = True) -> None:
-    """Forward client connections to `connect(port) -> socket` (OSError when refused)."""
+                      allow_websocket: bool = True, delay_line=None) -> None:
+    """Forward client connections to `connect(port) -> socket` (OSError when refused).
+
+    `delay_line` (`apiserver.latency.Latency.delay_line`) delays client→pod messages on
+    WebSocket channels by the modelled network round trip; none by default."""
     pod = handler.path.split("?")[0].rstrip("/").split("/")[-2]
     try:
         up = upgrade.negotiate(handler, [TUNNEL_PROTOCOL, V4], [SPDY_PROTOCOL],
@@ -40,7 +44,8 @@ def serve_portforward(handler, query: dict[str, list[str]], connect, *,
     try:
         upgrade.accept(handler, up)
         if up.protocol == V4:
-            _over_channels(handler, ports, connect, pod)
+            _over_channels(handler, ports, connect, pod,
+                           delay_line or Latency(None).delay_line)
         else:
             ws = WebSocket(handler.rfile, handler.connection) if up.protocol == TUNNEL_PROTOCOL else None
             _over_spdy(handler, ByteStream(ws) if ws else upgrade.RawTransport(handler), connect, pod)
@@ -166,15 +171,7 @@ def _over_spdy(handler, transport, connect, pod: str) -> None:
 
 # -- WebSocket channels (Python client)
 
-def network_delay(handler):
-    """The API double's modelled round trip for client→pod messages (see apiserver.latency);
-    handlers without one (unit tests) deliver at once."""
-    latency = getattr(getattr(getattr(handler, "server", None), "api", None), "latency", None)
-    return latency.delay_line if latency is not None else (lambda deliver: (
-        lambda msg: None if msg is None else deliver(msg)))
-
-
-def _over_channels(handler, ports: list[int], connect, pod: str) -> None:
+def _over_channels(handler, ports: list[int], connect, pod: str, delay_line) -> None:
     ws = WebSocket(handler.rfile, handler.connection)
     socks: dict[int, socket.socket] = {}
     pumps = []
@@ -201,7 +198,7 @@ def _over_channels(handler, ports: list[int], connect, pod: str) -> None:
                 pass
 
     def read_client():
-        send = network_delay(handler)(to_pod)
+        send = delay_line(to_pod)
         while (msg := ws.recv()) is not None:
             send(msg)
         send(None)
