@@ -83,8 +83,9 @@ def wait_for_sync(poll: Callable[[], Snapshot], *, timeout: float,
         snap = poll()
         now = clock()
         if snap.done:
-            if snap.pushes() != settled_on:
-                settled_on, since = snap.pushes(), now
+            pushes = snap.pushes()
+            if pushes != settled_on:
+                settled_on, since = pushes, now
             if now - since >= settle or now >= deadline:
                 if stderr is not None and last_line:
                     stderr.write(f"sync: {snap.summary()}\n")

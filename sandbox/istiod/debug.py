@@ -118,20 +118,26 @@ class DumpCache:
 
     @staticmethod
     def _signature(ads: AdsServer, conn: Connection) -> tuple:
+        """(mesh snapshot, proxy, what was sent per type). The snapshot and proxy objects
+        themselves, compared by identity: holding them keeps their ids from being reused."""
         watched = conn.watched_copy()
-        return (id(ads.mesh), id(conn.proxy), tuple(sorted(
+        return (ads.mesh, conn.proxy, tuple(sorted(
             (t, tuple(w.names), w.version_sent, w.nonce_sent, w.sent_time)
             for t, w in watched.items())))
 
     def body(self, ads: AdsServer, conn: Connection, include_eds: bool) -> bytes:
         key = (conn.id, include_eds)
-        signature = self._signature(ads, conn)
+        mesh, proxy, sent = signature = self._signature(ads, conn)
         with self._lock:
             cached = self._entries.get(key)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached[0][0] is mesh and cached[0][1] is proxy \
+                and cached[0][2] == sent:
             return cached[1]
         body = (json.dumps(config_dump(ads, conn, include_eds), indent=2) + "\n").encode()
         with self._lock:
+            # Entries built on an older snapshot are dead: dropping them also keeps no
+            # old mesh alive (the signatures hold their snapshot).
+            self._entries = {k: v for k, v in self._entries.items() if v[0][0] is mesh}
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (signature, body)
