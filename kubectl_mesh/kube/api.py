@@ -183,8 +183,7 @@ class KubeApi:
                 status, content = resp.status, resp.read()
             except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors
                 conn.close()
-                if reused and attempt == 1 and isinstance(e, _STALE) and \
-                        not isinstance(e, ssl.SSLError):
+                if reused and attempt == 1 and isinstance(e, _STALE):  # no SSLError is one
                     continue
                 raise transport_error(e, self.config.where, self.timeout) from e
             if resp.will_close:
