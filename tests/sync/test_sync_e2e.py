@@ -15,17 +15,11 @@ import time
 import pytest
 
 from sandbox.testing import MeshCli as Mesh
-from sandbox.testing import RunningSandbox, SCENARIOS
+from sandbox.testing import SCENARIOS
 
 pytestmark = pytest.mark.timeout(180)
 GATEWAY_PREFIX = "istio-ingressgateway-"
 VS_PATCH = '[{"op":"add","path":"/spec/http/0/timeout","value":"%s"}]'
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sync") / "state") as sb:
-        yield sb
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """`sync --verify` on what istiod alone cannot see, with faults the sandbox istiod injects
 (pod annotation `sandbox.kubectl-mesh.io/xds-fault`, sandbox/istiod/faults.py), through REAL
-kubectl against real Envoys. Own sandbox: a half-open fault leaves the gateway's Envoy in
-reconnect back-off, which other modules' tests should not wait for."""
+kubectl against real Envoys. A module of its own, so its sandbox (conftest's, one per
+module) is its own: a half-open fault leaves the gateway's Envoy in reconnect back-off,
+which other modules' tests should not wait for."""
 
 from __future__ import annotations
 
@@ -11,18 +12,11 @@ import time
 import pytest
 
 from sandbox.testing import MeshCli as Mesh
-from sandbox.testing import RunningSandbox
 
 pytestmark = pytest.mark.timeout(240)
 FAULT = "sandbox.kubectl-mesh.io/xds-fault"
 VS_PATCH = '[{"op":"add","path":"/spec/http/0/timeout","value":"7s"}]'
 VS_UNDO = '[{"op":"remove","path":"/spec/http/0/timeout"}]'
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sync-faults") / "state") as sb:
-        yield sb
 
 
 @pytest.fixture(scope="module")
