@@ -13,6 +13,7 @@ import yaml
 from . import kubeconfig
 from .apiserver import auth, kinds, pki, podsecurity
 from .apiserver.latency import Latency, write_rtt
+from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import Store
 from .behaviour import Behaviours
@@ -68,6 +69,7 @@ class Sandbox:
         self.api = Api(self.store, auth.Authorizer(d / "rbac.json"), verbose=self.verbose)
         write_rtt(d, 0)  # a new sandbox starts on loopback time, whatever a previous one set
         self.api.latency = Latency(d)  # `python -m sandbox rtt 20ms` models a remote server
+        self.api.version = ServedVersion(d)  # `<state>/kube-version`: which minor to behave as
         self.server = ApiServer(self.api, str(cert), str(key))
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()

@@ -20,11 +20,10 @@ import yaml
 from . import kinds, openapi, patch, selectors, tables
 from .auth import Authorizer
 from .latency import Latency
+from .version import ServedVersion
 from .store import Conflict, Gone, NotFound, Store
 
-VERSION_INFO = {"major": "1", "minor": "37", "gitVersion": "v1.37.1-sandbox",
-                "gitCommit": "0000000", "gitTreeState": "clean", "buildDate": "2026-09-01T00:00:00Z",
-                "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"}
+STREAMING = ("exec", "attach", "portforward")
 
 
 class PodHooks(Protocol):
@@ -204,12 +203,13 @@ class Api:
         self.hooks = hooks
         self.verbose = verbose
         self.latency = Latency(None)  # a Sandbox points it at its state dir
+        self.version = ServedVersion(None)  # likewise
         self.admission: list = []  # callables(kind, obj, old) run before a write
 
     # -- routing
     def route(self, h: Handler, method: str, path: str, query: dict) -> None:
         if path == "/version":
-            return h.send_json(200, VERSION_INFO)
+            return h.send_json(200, self.version.info())
         if path in ("/healthz", "/readyz", "/livez"):
             return h.send_json(200, {"status": "ok"})
         if path == "/api":
@@ -274,10 +274,12 @@ class Api:
                 "DELETE": "delete" if name else "deletecollection"}[method]
         if verb == "list" and _bool(query, "watch"):
             verb = "watch"
-        if sub in ("exec", "attach", "portforward"):
-            verb = "create"  # both the WebSocket GET and the SPDY POST need `create`
         resource = f"{kind.plural}/{sub}" if sub else kind.plural
         self.authorizer.check(h.user, verb, kind.group, resource, namespace or "", name or "")
+        if sub in STREAMING and verb != "create" and self.version.upgrade_needs_create():
+            # The verb is the method's (a WebSocket upgrade is a GET: `get`); from 1.35 the
+            # streaming handlers demand `create` as well (version.py cites the source).
+            self.authorizer.check(h.user, "create", kind.group, resource, namespace or "", name or "")
         store_ns = namespace if kind.namespaced else ""
         if sub and sub not in kind.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

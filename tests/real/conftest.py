@@ -1,0 +1,40 @@
+"""The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler built
+by `make real-components`), one per test module. Tests here carry the `real` marker: `make
+test` builds the components and runs them, `make test-fast` leaves them out."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.real.controlplane import ControlPlane, ControlPlaneError
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/real/" in str(item.fspath):
+            item.add_marker(pytest.mark.real)
+
+
+@pytest.fixture(scope="module")
+def control_planes(tmp_path_factory):
+    """`control_planes(**ControlPlane kwargs)` starts one more; all stop with the module."""
+    started: list[ControlPlane] = []
+
+    def start(**kwargs) -> ControlPlane:
+        cp = ControlPlane(tmp_path_factory.mktemp("real") / "state", **kwargs)
+        started.append(cp)
+        try:
+            return cp.start()
+        except ControlPlaneError as e:
+            pytest.fail(f"real control plane did not start: {e}", pytrace=False)
+
+    try:
+        yield start
+    finally:
+        for cp in started:
+            cp.stop()
+
+
+@pytest.fixture(scope="module")
+def control_plane(control_planes):
+    return control_planes()
