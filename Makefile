@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast demo dist bench clean
+.PHONY: venv test test-fast real-components demo dist bench clean
 
 venv: $(STAMP)
 
@@ -16,14 +16,20 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) real-components
 	scripts/system_tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Everything but the slow matrix (`-m slow`), for a quick loop while developing.
+# Everything but the slow matrix (`-m slow`) and the real-components backend (`-m real`), for
+# a quick loop while developing; needs no Go.
 test-fast: $(STAMP)
 	scripts/system_tools.sh
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not real" $(PYTEST_ARGS)
+
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, istioctl, pilot-discovery and
+# pilot-agent from their Go modules (sandbox/real/go/versions.env), cached outside the checkout.
+real-components:
+	scripts/real_components.sh
 
 demo: $(STAMP)
 	$(PY) -m sandbox.demo

@@ -97,6 +97,14 @@ ldflags_for() {
       printf -- ' -X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean' \
         "$v" "$KUBERNETES" "$v" "$v" "$minor" "$v"
     done
+  elif [ "$g" = istio ]; then
+    # Istio's Makefile.core.mk: VERSION is the VERSION file plus -dev on a branch build; the
+    # revision is the commit the pseudo-version names. Without them istioctl says "unknown".
+    local dir rev
+    dir="$(GOFLAGS= go mod download -json "istio.io/istio@$ISTIO" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    v="$(cat "$dir/VERSION")-dev"; rev="${ISTIO##*-}"
+    printf -- ' -X istio.io/istio/pkg/version.%s' "buildVersion=$v" "buildGitRevision=$rev" \
+      "buildStatus=Clean" "buildTag=$v"
   fi
 }
 
