@@ -15,6 +15,22 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Notices:
+    """Messages a session says once on stderr however many pods meet the same condition."""
+
+    def __init__(self, stderr: IO[str]):
+        self.stderr = stderr
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._said:
+                return
+            self._said.add(key)
+        print(message, file=self.stderr, flush=True)
+
+
 @dataclass
 class Session:
     """The resolved kubeconfig context and a lean API client; close() when done."""
@@ -23,9 +39,10 @@ class Session:
     config: object  # kube.kubeconfig.ApiConfig
     api: object  # kube.api.KubeApi
     tls: object = None  # kube.wschannel.TlsReuse: shared by this session's port-forwards
+    notices: Notices | None = None
 
     @classmethod
-    def open(cls, options: ClusterOptions) -> "Session":
+    def open(cls, options: ClusterOptions, stderr: IO[str] | None = None) -> "Session":
         from kubectl_mesh.kube.api import KubeApi
         from kubectl_mesh.kube.kubeconfig import load_config
         config = load_config(options.kubeconfig, options.context, options.namespace)
@@ -33,7 +50,8 @@ class Session:
         if config.server.startswith("https"):
             from kubectl_mesh.kube.wschannel import TlsReuse
             tls = TlsReuse(config)
-        return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls)
+        return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls,
+                   Notices(stderr or sys.stderr))
 
     @property
     def namespace(self) -> str:
@@ -64,7 +82,8 @@ class Session:
         """An `EnvoyAdmin` for `pod` over a port-forward to its admin port."""
         from kubectl_mesh.kube.portforward import open_admin
         with open_admin(self.config, pod, self.options.proxy_admin_port,
-                        self.options.request_timeout, tls=self.tls) as admin:
+                        self.options.request_timeout, tls=self.tls,
+                        notices=self.notices) as admin:
             yield admin
 
 

@@ -19,9 +19,9 @@ import logging
 import threading
 from typing import Iterator, Protocol
 
-from kubectl_mesh.errors import UnreachableError
+from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketRefused
+from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,12 @@ class Forward(Protocol):
     def close(self) -> None: ...
 
 
+class Notices(Protocol):
+    def once(self, key: str, message: str) -> None: ...
+
+
 def open_forward(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | None = 10.0,
-                 kubectl: str | None = None) -> Forward:
+                 kubectl: str | None = None, notices: Notices | None = None) -> Forward:
     """Start forwarding 127.0.0.1:<free port> to `pod`:`port`; the caller must close() it."""
     from kubectl_mesh.kube.wsrelay import (
         WebSocketForward,  # websocket-client: imported on use
@@ -57,27 +61,48 @@ def open_forward(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | 
         return forward
     except WebSocketRefused as refused:
         forward.close()
-        log.debug("WebSocket port-forward refused (%s); falling back to kubectl", refused)
-        from kubectl_mesh.kube.kubectlforward import KubectlForward
-
-        fallback = KubectlForward(config, pod.namespace, pod.name, int(port), timeout,
-                                  kubectl=kubectl, why=str(refused))
-        try:
-            fallback.start()
-        except BaseException:
-            fallback.close()
-            raise
-        return fallback
+        return _kubectl_forward(config, pod, port, timeout, kubectl, refused, notices)
     except BaseException:
         forward.close()
         raise
 
 
+def _kubectl_forward(config: ApiConfig, pod: PodRef, port: int, timeout: float | None,
+                     kubectl: str | None, refused: WebSocketRefused,
+                     notices: Notices | None) -> Forward:
+    """The fallback when the API server refuses the WebSocket upgrade: `kubectl port-forward`,
+    which falls back to SPDY itself (a POST, authorized as `create`)."""
+    from kubectl_mesh.kube.kubectlforward import KubectlForward
+
+    log.debug("WebSocket port-forward refused (%s); falling back to kubectl", refused)
+    forbidden = isinstance(refused, WebSocketForbidden)
+    fallback = KubectlForward(config, pod.namespace, pod.name, int(port), timeout,
+                              kubectl=kubectl, why=str(refused))
+    try:
+        fallback.start()
+    except ForbiddenError as e:
+        fallback.close()
+        if forbidden:  # kubectl's SPDY path was refused `create`; say what WebSocket lacked
+            also = ("the WebSocket path was refused too: ask for get and create on "
+                    f"pods/portforward in namespace {pod.namespace}")
+            user = e.hint or refused.error.hint  # `as user "..."`, where the server said it
+            raise ForbiddenError(e.message, hint=f"{user}; {also}" if user else also) from e
+        raise
+    except BaseException:
+        fallback.close()
+        raise
+    if forbidden and notices is not None:
+        notices.once("websocket-forbidden",
+                     f"note: RBAC refused the WebSocket port-forward ({refused.error.message}); "
+                     "using kubectl port-forward (SPDY), which needs only create")
+    return fallback
+
+
 @contextlib.contextmanager
 def port_forward(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | None = 10.0,
-                 kubectl: str | None = None) -> Iterator[int]:
+                 kubectl: str | None = None, notices: Notices | None = None) -> Iterator[int]:
     """`with port_forward(cfg, pod, 15000) as local_port:` - 127.0.0.1 only, closed on exit."""
-    forward = open_forward(config, pod, port, timeout=timeout, kubectl=kubectl)
+    forward = open_forward(config, pod, port, timeout=timeout, kubectl=kubectl, notices=notices)
     try:
         yield forward.local_port
     finally:
@@ -151,29 +176,33 @@ def _proxied(config: ApiConfig) -> bool:
 
 @contextlib.contextmanager
 def open_admin(config: ApiConfig, pod: PodRef, admin_port: int = 15000,
-               timeout: float | None = 10.0, *, kubectl: str | None = None, tls=None):
+               timeout: float | None = 10.0, *, kubectl: str | None = None, tls=None,
+               notices: Notices | None = None):
     """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over a port-forward to the pod.
 
     When the admin client cannot reach Envoy and the port-forward saw an error (e.g. nothing
     listens on the port), the error says so. `tls` (a `wschannel.TlsReuse`) lets many
     port-forwards share one TLS context and resume one TLS session.
     """
-    from kubectl_mesh.admin import EnvoyAdmin  # lazily: written and owned elsewhere
+    from kubectl_mesh.admin import EnvoyAdmin  # imported on use, like every client here
 
     ref = f"{pod.name}.{pod.namespace}"
-    carrier = None
+    carrier, direct = None, False
     if not _proxied(config):
         dialer = ChannelDialer(config, pod, admin_port, timeout, tls)
         try:
             dialer.start()
-            carrier = dialer
-        except WebSocketRefused as refused:  # open_forward falls back to kubectl
-            log.debug("WebSocket port-forward refused (%s)", refused)
-    if carrier is not None:
+            carrier, direct = dialer, True
+        except WebSocketRefused as refused:
+            carrier = _kubectl_forward(config, pod, admin_port, timeout, kubectl, refused,
+                                       notices)
+    else:
+        carrier = open_forward(config, pod, admin_port, timeout=timeout, kubectl=kubectl,
+                               notices=notices)
+    if direct:
         admin = EnvoyAdmin(f"port-forward {ref}:{admin_port}", pod_ref=ref, timeout=timeout,
                            connect=carrier.connect)
     else:
-        carrier = open_forward(config, pod, admin_port, timeout=timeout, kubectl=kubectl)
         admin = EnvoyAdmin(f"http://127.0.0.1:{carrier.local_port}", pod_ref=ref,
                            timeout=timeout)
     try:

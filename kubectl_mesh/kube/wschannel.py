@@ -36,6 +36,18 @@ class WebSocketRefused(Exception):
     """The API server answered the upgrade with something other than 101 (not an auth error)."""
 
 
+class WebSocketForbidden(WebSocketRefused):
+    """RBAC refused the WebSocket upgrade (403). The upgrade is a GET, authorized as `get`, and
+    from 1.35 also as `create`; kubectl's SPDY POST needs `create` only, so a Role that lets
+    `kubectl port-forward` work may still refuse this path. kubectl falls back to SPDY on any
+    failed upgrade (client-go tools/portforward/fallback_dialer.go, kubectl
+    pkg/cmd/portforward `shouldFallback`: `IsUpgradeFailure`), and so does the caller."""
+
+    def __init__(self, error):
+        super().__init__(f"HTTP 403: {error.message}")
+        self.error = error  # the ForbiddenError this 403 means
+
+
 class ChannelSocket:
     """One port-forward WebSocket to one pod port, as a byte-stream socket."""
 
@@ -182,8 +194,9 @@ class TlsReuse:
 
 def dial(config, namespace: str, name: str, port: int, timeout: float | None,
          tls: TlsReuse | None, on_error: Callable[[str], None]) -> ChannelSocket:
-    """An open port-forward to `name`.`namespace`:`port`, or ForbiddenError / NotFoundError /
-    UnreachableError / WebSocketRefused (the caller may fall back to kubectl then)."""
+    """An open port-forward to `name`.`namespace`:`port`, or ForbiddenError (401) /
+    NotFoundError / UnreachableError / WebSocketRefused or WebSocketForbidden (the caller may
+    fall back to kubectl then)."""
     from kubectl_mesh.kube.api import status_error, transport_error
 
     parts = urlsplit(config.server)
@@ -213,8 +226,10 @@ def dial(config, namespace: str, name: str, port: int, timeout: float | None,
             tls.session = sock.session
         if status != 101:
             body = _read_body(sock, headers, rest)
-            if status in (401, 404) or (status == 403 and b"is forbidden" in body):
+            if status in (401, 404):
                 raise status_error(status, body, "GET", path, config)
+            if status == 403 and b"is forbidden" in body:
+                raise WebSocketForbidden(status_error(status, body, "GET", path, config))
             raise WebSocketRefused(f"HTTP {status}: {_short(body)}")
         accept = base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
         if headers.get("sec-websocket-accept") != accept or \

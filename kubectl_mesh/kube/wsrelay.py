@@ -21,7 +21,7 @@ import websocket
 from kubectl_mesh.errors import UnreachableError
 from kubectl_mesh.kube.api import proxies_for, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketRefused, tls_context
+from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
             enable_multithread=True, skip_utf8_validation=True, suppress_origin=True, **options)
     except websocket.WebSocketBadStatusException as e:
         body = e.resp_body or b""
-        if e.status_code in (401, 404) or (e.status_code == 403 and b"is forbidden" in body):
+        if e.status_code in (401, 404):
             raise status_error(e.status_code, body, "GET", path, config) from e
+        if e.status_code == 403 and b"is forbidden" in body:
+            raise WebSocketForbidden(status_error(e.status_code, body, "GET", path, config)) from e
         raise WebSocketRefused(f"HTTP {e.status_code}: {_short(body)}") from e
     except (ssl.SSLError, ssl.CertificateError) as e:
         raise UnreachableError(f"TLS handshake with the API server {config.where} failed: {e}",

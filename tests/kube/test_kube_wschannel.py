@@ -13,7 +13,7 @@ import pytest
 from kubectl_mesh.admin import EnvoyAdmin
 from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketRefused, dial
+from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, dial
 from sandbox.streams.websocket import (
     OP_BINARY,
     OP_CONTINUATION,
@@ -149,7 +149,7 @@ def test_error_channel_ends_the_stream_and_is_reported():
 @pytest.mark.parametrize("status, body, error", [
     (403, (b'{"kind":"Status","message":"pods \\"p\\" is forbidden: User \\"u\\" cannot create '
            b'resource \\"pods/portforward\\" in API group \\"\\" in the namespace \\"ns\\""}'),
-     ForbiddenError),
+     WebSocketForbidden),
     (400, b'{"kind":"Status","message":"websocket not allowed"}', WebSocketRefused),
 ], ids=["forbidden", "refused"])
 def test_refused_upgrades(status, body, error):
@@ -163,8 +163,9 @@ def test_refused_upgrades(status, body, error):
             dial(_config(server.port), "ns", "p", 15000, 5, None, print)
     finally:
         server.close()
-    if error is ForbiddenError:
-        assert "cannot create pods/portforward in namespace ns" in str(exc.value)
+    if error is WebSocketForbidden:  # the caller may still fall back to kubectl's SPDY
+        assert isinstance(exc.value.error, ForbiddenError)
+        assert "cannot create pods/portforward in namespace ns" in str(exc.value.error)
     else:
         assert "HTTP 400: websocket not allowed" in str(exc.value)
 
