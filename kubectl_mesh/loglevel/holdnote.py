@@ -59,6 +59,7 @@ class HoldNote:
     renewed: float
     set: Mapping[str, str] = field(default_factory=dict)  # the levels this run set
     previous: Mapping[str, str] = field(default_factory=dict)  # the levels to go back to
+    boot: str = ""  # the host's boot id: a pid means something only on the same boot
 
     @property
     def key(self) -> str:
@@ -73,7 +74,8 @@ class HoldNote:
         return json.dumps({"user": self.user, "host": self.host, "pid": self.pid,
                            "spec": self.spec, "started": _stamp(self.started),
                            "until": _stamp(self.until), "renewed": _stamp(self.renewed),
-                           "set": dict(self.set), "previous": dict(self.previous)},
+                           "set": dict(self.set), "previous": dict(self.previous),
+                           "boot": self.boot},
                           sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -89,15 +91,17 @@ class HoldNote:
                        renewed=_parse_stamp(data["renewed"]),
                        set=MappingProxyType({str(k): str(v) for k, v in data["set"].items()}),
                        previous=MappingProxyType({str(k): str(v)
-                                                  for k, v in data["previous"].items()}))
+                                                  for k, v in data["previous"].items()}),
+                       boot=str(data.get("boot", "")))
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    def live(self, now: float, host: str, pid_alive: Callable[[int], bool]) -> bool:
-        """Still held: renewed within the lease, and (on this host) its process runs."""
+    def live(self, now: float, host: str, boot: str, pid_alive: Callable[[int], bool]) -> bool:
+        """Still held: renewed within the lease, and (on this host, since its boot) its
+        process runs."""
         if self.renewed + LEASE_SECONDS < now:
             return False
-        return self.host != host or pid_alive(self.pid)
+        return (self.host, self.boot) != (host, boot) or pid_alive(self.pid)
 
     def describe(self) -> str:
         """`http:debug by alice@laptop (pid 4711) until 15:21:04`."""

@@ -24,14 +24,28 @@ MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
 def pid_alive(pid: int) -> bool:
-    """A process with this id runs on this host."""
+    """A process with this id runs on this host (a zombie, killed but not yet reaped by its
+    parent, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): the signal answered, so it runs
+        return True
+
+
+def boot_id() -> str:
+    """This boot of this host (Linux), so a pid is never compared across reboots."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def this_user() -> str:
@@ -49,6 +63,7 @@ class PodNotes:
         self.api = api
         self.say = say
         self.host = host or socket.gethostname()
+        self.boot = boot_id()
         self.clock = clock
         self._lock = threading.Lock()
         self._told: set[str] = set()
@@ -71,7 +86,7 @@ class PodNotes:
         return notes_of(((obj or {}).get("metadata") or {}).get("annotations"))
 
     def live(self, note: HoldNote) -> bool:
-        return note.live(self.clock(), self.host, pid_alive)
+        return note.live(self.clock(), self.host, self.boot, pid_alive)
 
     def write(self, pod, note: HoldNote) -> bool:
         """Put `note` on the pod; False (told once) when it cannot be."""
@@ -110,4 +125,4 @@ class PodNotes:
         now = self.clock()
         return HoldNote(id=note_id, user=this_user(), host=self.host, pid=os.getpid(),
                         spec=spec, started=now, until=now + seconds, renewed=now, set=set_,
-                        previous=previous)
+                        previous=previous, boot=self.boot)

@@ -17,10 +17,10 @@ T = 1_800_000_000.0
 LOGGERS = {"http": "warning", "router": "warning"}
 
 
-def note(name: str, started: float, set_: dict, previous: dict, *, host: str = "laptop",
-         pid: int = 10) -> HoldNote:
-    return HoldNote(id=name, user="alice", host=host, pid=pid, spec=name, started=started,
-                    until=started + 60, renewed=started, set=set_, previous=previous)
+def note(name: str, started: float, set_: dict, previous: dict) -> HoldNote:
+    return HoldNote(id=name, user="alice", host="laptop", pid=10, spec=name, started=started,
+                    until=started + 60, renewed=started, set=set_, previous=previous,
+                    boot="b1")
 
 
 def test_a_note_survives_its_annotation_and_rejects_what_is_not_one():
@@ -30,14 +30,15 @@ def test_a_note_survives_its_annotation_and_rejects_what_is_not_one():
     assert back == a
 
 
-@pytest.mark.parametrize("now, host, alive, live", [
-    (T + 1, "laptop", True, True),
-    (T + 1, "laptop", False, False),  # this host, process gone: a kill -9
-    (T + 1, "elsewhere", False, True),  # another host: only the lease tells
-    (T + LEASE_SECONDS + 1, "elsewhere", True, False),  # not renewed for a whole lease
-], ids=["running", "process-gone", "other-host", "lease-expired"])
-def test_live(now, host, alive, live):
-    assert note("a", T, {}, {}).live(now, host, lambda pid: alive) is live
+@pytest.mark.parametrize("now, host, boot, alive, live", [
+    (T + 1, "laptop", "b1", True, True),
+    (T + 1, "laptop", "b1", False, False),  # this host, process gone: a kill -9
+    (T + 1, "elsewhere", "b1", False, True),  # another host: only the lease tells
+    (T + 1, "laptop", "b2", False, True),  # rebooted since: the pid means nothing
+    (T + LEASE_SECONDS + 1, "elsewhere", "b1", True, False),  # not renewed for a lease
+], ids=["running", "process-gone", "other-host", "other-boot", "lease-expired"])
+def test_live(now, host, boot, alive, live):
+    assert note("a", T, {}, {}).live(now, host, boot, lambda pid: alive) is live
 
 
 def test_a_run_over_a_live_hold_goes_back_to_the_level_before_that_hold():
