@@ -35,6 +35,7 @@ class FollowedPods:
         self.stderr = stderr
         self.started = time.time()  # joining pods are read from here on
         self.streams: dict[str, PodLogStream] = {}
+        self._foreign: set[str] = set()  # pods the selector matches but the target does not own
         self._lock = threading.Lock()
         self._watch = None
         self._closed = False
@@ -91,11 +92,14 @@ class FollowedPods:
                 self._say(f"warning: {e}; pods that start from now on are not followed")
 
     def _wanted(self, pod: Pod) -> bool:
-        if pod.name in self.streams or not (pod.phase == "Running" and pod.ready and
-                                            pod.has_proxy and not pod.terminating):
+        if pod.name in self.streams or pod.name in self._foreign or not (
+                pod.phase == "Running" and pod.ready and pod.has_proxy and not pod.terminating):
             return False
-        return any(p.name == pod.name for p in
-                   self.session.proxies(self.opts.target, self.opts.selector))
+        if any(p.name == pod.name for p in
+               self.session.proxies(self.opts.target, self.opts.selector)):
+            return True
+        self._foreign.add(pod.name)  # e.g. another Deployment's pod with the same labels
+        return False
 
     def _join(self, pod: Pod, join: Join) -> None:
         since = max(1, math.ceil(time.time() - self.started))
@@ -115,6 +119,7 @@ class FollowedPods:
         join(pod.name, stream.lines)
 
     def _leave(self, pod: Pod) -> None:
+        self._foreign.discard(pod.name)
         with self._lock:
             stream = self.streams.pop(pod.name, None)
         if stream is None:
