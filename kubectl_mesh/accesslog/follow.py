@@ -114,6 +114,21 @@ class PodEnd:
     error: BaseException | None
 
 
+@dataclass
+class PodJoin:
+    """A pod to follow from now on (a watch saw it start)."""
+
+    pod: str
+    source: LineSource
+
+
+class _WatchEnd:
+    """The watch stopped: no more pods will join."""
+
+
+Watch = Callable[[Callable[[str, LineSource], None]], None]
+
+
 def _read(pod: str, source: LineSource, record_filter: RecordFilter, stats: ParseStats,
           out: "queue.Queue", stop: threading.Event) -> None:
     error = None
@@ -138,25 +153,47 @@ def _put(out: "queue.Queue", item, stop: threading.Event) -> None:
             continue
 
 
+def _watching(watch: Watch, out: "queue.Queue", stop: threading.Event) -> None:
+    try:
+        watch(lambda pod, source: _put(out, PodJoin(pod, source), stop))
+    finally:
+        _put(out, _WatchEnd(), stop)
+
+
 def follow(sources: Mapping[str, LineSource], record_filter: RecordFilter, writer: RowWriter,
-           *, stats: Mapping[str, ParseStats], on_end: Callable[[PodEnd], None] | None = None,
+           *, stats: dict[str, ParseStats], on_end: Callable[[PodEnd], None] | None = None,
            close: Callable[[], None] | None = None, window: float = REORDER_WINDOW,
-           clock: Callable[[], float] = time.monotonic) -> int:
+           clock: Callable[[], float] = time.monotonic, watch: Watch | None = None) -> int:
     """Run until every source has ended (or Ctrl-C, which propagates); returns rows written.
 
     `sources` maps a pod name to a function that opens its log and yields lines; `stats[pod]`
     counts that pod's lines; `on_end` hears of each ended stream; `close()` (called on the
-    way out, also on Ctrl-C) must make blocked sources return."""
+    way out, also on Ctrl-C) must make blocked sources and the watch return.
+
+    `watch(join)`, when given, runs in a thread of its own: it calls `join(pod, source)` for
+    every pod to follow from then on (its lines are counted in a new `stats[pod]`), and
+    returns when the watch ends. While it runs the follow goes on, even with no pod left."""
     records: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     stop = threading.Event()
-    threads = [threading.Thread(target=_read, name=f"accesslog-{pod}", daemon=True,
-                                args=(pod, sources[pod], record_filter, stats[pod], records,
-                                      stop))
-               for pod in sorted(sources)]
-    for t in threads:
+    threads: list[threading.Thread] = []
+
+    def start(pod: str, source: LineSource) -> None:
+        stats.setdefault(pod, ParseStats())
+        t = threading.Thread(target=_read, name=f"accesslog-{pod}", daemon=True,
+                             args=(pod, source, record_filter, stats[pod], records, stop))
+        threads.append(t)
         t.start()
+
+    for pod in sorted(sources):
+        start(pod, sources[pod])
+    running = len(sources)
+    if watch is not None:
+        t = threading.Thread(target=_watching, name="accesslog-watch", daemon=True,
+                             args=(watch, records, stop))
+        threads.append(t)
+        t.start()
+        running += 1
     pending = Reorderer(window)
-    running = len(threads)
     try:
         while running:
             try:
@@ -168,6 +205,11 @@ def follow(sources: Mapping[str, LineSource], record_filter: RecordFilter, write
                 running -= 1
                 if on_end is not None:
                     on_end(item)
+            elif isinstance(item, PodJoin):
+                start(item.pod, item.source)
+                running += 1
+            elif isinstance(item, _WatchEnd):
+                running -= 1
             elif item is not None:
                 pending.push(item, now)
             for record in pending.ready(now):

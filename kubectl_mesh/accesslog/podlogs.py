@@ -152,30 +152,22 @@ def _parse_summary(stats: dict, strict: bool, stderr: IO[str]) -> int:
 
 def _follow_pods(session, pods: list, opts, stdout, stderr) -> int:
     """Open every pod's stream first (an RBAC or API error fails before any output), say
-    which pods are followed, then follow them all."""
-    from kubectl_mesh.accesslog.source import PodLogStream
-    from kubectl_mesh.session import for_each
-    streams = [PodLogStream(session.config, p.namespace, p.name, opts.query,
-                            opts.cluster.request_timeout) for p in pods]
-
-    def close_all():
-        for s in streams:
-            s.close()
-
+    which pods are followed, then follow them all - and, for a workload, the pods that start
+    later (`accesslog.workloadpods`)."""
+    from kubectl_mesh.accesslog.workloadpods import FollowedPods
+    followed = FollowedPods(session, opts, stderr)
     try:
-        opened = for_each(streams, lambda s: s.open(), concurrency=opts.concurrency)
-        failed = [e for _, _, e in opened if e is not None]
-        if failed:
-            raise failed[0]
+        followed.open(pods)
         print(f"following the istio-proxy logs of {len(pods)} pod(s): "
               f"{', '.join(p.name for p in pods)} (Ctrl-C to stop)", file=stderr, flush=True)
-        sources = {s.pod: s.lines for s in streams}
-        return _follow(sources, opts, stdout, stderr, close=close_all)
+        sources = {name: s.lines for name, s in followed.streams.items()}
+        return _follow(sources, opts, stdout, stderr, close=followed.close,
+                       watch=followed.watch)
     finally:
-        close_all()
+        followed.close()
 
 
-def _follow(sources: dict, opts, stdout, stderr, close=None) -> int:
+def _follow(sources: dict, opts, stdout, stderr, close=None, watch=None) -> int:
     from kubectl_mesh.accesslog.follow import RowWriter, follow
     stats = {pod: ParseStats() for pod in sources}
     errors: list[BaseException] = []
@@ -187,13 +179,14 @@ def _follow(sources: dict, opts, stdout, stderr, close=None) -> int:
 
     writer = RowWriter(stdout, opts.output, pod_width=max(len(p) for p in sources))
     try:
-        follow(sources, opts.record_filter, writer, stats=stats, on_end=on_end, close=close)
+        follow(sources, opts.record_filter, writer, stats=stats, on_end=on_end, close=close,
+               watch=watch)
     except KeyboardInterrupt:
         malformed = sum(s.malformed for s in stats.values())
         if malformed:
             print(f"note: {malformed} log lines could not be parsed", file=stderr)
         raise
-    if errors and len(errors) == len(sources):
+    if errors and len(errors) == len(stats):
         raise errors[0]
     if not writer.rows:
         print("no matching requests", file=stderr)

@@ -68,17 +68,6 @@ class PodLogStream:
     def ref(self) -> str:
         return f"{self.pod}.{self.namespace}"
 
-    def _new_session(self):
-        import requests
-
-        from kubectl_mesh.kube.api import proxies_for, tls_adapter
-        session = requests.Session()
-        session.trust_env = False
-        session.proxies = proxies_for(self.config)
-        session.mount("https://", tls_adapter(self.config))
-        session.headers.update({"User-Agent": "kubectl-mesh", **self.config.auth_headers()})
-        return session
-
     def open(self) -> "PodLogStream":
         import requests
 
@@ -86,7 +75,8 @@ class PodLogStream:
         path = log_path(self.namespace, self.pod)
         # A follow may be quiet for hours: only the connect is timed, never the reads.
         timeout = (self.timeout, None if self.query.follow else self.timeout)
-        self._session = self._new_session()
+        from kubectl_mesh.kube.watch import stream_session
+        self._session = stream_session(self.config)
         try:
             resp = self._session.get(self.config.server + path, params=self.query.params(),
                                      stream=True, timeout=timeout)

@@ -33,15 +33,17 @@ the API server to each pod's log (--tail counts log lines, Envoy's own lines inc
 
 follow (-f): rows appear as the proxies log them (after a 0.3 s window that puts pods'
 lines in time order); -o json then prints one JSON object per line, -o yaml one document
-per request. Ctrl-C ends it (exit 130). --by needs the whole log, so not with -f.
+per request. On a workload (or -l) it also follows the pods that start later and lets go
+of deleted ones, saying so on stderr. Ctrl-C ends it (exit 130). --by needs the whole log,
+so not with -f.
 
 exit codes: 0 ok (also when nothing matched), 2 bad flags, 3 target not found or without
 istio-proxy, 4 RBAC denied, 5 API server unreachable, 6 --strict and some lines could not be
 parsed (without --strict they are counted on stderr and skipped), 130 Ctrl-C.
 
-RBAC: get pods/log; get/list pods (and the workload) to resolve the target; --by upstream
-also lists pods with a fieldSelector on status.podIP (cluster-wide, else in the namespace of
-the upstream service)."""
+RBAC: get pods/log; get/list pods (and the workload) to resolve the target; -f on a
+workload: watch pods; --by upstream also lists pods with a fieldSelector on status.podIP
+(cluster-wide, else in the namespace of the upstream service)."""
 
 
 @dataclass(frozen=True)

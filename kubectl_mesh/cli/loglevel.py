@@ -12,10 +12,18 @@ examples:
   kubectl mesh loglevel deploy/catalog -n istioinaction --level http:debug,router:trace
   kubectl mesh loglevel catalog-7d9f.istioinaction --level debug --for 5m
   kubectl mesh loglevel deploy/catalog -n istioinaction --reset
+  kubectl mesh loglevel deploy/catalog -n istioinaction --restore-abandoned
 
 levels: trace, debug, info, warning (warn), error, critical, off.
 A workload means every ready pod of it. Changes are validated on every pod first; if one pod
 fails, the pods already changed are put back. What changed is printed on stderr.
+
+--for notes the hold on each pod (annotation loglevel.kubectl-mesh.io/hold-ID; RBAC patch
+pods, else it warns once and carries on) and at the end puts back only the loggers that
+still have the level it set: a logger changed meanwhile is left as it is, and said. Runs
+that overlap see each other's notes, so the last one to end goes back to the levels from
+before the first. A run killed before restoring leaves its note: listing the target tells
+about it, and --restore-abandoned finishes it.
 """
 
 
@@ -31,6 +39,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     what.add_argument("--reset", action="store_true",
                       help="every logger back to the mesh default (global.proxy.logLevel in "
                            "istio-system/istio-sidecar-injector, else warning)")
+    what.add_argument("--restore-abandoned", action="store_true",
+                      help="finish the --for runs that were killed before restoring (kill -9, "
+                           "a lost machine): put back what still has their levels; listing "
+                           "the target tells about such holds")
     p.add_argument("--for", dest="hold_for", type=common.parse_duration, metavar="DURATION",
                    help="keep the change for DURATION (e.g. 30s, 5m), then restore each pod's "
                         "exact previous levels (also on Ctrl-C and SIGTERM)")
@@ -52,13 +64,16 @@ def _main(argv, *, prog, stdout, stderr) -> int:
     changing = args.level is not None or args.reset
     if args.hold_for is not None and not changing:
         raise UsageError("--for needs --level or --reset")
+    if args.restore_abandoned and args.output != "short":
+        raise UsageError("-o is for listing levels; --restore-abandoned reports on stderr")
     if changing and args.output != "short":
         raise UsageError("-o is for listing levels; changes are reported on stderr")
     opts = LogLevelOptions(
         cluster=common.ClusterOptions.from_args(args),
         target=args.target, selector=args.selector,
         spec=LevelSpec.parse(args.level) if args.level is not None else None,  # before any I/O
-        reset=args.reset, hold_for=args.hold_for, output=args.output,
+        reset=args.reset, restore_abandoned=args.restore_abandoned, hold_for=args.hold_for,
+        output=args.output,
         concurrency=args.concurrency,
     )
     return run(opts, stdout, stderr)

@@ -16,13 +16,14 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterable, Sequence
+from typing import Callable, ContextManager, Iterable, Sequence, TypeVar
 
 from kubectl_mesh.errors import AdminError, ExitCode, MeshError, UnreachableError
 from kubectl_mesh.loglevel.levels import LevelSpec, PodPlan, describe, plan
 
 Connect = Callable[[object], ContextManager]
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 RETRY_ATTEMPTS = 3
 RETRY_BACKOFF = 0.5  # seconds, doubled per attempt
@@ -137,19 +138,26 @@ def send(plan_: PodPlan, connect: Connect) -> dict:
     return now
 
 
-def send_with_retry(plan_: PodPlan, connect: Connect, attempts: int | None = None,
-                    backoff: float | None = None) -> dict:
-    """`send`, retried on unreachable errors (a dropped port-forward, a slow Envoy)."""
+def retried(work: Callable[[], T], attempts: int | None = None,
+            backoff: float | None = None) -> T:
+    """`work()`, retried on unreachable errors (a dropped port-forward, a slow Envoy); an
+    answer from Envoy (AdminError) is not retried."""
     attempts = RETRY_ATTEMPTS if attempts is None else attempts
     backoff = RETRY_BACKOFF if backoff is None else backoff
     for attempt in range(attempts):
         try:
-            return send(plan_, connect)
+            return work()
         except UnreachableError as e:
             if isinstance(e, AdminError) or attempt == attempts - 1:
                 raise
             time.sleep(backoff * (2 ** attempt))
     raise AssertionError("unreachable")
+
+
+def send_with_retry(plan_: PodPlan, connect: Connect, attempts: int | None = None,
+                    backoff: float | None = None) -> dict:
+    """`send`, retried on unreachable errors."""
+    return retried(lambda: send(plan_, connect), attempts, backoff)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def read_body(self) -> bytes:
+        self.body_read = True
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             return self.rfile.read(length)
@@ -144,6 +145,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        self.body_read = False
         self.server.api.latency.wait()
         try:
             user = self.server.api.authorizer.authenticate(self.headers.get("Authorization"))
@@ -161,6 +163,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise
 
     def _safe_error(self, code: int, body: dict) -> None:
+        # A request refused before its body was read (401, 403, 404...) must not leave the
+        # body on a kept-alive connection, where it would be read as the next request. Go's
+        # server discards up to 256 KiB of it, else closes the connection (net/http
+        # server.go, `(*response).finishRequest` and `maxPostHandlerReadBytes`).
+        if not self.body_read:
+            if int(self.headers.get("Content-Length") or 0) <= 256 << 10:
+                self.read_body()
+            else:
+                self.close_connection = True
         try:
             self.send_json(code, body)
         except OSError:

@@ -304,3 +304,64 @@ def test_two_gateway_pods_are_merged_by_time(story, sandbox, mesh):
     finally:
         sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
                         "--replicas=1")
+
+
+def test_follow_of_a_workload_takes_in_pods_that_start_later_and_lets_go_of_deleted_ones(
+        story, sandbox, mesh):
+    """`-f deploy/x` while the deployment scales up: the new pod joins (said on stderr) and
+    its requests are printed; scaled down again, it leaves, and the follow goes on."""
+    (first,) = gateway_ips(sandbox)
+    path = "/items?scale-test"
+    follow, out, err = start_follow(mesh, "--path", path, "-o", "json")
+    try:
+        sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
+                        "--replicas=2")
+        ips = sandbox.wait_for(lambda: len(g := gateway_ips(sandbox)) == 2 and g, timeout=30,
+                               what="a second gateway pod")
+        (new,) = set(ips) - {first}
+        sandbox.wait_for(lambda: answers(ips[new]), timeout=30, what=f"gateway {new} routing")
+        # sent as soon as the pod answers, maybe before the plugin saw it: not lost either
+        for _ in range(3):
+            get(ips[new], path=path)
+        get(ips[first], path=path)
+        sandbox.wait_for(lambda: len(out) >= 4, timeout=30, what=f"4 rows, got {out}")
+        pods = [json.loads(line)["pod"] for line in out]
+        assert sorted(pods) == sorted([new] * 3 + [first]), pods
+        assert f"pod {new}.istio-system joined: following its istio-proxy log too\n" in err
+
+        sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
+                        "--replicas=1")
+        sandbox.wait_for(lambda: any(line.startswith(f"pod {new}.istio-system left")
+                                     for line in err), timeout=30, what=f"{new} leaving: {err}")
+        assert follow.poll() is None  # still following the pod that is left
+        get(ips[first], path=path)
+        sandbox.wait_for(lambda: len(out) >= 5, timeout=15, what=f"a 5th row, got {out}")
+        assert json.loads(out[4])["pod"] == first
+    finally:
+        code = stop(follow)
+        sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
+                        "--replicas=1")
+    assert code == 130, err
+    assert not any("Traceback" in line or line.startswith("warning") for line in err), err
+
+
+def test_follow_without_watch_permission_says_so_once_and_follows_the_pods_it_has(
+        story, sandbox, mesh):
+    (first,) = gateway_ips(sandbox)
+    path = "/items?no-watch-test"
+    with sandbox.denied("watch pods@istio-system"):
+        follow, out, err = start_follow(mesh, "--path", path, "-o", "json")
+        try:
+            sandbox.wait_for(lambda: any(line.startswith("warning:") for line in err),
+                             timeout=15, what=f"the warning: {err}")
+            get(gateway_ips(sandbox)[first], path=path)
+            sandbox.wait_for(lambda: len(out) >= 1, timeout=15, what="the row")
+        finally:
+            code = stop(follow)
+    assert code == 130, err
+    warnings = [line for line in err if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("warning: cannot watch pods in namespace istio-system: ask "
+                                  "for RBAC verb watch on pods")
+    assert warnings[0].endswith("; pods that start from now on are not followed\n")
+    assert json.loads(out[0])["pod"] == first

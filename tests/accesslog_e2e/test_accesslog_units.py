@@ -198,6 +198,30 @@ def test_follow_merges_pods_filters_and_reports_a_broken_stream():
         ("a", None), ("b", "OSError")]
 
 
+def test_follow_reads_pods_that_join_and_goes_on_while_the_watch_runs():
+    """A pod joins after the only initial pod has ended: the follow is still running (the
+    watch runs), reads the new pod, and ends once the watch and every pod have ended."""
+    first_ended = threading.Event()
+    ended = []
+
+    def on_end(end):
+        ended.append(end.pod)
+        first_ended.set()
+
+    def watch(join):
+        assert first_ended.wait(5)
+        join("b", lambda: iter([line(20, 503, "UH").encode()]))
+
+    stats = {"a": ParseStats()}
+    out = io.StringIO()
+    rows = follow({"a": lambda: iter([line(10, 504, "UT").encode()])},
+                  RecordFilter.from_options(code="5xx"), RowWriter(out, "json"), stats=stats,
+                  on_end=on_end, window=0.05, watch=watch)
+    got = [(r["pod"], r["response_code"]) for r in map(json.loads, out.getvalue().splitlines())]
+    assert rows == 2 and got == [("a", 504), ("b", 503)]
+    assert ended == ["a", "b"] and stats["b"].records == 1
+
+
 def test_follow_closes_blocked_sources_on_ctrl_c():
     release = threading.Event()
     closed = []

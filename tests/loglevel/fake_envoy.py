@@ -15,6 +15,7 @@ LOGGERS = ("admin", "http", "router", "upstream")
 class FakeEnvoy:
     def __init__(self, ref: str, level: str = "warning"):
         self.ref = ref
+        self.name, self.namespace = ref.split(".", 1)
         self.levels = {n: level for n in LOGGERS}
         self.sets: list[dict] = []  # every accepted change
         self.fail_sets = 0  # the next N changes fail as unreachable ...
@@ -64,3 +65,23 @@ class FakeMesh:
 
     def levels(self) -> list[dict]:
         return [dict(p.levels) for p in self.pods]
+
+
+class FakePodApi:
+    """The two calls hold notes make: GET a pod, merge-PATCH its annotations."""
+
+    def __init__(self):
+        self.annotations: dict[str, dict[str, str]] = {}  # by pod name
+
+    def get_pod(self, namespace, name, allow_missing=False):
+        return {"metadata": {"name": name, "annotations": dict(self.annotations.get(name, {}))}}
+
+    def request(self, method, path, json=None, headers=None):
+        assert method == "PATCH" and headers["Content-Type"] == "application/merge-patch+json"
+        name = path.rsplit("/", 1)[1]
+        notes = self.annotations.setdefault(name, {})
+        for key, value in json["metadata"]["annotations"].items():
+            if value is None:
+                notes.pop(key, None)
+            else:
+                notes[key] = value

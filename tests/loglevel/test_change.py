@@ -174,3 +174,32 @@ def test_countdown_on_a_pipe_is_short_and_on_time():
         "restoring the previous levels in 2m05s (Ctrl-C to restore now)",
         "restoring the previous levels in 1m59s", "restoring the previous levels in 59s"]
     assert hold.format_remaining(3725) == "1h02m05s"
+
+
+def test_a_hold_not_given_back_keeps_its_note_for_restore_abandoned(monkeypatch):
+    from kubectl_mesh.loglevel import holding
+    from kubectl_mesh.loglevel.podnotes import PodNotes
+
+    from .fake_envoy import FakePodApi
+
+    monkeypatch.setattr(change, "RETRY_BACKOFF", 0.01)
+    mesh, api, lines = FakeMesh(2), FakePodApi(), []
+    notes = PodNotes(api, lines.append)
+    holds = holding.Holding(notes, "http:debug", 60, lines.append, concurrency=2)
+    plans = change.change_levels(mesh.pods, LevelSpec.parse("http:debug"), mesh.connect,
+                                 concurrency=2, say=lines.append, before_change=holds.begin)
+    assert all(len(api.annotations[p.name]) == 1 for p in mesh.pods)
+    mesh.pods[1].fail_connects = 10
+    ended = holds.end(plans, mesh.connect)
+    holds.forget()
+    assert [p.ref for p, _ in ended.failed] == ["p1.ns"]
+    assert mesh.pods[0].levels["http"] == "warning" and mesh.pods[1].levels["http"] == "debug"
+    assert api.annotations["p0"] == {} and len(api.annotations["p1"]) == 1
+
+    mesh.pods[1].fail_connects = 0  # the pod answers again; the run has ended (not live)
+    later = PodNotes(api, lines.append, host="another-host",
+                     clock=lambda: notes.clock() + 3600)
+    finished, failed = holding.restore_abandoned(mesh.pods, later, mesh.connect,
+                                                 concurrency=2, say=lines.append)
+    assert (finished, failed) == (1, [])
+    assert mesh.pods[1].levels["http"] == "warning" and api.annotations["p1"] == {}

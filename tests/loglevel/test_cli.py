@@ -16,7 +16,11 @@ from kubectl_mesh.cli import loglevel
     (["deploy/x", "--level", "debug", "-o", "json"], "error: -o is for listing levels"),
     (["--level", "debug"], "error: a target is required"),
     (["deploy/x", "--for", "soon", "--level", "debug"], "invalid duration 'soon'"),
-], ids=["bad-level", "bad-part", "for-alone", "output-on-set", "no-target", "bad-duration"])
+    (["deploy/x", "--restore-abandoned", "--for", "5m"], "error: --for needs --level or --reset"),
+    (["deploy/x", "--restore-abandoned", "-o", "json"], "error: -o is for listing levels"),
+    (["deploy/x", "--restore-abandoned", "--reset"], "not allowed with argument"),
+], ids=["bad-level", "bad-part", "for-alone", "output-on-set", "no-target", "bad-duration",
+        "for-with-restore-abandoned", "output-on-restore-abandoned", "restore-and-reset"])
 def test_usage_errors_exit_2_without_touching_the_cluster(argv, message, tmp_path):
     out, err = io.StringIO(), io.StringIO()
     code = loglevel.main(argv + ["--kubeconfig", str(tmp_path / "missing")], stdout=out, stderr=err)
