@@ -45,6 +45,9 @@ def prog_name(command: str | None = None, argv0: str | None = None) -> str:
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's longest time.Duration (2^63-1 ns, about 292 years) in whole seconds: what kubectl
+# accepts, and as much as Python's socket and lock timeouts take (threading.TIMEOUT_MAX).
+MAX_DURATION = 9223372036.0
 
 
 def parse_duration(text: str) -> float:
@@ -64,9 +67,22 @@ def parse_duration(text: str) -> float:
                 f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 1h or plain seconds)"
             )
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+    if seconds != seconds or seconds < 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (must be >= 0)")
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (at most "
+                                         f"{int(MAX_DURATION // 3600)}h, about 292 years)")
     return seconds
+
+
+def namespace_name(text: str) -> str:
+    """A `-n` value: a DNS-1123 label, as Kubernetes requires of namespace names."""
+    from kubectl_mesh.kube.names import dns1123_label_problem
+
+    problem = dns1123_label_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid namespace {text!r}: it {problem}")
+    return text
 
 
 def _port(text: str) -> int:
@@ -116,7 +132,7 @@ def add_cluster_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool =
                        help="kubeconfig file (default: $KUBECONFIG, a ':'-separated list, "
                             "or ~/.kube/config)")
     group.add_argument("--context", help="kubeconfig context to use (default: current context)")
-    group.add_argument("-n", "--namespace",
+    group.add_argument("-n", "--namespace", type=namespace_name,
                        help="namespace of the target (default: the context's namespace)")
     if all_namespaces:
         group.add_argument("-A", "--all-namespaces", action="store_true",
