@@ -1,16 +1,19 @@
-"""The type every kubeconfig field read here must have, checked per file before it is used.
+"""Checks of what a kubeconfig says, before it is used: the type of every field read here
+(per file), the server URL, and that a token can be sent in a header. Messages name the file,
+cluster, user or field - never a value, which may be a credential.
 
-kubectl decodes a kubeconfig strictly into Go structs (k8s.io/client-go
-`tools/clientcmd/api/v1/types.go`: `Config`, `NamedCluster`, `Cluster`, `AuthInfo`,
-`ExecConfig`, `Context`) and refuses a file whose field has the wrong type
-("json: cannot unmarshal string into Go struct field Config.clusters of type
-[]v1.NamedCluster"). The same check here names the file and the field, never its value (a
-value may be a credential). YAML `null` is always accepted, as Go's decoder does.
+Field types as kubectl has them: it decodes a kubeconfig strictly into Go structs
+(k8s.io/client-go `tools/clientcmd/api/v1/types.go`: `Config`, `NamedCluster`, `Cluster`,
+`AuthInfo`, `ExecConfig`, `Context`) and refuses a file whose field has the wrong type ("json:
+cannot unmarshal string into Go struct field Config.clusters of type []v1.NamedCluster"). YAML
+`null` is accepted everywhere, as Go's decoder does.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubectl_mesh.errors import BadInputError
 
@@ -110,3 +113,53 @@ def yaml_reason(error: Exception) -> str:
     if mark is not None:
         return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
     return problem
+
+
+# A token goes into an `Authorization: Bearer` header: visible ASCII, spaces and tabs only
+# (RFC 9110 field-value; Go's httpguts.ValidHeaderFieldValue rejects control characters too).
+_HEADER_SAFE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def check_token(token: str, what: str) -> str:
+    """`token` if it can be sent in a header; else a BadInputError naming `what`, never the
+    token itself."""
+    if not _HEADER_SAFE.fullmatch(token):
+        raise BadInputError(f"{what} contains a line break, a control character or a non-ASCII "
+                            "character, which cannot be sent in an HTTP header",
+                            hint="check that it is the right token or token file")
+    return token
+
+
+def server_url(raw: str, what: str, tls: bool) -> tuple[str, bool]:
+    """(the server URL to use, whether it named its scheme) for `server:` of `what`.
+
+    As client-go's `rest.DefaultServerURL`: a bare `host:port` gets https:// when TLS is
+    configured (a CA, a client certificate or insecure-skip-tls-verify), else http://; a URL
+    with any other scheme than http/https is refused, like Go's HTTP client does
+    ("unsupported protocol scheme")."""
+    text = raw.strip()
+    shown = redact(text)
+    said = "://" in text
+    if not said:
+        text = ("https://" if tls else "http://") + text
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as e:
+        raise BadInputError(f"{what}: server {shown!r} is not a URL ({e})",
+                            hint="expected e.g. https://203.0.113.10:6443") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadInputError(f"{what}: server {shown!r} has an unsupported protocol scheme "
+                            f'"{parts.scheme}"', hint="use https://")
+    if not parts.hostname:
+        raise BadInputError(f"{what}: server {shown!r} has no host",
+                            hint="expected e.g. https://203.0.113.10:6443")
+    if parts.query or parts.fragment:
+        raise BadInputError(f"{what}: server {shown!r} has a query or fragment",
+                            hint="expected e.g. https://203.0.113.10:6443[/path-prefix]")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/"), said
+
+
+def redact(url: str) -> str:
+    """`url` without the user:password a URL may carry before its host."""
+    return re.sub(r"//[^/@]*@", "//REDACTED@", url, count=1)
