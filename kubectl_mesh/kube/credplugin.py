@@ -53,7 +53,7 @@ def exec_credentials(exec_cfg: dict, what: str, cluster: dict | None = None,
         returncode, stdout, stderr = run_guarded(argv, env, limit)
     except subprocess.TimeoutExpired:
         raise UnreachableError(f"the exec credential plugin {command!r} of {what} did not "
-                               f"finish within {limit:g}s (stopped it)",
+                               f"finish within {limit:g}s and was stopped",
                                hint="raise --request-timeout, or run the plugin by hand to "
                                     "see what it waits for") from None
     except OSError as e:

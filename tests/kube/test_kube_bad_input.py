@@ -218,3 +218,21 @@ def test_names_from_anywhere_are_quoted_path_segments(namespace, name, expected)
 
     assert resource_path("pods", namespace, name) == expected
     assert pod_path(namespace, name, "portforward") == expected + "/portforward"
+
+
+@pytest.mark.parametrize("namespace, sent", [("x?y", []), ("../x", []),
+                                             ("ok", ["/api/v1/namespaces/ok/pods?limit=500"])],
+                         ids=["query", "dotdot", "valid"])
+def test_completion_never_pastes_a_bad_namespace_into_a_path(tmp_path, kubeconfig, server,
+                                                             namespace, sent):
+    import os
+    import subprocess
+
+    from plain_http import BIN
+
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    out = subprocess.run([str(BIN / "kubectl_complete-mesh-routes"), "--kubeconfig",
+                          str(kubeconfig), "-n", namespace, ""], capture_output=True, text=True,
+                         env=env, timeout=30)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert [path for path, _ in server.requests] == sent
