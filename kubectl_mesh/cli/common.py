@@ -48,6 +48,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Go's longest time.Duration (2^63-1 ns, about 292 years) in whole seconds: what kubectl
 # accepts, and as much as Python's socket and lock timeouts take (threading.TIMEOUT_MAX).
 MAX_DURATION = 9223372036.0
+# A timeout also ends up in poll()/select() (subprocess, selectors), which wait at most
+# 2^31-1 ms, about 24.8 days: longer ones raise OverflowError there.
+MAX_TIMEOUT = 596 * 3600.0
 
 
 def parse_duration(text: str) -> float:
@@ -72,6 +75,15 @@ def parse_duration(text: str) -> float:
     if seconds > MAX_DURATION:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (at most "
                                          f"{int(MAX_DURATION // 3600)}h, about 292 years)")
+    return seconds
+
+
+def parse_timeout(text: str) -> float:
+    """A duration that is used as a timeout: at most MAX_TIMEOUT (596h); 0 means none."""
+    seconds = parse_duration(text)
+    if seconds > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r} (at most "
+                                         f"{int(MAX_TIMEOUT // 3600)}h; 0 means no timeout)")
     return seconds
 
 
@@ -137,7 +149,7 @@ def add_cluster_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool =
     if all_namespaces:
         group.add_argument("-A", "--all-namespaces", action="store_true",
                            help="list across all namespaces")
-    group.add_argument("--request-timeout", type=parse_duration, default=DEFAULT_REQUEST_TIMEOUT,
+    group.add_argument("--request-timeout", type=parse_timeout, default=DEFAULT_REQUEST_TIMEOUT,
                        metavar="DURATION",
                        help="timeout of each API/admin request, e.g. 500ms, 10s, 1m; 0 = none "
                             "(default: 10s)")

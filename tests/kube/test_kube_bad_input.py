@@ -37,24 +37,38 @@ def one_line(stderr: str) -> str:
 # ---- flags -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["1e20", "9999999999", "3000000h"])
+@pytest.mark.parametrize("value, limit", [("1e20", "2562047h"), ("9999999999", "2562047h"),
+                                          ("3000000h", "2562047h"), ("597h", "596h"),
+                                          ("2147484", "596h")])
 def test_a_request_timeout_longer_than_any_clock_is_a_usage_error(tmp_path, kubeconfig, server,
-                                                                   value):
+                                                                   value, limit):
     result = mesh("routes", "--kubeconfig", str(kubeconfig), "deploy/x",
                   "--request-timeout", value, home=tmp_path)
     assert result.code == ExitCode.USAGE, result.stderr
     line = last_line(result.stderr)
-    assert "--request-timeout" in line and f"invalid duration '{value}'" in line
-    assert "2562047h" in line
+    assert "--request-timeout" in line and f"'{value}' (at most {limit}" in line
     assert server.requests == []
 
 
-def test_the_longest_request_timeout_works(tmp_path, kubeconfig, server):
+def test_the_longest_request_timeout_works_for_requests_and_exec_plugins(tmp_path, server):
+    """The longest accepted timeout reaches socket timeouts and the exec plugin's wait (poll()
+    in ms) without an OverflowError."""
+    import stat
+    import sys
+
+    from kubectl_mesh.cli.common import MAX_TIMEOUT
+
+    plugin = tmp_path / "plugin"
+    plugin.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps("
+                      "{'status': {'token': 'plugin-token'}}))\n")
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    kubeconfig = write_kubeconfig(tmp_path / "config", server=server.url,
+                                  user={"exec": {"command": str(plugin)}})
     result = mesh("routes", "--kubeconfig", str(kubeconfig), "deploy/x",
-                  "--request-timeout", "2562047h", home=tmp_path)
+                  "--request-timeout", f"{MAX_TIMEOUT:.0f}s", home=tmp_path)
     assert result.code == ExitCode.NOT_FOUND, result.stderr  # the listener has no deploy/x
     last_line(result.stderr)
-    assert server.requests
+    assert server.requests and server.requests[0][1] == "Bearer plugin-token"
 
 
 @pytest.mark.parametrize("selector", ["a=(", "app in (a", "app in a", "!", "app=x y",
