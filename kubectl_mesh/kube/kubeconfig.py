@@ -3,8 +3,10 @@
 Order: `--kubeconfig FILE`, else `$KUBECONFIG` (a `:`-separated LIST, merged: the first file
 that sets a cluster/user/context name or `current-context` wins; missing files are skipped,
 like kubectl), else `~/.kube/config`, else the in-cluster service account. Relative paths in a
-file are relative to that file. Exec / auth-provider credentials are delegated to the
-`kubernetes` client (imported lazily, only then: it costs ~0.2-0.6 s of start-up).
+file are relative to that file. Each file's fields, the server URL and every token are
+checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; legacy
+auth-provider credentials are delegated to the `kubernetes` client (imported lazily, only
+then: it costs ~0.2-0.6 s of start-up).
 """
 
 from __future__ import annotations
@@ -297,8 +299,6 @@ def _delegated_credentials(merged: dict, context: str) -> dict:
     try:
         KubeConfigLoader(config_dict=doc, active_context=context).load_and_set(cfg)
     except Exception as e:  # the loader raises ConfigException, OSError, ...: all one story
-        from kubectl_mesh.errors import ForbiddenError
-
         raise ForbiddenError(f"getting credentials for context {context!r} failed: {e}",
                              hint="check the exec plugin / auth provider in the kubeconfig") from e
     out: dict[str, Any] = {}
