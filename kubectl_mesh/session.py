@@ -45,7 +45,12 @@ class Session:
     def open(cls, options: ClusterOptions, stderr: IO[str] | None = None) -> "Session":
         from kubectl_mesh.kube.api import KubeApi
         from kubectl_mesh.kube.kubeconfig import load_config
-        config = load_config(options.kubeconfig, options.context, options.namespace)
+        config = load_config(options.kubeconfig, options.context, options.namespace,
+                             exec_timeout=options.request_timeout)
+        if config.token_in_clear_text:
+            print(f"warning: sending the token of user {config.user!r} in clear text to "
+                  f"{config.where}: the kubeconfig's cluster {config.cluster!r} says http://",
+                  file=sys.stderr)
         tls = None
         if config.server.startswith("https"):
             from kubectl_mesh.kube.wschannel import TlsReuse

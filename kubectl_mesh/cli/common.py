@@ -45,6 +45,12 @@ def prog_name(command: str | None = None, argv0: str | None = None) -> str:
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's longest time.Duration (2^63-1 ns, about 292 years) in whole seconds: what kubectl
+# accepts, and as much as Python's socket and lock timeouts take (threading.TIMEOUT_MAX).
+MAX_DURATION = 9223372036.0
+# A timeout also ends up in poll()/select() (subprocess, selectors), which wait at most
+# 2^31-1 ms, about 24.8 days: longer ones raise OverflowError there.
+MAX_TIMEOUT = 596 * 3600.0
 
 
 def parse_duration(text: str) -> float:
@@ -64,9 +70,31 @@ def parse_duration(text: str) -> float:
                 f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 1h or plain seconds)"
             )
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+    if seconds != seconds or seconds < 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (must be >= 0)")
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (at most "
+                                         f"{int(MAX_DURATION // 3600)}h, about 292 years)")
     return seconds
+
+
+def parse_timeout(text: str) -> float:
+    """A duration that is used as a timeout: at most MAX_TIMEOUT (596h); 0 means none."""
+    seconds = parse_duration(text)
+    if seconds > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r} (at most "
+                                         f"{int(MAX_TIMEOUT // 3600)}h; 0 means no timeout)")
+    return seconds
+
+
+def namespace_name(text: str) -> str:
+    """A `-n` value: a DNS-1123 label, as Kubernetes requires of namespace names."""
+    from kubectl_mesh.kube.names import dns1123_label_problem
+
+    problem = dns1123_label_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid namespace {text!r}: it {problem}")
+    return text
 
 
 def _port(text: str) -> int:
@@ -116,12 +144,12 @@ def add_cluster_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool =
                        help="kubeconfig file (default: $KUBECONFIG, a ':'-separated list, "
                             "or ~/.kube/config)")
     group.add_argument("--context", help="kubeconfig context to use (default: current context)")
-    group.add_argument("-n", "--namespace",
+    group.add_argument("-n", "--namespace", type=namespace_name,
                        help="namespace of the target (default: the context's namespace)")
     if all_namespaces:
         group.add_argument("-A", "--all-namespaces", action="store_true",
                            help="list across all namespaces")
-    group.add_argument("--request-timeout", type=parse_duration, default=DEFAULT_REQUEST_TIMEOUT,
+    group.add_argument("--request-timeout", type=parse_timeout, default=DEFAULT_REQUEST_TIMEOUT,
                        metavar="DURATION",
                        help="timeout of each API/admin request, e.g. 500ms, 10s, 1m; 0 = none "
                             "(default: 10s)")

@@ -54,6 +54,10 @@ def cluster_lister(kubeconfig: str | None, context: str | None,
     config = load_config(_expand(kubeconfig), context, environ=env)
 
     def list_names(collection: str, namespace: str | None) -> list[str]:
+        from kubectl_mesh.kube.names import dns1123_label_problem
+
+        if namespace and dns1123_label_problem(namespace):
+            return []  # no namespace has that name; it must not reach the request path
         group, _, resource = collection.rpartition("/")
         path = f"/{group}/namespaces/{namespace}/{resource}" if namespace else f"/{collection}"
         items = api_get_json(config, path + "?limit=500").get("items") or []

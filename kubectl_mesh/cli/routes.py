@@ -52,17 +52,21 @@ def build_parser(prog: str):
 
 def _main(argv, *, prog, stdout, stderr):
     args = build_parser(prog).parse_args(argv)
-    if not (args.trace or args.check):
+    tracing = args.trace is not None  # `--trace ""` is a URL too: a bad one
+    if not (tracing or args.check):
+        if args.header:
+            from kubectl_mesh.errors import UsageError
+            raise UsageError("--header is for --trace")
         return proxyconfig.run(RESOURCE, argv, prog=prog, stdout=stdout, stderr=stderr)
     from kubectl_mesh.errors import UsageError
-    if args.trace and args.check:
+    if tracing and args.check:
         raise UsageError("give --trace URL or --check, not both")
     if args.all_pods:
         raise UsageError("--all-pods compares tables; --trace and --check look at one pod")
-    if args.header and not args.trace:
+    if args.header and not tracing:
         raise UsageError("--header is for --trace")
     from kubectl_mesh.trace import parse_request
-    request = parse_request(args.trace, args.header, args.method) if args.trace else None
+    request = parse_request(args.trace, args.header, args.method) if tracing else None
     dump, endpoints, port_map, ref = _gather(args, prog, stderr)
     if request is not None:
         return _trace(dump, request, endpoints, port_map, args.output, stdout)

@@ -39,6 +39,7 @@ def build_parser(prog: str):
     p.add_argument("-f", "--file", metavar="PATH",
                    help="show a saved /debug/syncz (JSON array, or {istiod: array}; '-' = stdin)")
     p.add_argument("--istio-namespace", default=DEFAULT_ISTIO_NAMESPACE, metavar="NS",
+                   type=common.namespace_name,
                    help=f"where istiod runs (default: {DEFAULT_ISTIO_NAMESPACE})")
     p.add_argument("--revision", metavar="REV",
                    help="only the istiod of this revision (label istio.io/rev=REV)")

@@ -16,7 +16,7 @@ import re
 import ssl
 import threading
 from typing import Any, Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from kubectl_mesh.errors import (
     BadInputError,
@@ -255,16 +255,29 @@ class KubeApi:
 
 
 def resource_path(resource: str, namespace: str | None, name: str | None = None) -> str:
-    """`/apis/apps/v1/namespaces/NS/deployments/NAME` and friends."""
+    """`/apis/apps/v1/namespaces/NS/deployments/NAME` and friends; NS and NAME are quoted
+    (a name from anywhere cannot add a query, a fragment or another path segment)."""
     try:
         prefix = RESOURCE_PATHS[resource]
     except KeyError:
         raise ValueError(f"unknown resource {resource!r}") from None
     path = prefix
     if namespace and resource not in CLUSTER_SCOPED:
-        path += f"/namespaces/{namespace}"
+        path += f"/namespaces/{segment(namespace)}"
     path += f"/{resource}"
-    return f"{path}/{name}" if name else path
+    return f"{path}/{segment(name)}" if name else path
+
+
+def pod_path(namespace: str, name: str, subresource: str) -> str:
+    """`/api/v1/namespaces/NS/pods/NAME/SUBRESOURCE` (portforward, exec, log), quoted."""
+    return f"{resource_path('pods', namespace, name)}/{subresource}"
+
+
+def segment(text: str) -> str:
+    """One path segment, percent-encoded; `.` and `..` (which a server would resolve) too."""
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
 
 
 def proxies_for(config: ApiConfig) -> dict[str, str]:

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import websocket
 
 from kubectl_mesh.errors import MeshError, UnreachableError
-from kubectl_mesh.kube.api import status_error
+from kubectl_mesh.kube.api import pod_path, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.wsrelay import tls_context
 
@@ -212,7 +212,7 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
         query.append(("container", container))
     query += [("stdin", str(stdin).lower()), ("stdout", str(stdout).lower()),
               ("stderr", str(stdout).lower()), ("tty", "false")]
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/{sub}"
+    path = pod_path(namespace, pod, sub)
     url = "ws" + config.server[len("http"):] + path + "?" + urlencode(query)
     sslopt: dict = {"context": tls_context(config)} if config.server.startswith("https") else {}
     if config.tls_server_name:

@@ -3,8 +3,10 @@
 Order: `--kubeconfig FILE`, else `$KUBECONFIG` (a `:`-separated LIST, merged: the first file
 that sets a cluster/user/context name or `current-context` wins; missing files are skipped,
 like kubectl), else `~/.kube/config`, else the in-cluster service account. Relative paths in a
-file are relative to that file. Exec / auth-provider credentials are delegated to the
-`kubernetes` client (imported lazily, only then: it costs ~0.2-0.6 s of start-up).
+file are relative to that file. Each file's fields, the server URL and every token are
+checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; legacy
+auth-provider credentials are delegated to the `kubernetes` client (imported lazily, only
+then: it costs ~0.2-0.6 s of start-up).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kubectl_mesh.errors import BadInputError, ForbiddenError, NotFoundError, ToolMissingError
+from kubectl_mesh.errors import BadInputError, ForbiddenError, NotFoundError
+from kubectl_mesh.kube.kubeconfigcheck import (check_shape, check_token, redact, server_url,
+                                               yaml_reason)
+from kubectl_mesh.kube.names import dns1123_label_problem
 
 IN_CLUSTER = "in-cluster"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -40,10 +45,22 @@ class ApiConfig:
     tls_server_name: str | None = None
     proxy_url: str | None = None
 
+    def __post_init__(self) -> None:
+        # The loaders check each token where it comes from (naming that source); this is the
+        # last guard: a token that cannot be a header value never reaches http.client, whose
+        # error ("Invalid header value b'Bearer ...'") would print it.
+        if self.token is not None:
+            check_token(self.token, f"the token of user {self.user!r}")
+
     @property
     def where(self) -> str:
         """`https://host:port (context NAME)`, for error messages."""
-        return f"{self.server} (context {self.context})"
+        return f"{redact(self.server)} (context {self.context})"
+
+    @property
+    def token_in_clear_text(self) -> bool:
+        """Whether the token goes to a plain http:// server (the kubeconfig said so)."""
+        return bool(self.token) and self.server.startswith("http://")
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -119,9 +136,13 @@ def read_kubeconfig(path: str) -> dict:
     except OSError as e:
         raise NotFoundError(f"cannot read kubeconfig {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise BadInputError(f"kubeconfig {path} is not valid YAML: {e}") from e
+        # Only the reason and the position: PyYAML's text quotes the offending line, which
+        # may hold a token. `from None`: --debug tracebacks would print the quote too.
+        raise BadInputError(f"kubeconfig {path} is not valid YAML: {yaml_reason(e)}",
+                            hint="fix the file") from None
     if not isinstance(data, dict):
         raise BadInputError(f"kubeconfig {path} is not a kubeconfig (a YAML mapping expected)")
+    check_shape(data, path)
     base = os.path.dirname(os.path.abspath(path))
     for entry in data.get("clusters") or []:
         _absolutize(entry.get("cluster"), ("certificate-authority",), base)
@@ -163,8 +184,11 @@ def merge_kubeconfigs(docs: list[dict]) -> dict:
 
 def load_config(kubeconfig: str | None = None, context: str | None = None,
                 namespace: str | None = None, *, environ: Mapping[str, str] | None = None,
-                service_account_dir: str = SERVICE_ACCOUNT_DIR) -> ApiConfig:
-    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n` (each may be None)."""
+                service_account_dir: str = SERVICE_ACCOUNT_DIR,
+                exec_timeout: float | None = None) -> ApiConfig:
+    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n` (each may be None).
+
+    `exec_timeout` bounds an exec credential plugin (None: the plugin module's default)."""
     env = os.environ if environ is None else environ
     paths, explicit = kubeconfig_paths(kubeconfig, env)
     merged = merge_kubeconfigs([read_kubeconfig(p) for p in paths])
@@ -175,11 +199,11 @@ def load_config(kubeconfig: str | None = None, context: str | None = None,
                  if env.get("KUBECONFIG") else "no ~/.kube/config and not running in a cluster")
         raise NotFoundError(f"no kubeconfig found: {where}",
                             hint="pass --kubeconfig FILE or set KUBECONFIG")
-    return _from_kubeconfig(merged, paths, explicit, context, namespace)
+    return _from_kubeconfig(merged, paths, explicit, context, namespace, exec_timeout)
 
 
 def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: str | None,
-                     namespace: str | None) -> ApiConfig:
+                     namespace: str | None, exec_timeout: float | None) -> ApiConfig:
     available = ", ".join(sorted(str(n) for n in merged["contexts"])) or "none"
     name = context or merged["current-context"]
     if not name:
@@ -195,15 +219,34 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
                             f"in kubeconfig {':'.join(paths)}")
     cluster = merged["clusters"][cluster_name]
     user = merged["users"].get(user_name) or {}
+    files = ":".join(paths)
     if not cluster.get("server"):
-        raise BadInputError(f'cluster "{cluster_name}" in kubeconfig has no server')
-    creds = _credentials(user, user_name, merged, name)
+        raise BadInputError(f'cluster "{cluster_name}" in kubeconfig {files} has no server')
+    ca_pem = _data_or_file(cluster, "certificate-authority", f"cluster {cluster_name!r}")
+    tls = bool(ca_pem or user.get("client-certificate") or user.get("client-certificate-data")
+               or cluster.get("insecure-skip-tls-verify"))
+    server, said_scheme = server_url(cluster["server"], f'cluster "{cluster_name}" in '
+                                                        f"kubeconfig {files}", tls)
+    if ctx.get("namespace") and not namespace:
+        problem = dns1123_label_problem(ctx["namespace"])
+        if problem:
+            raise BadInputError(f'context "{name}" in kubeconfig {files}: namespace '
+                                f"{ctx['namespace']!r} {problem}",
+                                hint="fix the context's namespace, or pass -n")
+    creds = _credentials(user, f'user "{user_name}" in kubeconfig {files}', merged, name,
+                         exec_timeout)
+    if creds["token"] and server.startswith("http://") and not said_scheme:
+        raise BadInputError(f'cluster "{cluster_name}" in kubeconfig {files}: server '
+                            f"{redact(cluster['server'])!r} has no scheme, which means plain "
+                            f"http here, and user \"{user_name}\" has a token",
+                            hint="write https:// before it, or http:// to send the token in "
+                                 "clear text")
     return ApiConfig(
-        server=str(cluster["server"]).rstrip("/"), context=name,
+        server=server, context=name,
         namespace=namespace or ctx.get("namespace") or "default",
         cluster=cluster_name, user=user_name, kubeconfig_paths=tuple(paths),
         explicit_kubeconfig=explicit,
-        ca_pem=_data_or_file(cluster, "certificate-authority", f"cluster {cluster_name!r}"),
+        ca_pem=ca_pem,
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name"),
         proxy_url=cluster.get("proxy-url"),
@@ -211,11 +254,16 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
     )
 
 
-def _credentials(user: dict, user_name: str, merged: dict, context: str) -> dict:
-    what = f"user {user_name!r}"
+def _credentials(user: dict, what: str, merged: dict, context: str,
+                 exec_timeout: float | None) -> dict:
     token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = _read_file(user["tokenFile"], f"token file of {what}").decode().strip()
+    if token:
+        check_token(token, f"the token of {what}")
+    elif user.get("tokenFile"):
+        # client-go reads the whole file and trims the white space around it.
+        data = _read_file(user["tokenFile"], f"token file of {what}")
+        token = check_token(data.decode("utf-8", "replace").strip(),
+                            f"the token file {user['tokenFile']} of {what}")
     creds = {
         "token": token or None,
         "client_cert_pem": _data_or_file(user, "client-certificate", what),
@@ -223,70 +271,17 @@ def _credentials(user: dict, user_name: str, merged: dict, context: str) -> dict
     }
     if not token and not creds["client_cert_pem"]:
         if isinstance(user.get("exec"), dict):
+            from kubectl_mesh.kube.credplugin import exec_credentials
+
             creds.update(exec_credentials(user["exec"], what, merged["clusters"].get(
-                (merged["contexts"].get(context) or {}).get("cluster"), {})))
+                (merged["contexts"].get(context) or {}).get("cluster"), {}),
+                timeout=exec_timeout))
         elif user.get("auth-provider"):
             creds.update(_delegated_credentials(merged, context))
+        if creds.get("token"):
+            check_token(creds["token"], f"the token the exec plugin or auth provider of {what} "
+                                        "returned")
     return creds
-
-
-def exec_credentials(exec_cfg: dict, what: str, cluster: dict | None = None,
-                     environ: Mapping[str, str] | None = None) -> dict:
-    """Run a client-go credential plugin (`users[].user.exec`, e.g. aws eks get-token,
-    gke-gcloud-auth-plugin) and read its ExecCredential: token or client certificate.
-
-    Done here rather than through the kubernetes client, whose import needs pydantic-core (a
-    compiled package the krew zipapp cannot carry). Plugins are run non-interactively.
-    """
-    import json
-    import subprocess
-
-    command = exec_cfg.get("command")
-    if not command:
-        raise BadInputError(f"the exec credential plugin of {what} has no command")
-    api_version = exec_cfg.get("apiVersion") or "client.authentication.k8s.io/v1"
-    env = dict(os.environ if environ is None else environ)
-    for item in exec_cfg.get("env") or []:
-        if isinstance(item, dict) and "name" in item:
-            env[str(item["name"])] = str(item.get("value", ""))
-    spec: dict[str, Any] = {"interactive": False}
-    if exec_cfg.get("provideClusterInfo") and cluster:
-        spec["cluster"] = {k: v for k, v in {
-            "server": cluster.get("server"),
-            "certificate-authority-data": cluster.get("certificate-authority-data"),
-            "insecure-skip-tls-verify": cluster.get("insecure-skip-tls-verify")}.items() if v}
-    env["KUBERNETES_EXEC_INFO"] = json.dumps(
-        {"apiVersion": api_version, "kind": "ExecCredential", "spec": spec})
-    argv = [str(command), *(str(a) for a in exec_cfg.get("args") or [])]
-    hint = exec_cfg.get("installHint") or "check the exec plugin in the kubeconfig"
-    try:
-        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=60)
-    except FileNotFoundError as e:
-        raise ToolMissingError(f"the exec credential plugin {command!r} of {what} is not "
-                               "installed or not on PATH", hint=hint.strip()) from e
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} failed: {e}",
-                             hint=hint.strip()) from e
-    if done.returncode != 0:
-        last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
-        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} exited "
-                             f"{done.returncode}: {last}", hint=hint.strip())
-    try:
-        status = (json.loads(done.stdout) or {}).get("status") or {}
-    except ValueError as e:
-        raise BadInputError(f"the exec credential plugin {command!r} of {what} did not print "
-                            "an ExecCredential (JSON)") from e
-    out: dict[str, Any] = {}
-    if status.get("token"):
-        out["token"] = status["token"]
-    if status.get("clientCertificateData") and status.get("clientKeyData"):
-        out["client_cert_pem"] = status["clientCertificateData"].encode()
-        out["client_key_pem"] = status["clientKeyData"].encode()
-    if not out:
-        raise ForbiddenError(f"the exec credential plugin {command!r} of {what} returned "
-                             "neither a token nor a client certificate", hint=hint.strip())
-    return out
 
 
 def _delegated_credentials(merged: dict, context: str) -> dict:
@@ -304,8 +299,6 @@ def _delegated_credentials(merged: dict, context: str) -> dict:
     try:
         KubeConfigLoader(config_dict=doc, active_context=context).load_and_set(cfg)
     except Exception as e:  # the loader raises ConfigException, OSError, ...: all one story
-        from kubectl_mesh.errors import ForbiddenError
-
         raise ForbiddenError(f"getting credentials for context {context!r} failed: {e}",
                              hint="check the exec plugin / auth provider in the kubeconfig") from e
     out: dict[str, Any] = {}
@@ -356,6 +349,8 @@ def _in_cluster(env: Mapping[str, str], sa_dir: str, namespace: str | None) -> A
     return ApiConfig(
         server=f"https://{host}:{port}", context=IN_CLUSTER,
         namespace=namespace or own_ns or "default", cluster=IN_CLUSTER, user="serviceaccount",
-        token=_read_file(os.path.join(sa_dir, "token"), "service account token").decode().strip(),
+        token=check_token(_read_file(os.path.join(sa_dir, "token"), "service account token")
+                          .decode("utf-8", "replace").strip(),
+                          f"the service account token {os.path.join(sa_dir, 'token')}"),
         ca_pem=_read_file(ca_file, "service account CA") if os.path.isfile(ca_file) else None,
     )

@@ -16,12 +16,13 @@ Decisions (documented for users):
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from kubectl_mesh.errors import ForbiddenError, NotFoundError, UnreachableError, UsageError
 from kubectl_mesh.kube.api import KubeApi
+from kubectl_mesh.kube.labelselector import SelectorSyntaxError, check_selector
+from kubectl_mesh.kube.names import dns1123_label_problem, dns1123_subdomain_problem
 from kubectl_mesh.kube.pods import PROXY_CONTAINER, Pod, controller_uid
 
 KIND_ALIASES = {
@@ -36,7 +37,6 @@ _KIND_BY_ALIAS = {alias: kind for kind, aliases in KIND_ALIASES.items() for alia
 PLURALS = {"pod": "pods", "deployment": "deployments", "statefulset": "statefulsets",
            "daemonset": "daemonsets", "replicaset": "replicasets", "service": "services"}
 WORKLOADS = ("deployment", "statefulset", "daemonset")  # what a bare NAME may also mean
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 SkipFn = Callable[[Pod, str], None]
 
@@ -63,17 +63,25 @@ class Target:
                 raise UsageError(f"unsupported target type {prefix!r} in {text!r}",
                                  hint="use pod/, deploy/, sts/, ds/, rs/ or svc/")
             typed = True
-        if not raw or not _NAME.fullmatch(raw):
+        if not raw or dns1123_subdomain_problem(raw):
             raise UsageError(f"invalid target {text!r}",
                              hint="expected [TYPE/]NAME[.NAMESPACE], lower-case, "
                                   "e.g. deploy/catalog.istioinaction")
         name, _, namespace = raw.rpartition(".") if "." in raw else (raw, "", None)
+        if namespace is not None and dns1123_label_problem(namespace):
+            namespace = None  # cannot be a namespace: the dots belong to the name
+            name = raw
         return cls(kind=kind, name=name, namespace=namespace, typed=typed)
 
     @classmethod
     def from_selector(cls, selector: str) -> Target:
         if not selector.strip():
-            raise UsageError("the label selector is empty")
+            raise UsageError("the label selector (-l) is empty")
+        try:
+            check_selector(selector)
+        except SelectorSyntaxError as e:
+            raise UsageError(f"invalid label selector -l {selector!r}: {e}",
+                             hint="e.g. -l app=catalog or -l 'version in (v1,v2)'") from None
         return cls(kind="selector", selector=selector.strip())
 
     @property

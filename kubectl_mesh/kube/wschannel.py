@@ -197,12 +197,12 @@ def dial(config, namespace: str, name: str, port: int, timeout: float | None,
     """An open port-forward to `name`.`namespace`:`port`, or ForbiddenError (401) /
     NotFoundError / UnreachableError / WebSocketRefused or WebSocketForbidden (the caller may
     fall back to kubectl then)."""
-    from kubectl_mesh.kube.api import status_error, transport_error
+    from kubectl_mesh.kube.api import pod_path, status_error, transport_error
 
     parts = urlsplit(config.server)
     secure = parts.scheme == "https"
     host, server_port = parts.hostname or "", parts.port or (443 if secure else 80)
-    path = f"/api/v1/namespaces/{namespace}/pods/{name}/portforward"
+    path = pod_path(namespace, name, "portforward")
     target = f"{parts.path.rstrip('/')}{path}?ports={port}"
     doing = f" for a port-forward to pod {name}.{namespace}"
     try:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from kubectl_mesh.errors import UnreachableError
-from kubectl_mesh.kube.api import proxies_for, status_error
+from kubectl_mesh.kube.api import pod_path, proxies_for, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, tls_context
 
@@ -34,7 +34,7 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
             ssl_context: ssl.SSLContext | None = None) -> websocket.WebSocket:
     """An open port-forward WebSocket, or ForbiddenError / NotFoundError / UnreachableError /
     WebSocketRefused. Pass `ssl_context` (from `tls_context(config)`) to reuse one."""
-    path = f"/api/v1/namespaces/{namespace}/pods/{name}/portforward"
+    path = pod_path(namespace, name, "portforward")
     url = "ws" + config.server[len("http"):] + f"{path}?ports={port}"
     headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
     sslopt: dict = {"context": ssl_context or tls_context(config)}

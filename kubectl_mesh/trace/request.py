@@ -72,8 +72,15 @@ def parse_request(url: str, headers: Iterable[str | tuple[str, str]] = (),
     """`http://host[:port]/path?q` (scheme optional, default http) → TraceRequest.
 
     A `Host` header overrides the URL's authority for routing (not the port connected to)."""
+    if not url.strip():
+        raise UsageError("--trace needs a URL; got an empty one",
+                         hint="e.g. --trace http://catalog.example.com/items")
     text = url if "://" in url else "http://" + url
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL" for http://[::1
+        raise UsageError(f"--trace {url!r} is not a URL: {e}",
+                         hint="e.g. http://catalog.example.com/items or http://[::1]:8080/") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UsageError(f"--trace {url!r}: scheme {scheme!r} is not http or https")
@@ -81,8 +88,8 @@ def parse_request(url: str, headers: Iterable[str | tuple[str, str]] = (),
         raise UsageError(f"--trace {url!r} has no host; expected e.g. http://catalog.example.com/items")
     try:
         port = parts.port
-    except ValueError as e:
-        raise UsageError(f"--trace {url!r}: bad port") from e
+    except ValueError:
+        raise UsageError(f"--trace {url!r}: bad port", hint="a port is 1-65535") from None
     host = parts.netloc.rsplit("@", 1)[-1].lower()
     if port == DEFAULT_PORTS[scheme]:
         host = split_host_port(host)[0]  # clients leave the default port out of Host

@@ -214,7 +214,7 @@ def _plugin(tmp_path, body: str):
 def test_exec_plugin_gets_env_args_and_exec_info_and_may_return_a_client_cert(tmp_path):
     """The ExecCredential protocol is spoken without the kubernetes client (whose pydantic
     dependency the krew zipapp cannot carry): env, args, KUBERNETES_EXEC_INFO, cert output."""
-    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    from kubectl_mesh.kube.credplugin import exec_credentials
     plugin = _plugin(tmp_path, "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
                                "assert info['spec']['cluster']['server'] == 'https://x', info\n"
                                "assert os.environ['REGION'] == 'eu' and sys.argv[1:] == ['token']\n"
@@ -232,7 +232,7 @@ def test_exec_plugin_gets_env_args_and_exec_info_and_may_return_a_client_cert(tm
     ("print(json.dumps({'status': {}}))", ForbiddenError, "neither a token nor a client"),
 ], ids=["fails", "not-json", "empty"])
 def test_exec_plugin_failures_are_one_clear_line(tmp_path, body, error, words):
-    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    from kubectl_mesh.kube.credplugin import exec_credentials
     with pytest.raises(error) as info:
         exec_credentials({"command": _plugin(tmp_path, body),
                           "installHint": "install the aws CLI"}, "user 'u'", environ=env_with())
@@ -241,7 +241,7 @@ def test_exec_plugin_failures_are_one_clear_line(tmp_path, body, error, words):
 
 def test_missing_exec_plugin_is_a_missing_tool_with_the_install_hint(tmp_path):
     from kubectl_mesh.errors import ToolMissingError
-    from kubectl_mesh.kube.kubeconfig import exec_credentials
+    from kubectl_mesh.kube.credplugin import exec_credentials
     with pytest.raises(ToolMissingError) as info:
         exec_credentials({"command": "no-such-credential-plugin",
                           "installHint": "install gke-gcloud-auth-plugin"}, "user 'u'",
