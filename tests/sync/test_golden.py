@@ -36,7 +36,7 @@ def _rds_findings():
     ps = proxies("syncz_rds_error.json")
     gw = next(p for p in ps if p.name.startswith("istio-ingressgateway"))
     state = envoy_state(load("rds_nack_envoy_stats.json"), load("rds_nack_envoy_listeners.json"))
-    return ps, proxy_findings(gw.name, gw, state, load("rds_nack_istiod_dump.json"))
+    return ps, proxy_findings(gw.name, gw, state)
 
 
 @pytest.mark.parametrize("fmt", ["short", "json"])
