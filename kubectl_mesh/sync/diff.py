@@ -1,7 +1,14 @@
 """`--diff`: istiod's view of one proxy against the proxy's own config dump, like
 `istioctl proxy-status <pod>`: clusters, listeners and routes, with version_info and
 last_updated stripped, sorted by name, as unified diffs under `Clusters Match` /
-`Clusters Don't Match` (and the same for Listeners and Routes)."""
+`Clusters Don't Match` (and the same for Listeners and Routes).
+
+istiod writes its dump through protojson without original field names (`writeJSON` in
+pilot/pkg/xds/debug.go, pkg/util/protomarshal): camelCase keys, inside the resources too.
+Envoy's admin API writes snake_case, and older istiods and saved files may use either. Both
+sides are read in either spelling and shown in Envoy's, the way istioctl's comparator reads
+both into protos and writes them alike (istioctl/pkg/writer/compare).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import difflib
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from kubectl_mesh.configdump.keys import normalise
 
 SECTIONS = ("Clusters", "Listeners", "Routes")
 
@@ -33,8 +42,9 @@ class SectionDiff:
 
 
 def _configs(dump: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
-    return [c for c in (dump or {}).get("configs") or []
-            if str(c.get("@type", "")).endswith("." + kind)]
+    """The dump's `kind` sections, with snake_case keys throughout."""
+    return [normalise(c) for c in (dump or {}).get("configs") or []
+            if isinstance(c, Mapping) and str(c.get("@type", "")).endswith("." + kind)]
 
 
 def clusters(dump: Mapping[str, Any]) -> list[dict]:

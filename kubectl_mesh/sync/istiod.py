@@ -70,9 +70,10 @@ class IstiodDebug:
     def close(self) -> None:
         self._session.close()
 
-    def syncz(self) -> Any:
-        """The decoded `/debug/syncz` (a JSON array, or None for Go's empty slice)."""
-        return self._json("/debug/syncz", {})
+    def syncz(self, namespace: str | None = None) -> Any:
+        """The decoded `/debug/syncz` (a JSON array, or None for Go's empty slice); with
+        `namespace`, only that namespace's proxies (istiod's `?namespace=`)."""
+        return self._json("/debug/syncz", {"namespace": namespace} if namespace else {})
 
     def config_dump(self, proxy_id: str) -> dict:
         """What this istiod would send `proxy_id` (`pod.namespace`), as an Envoy ConfigDump."""

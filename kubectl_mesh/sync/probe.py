@@ -1,5 +1,6 @@
 """Fetching for `--verify` and `--diff`: each proxy's Envoy admin (one port-forward per proxy,
-bounded concurrency) and the owning istiod's view of it (over that istiod's one forward)."""
+bounded concurrency), and for a version lag, the owning istiod's syncz again (over that
+istiod's one forward)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE,
                                       WARNING_LEVEL, Finding, LAGGING, envoy_state,
                                       proxy_findings)
-from kubectl_mesh.syncstatus import ProxySync
+from kubectl_mesh.syncstatus import ProxySync, parse_syncz
 
 # config_dump ?mask= per section --diff compares (Envoy applies one mask to every section).
 DIFF_MASKS = ("dynamic_active_clusters", "dynamic_listeners", "dynamic_route_configs")
@@ -26,17 +27,11 @@ def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, obj
     A proxy in syncz without a pod is GONE; a pod no syncz lists is checked as UNKNOWN; a pod
     that disappears while we check it is GONE too, not an error.
     """
-    import concurrent.futures
-
     from kubectl_mesh.session import for_each
 
     listed = {p.name: p for p in proxies}
     work = sorted(set(listed) | set(pods))
     findings: list[Finding] = []
-    # istiod's view of a proxy is fetched while its Envoy is asked, not after: one round
-    # trip less per proxy on a real cluster.
-    views = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency),
-                                                  thread_name_prefix="istiod-view")
 
     def check(proxy_id: str) -> list[Finding]:
         sync, pod = listed.get(proxy_id), pods.get(proxy_id)
@@ -45,10 +40,19 @@ def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, obj
                             "such Running pod (deleted, or the listing is stale)")]
         istiod = istiods.get(sync.istiod) if sync is not None and sync.istiod else None
         try:
-            found = _check_once(session, proxy_id, pod, sync, istiod, views)
-            if any(f.check == LAGGING for f in found):  # maybe a push raced us: look again
+            found = _check_once(session, proxy_id, pod, sync)
+            if istiod is not None and any(f.check == LAGGING for f in found):
+                # syncz was read before the Envoy: a push in between puts the Envoy ahead of
+                # it. Read both again, the proxy's syncz entry first.
                 time.sleep(RECHECK_DELAY)
-                found = _check_once(session, proxy_id, pod, sync, istiod, views)
+                try:
+                    sync = _fresh_sync(istiod, sync)
+                except UnreachableError as e:
+                    return found + [Finding(
+                        proxy_id, UNREACHABLE, f"istiod {istiod.name} did not answer again "
+                        f"({e.message}): the version lag was not re-checked",
+                        severity=WARNING_LEVEL)]
+                found = _check_once(session, proxy_id, pod, sync)
             return found
         except NotFoundError as e:
             return [Finding(proxy_id, GONE, f"the pod vanished while it was being verified "
@@ -57,9 +61,8 @@ def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, obj
             return [Finding(proxy_id, UNREACHABLE, f"{e}; a paused or overloaded Envoy cannot "
                             "answer its admin API")]
 
-    with views:
-        results = for_each(work, check, concurrency=concurrency, stderr=stderr,
-                           label="proxies verified", progress_after=0.5)
+    results = for_each(work, check, concurrency=concurrency, stderr=stderr,
+                       label="proxies verified", progress_after=0.5)
     for proxy_id, found, error in results:
         if error is not None:  # not a per-proxy condition (e.g. RBAC): the run fails
             raise error
@@ -67,28 +70,20 @@ def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, obj
     return findings
 
 
-def _check_once(session, proxy_id, pod, sync, istiod, views) -> list[Finding]:
-    view = views.submit(_istiod_view, istiod, proxy_id) if istiod is not None else None
+def _check_once(session, proxy_id, pod, sync) -> list[Finding]:
     with session.admin(pod) as admin:
         stats = admin.stats(filter=STATS_FILTER)
         # error_state only exists after an LDS rejection: skip the dump when none was counted
         listeners = admin.config_dump(mask=LISTENERS_MASK) if _lds_rejected(stats) else None
-    notes: list[Finding] = []
-    try:
-        dump = view.result() if view is not None else None
-    except UnreachableError as e:  # Envoy answered: check what can be, say what could not
-        dump = None
-        notes.append(Finding(proxy_id, UNREACHABLE, f"istiod {istiod.name} did not give its "
-                             f"view of this proxy ({e.message}): versions not compared",
-                             severity=WARNING_LEVEL))
-    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), dump) + notes
+    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners))
 
 
-def _istiod_view(istiod: IstiodDebug, proxy_id: str) -> dict | None:
-    try:
-        return istiod.config_dump(proxy_id)
-    except NotFoundError:
-        return None  # it reconnected elsewhere since syncz: no version to compare
+def _fresh_sync(istiod: IstiodDebug, sync: ProxySync) -> ProxySync:
+    """`sync` as the istiod that owns it lists it now (its namespace's syncz only); `sync`
+    itself if it is no longer listed there (it reconnected: the first reading stands)."""
+    namespace = sync.name.rpartition(".")[2]
+    fresh = parse_syncz(istiod.syncz(namespace), istiod.name)
+    return next((p for p in fresh if p.name == sync.name), sync)
 
 
 def _lds_rejected(stats: dict) -> bool:

@@ -8,11 +8,28 @@ istiod only knows what it sent and what came back. The Envoy side adds:
 - LDS `error_state.details` in the config dump – the one place Envoy keeps its error text;
 - `control_plane.connected_state` / `control_plane.identifier` – is the ADS stream up, and to
   which control plane.
+
+LAGGING – istiod says SYNCED, but the Envoy does not run what istiod last sent it – compares
+per type what istiod last SENT this proxy with the version Envoy last accepted. What was sent
+is in syncz itself: istiod makes every nonce as the response's version plus a UUID (`pushXds`
+in pilot/pkg/xds/xdsgen.go sends `VersionInfo: PushVersion, Nonce: nonce(PushVersion)`;
+`nonce()` in discovery.go), and syncz lists the last nonce sent per type. istiod's
+`/debug/config_dump` cannot tell: it stamps every section with the proxy's
+`LastPushContext.PushVersion` (`connectionConfigDump` in debug.go), a global version that moves
+on with pushes this proxy needs nothing from (`pushConnection` in ads.go updates it before
+`ProxyNeedsPush` decides), and RDS is skipped on most pushes (`rdsNeedsPush` in rds.go).
+- CDS, LDS: one wildcard subscription each; Envoy's `version_text` must be the sent version.
+- RDS: each route name is its own subscription, and with delta xDS a response carries only
+  some of them: at least one must hold the sent version.
+- EDS is not compared: istiod pushes endpoints incrementally, so the clusters' versions differ.
+A nonce not of that form (another control plane), or a proxy that keeps no such stats, leaves
+the type unchecked.
 Pure: `envoy_state()` parses fetched JSON, `proxy_findings()` compares; fetching is in probe.py.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,6 +43,8 @@ REJECTED, LAGGING, DISCONNECTED, UNKNOWN, GONE, UNREACHABLE = (
     "REJECTED", "LAGGING", "DISCONNECTED", "UNKNOWN", "GONE", "UNREACHABLE")
 ERROR_LEVEL, WARNING_LEVEL = "error", "warning"
 LAST_ERROR_CHARS = 200  # the full NACK text is in the stderr notes and in -o json
+# The UUID istiod appends to the push version in a nonce (uuid.New().String(): lower-case hex).
+_NONCE_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @dataclass(frozen=True)
@@ -111,22 +130,33 @@ def envoy_state(stats: Mapping[str, Any], listeners_dump: Mapping[str, Any] | No
     return EnvoyState(connected, control_plane, versions, rejected, tuple(errors))
 
 
-def istiod_versions(dump: Mapping[str, Any] | None) -> dict[str, str]:
-    """The versions istiod last sent the proxy, from its `/debug/config_dump?proxyID=`:
-    {"CDS": v, "LDS": v, "RDS <route>": v} (EDS is not in that dump)."""
-    versions: dict[str, str] = {}
-    for config in (dump or {}).get("configs") or []:
-        kind = config.get("@type", "").rsplit(".", 1)[-1]
-        if kind == "ClustersConfigDump" and config.get("version_info"):
-            versions["CDS"] = config["version_info"]
-        elif kind == "ListenersConfigDump" and config.get("version_info"):
-            versions["LDS"] = config["version_info"]
-        elif kind == "RoutesConfigDump":
-            for route in config.get("dynamic_route_configs") or []:
-                name = (route.get("route_config") or {}).get("name")
-                if name and route.get("version_info"):
-                    versions[f"RDS {name}"] = route["version_info"]
-    return versions
+def sent_version(nonce: str | None) -> str | None:
+    """The version istiod sent with the response this nonce names: the nonce minus the UUID
+    istiod appends (`nonce()` in pilot/pkg/xds/discovery.go). None for other nonces."""
+    if not nonce or len(nonce) <= 36 or not _NONCE_UUID.search(nonce):
+        return None
+    return nonce[:-36]
+
+
+def lagging_versions(xds_type: str, sent_nonce: str | None,
+                     envoy: EnvoyState) -> list[tuple[str, str, str]]:
+    """[(subscription, Envoy's version, the version istiod sent)] where Envoy does not hold
+    what istiod last sent for `xds_type` (see the module docstring); [] when it does, or when
+    that cannot be told."""
+    sent = sent_version(sent_nonce)
+    if sent is None:
+        return []
+    if xds_type in ("CDS", "LDS"):
+        if xds_type not in envoy.versions:  # the stat is not kept: nothing to compare
+            return []
+        have = envoy.versions[xds_type]
+        return [] if have == sent else [(xds_type, have, sent)]
+    if xds_type == "RDS":
+        routes = sorted((k, v) for k, v in envoy.versions.items() if k.startswith("RDS "))
+        if not routes or any(v == sent for _, v in routes):
+            return []
+        return [(k, v, sent) for k, v in routes]
+    return []
 
 
 def control_plane_id(identifier: str | None) -> str:
@@ -145,13 +175,11 @@ def control_plane_id(identifier: str | None) -> str:
     return identifier[:80]
 
 
-def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
-                   istiod_dump: Mapping[str, Any] | None) -> list[Finding]:
+def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState) -> list[Finding]:
     """Everything wrong with one proxy that istiod's syncz alone cannot show.
 
-    `sync` is None for a proxy no istiod lists; `istiod_dump` is the owning istiod's view
-    (None when unknown). A version is "lagging" only where istiod says SYNCED: that is the
-    case where istiod believes the proxy holds a version it does not.
+    `sync` is None for a proxy no istiod lists. A version is "lagging" only where istiod says
+    SYNCED: that is the case where istiod believes the proxy holds a version it does not.
     """
     out: list[Finding] = []
     if sync is None:
@@ -163,12 +191,10 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
         out.append(Finding(proxy_id, DISCONNECTED, "control_plane.connected_state is 0: the ADS "
                            f"stream to the control plane is down (istiod {sync.istiod} still "
                            "lists it)"))
-    expected = istiod_versions(istiod_dump)
     for xds_type in ("CDS", "LDS", "RDS", "EDS"):
         status = sync.type(xds_type) if sync is not None else None
         count, names = envoy.rejected_total(xds_type)
-        lagging = [k for k, v in sorted(expected.items())
-                   if k.split(" ")[0] == xds_type and envoy.versions.get(k, "") != v]
+        lagging = lagging_versions(xds_type, status.sent, envoy) if status is not None else []
         if status is not None and status.status == ERROR or (
                 xds_type == "LDS" and envoy.listener_errors):
             out.append(Finding(proxy_id, REJECTED, _rejection(xds_type, count, names, envoy,
@@ -181,8 +207,8 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
                                f"{_names(names)}; the current version is accepted",
                                xds_type, WARNING_LEVEL))
         if status is not None and status.status == SYNCED and lagging:
-            shown = ", ".join(f"{k}: Envoy has {envoy.versions.get(k) or 'none'}, istiod sent "
-                              f"{expected[k]}" for k in lagging[:3])
+            shown = ", ".join(f"{k}: Envoy has {have or 'none'}, istiod sent {sent}"
+                              for k, have, sent in lagging[:3])
             out.append(Finding(proxy_id, LAGGING, f"istiod says SYNCED but {shown}"
                                + (f" (+{len(lagging) - 3} more)" if len(lagging) > 3 else ""),
                                xds_type))

@@ -4,6 +4,18 @@ Sync state follows istiod: per type the nonce sent, the nonce ACKed, the send ti
 last NACK message. A NACK leaves "acked" at the last good nonce; the next good ACK clears the
 error. Requests carrying a nonce other than the last one sent are stale and ignored (Envoy
 re-subscribes to EDS with an old nonce when CDS and EDS change together).
+
+Versions follow istiod too. Every config change makes a new global push version
+(`DiscoveryServer.NextVersion`, pilot/pkg/xds/discovery.go: `<RFC 3339 time>/<counter>`).
+Each push event first records that version as the proxy's `LastPushContext` – whether or not
+the proxy then gets anything (`pushConnection` calls `computeProxyState` before
+`ProxyNeedsPush`, pilot/pkg/xds/ads.go) – and every response carries the version of the push
+that sent it as `version_info` and as the prefix of its nonce (`pushXds`,
+pilot/pkg/xds/xdsgen.go: `VersionInfo: PushVersion, Nonce: nonce(PushVersion)`; `nonce()` in
+discovery.go appends a UUID). A type whose content did not change for this proxy is not sent
+(this double's stand-in for `ProxyNeedsPush` and `cdsNeedsPush`/`ldsNeedsPush`/`rdsNeedsPush`,
+which skip RDS on most pushes): so Envoy's per-type versions trail the global one, and differ
+between types.
 """
 
 from __future__ import annotations
@@ -35,6 +47,15 @@ log = logging.getLogger("sandbox.istiod.ads")
 ISTIOD_VERSION = "1.28.0-sandbox"
 
 
+@dataclass(frozen=True)
+class PushContext:
+    """One config snapshot and the global push version it was made under (istiod's
+    `model.PushContext` and its `PushVersion`)."""
+
+    version: str
+    mesh: Mesh
+
+
 @dataclass
 class WatchedResource:
     """What one proxy subscribed to for one type URL, and where its sync stands."""
@@ -43,7 +64,8 @@ class WatchedResource:
     names: list[str] = field(default_factory=list)
     names_sent: list[str] | None = None
     nonce_sent: str = ""
-    version_sent: str = ""
+    version_sent: str = ""  # the push version the last response carried
+    content_sent: str = ""  # a hash of what it held: an unchanged type is not pushed again
     sent_time: datetime | None = None
     nonce_acked: str = ""
     last_error: str = ""
@@ -58,6 +80,9 @@ class Connection:
     connected_at: datetime
     events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     proxy: Proxy | None = None
+    # istiod's proxy.LastPushContext: the newest push this stream has processed, sent
+    # anything or not. Responses and `/debug/config_dump` are generated from it.
+    push: PushContext | None = None
     watched: dict[str, WatchedResource] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,7 +112,6 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Serves the current Mesh to every connected proxy and pushes when it changes."""
 
     def __init__(self, mesh: Mesh | None = None, identifier: str | None = None):
-        self._mesh = mesh or Mesh()
         self._lock = threading.Lock()
         self._connections: dict[str, Connection] = {}
         # proxy id → the connection a `half-open` fault left behind, listed until it heals
@@ -95,6 +119,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._ghosts: dict[str, Connection] = {}
         self._orphaned: dict[str, float] = {}  # proxy id → when its ghost's pod disappeared
         self._ids = itertools.count(1)
+        self._push_counter = itertools.count(1)
+        self._global_push = PushContext(self._next_version(), mesh or Mesh())
         self._identifier = json.dumps({"Component": "istiod",
                                        "ID": identifier or _hostname(),
                                        "Info": {"version": ISTIOD_VERSION}})
@@ -102,12 +128,24 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     @property
     def mesh(self) -> Mesh:
         with self._lock:
-            return self._mesh
+            return self._global_push.mesh
+
+    @property
+    def push_version(self) -> str:
+        """The global push version (istiod's `globalPushContext().PushVersion`)."""
+        with self._lock:
+            return self._global_push.version
+
+    def _next_version(self) -> str:
+        """istiod's `NextVersion()`: `time.Now().Format(time.RFC3339) + "/" + counter`."""
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{now}/{next(self._push_counter)}"
 
     def set_mesh(self, mesh: Mesh) -> None:
-        """Replace the snapshot and push to every connected proxy."""
+        """Replace the snapshot, under a new global push version, and push to every
+        connected proxy."""
         with self._lock:
-            self._mesh = mesh
+            self._global_push = push = PushContext(self._next_version(), mesh)
             connections = list(self._connections.values())
             # A healed half-open connection is noticed and forgotten; one whose pod is gone
             # lingers until keepalive would notice.
@@ -119,7 +157,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     del self._ghosts[proxy_id]
                     self._orphaned.pop(proxy_id, None)
         for conn in connections:
-            conn.events.put(("push", None))
+            conn.events.put(("push", push))
 
     def connections(self) -> list[Connection]:
         """Connected proxies that identified themselves (and half-open leftovers), sorted by
@@ -147,6 +185,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         threading.Thread(target=self._read, args=(request_iterator, conn), daemon=True,
                          name=f"ads-read-{conn.id}").start()
         with self._lock:
+            # initConnection (ads.go) sets LastPushContext to the global push context; every
+            # later change reaches this stream as a push event.
+            conn.push = self._global_push
             self._connections[conn.id] = conn
         try:
             while True:
@@ -155,7 +196,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     return
                 try:
                     responses = (self._on_request(conn, request) if kind == "request"
-                                 else self._on_push(conn))
+                                 else self._on_push(conn, request))
                 except BadNodeId as e:
                     log.warning("closing stream %s: %s", conn.peer, e)
                     return
@@ -230,7 +271,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             watched.names = names
         return [r for r in [self._respond(conn, watched, force=True)] if r]
 
-    def _on_push(self, conn: Connection) -> list:
+    def _on_push(self, conn: Connection, push: PushContext) -> list:
+        with conn.lock:  # computeProxyState: the proxy's LastPushContext moves on regardless
+            conn.push = push
         if conn.proxy is None:
             return []
         if faults.fault_of(self.mesh, conn.proxy.name, conn.proxy.namespace) == \
@@ -265,22 +308,28 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return responses
 
     def _respond(self, conn: Connection, watched: WatchedResource, force: bool):
+        """A response for `watched` if its content changed (or `force`), under the push
+        version the connection last processed (a subscription change is answered from
+        `LastPushContext` too: `shouldRespond` in ads.go)."""
+        push = conn.push  # only this stream's thread replaces it
         if watched.type_url not in resources.MESSAGES:
             if not force:
                 return None
             packed = []  # unknown types (e.g. ECDS if ever subscribed): answer empty
         else:
-            mesh = self.mesh
+            mesh = push.mesh
             proxy = conn.proxy.with_pod(mesh)
             content = translate.for_subscription(mesh, proxy, watched.type_url, watched.names)
             packed = [resources.to_any(watched.type_url, r) for r in content]
-        version = resources.version_of(packed)
-        if not force and version == watched.version_sent:
+        digest = resources.digest_of(packed)
+        if not force and digest == watched.content_sent:
             return None
-        nonce = str(uuid.uuid4())
+        version = push.version
+        nonce = version + str(uuid.uuid4())  # istiod's nonce(PushVersion)
         with conn.lock:
             watched.nonce_sent = nonce
             watched.version_sent = version
+            watched.content_sent = digest
             watched.sent_time = datetime.now(timezone.utc)
             watched.names_sent = list(watched.names)
         log.debug("push %s to %s: version %s nonce %s (%d resources)",

@@ -9,6 +9,10 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
+from envoy.config.listener.v3 import listener_pb2
+from google.protobuf import json_format
+
 from sandbox.istiod import resources, translate
 from sandbox.istiod.ads import AdsServer, Connection, WatchedResource
 from sandbox.istiod.clusters import CLUSTER_TYPE
@@ -39,11 +43,12 @@ def go_time(value: datetime | None) -> str:
 
 
 def sync_status(conn: Connection) -> dict:
-    """One syncz entry. Empty strings are left out, like Go's `omitempty`."""
+    """One syncz entry (`Syncz` in pilot/pkg/xds/debug.go). Empty strings are left out, like
+    Go's `omitempty`; `proxy_version` is a field of `SyncStatus` that `Syncz` never sets."""
     proxy = conn.proxy
     watched = conn.watched_copy()
     status: dict = {"cluster_id": CLUSTER_ID, "proxy": proxy.id, "proxy_type": proxy.type,
-                    "proxy_version": proxy.envoy_version, "istio_version": proxy.istio_version}
+                    "istio_version": proxy.istio_version}
     for type_url, prefix in SYNCZ_FIELDS.items():
         w = watched.get(type_url) or WatchedResource(type_url)
         status[f"{prefix}_sent"] = w.nonce_sent
@@ -59,51 +64,67 @@ def syncz(ads: AdsServer, namespace: str | None = None) -> list[dict]:
             if not namespace or c.proxy.namespace == namespace]
 
 
-def config_dump(ads: AdsServer, conn: Connection, include_eds: bool = False) -> dict:
-    """What istiod would send this proxy now, as an Envoy admin v3 ConfigDump."""
-    mesh = ads.mesh
+def config_dump(conn: Connection, include_eds: bool = False) -> dict:
+    """This proxy's config generated from its last push context, as an Envoy admin v3
+    ConfigDump the way istiod's `connectionConfigDump` (pilot/pkg/xds/debug.go) builds it:
+    every section stamped with the proxy's `LastPushContext.PushVersion` – a global version
+    that moves on with pushes this proxy did not get – with no `last_updated`, and empty
+    Bootstrap, ScopedRoutes, Secrets and ECDS sections."""
+    with conn.lock:
+        push = conn.push
+    mesh, version = push.mesh, push.version
     proxy = conn.proxy.with_pod(mesh)
     watched = conn.watched_copy()
 
-    def section(type_url: str) -> tuple[list[dict], str, str]:
-        w = watched.get(type_url) or WatchedResource(type_url)
+    def section(type_url: str) -> list:
+        w = watched.get(type_url)
+        if w is None:  # getConfigDumpByResourceType: a type not watched is left out
+            return []
         names = w.names if type_url in translate.NAMED_TYPES else []
-        content = translate.for_subscription(mesh, proxy, type_url, names)
-        items = [resources.normalized(type_url, r) for r in content]
-        return items, w.version_sent, (go_time(w.sent_time) if w.sent_time else "")
+        return [resources.to_any(type_url, r)
+                for r in translate.for_subscription(mesh, proxy, type_url, names)]
 
-    def entry(version: str, updated: str, **kwargs) -> dict:
-        item = {"version_info": version} if version else {}
-        item.update(kwargs)
-        if updated:
-            item["last_updated"] = updated
-        return item
+    shared = config_dump_shared_pb2
+    clusters = shared.ClustersConfigDump(version_info=version, dynamic_active_clusters=[
+        shared.ClustersConfigDump.DynamicCluster(cluster=c) for c in section(CLUSTER_TYPE)])
+    listeners = shared.ListenersConfigDump(version_info=version, dynamic_listeners=[
+        shared.ListenersConfigDump.DynamicListener(
+            name=_name(item), active_state=shared.ListenersConfigDump.DynamicListenerState(
+                listener=item, version_info=version))
+        for item in section(LISTENER_TYPE)])
+    routes = shared.RoutesConfigDump(dynamic_route_configs=[
+        shared.RoutesConfigDump.DynamicRouteConfig(version_info=version, route_config=r)
+        for r in section(ROUTE_TYPE)])
+    configs = [config_dump_pb2.BootstrapConfigDump(), clusters]
+    if include_eds:  # after the clusters, as istiod orders them
+        configs.append(shared.EndpointsConfigDump(dynamic_endpoint_configs=[
+            shared.EndpointsConfigDump.DynamicEndpointConfig(version_info=version,
+                                                             endpoint_config=e)
+            for e in section(translate.ENDPOINT_TYPE)]))
+    configs += [listeners, shared.ScopedRoutesConfigDump(), routes,
+                config_dump_pb2.SecretsConfigDump(), shared.EcdsConfigDump()]
+    dump = config_dump_pb2.ConfigDump()
+    for message in configs:
+        dump.configs.add().Pack(message)
+    return protojson(dump)
 
-    clusters, cds_version, cds_time = section(CLUSTER_TYPE)
-    listeners, lds_version, lds_time = section(LISTENER_TYPE)
-    routes, rds_version, rds_time = section(ROUTE_TYPE)
-    configs = [
-        {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-         **({"version_info": cds_version} if cds_version else {}),
-         "dynamic_active_clusters": [entry(cds_version, cds_time, cluster=c) for c in clusters]},
-        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
-         **({"version_info": lds_version} if lds_version else {}),
-         "dynamic_listeners": [{"name": item["name"], "active_state": entry(
-             lds_version, lds_time, listener=item)} for item in listeners]},
-        {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
-         "dynamic_route_configs": [entry(rds_version, rds_time, route_config=r) for r in routes]},
-    ]
-    if include_eds:
-        endpoints, eds_version, eds_time = section(translate.ENDPOINT_TYPE)
-        configs.append({"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
-                        "dynamic_endpoint_configs": [entry(eds_version, eds_time, endpoint_config=e)
-                                                     for e in endpoints]})
-    return {"configs": configs}
+
+def protojson(message) -> dict:
+    """istiod's JSON for a proto (`writeJSON` → pkg/util/protomarshal `ToJSONWithIndent`:
+    jsonpb without OrigName): lowerCamelCase keys (`dynamicActiveClusters`, `versionInfo`),
+    default values left out."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=False)
+
+
+def _name(packed) -> str:
+    listener = listener_pb2.Listener()
+    packed.Unpack(listener)
+    return listener.name
 
 
 class DumpCache:
     """Rendered `/debug/config_dump` bodies per connection, valid while neither the mesh
-    snapshot nor what istiod sent that proxy changes.
+    snapshot, nor the proxy's push version, nor its subscriptions change.
 
     Translating a proxy's config takes this Python double tens of milliseconds (a Go istiod
     serves these concurrently in far less): without the cache, `sync --verify` measured the
@@ -117,27 +138,29 @@ class DumpCache:
         self._entries: dict[tuple[str, bool], tuple[tuple, bytes]] = {}
 
     @staticmethod
-    def _signature(ads: AdsServer, conn: Connection) -> tuple:
-        """(mesh snapshot, proxy, what was sent per type). The snapshot and proxy objects
-        themselves, compared by identity: holding them keeps their ids from being reused."""
+    def _signature(conn: Connection) -> tuple:
+        """(the proxy's last push context, proxy, what it subscribed per type). The push
+        context and proxy objects themselves, compared by identity: holding them keeps their
+        ids from being reused."""
         watched = conn.watched_copy()
-        return (ads.mesh, conn.proxy, tuple(sorted(
-            (t, tuple(w.names), w.version_sent, w.nonce_sent, w.sent_time)
-            for t, w in watched.items())))
+        with conn.lock:
+            push = conn.push
+        return (push, conn.proxy, tuple(sorted((t, tuple(w.names))
+                                               for t, w in watched.items())))
 
-    def body(self, ads: AdsServer, conn: Connection, include_eds: bool) -> bytes:
+    def body(self, conn: Connection, include_eds: bool) -> bytes:
         key = (conn.id, include_eds)
-        mesh, proxy, sent = signature = self._signature(ads, conn)
+        push, proxy, subscribed = signature = self._signature(conn)
         with self._lock:
             cached = self._entries.get(key)
-        if cached is not None and cached[0][0] is mesh and cached[0][1] is proxy \
-                and cached[0][2] == sent:
+        if cached is not None and cached[0][0] is push and cached[0][1] is proxy \
+                and cached[0][2] == subscribed:
             return cached[1]
-        body = (json.dumps(config_dump(ads, conn, include_eds), indent=2) + "\n").encode()
+        body = (json.dumps(config_dump(conn, include_eds), indent=2) + "\n").encode()
         with self._lock:
-            # Entries built on an older snapshot are dead: dropping them also keeps no
-            # old mesh alive (the signatures hold their snapshot).
-            self._entries = {k: v for k, v in self._entries.items() if v[0][0] is mesh}
+            # Entries built on another push context are (about to be) dead: dropping them
+            # also keeps no old mesh alive (the signatures hold their push context).
+            self._entries = {k: v for k, v in self._entries.items() if v[0][0] is push}
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (signature, body)
@@ -205,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if conn is None:
                     self._send(404, NOT_CONNECTED)
                     return
-                self._send(200, self.dumps.body(self.ads, conn, "include_eds" in query),
+                self._send(200, self.dumps.body(conn, "include_eds" in query),
                            "application/json")
             elif url.path in ("/debug", "/debug/list"):
                 self._json(["/debug/syncz", "/debug/config_dump", "/ready"])

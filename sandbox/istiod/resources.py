@@ -56,8 +56,8 @@ def normalized(type_url: str, resource: dict) -> dict:
     return {"@type": type_url, **to_json(to_message(type_url, resource))}
 
 
-def version_of(packed: list[any_pb2.Any]) -> str:
-    """A content hash: the version moves only when what is sent changes."""
+def digest_of(packed: list[any_pb2.Any]) -> str:
+    """A content hash: a type is pushed to a proxy again only when it changes."""
     digest = hashlib.sha256()
     for item in packed:
         digest.update(item.SerializeToString(deterministic=True))

@@ -112,22 +112,54 @@ def test_ack_nack_stale_and_recovery(server):
     assert stream.nothing_within(0.2)
     assert state(ads)["resources"][CDS]["lastError"] == "Envoy says no"
 
-    # Same content again: no push (versions move only when content changes).
+    # Same content again: no push, though the global push version moves on.
     ads.set_mesh(Mesh.from_objects(objects("default.yaml", "catalog-destinationrule.yaml")))
     assert stream.nothing_within(0.3)
 
     ads.set_mesh(Mesh.from_objects(objects("default.yaml")))
     third = stream.receive()
-    assert third.version_info == first.version_info  # content hash, not a counter
+    # istiod's push versions: `<time>/<counter>`, one per config change, pushed or not
+    assert [v.rpartition("/")[2] for v in (first.version_info, second.version_info,
+                                           third.version_info)] == ["1", "2", "4"]
+    assert third.nonce.startswith(third.version_info) and len(third.nonce) == len(
+        third.version_info) + 36  # nonce(PushVersion): the version and a UUID
     stream.send(version_info=third.version_info, response_nonce=third.nonce)
     stream.nothing_within(0.2)
     entry = state(ads)
     assert entry["cluster_acked"] == third.nonce and "lastError" not in entry["resources"][CDS]
 
-    dump = config_dump(ads, ads.connection_for("gw-1.istio-system"))
-    clusters = dump["configs"][0]["dynamic_active_clusters"]
-    assert {c["cluster"]["name"] for c in clusters} >= {"BlackHoleCluster", "PassthroughCluster"}
-    assert all(c["version_info"] == third.version_info for c in clusters)
+
+def test_config_dump_is_camel_case_under_the_global_push_version(server):
+    """Like istiod's connectionConfigDump written by protomarshal: lowerCamelCase keys, and
+    every section stamped with the proxy's LastPushContext version, which moves on with
+    pushes that sent this proxy nothing."""
+    ads, stream = server
+    stream.send(node={"id": NODE})
+    first = stream.receive()
+    stream.send(version_info=first.version_info, response_nonce=first.nonce)
+    assert stream.nothing_within(0.2)
+    conn = ads.connection_for("gw-1.istio-system")
+
+    def dump_sections():
+        dump = config_dump(conn)
+        return {c["@type"].rsplit(".", 1)[-1]: c for c in dump["configs"]}
+
+    sections = dump_sections()
+    assert list(sections) == ["BootstrapConfigDump", "ClustersConfigDump",
+                              "ListenersConfigDump", "ScopedRoutesConfigDump",
+                              "RoutesConfigDump", "SecretsConfigDump", "EcdsConfigDump"]
+    clusters = sections["ClustersConfigDump"]
+    assert clusters["versionInfo"] == first.version_info
+    assert {c["cluster"]["name"] for c in clusters["dynamicActiveClusters"]} >= {
+        "BlackHoleCluster", "PassthroughCluster"}
+    assert all(set(c) == {"cluster"} for c in clusters["dynamicActiveClusters"])
+    assert any("connectTimeout" in c["cluster"] for c in clusters["dynamicActiveClusters"])
+
+    ads.set_mesh(Mesh.from_objects(objects("default.yaml")))  # a push with nothing new
+    assert stream.nothing_within(0.3)
+    moved = dump_sections()["ClustersConfigDump"]["versionInfo"]
+    assert moved == ads.push_version != first.version_info
+    assert state(ads)["cluster_sent"].startswith(first.version_info)  # what it really got
 
 
 def test_cached_config_dump_follows_mesh_changes_and_pushes(server):
@@ -136,19 +168,19 @@ def test_cached_config_dump_follows_mesh_changes_and_pushes(server):
     first = stream.receive()
     conn = ads.connection_for("gw-1.istio-system")
     dumps = DumpCache()
-    before = dumps.body(ads, conn, False)
-    assert dumps.body(ads, conn, False) is before  # served from the cache
-    assert dumps.body(ads, conn, True) is not before  # include_eds is another body
+    before = dumps.body(conn, False)
+    assert dumps.body(conn, False) is before  # served from the cache
+    assert dumps.body(conn, True) is not before  # include_eds is another body
     assert b"version-v1" not in before and first.version_info.encode() in before
+    assert dumps.body(conn, True).count(b"EndpointsConfigDump") == 1
 
-    # A new mesh changes what istiod would send, before the proxy even sees the push.
+    # The dump follows the push context the proxy's stream last processed (istiod
+    # generates it from proxy.LastPushContext): content and version move together.
     ads.set_mesh(Mesh.from_objects(objects("default.yaml", "catalog-destinationrule.yaml")))
-    after_mesh = dumps.body(ads, conn, False)
-    assert b"version-v1" in after_mesh
-    # The push changes the sent version the dump carries.
     second = stream.receive()
-    after_push = dumps.body(ads, conn, False)
-    assert second.version_info.encode() in after_push
+    after_push = dumps.body(conn, False)
+    assert b"version-v1" in after_push and second.version_info.encode() in after_push
+    assert first.version_info.encode() not in after_push
 
 
 def test_bad_node_id_closes_the_stream_and_registers_nothing(server):

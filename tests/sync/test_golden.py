@@ -36,7 +36,7 @@ def _rds_findings():
     ps = proxies("syncz_rds_error.json")
     gw = next(p for p in ps if p.name.startswith("istio-ingressgateway"))
     state = envoy_state(load("rds_nack_envoy_stats.json"), load("rds_nack_envoy_listeners.json"))
-    return ps, proxy_findings(gw.name, gw, state, load("rds_nack_istiod_dump.json"))
+    return ps, proxy_findings(gw.name, gw, state)
 
 
 @pytest.mark.parametrize("fmt", ["short", "json"])
@@ -57,3 +57,24 @@ def test_diff_of_synced_proxy_matches(golden):
     text = diff.render(diffs)
     assert text == "Clusters Match\nListeners Match\nRoutes Match\n"
     golden(GOLDEN / "diff_synced" / "expected.txt", text)
+
+
+def _sections(diffs):
+    return [(d.section, d.istiod_count, d.envoy_count, d.match) for d in diffs]
+
+
+def test_diff_reads_istiods_camel_case_dump():
+    """istiod writes `/debug/config_dump` through protojson (camelCase keys): every item of
+    the real dump is read, and matches the same proxy's Envoy-side dump."""
+    diffs = diff.compare(load("istio/details_pilot_side.json"),
+                         load("istio/details_envoy_side.json"))
+    assert _sections(diffs) == [("Clusters", 1, 1, True), ("Listeners", 2, 2, True),
+                                ("Routes", 1, 1, True)]
+
+
+def test_diff_of_real_dumps_that_differ(golden):
+    diffs = diff.compare(load("istio/details_pilot_side.json"),
+                         load("istio/details_envoy_side_diff.json"))
+    assert _sections(diffs) == [("Clusters", 1, 1, False), ("Listeners", 2, 2, False),
+                                ("Routes", 1, 1, False)]
+    golden(GOLDEN / "diff_real_details" / "expected.txt", diff.render(diffs))

@@ -188,6 +188,12 @@ def test_in_sync_diff_matches(mesh):
     out = mesh("sync", "deploy/istio-ingressgateway", "-n", "istio-system", "--diff")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "Clusters Match\nListeners Match\nRoutes Match\n"
+    # ...item by item: istiod's camelCase dump and Envoy's snake_case one are both read
+    out = mesh("sync", "deploy/istio-ingressgateway", "-n", "istio-system", "--diff",
+               "-o", "json")
+    assert out.returncode == 0, out.stderr
+    counts = {s["section"]: (s["istiod"], s["envoy"]) for s in json.loads(out.stdout)["sections"]}
+    assert all(i == e > 0 for i, e in counts.values()), counts
 
 
 def test_verify_clean_mesh(mesh):

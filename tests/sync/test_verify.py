@@ -8,11 +8,15 @@ import pytest
 
 from kubectl_mesh.sync.verify import (DISCONNECTED, LAGGING, REJECTED, UNKNOWN, WARNING_LEVEL,
                                       control_plane_id, envoy_state, has_errors,
-                                      istiod_versions, proxy_findings)
+                                      proxy_findings, sent_version)
+from kubectl_mesh.syncstatus import XDS_TYPES, merge_replicas
 
 from .cases import load, proxies
 
 CATALOG = "catalog-5c99bc2986-e58ef.istioinaction"
+UUID = "8f99dc12-b6cd-498d-812e-a28bd42b3ede"
+URLS = {short: url for short, url, _ in XDS_TYPES}
+PREFIXES = {short: prefix for short, _, prefix in XDS_TYPES}
 
 
 def _catalog(payload):
@@ -27,24 +31,46 @@ def _stats_with(stats, name, value):
     return out
 
 
+def _pushed(payload: str, proxy: str, **versions: str):
+    """The syncz `payload` with `proxy`'s sent (and acked) nonces made the way istiod makes
+    them, `<push version><UUID>`, for the given types (`CDS="2026-...Z/7"`)."""
+    entries = copy.deepcopy(load(payload))
+    entry = next(e for e in entries if e["proxy"].startswith(proxy))
+    for short, version in versions.items():
+        nonce = version + UUID
+        resource = entry["resources"][URLS[short]]
+        synced = resource["sent"] == resource.get("acked")
+        resource["sent"] = entry[f"{PREFIXES[short]}_sent"] = nonce
+        if synced:
+            resource["acked"] = entry[f"{PREFIXES[short]}_acked"] = nonce
+    return next(p for p in merge_replicas({"istiod-1": entries}) if p.name.startswith(proxy))
+
+
+@pytest.mark.parametrize("nonce,version", [
+    ("2026-12-06T15:38:28Z/7" + UUID, "2026-12-06T15:38:28Z/7"),
+    (UUID, None),  # a bare UUID carries no version
+    ("2026-12-06T15:38:28Z/7" + UUID.upper(), None),
+    ("", None), (None, None)], ids=["istiod", "uuid-only", "not-go-uuid", "empty", "none"])
+def test_sent_version_is_the_nonce_without_its_uuid(nonce, version):
+    assert sent_version(nonce) == version
+
+
 def test_cds_nack_is_rejected_with_envoy_counter_and_istiod_error():
     state = envoy_state(load("nack_envoy_stats.json"), load("nack_envoy_listeners.json"))
     assert state.rejected["CDS"] == 1 and state.connected is True
-    found = proxy_findings(CATALOG, _catalog("syncz_error.json"), state,
-                           load("nack_istiod_dump.json"))
+    found = proxy_findings(CATALOG, _catalog("syncz_error.json"), state)
     assert [(f.check, f.type) for f in found] == [(REJECTED, "CDS")]
     assert "update_rejected=1" in found[0].detail
     assert "minimum_ring_size (2048) > maximum_ring_size (1024)" in found[0].detail
     # the version Envoy kept is the accepted one, not what istiod sent
     assert state.versions["CDS"] in found[0].detail
-    assert istiod_versions(load("nack_istiod_dump.json"))["CDS"] != state.versions["CDS"]
     assert has_errors(found)
 
 
 def test_rds_nack_names_the_route_config():
     gw = next(p for p in proxies("syncz_rds_error.json") if p.name.startswith("istio-ingress"))
     state = envoy_state(load("rds_nack_envoy_stats.json"), load("rds_nack_envoy_listeners.json"))
-    found = proxy_findings(gw.name, gw, state, load("rds_nack_istiod_dump.json"))
+    found = proxy_findings(gw.name, gw, state)
     rds = [f for f in found if f.type == "RDS"]
     assert len(rds) == 1 and rds[0].check == REJECTED and rds[0].severity == "error"
     assert "(http.8080)" in rds[0].detail and "Only unique values for domains" in rds[0].detail
@@ -53,42 +79,84 @@ def test_rds_nack_names_the_route_config():
     assert [f.severity for f in cds] == [WARNING_LEVEL]
 
 
-def test_synced_proxy_with_matching_versions_has_no_findings():
-    gw = next(p for p in proxies("syncz_synced_after_nack.json") if p.name.startswith("istio-"))
-    stats = load("rds_nack_envoy_stats.json")
-    state = envoy_state(stats, {"configs": []})
-    dump = load("synced_istiod_dump.json")
-    # Make Envoy's accepted versions equal to what istiod sent, and no rejections:
-    wanted = istiod_versions(dump)
-    fixed = copy.deepcopy(stats)
-    for s in fixed["stats"]:
+def _accepted(**versions):
+    """The gateway's real stats, nothing rejected, with Envoy's accepted version_text set
+    (`LDS="..."`, `RDS_http_8080="..."` for route http.8080)."""
+    stats = copy.deepcopy(load("rds_nack_envoy_stats.json"))
+    names = {"CDS": "cluster_manager.cds.version_text",
+             "LDS": "listener_manager.lds.version_text"}
+    for s in stats["stats"]:
         if s["name"].endswith("update_rejected"):
             s["value"] = 0
-    state = envoy_state(fixed, {"configs": []})
-    for key, version in wanted.items():
-        state.versions[key] = version
-    assert proxy_findings(gw.name, gw, state, dump) == []
+    for key, version in versions.items():
+        if key.startswith("RDS_"):
+            route = key[4:].replace("_", ".")
+            name = f"http.outbound_0.0.0.0_8080.rds.{route}.version_text"
+        else:
+            name = names[key]
+        for s in stats["stats"]:
+            if s["name"] == name:
+                break
+        else:
+            s = {"name": name}
+            stats["stats"].append(s)
+        s["value"] = version
+    return envoy_state(stats, {"configs": []})
+
+
+OLD, NEW = "2026-12-06T15:38:23Z/2", "2026-12-06T15:38:28Z/7"
+
+
+def test_proxy_holding_what_it_was_last_sent_is_not_lagging():
+    """Envoy's versions trail istiod's global push version on a proxy that pushes skipped
+    (only the last SENT version counts): CDS from push 7, LDS and routes from push 2."""
+    gw = _pushed("syncz_synced_after_nack.json", "istio-", CDS=NEW, LDS=OLD, RDS=OLD, EDS=NEW)
+    assert proxy_findings(gw.name, gw, _accepted(CDS=NEW, LDS=OLD, RDS_http_8080=OLD)) == []
 
 
 def test_version_lag_where_istiod_believes_synced():
+    gw = _pushed("syncz_synced_after_nack.json", "istio-", CDS=NEW, LDS=NEW, RDS=NEW)
+    found = proxy_findings(gw.name, gw, _accepted(CDS=NEW, LDS=OLD, RDS_http_8080=OLD))
+    lag = {f.type: f for f in found if f.check == LAGGING}
+    assert sorted(lag) == ["LDS", "RDS"] and has_errors(found)
+    assert lag["LDS"].detail == f"istiod says SYNCED but LDS: Envoy has {OLD}, istiod sent {NEW}"
+    assert lag["RDS"].detail == (f"istiod says SYNCED but RDS http.8080: Envoy has {OLD}, "
+                                 f"istiod sent {NEW}")
+
+
+def test_rds_is_in_sync_when_any_route_holds_the_sent_version():
+    """With delta xDS a response carries only the routes that changed: the others keep the
+    version they were last sent in."""
+    gw = _pushed("syncz_synced_after_nack.json", "istio-", CDS=NEW, LDS=NEW, RDS=NEW)
+    fine = _accepted(CDS=NEW, LDS=NEW, RDS_http_8080=OLD, RDS_http_9090=NEW)
+    assert proxy_findings(gw.name, gw, fine) == []
+    behind = _accepted(CDS=NEW, LDS=NEW, RDS_http_8080=OLD, RDS_http_9090=OLD)
+    [lag] = proxy_findings(gw.name, gw, behind)
+    assert lag.check == LAGGING and "RDS http.8080: Envoy has" in lag.detail \
+        and "RDS http.9090: Envoy has" in lag.detail
+
+
+def test_no_lag_is_claimed_where_it_cannot_be_told():
+    # nonces that carry no version (not istiod's), EDS (pushed incrementally), not SYNCED
     gw = next(p for p in proxies("syncz_synced_after_nack.json") if p.name.startswith("istio-"))
-    dump = load("synced_istiod_dump.json")
-    stats = _stats_with(load("rds_nack_envoy_stats.json"), "listener_manager.lds.version_text",
-                        "0ld")
-    found = proxy_findings(gw.name, gw, envoy_state(stats, None), dump)
-    lag = [f for f in found if f.check == LAGGING]
-    assert "LDS" in [f.type for f in lag]
-    assert "Envoy has 0ld" in next(f for f in lag if f.type == "LDS").detail
+    assert proxy_findings(gw.name, gw, _accepted(CDS=OLD, LDS=OLD, RDS_http_8080=OLD)) == []
+    gw = _pushed("syncz_synced_after_nack.json", "istio-", EDS=NEW)
+    assert proxy_findings(gw.name, gw, _accepted()) == []
+    stale = _pushed("syncz_stale.json", "istio-", CDS=NEW, LDS=NEW, RDS=NEW)
+    assert [t.status for t in stale.types if t.type in ("CDS", "LDS", "RDS")] != ["SYNCED"] * 3
+    found = proxy_findings(stale.name, stale, _accepted(CDS=OLD, LDS=OLD, RDS_http_8080=OLD))
+    assert all(f.type not in [t.type for t in stale.types if t.status != "SYNCED"]
+               for f in found if f.check == LAGGING)
 
 
 def test_disconnected_proxy():
     stats = _stats_with(load("nack_envoy_stats.json"), "control_plane.connected_state", 0)
-    found = proxy_findings(CATALOG, _catalog("syncz_synced.json"), envoy_state(stats, None), None)
+    found = proxy_findings(CATALOG, _catalog("syncz_synced.json"), envoy_state(stats, None))
     assert DISCONNECTED in [f.check for f in found]
 
 
 def test_proxy_no_istiod_lists_names_its_control_plane():
-    found = proxy_findings(CATALOG, None, envoy_state(load("nack_envoy_stats.json"), None), None)
+    found = proxy_findings(CATALOG, None, envoy_state(load("nack_envoy_stats.json"), None))
     assert found[0].check == UNKNOWN
     assert "connected to control plane vm (1.28.0-sandbox)" in found[0].detail
 
@@ -101,7 +169,7 @@ def test_lds_error_state_text_is_reported():
                                   "last_update_attempt": "2026-01-01T00:00:00Z"}}]}]}
     stats = _stats_with(load("nack_envoy_stats.json"), "listener_manager.lds.update_rejected", 2)
     found = proxy_findings(CATALOG, _catalog("syncz_synced.json"),
-                           envoy_state(stats, listeners), None)
+                           envoy_state(stats, listeners))
     lds = next(f for f in found if f.type == "LDS")
     assert lds.check == REJECTED and "duplicate filter chain match" in lds.detail
 
@@ -159,37 +227,84 @@ def test_verify_unreachable_envoy_is_a_finding_but_rbac_fails_the_run():
                        [_listed("a.ns")], pods, {}, concurrency=1, stderr=None)
 
 
-class _HealthySession:
-    """Port-forwards whose Envoy says: connected, nothing rejected."""
+class _LaggingEnvoy:
+    """Port-forwards whose Envoy says: connected, nothing rejected, CDS version `cds`."""
 
-    class _Admin:
-        def __enter__(self):
-            return self
+    def __init__(self, cds: str):
+        self.cds = cds
 
-        def __exit__(self, *exc):
-            return False
+    def __enter__(self):
+        return self
 
-        def stats(self, filter=None):  # noqa: A002 - Envoy's parameter name
-            return {"stats": [{"name": "control_plane.connected_state", "value": 1}]}
+    def __exit__(self, *exc):
+        return False
+
+    def stats(self, filter=None):  # noqa: A002 - Envoy's parameter name
+        return {"stats": [{"name": "control_plane.connected_state", "value": 1},
+                          {"name": "cluster_manager.cds.version_text", "value": self.cds}]}
 
     def admin(self, pod):
-        return self._Admin()
+        return self
 
 
-class _SilentIstiod:
+def _syncz_entry(cds_version: str) -> dict:
+    nonce = cds_version + UUID
+    return {"proxy": "a.ns", "resources": {URLS["CDS"]: {"sent": nonce, "acked": nonce}}}
+
+
+class _Istiod:
+    """An istiod whose syncz lists proxy a.ns with CDS sent at `cds_version` (or fails)."""
+
     name = "istiod-1"
 
-    def config_dump(self, proxy_id):
+    def __init__(self, cds_version: str | None):
+        self.cds_version = cds_version
+        self.asked: list = []
+
+    def syncz(self, namespace=None):
         from kubectl_mesh.errors import UnreachableError
-        raise UnreachableError("istiod istio-system/istiod-1 did not answer within 5s")
+
+        self.asked.append(namespace)
+        if self.cds_version is None:
+            raise UnreachableError("istiod istio-system/istiod-1 did not answer within 5s")
+        return [_syncz_entry(self.cds_version)]
 
 
-def test_istiod_that_cannot_give_its_view_is_a_warning_not_an_envoy_problem():
+def _verify_lagging(envoy_cds: str, istiod: _Istiod):
     from kubectl_mesh.sync.probe import verify_proxies
-    from kubectl_mesh.sync.verify import UNREACHABLE, has_errors
+    from kubectl_mesh.syncstatus import parse_entry
 
-    found = verify_proxies(_HealthySession(), [_listed("a.ns")], {"a.ns": object()},
-                           {"istiod-1": _SilentIstiod()}, concurrency=2, stderr=None)
-    assert [(f.check, f.severity) for f in found] == [(UNREACHABLE, WARNING_LEVEL)]
-    assert found[0].detail.startswith("istiod istiod-1 did not give its view of this proxy")
-    assert "Envoy" not in found[0].detail and not has_errors(found)
+    listed = parse_entry(_syncz_entry(OLD), "istiod-1")  # what the first syncz said
+    return verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": object()},
+                          {"istiod-1": istiod}, concurrency=1, stderr=None)
+
+
+def test_envoy_ahead_of_the_first_syncz_is_rechecked_not_lagging():
+    """A push between reading syncz and asking the Envoy: syncz is read again (the proxy's
+    namespace only) before a lag is claimed."""
+    istiod = _Istiod(NEW)
+    assert _verify_lagging(NEW, istiod) == [] and istiod.asked == ["ns"]
+
+
+def test_real_lag_survives_the_recheck():
+    [found] = _verify_lagging(OLD[:-1] + "1", _Istiod(OLD))
+    assert found.check == LAGGING and found.type == "CDS"
+
+
+def test_istiod_that_cannot_answer_the_recheck_is_a_warning_next_to_the_lag():
+    from kubectl_mesh.sync.verify import UNREACHABLE
+
+    found = _verify_lagging(NEW, _Istiod(None))
+    assert [(f.check, f.severity) for f in found] == [(LAGGING, "error"),
+                                                      (UNREACHABLE, WARNING_LEVEL)]
+    assert found[1].detail.startswith("istiod istiod-1 did not answer again")
+    assert "lag was not re-checked" in found[1].detail
+
+
+def test_a_version_stat_the_proxy_does_not_keep_is_not_a_lag():
+    """Istio's stats inclusion list may leave a stat out: no stat is not "Envoy has none"."""
+    gw = _pushed("syncz_synced_after_nack.json", "istio-", CDS=NEW, LDS=NEW, RDS=NEW)
+    stats = {"stats": [{"name": "control_plane.connected_state", "value": 1},
+                       {"name": "listener_manager.lds.version_text", "value": ""}]}
+    [lag] = proxy_findings(gw.name, gw, envoy_state(stats, None))
+    assert (lag.check, lag.type) == (LAGGING, "LDS") and "Envoy has none" in lag.detail
