@@ -106,6 +106,25 @@ def test_unauthenticated_and_forbidden_get_real_status_bodies(sb):
     assert 'User "limited" cannot list resource "pods"' in out.stderr
 
 
+def test_a_namespace_denial_also_denies_the_cluster_scope(sb):
+    """Denied `list pods` in istio-system, a user cannot list pods across namespaces either:
+    a cluster-scope list needs a ClusterRoleBinding, which would cover istio-system too."""
+    config = str(sb.add_user("ns-limited", ["list pods@istio-system"]))
+    everywhere = sb.kubectl("--kubeconfig", config, "get", "pods", "-A", check=False)
+    assert everywhere.returncode == 1 and "istiod" not in everywhere.stdout
+    assert ('User "ns-limited" cannot list resource "pods" in API group "" at the cluster '
+            'scope') in everywhere.stderr
+    watching = sb.kubectl("--kubeconfig", config, "get", "pods", "-A", "--watch-only",
+                          "--request-timeout", "2s", check=False)
+    assert watching.returncode == 1 and "at the cluster scope" in watching.stderr
+    denied = sb.kubectl("--kubeconfig", config, "get", "pods", "-n", "istio-system", check=False)
+    assert 'in the namespace "istio-system"' in denied.stderr
+    allowed = sb.kubectl("--kubeconfig", config, "get", "pods", "-n", "istioinaction").stdout
+    assert "catalog-v2" in allowed
+    services = sb.kubectl("--kubeconfig", config, "get", "services", "-A").stdout
+    assert "istiod" in services  # only pods are denied
+
+
 def test_apply_scale_patch_and_delete_a_workload(sb, tmp_path):
     manifest = tmp_path / "httpbin.yaml"
     manifest.write_text("""
