@@ -21,6 +21,8 @@ import os
 import pathlib
 import threading
 
+from ..credentials import write_private
+
 
 @dataclasses.dataclass(frozen=True)
 class User:
@@ -80,7 +82,5 @@ def _denies(entry: str, verb: str, resource: str, namespace: str) -> bool:
 
 
 def write_tokens(path: pathlib.Path, tokens: dict[str, dict]) -> None:
-    """Atomically (re)write the token table."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"tokens": tokens}, indent=2))
-    tmp.replace(path)
+    """Atomically (re)write the token table, readable by its owner only (it holds tokens)."""
+    write_private(path, json.dumps({"tokens": tokens}, indent=2))

@@ -125,6 +125,21 @@ def test_a_namespace_denial_also_denies_the_cluster_scope(sb):
     assert "istiod" in services  # only pods are denied
 
 
+def test_credential_files_and_their_directories_are_private(sb):
+    """The token table, kubeconfigs and the server key: 0600; the state and pki dirs: 0700."""
+    import stat
+
+    def mode(path):
+        return oct(stat.S_IMODE(path.stat().st_mode))
+
+    viewer = sb.add_user("private-viewer", ["get nodes"])
+    with sb.denied("get nodes"):
+        assert mode(sb.state / "rbac.json") == "0o600"
+    files = [sb.state / "rbac.json", sb.kubeconfig, viewer, sb.state / "pki" / "server.key"]
+    assert [mode(f) for f in files] == ["0o600"] * 4
+    assert [mode(d) for d in (sb.state, sb.state / "pki")] == ["0o700"] * 2
+
+
 def test_apply_scale_patch_and_delete_a_workload(sb, tmp_path):
     manifest = tmp_path / "httpbin.yaml"
     manifest.write_text("""
