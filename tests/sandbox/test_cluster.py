@@ -318,3 +318,29 @@ def test_exec_outlives_its_client_and_ends_with_its_container(sb):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pid_alive(pid), "the exec'd process outlived its container"
+
+
+def test_a_pods_tcpdump_filter_cannot_reach_another_pods_traffic(sb):
+    """Through kubectl exec: an unbalanced filter is tcpdump's syntax error (it does not close
+    the shim's `host POD_IP and (...)`); a valid one compiles to the pod-scoped program."""
+    import subprocess
+
+    sb.kubectl("run", "capture-target", "--image", "nicolaka/netshoot", "--restart", "Never",
+               "--", "sleep", "300")
+    try:
+        pod = sb.wait_for(lambda: next((p for p in sb.pods("default", "run=capture-target")
+                                        if p["status"].get("phase") == "Running"), None),
+                          what="capture-target running")
+        ip, other = pod["status"]["podIP"], sb.pod_ip("istio-system", "app=istiod")
+        escape = sb.kubectl("exec", "capture-target", "--", "tcpdump", "-d",
+                            f"0=1) or (host {other}", check=False)
+        assert escape.returncode == 1 and escape.stdout == ""
+        assert "tcpdump: can't parse filter expression: syntax error" in escape.stderr
+        scoped = sb.kubectl("exec", "capture-target", "--", "tcpdump", "-d", f"host {other}")
+        expected = subprocess.run(["/usr/bin/tcpdump", "-i", "lo", "-d",
+                                   f"host {ip} and (host {other})"],
+                                  capture_output=True, text=True, check=True).stdout
+        assert scoped.stdout == expected
+    finally:
+        sb.kubectl("delete", "pod", "capture-target", "--grace-period=0", "--wait=false",
+                   check=False)
