@@ -107,8 +107,9 @@ print(first[0], total[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 
 
 
 def test_a_large_log_streams_at_once_in_bounded_memory(tmp_path):
-    """1 M lines (100 MB): the first bytes within 0.5 s, the whole log with under 60 MB of
-    peak memory (the interpreter alone is ~10 MB); buffering it took 14 s and ~400 MB."""
+    """1 M lines (100 MB): the first bytes at once (~1 ms; under 2 s on a loaded machine),
+    the whole log with under 60 MB of peak memory (the interpreter alone is ~10 MB);
+    buffering it took 14 s and ~400 MB."""
     path = tmp_path / "big.log"
     with open(path, "wb") as f:
         for _ in range(10):
@@ -118,8 +119,8 @@ def test_a_large_log_streams_at_once_in_bounded_memory(tmp_path):
     assert out.returncode == 0, out.stderr
     first, total, peak_mb = out.stdout.split()
     assert int(total) == LINES * (len(LINE) - len(b"2026-12-06T15:20:32.123456000Z stdout F "))
-    assert float(first) < 0.5, f"first bytes after {float(first):.1f}s"
-    assert int(peak_mb) < 60, f"peak memory {peak_mb} MB"
+    measured = f"first bytes after {float(first):.2f}s, peak memory {peak_mb} MB"
+    assert float(first) < 2.0 and int(peak_mb) < 60, measured
 
 
 def _hwm_and_rss_mb(pid: int) -> tuple[int, int]:
@@ -128,7 +129,8 @@ def _hwm_and_rss_mb(pid: int) -> tuple[int, int]:
 
 
 def test_kubectl_logs_of_a_large_log_starts_at_once(sandbox):
-    """Through real kubectl: the first line of a 1 M line log within 2 s, all of it read,
+    """Through real kubectl: the first line of a 1 M line log within 5 s (kubectl's own
+    start included; buffering the log took 11-26 s), all of it read,
     and the API server's peak memory grown by less than 100 MB meanwhile."""
     sandbox.kubectl("run", "big-log", "--image", "busybox", "--restart", "Never", "--command",
                     "--", "sleep", "300")
@@ -149,7 +151,7 @@ def test_kubectl_logs_of_a_large_log_starts_at_once(sandbox):
         lines = 1 + sum(chunk.count(b"\n") for chunk in iter(lambda: kubectl.stdout.read(CHUNK), b""))
         assert kubectl.wait(30) == 0, kubectl.stderr.read()
         assert first == b"x" * 60 + b"\n" and lines == LINES
-        assert first_after < 2.0, f"first line after {first_after:.1f}s"
+        assert first_after < 5.0, f"first line after {first_after:.1f}s"
         hwm_after, _ = _hwm_and_rss_mb(supervisor)
         assert hwm_after - rss_before < 100, f"the API server grew to {hwm_after} MB " \
                                              f"from {rss_before} MB"
