@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+from .credentials import private_dir
+
 DEFAULT_STATE = pathlib.Path(".state/sandbox")
 
 
@@ -40,7 +42,7 @@ def cmd_up(args) -> int:
             return 2
     if args.detach:
         return _up_detached(args, state, scenarios)
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(state)  # it holds the kubeconfig and the token table
     (state / "ready").unlink(missing_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -69,7 +71,7 @@ def cmd_up(args) -> int:
 
 
 def _up_detached(args, state: pathlib.Path, scenarios) -> int:
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(state)  # it holds the kubeconfig and the token table
     (state / "ready").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
            "--timeout", str(args.timeout)] + [a for s in scenarios for a in ("--scenario", str(s))]

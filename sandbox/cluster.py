@@ -11,6 +11,7 @@ import time
 import yaml
 
 from . import kubeconfig
+from .credentials import private_dir
 from .apiserver import auth, kinds, pki, podsecurity
 from .apiserver.latency import Latency, write_rtt
 from .apiserver.version import ServedVersion
@@ -58,7 +59,7 @@ class Sandbox:
 
     def start(self) -> "Sandbox":
         d = self.state_dir
-        d.mkdir(parents=True, exist_ok=True)
+        private_dir(d)  # it holds the kubeconfig and the token table
         docs = load_documents(self.scenarios)
         behaviours = Behaviours([x for x in docs if x.get("apiVersion") == BEHAVIOUR_API])
         objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]

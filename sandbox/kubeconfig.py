@@ -7,6 +7,8 @@ import pathlib
 
 import yaml
 
+from .credentials import write_private
+
 
 def render(server: str, ca_pem: bytes, token: str, *, user: str = "sandbox-admin",
            context: str = "sandbox", cluster: str = "sandbox", namespace: str = "default") -> str:
@@ -22,6 +24,5 @@ def render(server: str, ca_pem: bytes, token: str, *, user: str = "sandbox-admin
 
 
 def write(path: pathlib.Path, text: str) -> pathlib.Path:
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
+    """Write a kubeconfig (it holds a token): mode 0600 from its creation."""
+    return write_private(path, text)

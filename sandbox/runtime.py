@@ -1,8 +1,10 @@
 """Pods as local processes: each pod gets a loopback address, each container a process.
 
 The runtime watches pod events from the store, starts and stops container processes, writes
-pod status (Pending → Running → Ready), and serves the pod subresources the API delegates to it
-(log, exec, attach, portforward).
+pod status (Pending → Running → Ready, and Succeeded or Failed once every container has ended
+and none is restarted), restarts containers as their restartPolicy says, kills pods past
+their activeDeadlineSeconds (`podlifecycle` holds those kubelet decisions), and serves the pod
+subresources the API delegates to it (log, exec, attach, portforward).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import os
 import pathlib
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
-from . import tools
+from . import podlifecycle, probes, tools
 
 PROXY = "istio-proxy"
 QOS_CLASS = "BestEffort"  # no sandbox container sets requests or limits
@@ -48,7 +49,8 @@ class Container:
     ready: bool = False
     started_at: str = ""
     ephemeral: bool = False
-    exit_code: int | None = None
+    exit_code: int | None = None  # of the current run, once it has ended
+    finished_at: str = ""
     container_id: str = ""  # status.containerStatuses[].containerID of the current run
     scope: Scope | None = None  # its cgroup while the process may be alive
     # processes `kubectl exec`ed into this run: they live until they end or the container
@@ -65,6 +67,16 @@ class PodProcesses:
     env: dict[str, str]
     containers: dict[str, Container] = dataclasses.field(default_factory=dict)
     stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # held while a container is (re)started and while `stopping` is set: no start slips in
+    # after a stop collected the processes to kill
+    starting: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    started: float | None = None  # status.startTime, on the monotonic clock
+    # set once the pod is Succeeded or Failed: a phase it never leaves (kubelet_pods.go
+    # generateAPIPodStatus), with the reason and message the status then carries
+    terminal: tuple[str, str, str] | None = None
+
+    def regular(self) -> list[Container]:
+        return [c for c in self.containers.values() if not c.ephemeral]
 
 
 def proxy_type(pod: dict) -> str:
@@ -141,6 +153,7 @@ class Runtime:
             self._pods[pod.uid] = pod
         for c_spec in spec.get("containers") or []:
             self._container(pod, c_spec)
+        pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
         try:
             for c in pod.containers.values():
@@ -149,12 +162,13 @@ class Runtime:
             for c in pod.containers.values():
                 if c.process is None:
                     c.exit_code = 128  # like a runtime's StartError: the container never ran
-            self._set_status(pod, phase="Failed", message=str(e))
+            pod.terminal = ("Failed", "", str(e))
+            self._set_status(pod, phase="Failed")
             return
         self._set_status(pod, phase="Running")
         threading.Thread(target=self._supervise, args=(pod, obj), daemon=True).start()
         deadline = time.monotonic() + 60
-        while not pod.stopping.is_set() and time.monotonic() < deadline:
+        while not pod.stopping.is_set() and not pod.terminal and time.monotonic() < deadline:
             changed = False
             for c in pod.containers.values():
                 if not c.ready and c.process and c.process.poll() is None and self._probe(pod, c):
@@ -238,36 +252,63 @@ class Runtime:
         c.container_id = (f"containerd://{container_id}" if c.scope
                           else f"sandbox://{c.process.pid}")
         c.started_at = now_rfc3339()
-        c.exit_code = None
+        c.exit_code, c.finished_at = None, ""
         c.log.follow_process(c.process)
 
-    def _probe(self, pod: PodProcesses, c: Container) -> bool:
-        if c.name == PROXY:
-            return _http_ok(pod.ip, 15000, "/ready")
-        if "sandbox.istiod" in " ".join(c.process.args):
-            return _http_ok(pod.ip, 15014, "/ready")
-        ports = [p["containerPort"] for p in c.spec.get("ports") or []]
-        if c.spec.get("command") or not ports:
-            return True
-        return all(_tcp_ok(pod.ip, port) for port in ports)
+    @staticmethod
+    def _probe(pod: PodProcesses, c: Container) -> bool:
+        return probes.ready(pod.ip, c.name == PROXY, c.process.args, c.spec)
 
     def _supervise(self, pod: PodProcesses, obj: dict) -> None:
-        """Restart exited containers (restartPolicy Always), as a kubelet would."""
+        """A kubelet's pod worker: notice ended containers, restart those their restartPolicy
+        restarts, move the pod to Succeeded/Failed when none is left running or restarting,
+        and kill it once past its activeDeadlineSeconds (see podlifecycle)."""
         while not pod.stopping.wait(0.5):
-            for c in list(pod.containers.values()):
-                if c.ephemeral or c.process is None or c.process.poll() is None:
-                    continue
-                c.exit_code, c.ready = c.process.returncode, False
-                self._release_scope(c)
-                self._set_status(pod, phase="Running")
-                if pod.stopping.wait(1.0):
-                    return
-                c.restarts += 1
-                try:
-                    self._launch(pod, c, obj)
-                except OSError:
-                    continue
+            spec = (self._find_pod(pod) or obj).get("spec") or {}  # the deadline may be lowered
+            if podlifecycle.past_active_deadline(spec, pod.started, time.monotonic()):
+                pod.terminal = ("Failed", podlifecycle.DEADLINE_REASON,
+                                podlifecycle.DEADLINE_MESSAGE)
+                self._set_status(pod, phase="Failed")
+                self._kill_containers(pod)
+                self._set_status(pod, phase="Failed")
+                return
+            ended = [c for c in pod.regular() if c.process is not None and c.exit_code is None
+                     and c.process.poll() is not None]
+            if not ended:
+                continue
+            for c in ended:
+                self._container_ended(c)
+            phase = podlifecycle.pod_phase(spec, self._states(pod))
+            if phase in podlifecycle.TERMINAL:
+                pod.terminal = (phase, "", "")
+            self._set_status(pod, phase=phase)
+            if pod.terminal:
+                return
+            restart = [c for c in ended if podlifecycle.should_restart(c.spec, spec, c.exit_code)]
+            if restart and pod.stopping.wait(1.0):  # the sandbox's whole back-off
+                return
+            for c in restart:
+                with pod.starting:
+                    if pod.stopping.is_set():
+                        return
+                    c.restarts += 1
+                    try:
+                        self._launch(pod, c, obj)
+                    except OSError:
+                        c.exit_code = None  # noticed as ended again next round, and retried
+                        continue
                 threading.Thread(target=self._wait_ready, args=(pod, c), daemon=True).start()
+
+    def _container_ended(self, c: Container) -> None:
+        c.exit_code = podlifecycle.exit_code(c.process.returncode)
+        c.finished_at, c.ready = now_rfc3339(), False
+        self._release_scope(c)
+
+    @staticmethod
+    def _states(pod: PodProcesses) -> list[podlifecycle.ContainerState]:
+        return [podlifecycle.ContainerState(c.name, c.process is not None
+                                            and c.process.poll() is None, c.exit_code)
+                for c in pod.regular()]
 
     def _wait_ready(self, pod: PodProcesses, c: Container) -> None:
         deadline = time.monotonic() + 60
@@ -284,17 +325,19 @@ class Runtime:
         obj = self._find_pod(pod)
         if obj is None:
             return
-        try:
-            self._launch(pod, c, obj)
-        except OSError as e:
-            c.exit_code = 128
-            c.log.write_line("stderr", f"failed to start container {c.name!r}: {e}")
-            self._set_status(pod, phase="Running")
-            return
+        with pod.starting:
+            if pod.stopping.is_set() or pod.terminal:
+                return  # a kubelet starts nothing in a pod that has ended: it stays waiting
+            try:
+                self._launch(pod, c, obj)
+            except OSError as e:
+                c.exit_code = 128
+                c.log.write_line("stderr", f"failed to start container {c.name!r}: {e}")
+                self._set_status(pod, phase="Running")
+                return
         self._set_status(pod, phase="Running")
         c.process.wait()
-        c.exit_code = c.process.returncode
-        self._release_scope(c)
+        self._container_ended(c)
         self._set_status(pod, phase="Running")
 
     def _release_scope(self, c: Container) -> None:
@@ -313,11 +356,15 @@ class Runtime:
         obj = self.store.find("pods", pod.namespace, pod.name)
         return obj if obj and obj["metadata"].get("uid") == pod.uid else None
 
-    def _set_status(self, pod: PodProcesses, phase: str, scheduled: bool = False,
-                    message: str = "") -> None:
+    def _set_status(self, pod: PodProcesses, phase: str, scheduled: bool = False) -> None:
+        """Write the pod's status in `phase`, unless it is terminal: then in that phase."""
         def mutate(obj: dict) -> None:
             if obj["metadata"].get("uid") != pod.uid:
                 raise NotFound(pod.name)
+            nonlocal phase
+            reason = message = ""
+            if pod.terminal:
+                phase, reason, message = pod.terminal
             obj.setdefault("spec", {})["nodeName"] = "sandbox-node"
             statuses = [self._container_status(c) for c in pod.containers.values() if not c.ephemeral]
             ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
@@ -326,8 +373,9 @@ class Runtime:
             status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
                            "hostIP": "127.0.0.1", "startTime": status.get("startTime") or t,
                            "containerStatuses": statuses, "qosClass": "BestEffort"})
-            if message:
-                status["message"] = message
+            for key, value in (("reason", reason), ("message", message)):
+                if value:
+                    status[key] = value
             eph = [self._container_status(c) for c in pod.containers.values() if c.ephemeral]
             if eph:
                 status["ephemeralContainerStatuses"] = eph
@@ -348,7 +396,10 @@ class Runtime:
             state = {"running": {"startedAt": c.started_at}}
         elif c.exit_code is not None:
             state = {"terminated": {"exitCode": c.exit_code,
-                                    "reason": "Completed" if c.exit_code == 0 else "Error"}}
+                                    "reason": "Completed" if c.exit_code == 0 else "Error",
+                                    "startedAt": c.started_at or None,
+                                    "finishedAt": c.finished_at or None,
+                                    "containerID": c.container_id}}
         else:
             state = {"waiting": {"reason": "ContainerCreating"}}
         return {"name": c.name, "image": c.spec.get("image", ""), "ready": c.ready and running,
@@ -357,21 +408,32 @@ class Runtime:
 
     # -- stopping
     def _stop_pod(self, pod: PodProcesses) -> None:
-        pod.stopping.set()
-        procs = [c.process for c in pod.containers.values() if c.process and c.process.poll() is None]
-        for p in procs:
-            _signal_group(p, signal.SIGCONT)  # a paused (SIGSTOPped) Envoy must still stop
-            _signal_group(p, signal.SIGTERM)
+        with pod.starting:
+            pod.stopping.set()
+        self._kill_containers(pod)
+        for c in pod.containers.values():
+            c.log.close()
+
+    def _kill_containers(self, pod: PodProcesses) -> None:
+        """SIGTERM every running container (SIGKILL after 3 s), as a kubelet killing a pod;
+        each ends with the exit code its signal gives it."""
+        running = [c for c in pod.containers.values()
+                   if c.process and c.process.poll() is None]
+        for c in running:
+            _signal_group(c.process, signal.SIGCONT)  # a paused (SIGSTOPped) Envoy must still stop
+            _signal_group(c.process, signal.SIGTERM)
         deadline = time.monotonic() + 3
-        for p in procs:
+        for c in running:
             try:
-                p.wait(max(0.0, deadline - time.monotonic()))
+                c.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
-                p.wait()
+                _signal_group(c.process, signal.SIGKILL)
+                c.process.wait()
+            if c.exit_code is None:
+                c.exit_code = podlifecycle.exit_code(c.process.returncode)
+                c.finished_at = now_rfc3339()
         for c in pod.containers.values():
             self._release_scope(c)
-            c.log.close()
 
     def stop_all(self) -> None:
         with self._lock:
@@ -411,34 +473,3 @@ def _signal_group(p: subprocess.Popen, sig: int) -> None:
         os.killpg(p.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _http_ok(ip: str, port: int, path: str) -> bool:
-    """GET answers 200. A bare socket rather than urllib: every pod is probed every 50 ms
-    until Ready, and urllib's opener machinery made probing a large part of start-up CPU."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            s.connect((ip, port))
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\n"
-                      "Connection: close\r\n\r\n".encode())
-            head = b""
-            while b"\r\n" not in head and len(head) < 256:
-                chunk = s.recv(256)
-                if not chunk:
-                    break
-                head += chunk
-            parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
-            return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"200"
-    except OSError:
-        return False
-
-
-def _tcp_ok(ip: str, port: int) -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            s.connect((ip, port))
-        return True
-    except OSError:
-        return False

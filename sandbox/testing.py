@@ -13,6 +13,7 @@ import sys
 import time
 
 from .apiserver import auth
+from .credentials import write_private
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "sandbox" / "scenarios"
@@ -118,7 +119,7 @@ class RunningSandbox:
         try:
             yield
         finally:
-            path.write_text(original)
+            write_private(path, original)
 
     def process_ids(self) -> list[int]:
         return [c["pid"] for p in self.status() for c in p["containers"] if c.get("pid")]
@@ -172,10 +173,7 @@ def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: lis
     config = yaml.safe_load(kubeconfig.read_text())
     for entry in config["users"]:
         entry["user"]["token"] = token
-    out = state / f"kubeconfig-{user}"
-    out.write_text(yaml.safe_dump(config))
-    out.chmod(0o600)
-    return out
+    return write_private(state / f"kubeconfig-{user}", yaml.safe_dump(config))
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,7 +2,15 @@
 
 The table lives in a JSON file (`DIR/rbac.json`) so tests can change it while the sandbox
 runs: `{"tokens": {"<token>": {"user": "name", "deny": ["create pods/portforward", ...]}}}`.
-A deny entry is `<verb> <resource>[/<subresource>]`, optionally `@<namespace>`.
+A deny entry is `<verb> <resource>[/<subresource>]` (verb `*`: every verb), optionally
+`@<namespace>` (`@` alone: the cluster scope only).
+
+Everything not denied is allowed, as if granted by a ClusterRoleBinding; an `@<namespace>` deny
+means the grant is RoleBindings in the other namespaces only. So a request at the cluster scope
+(`kubectl get pods -A`) is denied by any namespace's deny of the same verb and resource: the
+real RBAC authorizer checks a request without a namespace against ClusterRoleBindings alone,
+never RoleBindings (`DefaultRuleResolver.VisitRulesFor`, pkg/registry/rbac/validation/rule.go,
+used by `RBACAuthorizer.Authorize` in plugin/pkg/auth/authorizer/rbac/rbac.go).
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import json
 import os
 import pathlib
 import threading
+
+from ..credentials import write_private
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +58,7 @@ class Authorizer:
     def check(self, user: User, verb: str, group: str, resource: str, namespace: str,
               name: str) -> None:
         from .server import ApiError
-        denied = {f"{verb} {resource}", f"{verb} {resource}@{namespace}", f"* {resource}"}
-        if user.deny & denied:
+        if any(_denies(entry, verb, resource, namespace) for entry in user.deny):
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
             plural = resource.split("/")[0]
             subject = f'{plural} "{name}"' if name else plural
@@ -61,8 +70,17 @@ class Authorizer:
                 {"name": name, "group": group, "kind": plural} if name else {"group": group, "kind": plural})
 
 
+def _denies(entry: str, verb: str, resource: str, namespace: str) -> bool:
+    """Whether the deny entry `<verb> <resource>[@<namespace>]` covers this request
+    (`namespace` "" is the cluster scope)."""
+    entry_verb, _, target = entry.partition(" ")
+    entry_resource, scoped, entry_namespace = target.partition("@")
+    if entry_verb not in (verb, "*") or entry_resource != resource:
+        return False
+    # no namespace: denied everywhere; a cluster-scope request: denied by any namespace's deny
+    return not scoped or not namespace or entry_namespace == namespace
+
+
 def write_tokens(path: pathlib.Path, tokens: dict[str, dict]) -> None:
-    """Atomically (re)write the token table."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"tokens": tokens}, indent=2))
-    tmp.replace(path)
+    """Atomically (re)write the token table, readable by its owner only (it holds tokens)."""
+    write_private(path, json.dumps({"tokens": tokens}, indent=2))

@@ -106,6 +106,40 @@ def test_unauthenticated_and_forbidden_get_real_status_bodies(sb):
     assert 'User "limited" cannot list resource "pods"' in out.stderr
 
 
+def test_a_namespace_denial_also_denies_the_cluster_scope(sb):
+    """Denied `list pods` in istio-system, a user cannot list pods across namespaces either:
+    a cluster-scope list needs a ClusterRoleBinding, which would cover istio-system too."""
+    config = str(sb.add_user("ns-limited", ["list pods@istio-system"]))
+    everywhere = sb.kubectl("--kubeconfig", config, "get", "pods", "-A", check=False)
+    assert everywhere.returncode == 1 and "istiod" not in everywhere.stdout
+    assert ('User "ns-limited" cannot list resource "pods" in API group "" at the cluster '
+            'scope') in everywhere.stderr
+    watching = sb.kubectl("--kubeconfig", config, "get", "pods", "-A", "--watch-only",
+                          "--request-timeout", "2s", check=False)
+    assert watching.returncode == 1 and "at the cluster scope" in watching.stderr
+    denied = sb.kubectl("--kubeconfig", config, "get", "pods", "-n", "istio-system", check=False)
+    assert 'in the namespace "istio-system"' in denied.stderr
+    allowed = sb.kubectl("--kubeconfig", config, "get", "pods", "-n", "istioinaction").stdout
+    assert "catalog-v2" in allowed
+    services = sb.kubectl("--kubeconfig", config, "get", "services", "-A").stdout
+    assert "istiod" in services  # only pods are denied
+
+
+def test_credential_files_and_their_directories_are_private(sb):
+    """The token table, kubeconfigs and the server key: 0600; the state and pki dirs: 0700."""
+    import stat
+
+    def mode(path):
+        return oct(stat.S_IMODE(path.stat().st_mode))
+
+    viewer = sb.add_user("private-viewer", ["get nodes"])
+    with sb.denied("get nodes"):
+        assert mode(sb.state / "rbac.json") == "0o600"
+    files = [sb.state / "rbac.json", sb.kubeconfig, viewer, sb.state / "pki" / "server.key"]
+    assert [mode(f) for f in files] == ["0o600"] * 4
+    assert [mode(d) for d in (sb.state, sb.state / "pki")] == ["0o700"] * 2
+
+
 def test_apply_scale_patch_and_delete_a_workload(sb, tmp_path):
     manifest = tmp_path / "httpbin.yaml"
     manifest.write_text("""
@@ -284,3 +318,29 @@ def test_exec_outlives_its_client_and_ends_with_its_container(sb):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pid_alive(pid), "the exec'd process outlived its container"
+
+
+def test_a_pods_tcpdump_filter_cannot_reach_another_pods_traffic(sb):
+    """Through kubectl exec: an unbalanced filter is tcpdump's syntax error (it does not close
+    the shim's `host POD_IP and (...)`); a valid one compiles to the pod-scoped program."""
+    import subprocess
+
+    sb.kubectl("run", "capture-target", "--image", "nicolaka/netshoot", "--restart", "Never",
+               "--", "sleep", "300")
+    try:
+        pod = sb.wait_for(lambda: next((p for p in sb.pods("default", "run=capture-target")
+                                        if p["status"].get("phase") == "Running"), None),
+                          what="capture-target running")
+        ip, other = pod["status"]["podIP"], sb.pod_ip("istio-system", "app=istiod")
+        escape = sb.kubectl("exec", "capture-target", "--", "tcpdump", "-d",
+                            f"0=1) or (host {other}", check=False)
+        assert escape.returncode == 1 and escape.stdout == ""
+        assert "tcpdump: can't parse filter expression: syntax error" in escape.stderr
+        scoped = sb.kubectl("exec", "capture-target", "--", "tcpdump", "-d", f"host {other}")
+        expected = subprocess.run(["/usr/bin/tcpdump", "-i", "lo", "-d",
+                                   f"host {ip} and (host {other})"],
+                                  capture_output=True, text=True, check=True).stdout
+        assert scoped.stdout == expected
+    finally:
+        sb.kubectl("delete", "pod", "capture-target", "--grace-period=0", "--wait=false",
+                   check=False)

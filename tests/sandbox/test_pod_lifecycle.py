@@ -1,0 +1,143 @@
+"""Pods end as a kubelet ends them: restartPolicy Always / OnFailure / Never, the phases
+Succeeded and Failed, and activeDeadlineSeconds (DeadlineExceeded)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from sandbox.podlifecycle import ContainerState, pod_phase, should_restart
+from sandbox.testing import pid_alive
+
+
+@pytest.mark.parametrize("container,pod_policy,exit_code,expected", [
+    ({}, "Always", 0, True),
+    ({}, None, 0, True),
+    ({}, "OnFailure", 0, False),
+    ({}, "OnFailure", 2, True),
+    ({}, "Never", 2, False),
+    ({"restartPolicy": "Never"}, "Always", 1, False),
+    ({"restartPolicy": "OnFailure"}, "Never", 1, True),
+    ({"restartPolicy": "Never", "restartPolicyRules": [
+        {"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]}, "Always", 42, True),
+    ({"restartPolicy": "Never", "restartPolicyRules": [
+        {"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]}, "Always", 1, False),
+    ({"restartPolicy": "Always", "restartPolicyRules": [
+        {"action": "Restart", "exitCodes": {"operator": "NotIn", "values": [0]}}]}, "Never", 0, True),
+    ({"restartPolicyRules": [
+        {"action": "Restart", "exitCodes": {"operator": "In", "values": [1]}}]}, "Never", 1, False),
+], ids=["always-ok", "default-always", "onfailure-ok", "onfailure-fail", "never-fail",
+        "container-never", "container-onfailure", "rule-in", "rule-no-match", "rule-notin",
+        "rules-need-a-container-policy"])
+def test_should_restart_like_the_kubelet(container, pod_policy, exit_code, expected):
+    spec = {"restartPolicy": pod_policy} if pod_policy else {}
+    assert should_restart(container, spec, exit_code) is expected
+
+
+def _spec(policy: str, *names: str) -> dict:
+    return {"restartPolicy": policy, "containers": [{"name": n} for n in names]}
+
+
+@pytest.mark.parametrize("policy,states,expected", [
+    ("Never", [("a", False, 0), ("b", False, 0)], "Succeeded"),
+    ("Never", [("a", False, 0), ("b", False, 1)], "Failed"),
+    ("Never", [("a", False, 0), ("b", True, None)], "Running"),
+    ("OnFailure", [("a", False, 0)], "Succeeded"),
+    ("OnFailure", [("a", False, 1)], "Running"),
+    ("Always", [("a", False, 0)], "Running"),
+    ("Never", [("a", False, None)], "Pending"),
+], ids=["never-all-ok", "never-one-failed", "never-one-running", "onfailure-ok",
+        "onfailure-restarting", "always-restarting", "not-started"])
+def test_pod_phase_like_the_kubelet(policy, states, expected):
+    spec = _spec(policy, *(name for name, _, _ in states))
+    assert pod_phase(spec, [ContainerState(*s) for s in states]) == expected
+
+
+# -- end to end: real kubectl, real processes
+
+def _pod(sandbox, name: str) -> dict:
+    return json.loads(sandbox.kubectl("get", "pod", name, "-o", "json").stdout)
+
+
+def _phase_becomes(sandbox, name: str, phase: str, timeout: float = 20) -> dict:
+    return sandbox.wait_for(lambda: (lambda p: p if p["status"].get("phase") == phase else None)(
+        _pod(sandbox, name)), timeout=timeout, what=f"pod {name} {phase}")
+
+
+def _terminated(pod: dict) -> dict:
+    return pod["status"]["containerStatuses"][0]["state"].get("terminated") or {}
+
+
+@pytest.fixture
+def run(sandbox):
+    """`run(name, policy, script)`: a busybox pod in `default` running `sh -c script`;
+    deleted afterwards."""
+    names = []
+
+    def start(name: str, policy: str, script: str) -> None:
+        names.append(name)
+        sandbox.kubectl("run", name, "--image", "busybox", "--restart", policy, "--command",
+                        "--", "sh", "-c", script)
+
+    yield start
+    for name in names:
+        sandbox.kubectl("delete", "pod", name, "--grace-period=0", "--wait=false", check=False)
+
+
+def test_never_ends_succeeded_or_failed_and_runs_once(sandbox, run):
+    run("never-ok", "Never", "echo ran")
+    run("never-fails", "Never", "echo ran; exit 3")
+    done = _phase_becomes(sandbox, "never-ok", "Succeeded")
+    assert _terminated(done)["exitCode"] == 0 and _terminated(done)["reason"] == "Completed"
+    failed = _phase_becomes(sandbox, "never-fails", "Failed")
+    assert (_terminated(failed)["exitCode"], _terminated(failed)["reason"]) == (3, "Error")
+    for name in ("never-ok", "never-fails"):
+        pod = _pod(sandbox, name)
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+        assert sandbox.kubectl("logs", name).stdout == "ran\n"
+        ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "False"
+    refused = sandbox.kubectl("exec", "never-ok", "--", "true", check=False)
+    assert refused.returncode != 0 and "completed pod" in refused.stderr
+
+
+def test_onfailure_restarts_until_success_and_always_restarts_success(sandbox, run):
+    # the container's directory outlives its runs: the first run fails, the second succeeds
+    run("on-failure", "OnFailure", "echo run; [ -e ran-once ] && exit 0; touch ran-once; exit 1")
+    run("always", "Always", "echo run; exit 0")
+    done = _phase_becomes(sandbox, "on-failure", "Succeeded")
+    assert done["status"]["containerStatuses"][0]["restartCount"] == 1
+    assert _terminated(done)["exitCode"] == 0
+    assert sandbox.kubectl("logs", "on-failure").stdout == "run\nrun\n"
+    again = sandbox.wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]
+                                      ["restartCount"] >= 2 else None)(_pod(sandbox, "always")),
+                             what="an Always container that exits 0 restarted")
+    assert again["status"]["phase"] == "Running"
+
+
+def test_active_deadline_kills_the_pod_and_fails_it(sandbox, tmp_path):
+    manifest = tmp_path / "deadline.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deadline", "namespace": "default"},
+        "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 3,
+                 "containers": [{"name": "sleeper", "image": "busybox",
+                                 "command": ["sleep", "300"]}]}}))
+    sandbox.kubectl("apply", "-f", str(manifest))
+    try:
+        pid = sandbox.wait_for(lambda: next((c["pid"] for p in sandbox.status()
+                                             if p["name"] == "deadline"
+                                             for c in p["containers"] if c["pid"]), None),
+                               what="the sleeper's pid")
+        failed = _phase_becomes(sandbox, "deadline", "Failed", timeout=15)
+        assert failed["status"]["reason"] == "DeadlineExceeded"
+        assert failed["status"]["message"] == ("Pod was active on the node longer than the "
+                                               "specified deadline")
+        sandbox.wait_for(lambda: _terminated(_pod(sandbox, "deadline")).get("exitCode") == 143,
+                         what="the sleeper killed by SIGTERM (exit 143)")
+        assert not pid_alive(pid)
+        assert _pod(sandbox, "deadline")["status"]["phase"] == "Failed"  # and it stays so
+    finally:
+        sandbox.kubectl("delete", "pod", "deadline", "--grace-period=0", "--wait=false",
+                        check=False)
