@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +33,19 @@ def run_one(path: pathlib.Path, extra: list[str]) -> int:
     started = time.monotonic()
     print(f"<!-- {path.stem}: {sys.executable} {path.relative_to(ROOT)} {' '.join(extra)} -->",
           flush=True)
-    code = subprocess.run([sys.executable, str(path), *extra], cwd=ROOT).returncode
+    child = subprocess.Popen([sys.executable, str(path), *extra], cwd=ROOT)
+    # SIGTERM/SIGHUP to the runner end the running benchmark too (its sandboxes watch it
+    # and stop when it ends: `sandbox up --owner`).
+    def end(signum, _frame):
+        child.terminate()  # not waited for here: the interrupted wait() holds its lock
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, end) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     print(f"<!-- {path.stem}: exit {code} after {time.monotonic() - started:.1f}s -->\n",
           flush=True)
     return code

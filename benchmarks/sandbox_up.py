@@ -88,7 +88,7 @@ def stable_status(state: pathlib.Path, timeout: float = 5.0) -> list[dict]:
 
 def one_run(scenario_file: pathlib.Path, state: pathlib.Path, timeout: float) -> Run:
     cmd = [sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state),
-           "--scenario", str(scenario_file), "--timeout", str(timeout)]
+           "--scenario", str(scenario_file), "--timeout", str(timeout), "--owner", str(os.getpid())]
     started = time.perf_counter()
     up = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

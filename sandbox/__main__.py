@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import pathlib
+import select
 import signal
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def cmd_up(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: stop.set())
+    if args.owner:
+        _stop_when_gone(args.owner, stop)
     sandbox = Sandbox(state, scenarios, verbose=args.verbose)
     pid_file.write_text(str(os.getpid()))
     try:
@@ -57,11 +61,12 @@ def cmd_up(args) -> int:
             return 2
         print(sandbox.kubeconfig_path, flush=True)
         if not args.no_wait:
-            missing = sandbox.wait_ready(args.timeout)
-            if missing:
+            missing = sandbox.wait_ready(args.timeout, stop)
+            if missing and not stop.is_set():
                 print(f"warning: pods not ready after {args.timeout:.0f}s: {', '.join(missing)}",
                       file=sys.stderr, flush=True)
-        (state / "ready").write_text(str(os.getpid()))
+        if not stop.is_set():
+            (state / "ready").write_text(str(os.getpid()))
         stop.wait()
     finally:
         sandbox.stop() if hasattr(sandbox, "runtime") else None
@@ -70,11 +75,35 @@ def cmd_up(args) -> int:
     return 0
 
 
+def _stop_when_gone(owner: int, stop: threading.Event) -> None:
+    """Set `stop` when process `owner` ends, however it ends (kill -9, a test runner's time
+    limit): a sandbox started for a test or benchmark never outlives it. A pidfd names that
+    very process, so a reused pid cannot keep the sandbox alive."""
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        stop.set()
+        return
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not stop.is_set():
+            if poller.poll(500):
+                print(f"owner process {owner} ended: stopping", file=sys.stderr, flush=True)
+                stop.set()
+        os.close(fd)
+
+    threading.Thread(target=watch, daemon=True, name="owner-watch").start()
+
+
 def _up_detached(args, state: pathlib.Path, scenarios) -> int:
     private_dir(state)  # it holds the kubeconfig and the token table
     (state / "ready").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
            "--timeout", str(args.timeout)] + [a for s in scenarios for a in ("--scenario", str(s))]
+    if args.owner:
+        cmd += ["--owner", str(args.owner)]
     log = open(state / "sandbox.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -172,6 +201,9 @@ def main(argv=None) -> int:
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for pods to be Ready")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--verbose", action="store_true")
+    up.add_argument("--owner", type=int, metavar="PID",
+                    help="stop (as `down` would) when process PID ends; tests and benchmarks "
+                         "pass their own pid")
     down = sub.add_parser("down", help="stop a detached sandbox and every process it started")
     down.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
     st = sub.add_parser("status", help="list pods, their IPs and container process ids")

@@ -107,15 +107,16 @@ class Sandbox:
             except ApiError as e:
                 raise ScenarioError(e.body["message"]) from None
 
-    def wait_ready(self, timeout: float = 60.0) -> list[str]:
-        """Wait until every pod is Ready; return the names of those that are not."""
+    def wait_ready(self, timeout: float = 60.0, stop: threading.Event | None = None) -> list[str]:
+        """Wait until every pod is Ready (or `stop` is set); return the names of those that
+        are not."""
         deadline = time.monotonic() + timeout
         while True:
             self.controllers.wait_idle()
             pods = self.store.list("pods")[0]
             missing = [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
                        for p in pods if not pod_ready(p)]
-            if pods and not missing or time.monotonic() > deadline:
+            if pods and not missing or time.monotonic() > deadline or stop and stop.is_set():
                 return missing
             time.sleep(0.1)
 

@@ -38,7 +38,7 @@ class RunningSandbox:
 
     def up(self) -> "RunningSandbox":
         cmd = [sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(self.state),
-               "--timeout", str(self.timeout)]
+               "--timeout", str(self.timeout), "--owner", str(os.getpid())]
         for s in self.scenarios:
             cmd += ["--scenario", str(s)]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,

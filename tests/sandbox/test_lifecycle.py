@@ -24,11 +24,21 @@ def _all_dead(pids, timeout=10.0) -> bool:
     return False
 
 
-def _cgroup_root(state: pathlib.Path) -> pathlib.Path:
-    """The sandbox's container cgroup tree (it must hold every container's scope)."""
-    root = pathlib.Path((state / ROOT_FILE).read_text())
-    assert len(list(root.rglob("cri-containerd-*.scope"))) == 8, root
-    return root
+class CgroupTree:
+    """The sandbox's container cgroup tree (it must hold every container's scope). `gone()`:
+    removed – a directory of the same name made since by another sandbox that leased the same
+    127.N network (tests of other checkouts may run at once) is another cgroup, another inode."""
+
+    def __init__(self, state: pathlib.Path):
+        self.path = pathlib.Path((state / ROOT_FILE).read_text())
+        assert len(list(self.path.rglob("cri-containerd-*.scope"))) == 8, self.path
+        self.inode = self.path.stat().st_ino
+
+    def exists(self) -> bool:
+        try:
+            return self.path.stat().st_ino == self.inode
+        except FileNotFoundError:
+            return False
 
 
 def test_detached_up_then_down_stops_every_process(tmp_path):
@@ -38,7 +48,7 @@ def test_detached_up_then_down_stops_every_process(tmp_path):
             [sys.executable, "-m", "sandbox", "status", "--state", str(sb.state), "-o", "json"],
             cwd=ROOT, capture_output=True, text=True, check=True).stdout)
         supervisor = int((sb.state / "sandbox.pid").read_text())
-        cgroups = _cgroup_root(sb.state)
+        cgroups = CgroupTree(sb.state)
         pids = [c["pid"] for p in status for c in p["containers"]]
         names = {(p["namespace"], p["name"].rsplit("-", 2)[0]) for p in status}
         assert ("istio-system", "istiod") in names and ("istioinaction", "catalog-v2") in names
@@ -65,7 +75,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
         pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
                 for c in p["containers"]]
         assert len(pids) == 8
-        cgroups = _cgroup_root(state)
+        cgroups = CgroupTree(state)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -79,7 +89,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
 def test_down_cleans_up_after_a_killed_supervisor(tmp_path):
     sb = RunningSandbox(tmp_path / "state").up()
     pids = sb.process_ids()
-    cgroups = _cgroup_root(sb.state)
+    cgroups = CgroupTree(sb.state)
     os.kill(int((sb.state / "sandbox.pid").read_text()), signal.SIGKILL)
     time.sleep(0.2)
     assert any(pid_alive(p) for p in pids)  # orphans: exactly what `down` must clean
@@ -94,3 +104,32 @@ def test_up_refuses_a_missing_scenario_file(tmp_path):
                           "--scenario", str(tmp_path / "nope.yaml")],
                          cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "nope.yaml not found" in out.stderr
+
+
+def test_sandbox_of_a_killed_test_process_stops_by_itself(tmp_path):
+    """A test or benchmark killed by its time limit (or kill -9) cannot run its teardown; the
+    sandbox it started watches it (`up --owner PID`, which RunningSandbox passes) and stops."""
+    state = tmp_path / "state"
+    owner = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from sandbox.testing import RunningSandbox\n"
+         f"RunningSandbox({str(state)!r}).up()\n"
+         "print('up', flush=True)\n"
+         "time.sleep(600)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "up"
+        supervisor = int((state / "sandbox.pid").read_text())
+        pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
+                for c in p["containers"]]
+        assert pids and all(pid_alive(p) for p in pids + [supervisor])
+    finally:
+        owner.kill()
+        owner.wait()
+    try:
+        assert _all_dead(pids + [supervisor], timeout=30), [p for p in pids if pid_alive(p)]
+        assert not (state / "sandbox.pid").exists()
+    finally:
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)],
+                       cwd=ROOT, capture_output=True, timeout=60)
