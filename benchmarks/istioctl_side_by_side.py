@@ -1,0 +1,112 @@
+"""`kubectl mesh` beside the real `istioctl` (built by `make real-components`) on the same
+sandbox, in one run, interleaved round by round: routes of the ingress gateway (optionally
+holding N virtual hosts), clusters of one sidecar, and start-up of each. Ours is timed as the
+executable alone and through kubectl's plugin exec (`kubectl mesh ...`). Prints markdown.
+
+    .venv/bin/python benchmarks/istioctl_side_by_side.py [--vhosts 5000] [--runs 7]
+
+The backend is the API double (the real-Kubernetes backend has no kubelet yet); both tools
+reach the proxy's admin port through its port-forward the same way (istioctl over SPDY/
+WebSocket through client-go, ours over WebSocket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = pathlib.Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from routes_scale import start  # noqa: E402
+from sandbox.real.controlplane import locate_binaries  # noqa: E402
+from sandbox.testing import RunningSandbox, kubectl_binary  # noqa: E402
+
+
+def timed(argv, env) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, env=env, cwd=ROOT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))} exited {done.returncode}: "
+                         f"{done.stderr.decode(errors='replace')[-500:]}")
+    return elapsed
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--vhosts", type=int, default=0, help="gateway virtual hosts (0: default scenario)")
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--up-timeout", type=float, default=600.0)
+    p.add_argument("--settle-timeout", type=float, default=1800.0)
+    args = p.parse_args()
+    istioctl = str(locate_binaries() / "istioctl")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        if args.vhosts:
+            timeline: list[str] = []
+            state = start(work, args, timeline)
+            sandbox = RunningSandbox(state)
+        else:
+            sandbox = RunningSandbox(work / "state").up()
+        try:
+            return measure(sandbox, istioctl, args)
+        finally:
+            sandbox.down()
+
+
+def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
+    env = sandbox.env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    gateway = sandbox.pods("istio-system", "istio=ingressgateway")[0]["metadata"]["name"]
+    sidecar = next(p["metadata"]["name"] for p in sandbox.pods("istioinaction")
+                   if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])) \
+        if not args.vhosts else None
+    cases = {
+        "routes of the gateway": {
+            "istioctl proxy-config routes": [istioctl, "proxy-config", "routes", gateway, "-n", "istio-system"],
+            "kubectl-mesh-routes": [str(BIN / "kubectl-mesh-routes"), gateway, "-n", "istio-system"],
+            "kubectl mesh routes": [kubectl_binary(), "mesh", "routes", gateway, "-n", "istio-system"],
+        },
+        "start-up": {
+            "istioctl version --remote=false": [istioctl, "version", "--remote=false"],
+            "kubectl-mesh-routes --help": [str(BIN / "kubectl-mesh-routes"), "--help"],
+            "kubectl mesh routes --help": [kubectl_binary(), "mesh", "routes", "--help"],
+        },
+    }
+    if sidecar:
+        cases["clusters of one sidecar"] = {
+            "istioctl proxy-config clusters": [istioctl, "proxy-config", "clusters", sidecar, "-n", "istioinaction"],
+            "kubectl-mesh-clusters": [str(BIN / "kubectl-mesh-clusters"), sidecar, "-n", "istioinaction"],
+            "kubectl mesh clusters": [kubectl_binary(), "mesh", "clusters", sidecar, "-n", "istioinaction"],
+        }
+    for commands in cases.values():  # warm caches (kubectl discovery, bytecode) once
+        for argv in commands.values():
+            timed(argv, env)
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.runs):
+        for case, commands in cases.items():
+            for name, argv in commands.items():
+                times.setdefault((case, name), []).append(timed(argv, env))
+    print(f"{args.runs} interleaved runs, gateway with "
+          f"{args.vhosts or 'the default scenario'}'s virtual hosts; load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    print("| case | command | median | istioctl ÷ this |\n|---|---|---|---|")
+    for case, commands in cases.items():
+        base = statistics.median(times[(case, next(iter(commands)))])
+        for name in commands:
+            m = statistics.median(times[(case, name)])
+            print(f"| {case} | `{name}` | {m * 1000:.0f} ms | {base / m:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
