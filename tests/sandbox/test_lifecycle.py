@@ -24,11 +24,24 @@ def _all_dead(pids, timeout=10.0) -> bool:
     return False
 
 
-def _cgroup_root(state: pathlib.Path) -> pathlib.Path:
-    """The sandbox's container cgroup tree (it must hold every container's scope)."""
-    root = pathlib.Path((state / ROOT_FILE).read_text())
-    assert len(list(root.rglob("cri-containerd-*.scope"))) == 8, root
-    return root
+class CgroupTree:
+    """The sandbox's container cgroup tree as it is now (it must hold every container's
+    scope). Once the sandbox stopped, its network number - and with it the tree's name - may
+    be leased at once by another sandbox on this machine: "gone" means this very directory
+    (its inode) and every scope in it are gone, not that nothing has the name."""
+
+    def __init__(self, state: pathlib.Path):
+        self.root = pathlib.Path((state / ROOT_FILE).read_text())
+        self.inode = self.root.stat().st_ino
+        self.scopes = list(self.root.rglob("cri-containerd-*.scope"))
+        assert len(self.scopes) == 8, self.root
+
+    def exists(self) -> bool:
+        try:
+            same = self.root.stat().st_ino == self.inode
+        except FileNotFoundError:
+            same = False
+        return same or any(s.exists() for s in self.scopes)
 
 
 def test_detached_up_then_down_stops_every_process(tmp_path):
@@ -38,7 +51,7 @@ def test_detached_up_then_down_stops_every_process(tmp_path):
             [sys.executable, "-m", "sandbox", "status", "--state", str(sb.state), "-o", "json"],
             cwd=ROOT, capture_output=True, text=True, check=True).stdout)
         supervisor = int((sb.state / "sandbox.pid").read_text())
-        cgroups = _cgroup_root(sb.state)
+        cgroups = CgroupTree(sb.state)
         pids = [c["pid"] for p in status for c in p["containers"]]
         names = {(p["namespace"], p["name"].rsplit("-", 2)[0]) for p in status}
         assert ("istio-system", "istiod") in names and ("istioinaction", "catalog-v2") in names
@@ -65,7 +78,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
         pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
                 for c in p["containers"]]
         assert len(pids) == 8
-        cgroups = _cgroup_root(state)
+        cgroups = CgroupTree(state)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
@@ -79,7 +92,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
 def test_down_cleans_up_after_a_killed_supervisor(tmp_path):
     sb = RunningSandbox(tmp_path / "state").up()
     pids = sb.process_ids()
-    cgroups = _cgroup_root(sb.state)
+    cgroups = CgroupTree(sb.state)
     os.kill(int((sb.state / "sandbox.pid").read_text()), signal.SIGKILL)
     time.sleep(0.2)
     assert any(pid_alive(p) for p in pids)  # orphans: exactly what `down` must clean
