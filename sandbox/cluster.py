@@ -12,7 +12,7 @@ import yaml
 
 from . import kubeconfig
 from .credentials import private_dir
-from .apiserver import auth, kinds, pki, podsecurity
+from .apiserver import auth, kinds, pki, podsecurity, podvalidation
 from .apiserver.latency import Latency, write_rtt
 from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
@@ -75,6 +75,7 @@ class Sandbox:
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
         self.controllers = Controllers(self.api)
+        self.api.admission.append(podvalidation.validate)  # after defaults and injection
         self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
                                allow_websocket=lambda: not (d / "refuse-websocket").exists())

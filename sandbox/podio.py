@@ -171,18 +171,35 @@ def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
     if pod is None and not path.exists():
         raise _bad_request(f'container "{name}" in pod "{obj["metadata"]["name"]}" is waiting to start: ContainerCreating')
     follow = (_one(query, "follow", "false").lower() in ("1", "t", "true"))
-    since = _one(query, "sinceSeconds")
-    tail = _one(query, "tailLines")
+    since = _log_option(obj, query, "sinceSeconds", 1, "must be greater than 0")
+    tail = _log_option(obj, query, "tailLines", 0, "must be greater than or equal to 0")
     stamps = _one(query, "timestamps", "false").lower() in ("1", "t", "true")
     handler.start_chunked("text/plain")
     uid = obj["metadata"]["uid"]
     alive = lambda: (runtime.store.find("pods", obj["metadata"]["namespace"], obj["metadata"]["name"]) or {}).get("metadata", {}).get("uid") == uid  # noqa: E731
     try:
-        serve_log(handler.write_chunk, path, follow=follow,
-                  since_seconds=int(since) if since else None,
-                  tail_lines=int(tail) if tail is not None else None, timestamps=stamps, alive=alive)
+        serve_log(handler.write_chunk, path, follow=follow, since_seconds=since,
+                  tail_lines=tail, timestamps=stamps, alive=alive)
     finally:
         try:
             handler.end_chunked()
         except OSError:
             pass
+
+
+def _log_option(obj: dict, query: dict, name: str, minimum: int, must: str) -> int | None:
+    """An integer PodLogOptions field, checked before the stream starts as the real server
+    does: not an integer is a 400 (decoding the query), below `minimum` a 422
+    (pkg/apis/core/validation ValidatePodLogOptions, from pkg/registry/core/pod/rest/log.go)."""
+    raw = _one(query, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise _bad_request(f'{name}: strconv.ParseInt: parsing "{raw}": invalid syntax') from None
+    if value < minimum:
+        pod = obj["metadata"]["name"]
+        raise ApiError(422, "Invalid", f'PodLogOptions "{pod}" is invalid: {name}: Invalid '
+                       f"value: {value}: {must}", {"name": pod, "kind": "PodLogOptions"})
+    return value

@@ -251,6 +251,20 @@ def test_logs_tail_since_and_container_choice(sb):
     assert sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--since", "1s").stdout == ""
 
 
+@pytest.mark.parametrize("query,code,message", [
+    ("tailLines=abc", 400, 'tailLines: strconv.ParseInt: parsing "abc": invalid syntax'),
+    ("tailLines=-5", 422, 'PodLogOptions "{pod}" is invalid: tailLines: Invalid value: -5: must '
+                          "be greater than or equal to 0"),
+    ("sinceSeconds=0", 422, 'PodLogOptions "{pod}" is invalid: sinceSeconds: Invalid value: 0: '
+                            "must be greater than 0"),
+], ids=["tail-not-a-number", "tail-negative", "since-zero"])
+def test_log_options_are_refused_before_the_stream_starts(sb, query, code, message):
+    pod = sb.pods("istioinaction", "app=catalog,version=v1")[0]["metadata"]["name"]
+    status, body = _api(sb, f"/api/v1/namespaces/istioinaction/pods/{pod}/log?container=catalog"
+                        f"&{query}")
+    assert (status, body["code"], body["message"]) == (code, code, message.format(pod=pod))
+
+
 def test_kubectl_exec_and_port_forward_into_sandbox_pods(sb):
     """The runtime's side of exec/port-forward (pod context, container choice), through real
     kubectl; the protocol matrix itself is in test_streams.py."""

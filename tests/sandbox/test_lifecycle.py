@@ -25,20 +25,23 @@ def _all_dead(pids, timeout=10.0) -> bool:
 
 
 class CgroupTree:
-    """The sandbox's container cgroup tree (it must hold every container's scope). `gone()`:
-    removed – a directory of the same name made since by another sandbox that leased the same
-    127.N network (tests of other checkouts may run at once) is another cgroup, another inode."""
+    """The sandbox's container cgroup tree as it is now (it must hold every container's
+    scope). Once the sandbox stopped, its network number - and with it the tree's name - may
+    be leased at once by another sandbox on this machine: "gone" means this very directory
+    (its inode) and every scope in it are gone, not that nothing has the name."""
 
     def __init__(self, state: pathlib.Path):
-        self.path = pathlib.Path((state / ROOT_FILE).read_text())
-        assert len(list(self.path.rglob("cri-containerd-*.scope"))) == 8, self.path
-        self.inode = self.path.stat().st_ino
+        self.root = pathlib.Path((state / ROOT_FILE).read_text())
+        self.inode = self.root.stat().st_ino
+        self.scopes = list(self.root.rglob("cri-containerd-*.scope"))
+        assert len(self.scopes) == 8, self.root
 
     def exists(self) -> bool:
         try:
-            return self.path.stat().st_ino == self.inode
+            same = self.root.stat().st_ino == self.inode
         except FileNotFoundError:
-            return False
+            same = False
+        return same or any(s.exists() for s in self.scopes)
 
 
 def test_detached_up_then_down_stops_every_process(tmp_path):

@@ -141,3 +141,34 @@ def test_active_deadline_kills_the_pod_and_fails_it(sandbox, tmp_path):
     finally:
         sandbox.kubectl("delete", "pod", "deadline", "--grace-period=0", "--wait=false",
                         check=False)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"activeDeadlineSeconds": 0}, 'The Pod "invalid" is invalid: spec.activeDeadlineSeconds: '
+     "Invalid value: 0: must be between 1 and 2147483647, inclusive"),  # a 422
+    ({"activeDeadlineSeconds": "soon"}, 'Error from server (BadRequest): error when creating '
+     '"STDIN": Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string '
+     "into Go struct field PodSpec.spec.activeDeadlineSeconds of type int64"),
+    ({"restartPolicy": "Sometimes"}, 'The Pod "invalid" is invalid: spec.restartPolicy: '
+     'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"'),
+], ids=["deadline-0", "deadline-string", "restart-policy"])
+def test_the_api_refuses_what_the_kubelet_could_not_act_on(sandbox, spec, message):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "invalid"},
+           "spec": {**spec, "containers": [{"name": "c", "image": "busybox",
+                                            "command": ["sleep", "300"]}]}}
+    out = sandbox.kubectl("create", "-f", "-", "-o", "name", input=json.dumps(pod), check=False)
+    assert (out.returncode, out.stderr.strip()) == (1, message)
+    assert "pod/invalid" not in sandbox.kubectl("get", "pods", "-o", "name").stdout
+
+
+def test_the_deadline_may_be_lowered_on_a_running_pod_but_not_raised(sandbox, run):
+    run("lowered", "Never", "sleep 300")
+    _phase_becomes(sandbox, "lowered", "Running")
+    sandbox.kubectl("patch", "pod", "lowered", "-p", '{"spec":{"activeDeadlineSeconds":600}}')
+    raised = sandbox.kubectl("patch", "pod", "lowered", "-p",
+                             '{"spec":{"activeDeadlineSeconds":900}}', check=False)
+    assert raised.returncode == 1
+    assert "must be less than or equal to previous value" in raised.stderr
+    sandbox.kubectl("patch", "pod", "lowered", "-p", '{"spec":{"activeDeadlineSeconds":1}}')
+    failed = _phase_becomes(sandbox, "lowered", "Failed", timeout=15)
+    assert failed["status"]["reason"] == "DeadlineExceeded"
