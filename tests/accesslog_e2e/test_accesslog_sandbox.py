@@ -18,6 +18,7 @@ import time
 import pytest
 
 from kubectl_mesh.cli import accesslog
+from sandbox.apiserver.auth import write_tokens
 from sandbox.testing import SCENARIOS
 
 from .conftest import GW, get
@@ -254,8 +255,7 @@ def test_rbac_without_pods_log_is_4_and_without_cluster_list_the_names_still_res
     admin = next(iter(tokens))
     tokens["no-logs-token"] = {"user": "no-logs", "deny": ["get pods/log"]}
     tokens["ns-only-token"] = {"user": "ns-only", "deny": ["list pods@"]}
-    (tmp_path / "rbac.json").write_text(json.dumps({"tokens": tokens}))
-    (tmp_path / "rbac.json").replace(rbac)
+    write_tokens(rbac, tokens)
     try:
         def as_user(token, *args):
             kubeconfig = tmp_path / f"{token}.kubeconfig"
@@ -272,7 +272,7 @@ def test_rbac_without_pods_log_is_4_and_without_cluster_list_the_names_still_res
         labels = {g["label"] for g in json.loads(out)["groups"]}
         assert f"{slow_catalog_v2_pod(sandbox)}.istioinaction" in labels
     finally:
-        rbac.write_text(original)
+        write_tokens(rbac, json.loads(original)["tokens"])
 
 
 def test_two_gateway_pods_are_merged_by_time(story, sandbox, mesh):
