@@ -1,5 +1,5 @@
 """A sniff run: every pod's capture at once (bounded), into one sink, until a limit, the end
-of every tcpdump, Ctrl-C, SIGTERM or a closed viewer - then cleanup, always."""
+of every tcpdump, Ctrl-C, SIGTERM, SIGHUP or a closed viewer - then cleanup, always."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import IO
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.podcapture import PodCapture
 from kubectl_mesh.capture.tcpdump import buffer_per_pod
-from kubectl_mesh.errors import ExitCode, MeshError
+from kubectl_mesh import signals
+from kubectl_mesh.errors import ExitCode, MeshError, Terminated
 
 JOIN_TIMEOUT = 10.0
 COUNT_GRACE = 2.0  # after --count: how long tcpdumps may take to report and exit
@@ -86,11 +87,14 @@ class CaptureRun:
                 capture.run()
 
     def run(self) -> int:
-        """Capture until done; cleanup on every path. Returns the exit code."""
+        """Capture until done; cleanup on every path. Returns the exit code.
+
+        Ctrl-C, SIGTERM and SIGHUP (KeyboardInterrupt / Terminated, raised in this, the main
+        thread, by the common signal rule) stop every pod's tcpdump and clean up, then go on
+        up to `cli.common.run`, which exits 128 + the signal number.
+        """
         threads = [threading.Thread(target=self._run_one, args=(c,), daemon=True,
                                     name=f"sniff-{c.key}") for c in self.captures]
-        interrupted = False
-        restore = _on_sigterm(lambda: self._halt("SIGTERM"))
         started = time.monotonic()
         try:
             for t in threads:
@@ -110,11 +114,14 @@ class CaptureRun:
                 progress.tick()
             progress.done()
         except KeyboardInterrupt:
-            interrupted = True
             self._halt("Ctrl-C")
+            raise
+        except Terminated as e:
+            self._halt(signal.Signals(e.signum).name)
+            raise
         finally:
-            # A second Ctrl-C must not cut cleanup short: leftovers are the worst outcome.
-            with _ignoring_sigint():
+            # A second signal must not cut cleanup short: leftovers are the worst outcome.
+            with signals.deferred() as received:
                 self._halt(self.stop_reason or "done")
                 for t in threads:
                     t.join(JOIN_TIMEOUT)
@@ -123,10 +130,8 @@ class CaptureRun:
                     notes += capture.cleanup()
                 with contextlib.suppress(OSError, ValueError):
                     self.sink.close()
-                restore()
                 self._report(notes, time.monotonic() - started)
-        if interrupted or self.stop_reason == "SIGTERM":
-            return ExitCode.INTERRUPTED
+        signals.reraise(received)  # a signal during cleanup still ends the command by it
         errors = [c.error for c in self.captures if c.error is not None]
         if errors and len(errors) == len(self.captures):
             raise errors[0] if isinstance(errors[0], MeshError) else \
@@ -181,23 +186,3 @@ def _say(stream, line: str, end: str = "\n") -> None:
         stream.flush()
     except (OSError, ValueError):
         pass
-
-
-def _on_sigterm(handler):
-    """Route SIGTERM to `handler` while the run lasts (main thread only); returns restore()."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.signal(signal.SIGTERM, lambda *_: handler())
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _ignoring_sigint():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
