@@ -87,8 +87,10 @@ def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
         result = mesh(ref(gateway), "-o", str(out), "--duration", "2s")
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert 2.0 <= elapsed < 6.0
-    assert len(read_file(str(out))[1]) > 0
+    # 2 s of packets, counted from tcpdump's first output: setting up the ephemeral
+    # container first must not eat the capture (it takes seconds on a loaded machine).
+    assert 2.0 <= elapsed < 12.0
+    assert len(read_file(str(out))[1]) > 0, result.stderr
     assert wait_gone(lambda: tcpdumps_for(gateway["status"]["podIP"]), 5)
 
 
