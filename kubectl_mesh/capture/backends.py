@@ -103,12 +103,11 @@ class _Gated:
             self._attach = attach
         threading.Thread(target=attach.run, args=(lambda _: None, lambda _: None),
                          daemon=True, name="sniff-gate").start()
-        attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
-
-    @property
-    def held(self) -> bool:
-        with self._lock:
-            return self._attach is not None
+        try:
+            attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
+        except Exception as e:  # noqa: BLE001 - websocket-client's errors, or OSError
+            raise UnreachableError(f"attach to {container} in pod {pod}.{namespace} ended at "
+                                   f"once: {e}") from e
 
     def _release(self) -> bool:
         with self._lock:

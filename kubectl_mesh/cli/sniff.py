@@ -88,7 +88,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="auto",
                    help="where tcpdump runs (default: auto)")
     p.add_argument("--image", default=DEFAULT_IMAGE,
-                   help=f"debug image with tcpdump for ephemeral/node (default: {DEFAULT_IMAGE})")
+                   help="debug image for ephemeral/node, with tcpdump, sh, timeout, head and cat "
+                        f"(busybox has the last four; default: {DEFAULT_IMAGE})")
     p.add_argument("--privileged", action="store_true",
                    help="allow --mode node (a privileged debug pod on the node)")
     p.add_argument("--buffer-size", type=parse_size, metavar="SIZE", default=None,
