@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from kubectl_mesh.capture.pcap import read_file
+from sandbox.testing import pid_alive
 from tests.sniff.test_sniff_e2e import _started, debug_pods, gateway_traffic, ref
 from tests.sniff.conftest import tcpdumps_for, wait_gone
 
@@ -60,6 +61,36 @@ def test_a_closed_terminal_deletes_the_privileged_debug_pod(mesh, sandbox, gatew
     assert f"debug pod {name}.istio-system deleted".encode() in err
     assert wait_gone(lambda: debug_pods(sandbox, "istio-system"), 10)
     assert wait_gone(lambda: tcpdumps_for(ip), 5)
+
+
+def test_a_killed_node_mode_sniff_leaves_no_privileged_process_running(mesh, sandbox, gateway,
+                                                                      tmp_path):
+    """kill -9: no cleanup runs. The debug pod's gate sees our attach go, its container ends,
+    and (restartPolicy Never) the pod is done: nothing privileged runs on the node any more.
+    The pod object stays until deleted, like any completed pod."""
+    ip = gateway["status"]["podIP"]
+    proc = mesh.popen(ref(gateway), "--mode", "node", "--privileged", "-o",
+                      str(tmp_path / "kill.pcap"))
+    name = None
+    try:
+        _started(ip, proc)
+        [name] = debug_pods(sandbox, "istio-system")
+        gate = next(c["pid"] for p in sandbox.status() if p["name"] == name
+                    for c in p["containers"])
+        proc.kill()
+        proc.communicate(timeout=30)
+        phase = lambda: next(p["status"]["phase"] for p in sandbox.pods("istio-system")  # noqa
+                             if p["metadata"]["name"] == name)
+        sandbox.wait_for(lambda: phase() in ("Succeeded", "Failed"), timeout=20,
+                         what=f"debug pod {name} to end by itself")
+        assert not pid_alive(gate)
+        assert wait_gone(lambda: tcpdumps_for(ip), 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if name:
+            sandbox.kubectl("delete", "pod", name, "-n", "istio-system", check=False)
 
 
 # ---- RBAC that allows setting up, not tearing down ---------------------------------------------
