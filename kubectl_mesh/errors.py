@@ -21,8 +21,25 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 6  # a file or response that is not what it should be (not JSON, not a dump)
     FINDINGS = 7  # the command worked and found a problem (trace breaks, NOT SYNCED, diff)
     TOOL_MISSING = 8  # a required local tool (kubectl, tcpdump, wireshark) is missing
+    # Ended by a signal, after cleaning up: 128 + the signal number (`Terminated`).
+    HANGUP = 129  # SIGHUP: the terminal or SSH session closed
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
-    TERMINATED = 143  # SIGTERM (after cleaning up, e.g. restoring log levels)
+    TERMINATED = 143  # SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived (`kubectl_mesh.signals`); like KeyboardInterrupt for SIGINT,
+    a BaseException, so every `finally` on the way out runs before the exit code."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class MeshError(Exception):

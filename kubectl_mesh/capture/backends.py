@@ -2,17 +2,24 @@
 
 - `ExecBackend`: a container of the pod that ships tcpdump and may capture;
 - `EphemeralBackend`: an ephemeral debug container (NET_RAW/NET_ADMIN, `--image`) targeting a
-  container of the pod. Its main process is `cat` with `stdin`+`stdinOnce`: we stay attached
-  to its stdin for the whole capture, so detaching - on purpose or because we died - ends it,
-  and the runtime then stops everything exec'd in it. Kubernetes cannot remove it afterwards;
+  container of the pod. Kubernetes cannot remove it afterwards, so it ends by itself: its
+  main process is the debug gate (`gate_command`);
 - `NodeBackend`: a privileged hostPID debug pod on the pod's node (`sidecar.istio.io/inject:
-  "false"`), same `cat` gate; the target container's host PID is found from its containerID
-  (`nodepid.py`), tcpdump run with `nsenter -t PID -n` in the pod's network namespace;
-  deleted at cleanup.
+  "false"`, `restartPolicy: Never`, `activeDeadlineSeconds`), same gate; the target
+  container's host PID is found from its containerID (`nodepid.py`), tcpdump run with
+  `nsenter -t PID -n` in the pod's network namespace; deleted at cleanup.
+
+The debug gate: the container has `stdin`+`stdinOnce`, and we stay attached to its stdin for
+the whole capture. Its main process waits up to `attach_window` seconds for the one byte our
+attach sends (so a container nobody attached to - the client died during setup, `create
+pods/attach` denied - ends by itself), then reads stdin until EOF, which the runtime gives it
+when our attach detaches - on purpose or because we died, even by `kill -9` - and ends; the
+runtime then stops everything exec'd in it. `timeout LIFETIME` bounds it in any case.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -23,13 +30,27 @@ from kubectl_mesh.errors import ForbiddenError, MeshError, NotFoundError, Unreac
 from kubectl_mesh.kube.execstream import ExecStream, open_attach
 
 PROXY = "istio-proxy"
-GATE = ["cat"]  # ends when its stdin closes (stdinOnce: when we detach)
+DEBUG_GATE = 'timeout "$1" head -c 1 >/dev/null && exec timeout "$2" cat >/dev/null'
+ATTACHED = b"."  # what our attach sends the gate
+ENDING = 10.0  # seconds a detached gate's container may take to be reported terminated
 DEFAULT_CAPS = {"NET_RAW"}  # of the container runtime's defaults, the one capture needs
 IMAGE_PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
 
 class SetupFailed(MeshError):
     """A backend could not be set up; `auto` tries the next one, explaining why."""
+
+
+class LeftBehind(MeshError):
+    """Cleanup could not undo what setup did; the message says what is left and how to
+    remove it (exit 1: a change that could not be undone)."""
+
+
+def gate_command(opts: SniffOptions) -> list[str]:
+    """The main process of a debug container: DEBUG_GATE (sh, timeout, head, cat: POSIX and
+    busybox alike), its attach window and lifetime as arguments."""
+    return ["sh", "-c", DEBUG_GATE, "kubectl-mesh-gate", str(math.ceil(opts.attach_window)),
+            str(opts.debug_lifetime)]
 
 
 def capture_blocker(spec: dict, pod_spec: dict) -> str | None:
@@ -73,12 +94,20 @@ class _Gated:
     def __init__(self):
         self._attach: ExecStream | None = None
         self._lock = threading.Lock()
+        self._window = 0.0  # the gate's attach window, once the container was created
 
     def _hold(self, config, namespace: str, pod: str, container: str, timeout) -> None:
-        self._attach = open_attach(config, namespace, pod, container=container, stdin=True,
-                                   timeout=timeout)
-        threading.Thread(target=self._attach.run, args=(lambda _: None, lambda _: None),
+        attach = open_attach(config, namespace, pod, container=container, stdin=True,
+                             timeout=timeout)
+        with self._lock:
+            self._attach = attach
+        threading.Thread(target=attach.run, args=(lambda _: None, lambda _: None),
                          daemon=True, name="sniff-gate").start()
+        try:
+            attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
+        except Exception as e:  # noqa: BLE001 - websocket-client's errors, or OSError
+            raise UnreachableError(f"attach to {container} in pod {pod}.{namespace} ended at "
+                                   f"once: {e}") from e
 
     def _release(self) -> bool:
         with self._lock:
@@ -103,9 +132,10 @@ class EphemeralBackend(_Gated):
         self.where = f"ephemeral container {self.name}"
         self._added = False
 
-    def spec(self, image: str) -> dict:
-        return {"name": self.name, "image": image, "command": GATE, "stdin": True,
-                "stdinOnce": True, "tty": False, "targetContainerName": self.target_container,
+    def spec(self, opts: SniffOptions) -> dict:
+        return {"name": self.name, "image": opts.image, "command": gate_command(opts),
+                "stdin": True, "stdinOnce": True, "tty": False,
+                "targetContainerName": self.target_container,
                 "terminationMessagePolicy": "File",
                 "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}}}
 
@@ -113,7 +143,7 @@ class EphemeralBackend(_Gated):
         path = kubewrite.pod_path(self.namespace, self.pod, "ephemeralcontainers")
         try:
             kubewrite.request(self.api, "PATCH", path,
-                              {"spec": {"ephemeralContainers": [self.spec(opts.image)]}},
+                              {"spec": {"ephemeralContainers": [self.spec(opts)]}},
                               "application/strategic-merge-patch+json")
         except kubewrite.PodSecurityRejected as e:
             raise kubewrite.PodSecurityRejected(
@@ -127,6 +157,7 @@ class EphemeralBackend(_Gated):
                                  "roles), or use --mode exec with a container that has "
                                  "tcpdump") from e
         self._added = True
+        self._window = opts.attach_window
         _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
                       ephemeral=True, image=opts.image)
         self._hold(self.api.config, self.namespace, self.pod, self.name, opts.setup_timeout)
@@ -137,8 +168,12 @@ class EphemeralBackend(_Gated):
     def cleanup(self) -> list[str]:
         if not self._added:
             return []
-        self._release()
-        ended = _wait_terminated(self.api, self.namespace, self.pod, self.name, 10.0)
+        # Detached, the gate ends at once; never attached, at the end of its attach window.
+        wait = ENDING if self._release() else self._window + ENDING
+        try:
+            ended = _wait_terminated(self.api, self.namespace, self.pod, self.name, wait)
+        except MeshError:  # the API server is gone: the gate still ends the process
+            ended = False
         state = "its process has ended" if ended else "its process may still be ending"
         return [f"ephemeral container {self.name} stays in pod {self.pod}.{self.namespace} "
                 f"(Kubernetes cannot remove ephemeral containers); {state}"]
@@ -157,8 +192,9 @@ class NodeBackend(_Gated):
         self.where = f"debug pod {self.name} on node {(pod_json.get('spec') or {}).get('nodeName')}"
         self.pid: int | None = None  # the target container's process, as the node sees it
         self._created = False
+        self._lifetime = 0
 
-    def manifest(self, image: str) -> dict:
+    def manifest(self, opts: SniffOptions) -> dict:
         labels = {"app.kubernetes.io/managed-by": "kubectl-mesh",
                   "sidecar.istio.io/inject": "false"}
         return {"apiVersion": "v1", "kind": "Pod",
@@ -166,8 +202,11 @@ class NodeBackend(_Gated):
                              "annotations": {"sidecar.istio.io/inject": "false"}},
                 "spec": {"nodeName": (self.pod_json.get("spec") or {}).get("nodeName"),
                          "hostNetwork": True, "hostPID": True, "restartPolicy": "Never",
+                         # the kubelet kills it then, whatever became of us and the gate
+                         "activeDeadlineSeconds": opts.debug_lifetime,
                          "tolerations": [{"operator": "Exists"}],
-                         "containers": [{"name": "sniff", "image": image, "command": GATE,
+                         "containers": [{"name": "sniff", "image": opts.image,
+                                         "command": gate_command(opts),
                                          "stdin": True, "stdinOnce": True,
                                          "securityContext": {"privileged": True}}]}}
 
@@ -179,7 +218,7 @@ class NodeBackend(_Gated):
         container_id = nodepid.running_container_id(current, self.container)
         try:
             kubewrite.request(self.api, "POST", kubewrite.pod_path(self.namespace),
-                              self.manifest(opts.image))
+                              self.manifest(opts))
         except kubewrite.PodSecurityRejected as e:
             raise kubewrite.PodSecurityRejected(
                 f"Pod Security admission refused debug pod {self.name} in namespace "
@@ -190,6 +229,7 @@ class NodeBackend(_Gated):
             raise ForbiddenError(e.message, hint=e.hint or "node mode needs `create pods` and a "
                               "namespace whose Pod Security level allows privileged pods") from e
         self._created = True
+        self._window, self._lifetime = opts.attach_window, opts.debug_lifetime
         _wait_running(self.api, self.namespace, self.name, "sniff", opts.setup_timeout,
                       ephemeral=False, image=opts.image)
         self._hold(self.api.config, self.namespace, self.name, "sniff", opts.setup_timeout)
@@ -206,10 +246,22 @@ class NodeBackend(_Gated):
     def cleanup(self) -> list[str]:
         if not self._created:
             return []
-        self._release()
-        kubewrite.request(self.api, "DELETE", kubewrite.pod_path(self.namespace, self.name),
-                          {"gracePeriodSeconds": 0})
-        self._created = False
+        released = self._release()
+        try:
+            kubewrite.request(self.api, "DELETE", kubewrite.pod_path(self.namespace, self.name),
+                              {"gracePeriodSeconds": 0})
+        except MeshError as e:
+            ending = ("its gate was closed, so its process is ending" if released else
+                      "nothing attached to its gate, so its process ends within "
+                      f"{math.ceil(self._window)}s")
+            raise LeftBehind(
+                f"debug pod {self.name}.{self.namespace} (privileged, hostPID) could not be "
+                f"deleted: {e}; {ending}, and the kubelet stops it after "
+                f"{self._lifetime}s at the latest (activeDeadlineSeconds), but the pod "
+                f"stays until deleted", hint=f"kubectl delete pod {self.name} -n "
+                f"{self.namespace}") from e
+        finally:
+            self._created = False
         return [f"debug pod {self.name}.{self.namespace} deleted"]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from kubectl_mesh.capture.backends import (PROXY, EphemeralBackend, ExecBackend, NodeBackend,
-                                           capture_blocker)
+from kubectl_mesh.capture.backends import (PROXY, EphemeralBackend, ExecBackend, LeftBehind,
+                                           NodeBackend, capture_blocker)
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.pcap import PcapHeader, PcapStreamReader, Record
 from kubectl_mesh.capture.tcpdump import (TcpdumpStats, buffer_per_pod, diagnose, gated,
                                           tcpdump_argv)
-from kubectl_mesh.errors import MeshError, ToolMissingError, UsageError
+from kubectl_mesh.errors import MeshError, ToolMissingError, UnreachableError, UsageError
 from kubectl_mesh.kube.execstream import ExecFailed, open_exec
 
 STOP_GRACE = 3.0  # seconds tcpdump gets to report and exit after we closed its stdin
@@ -33,6 +33,7 @@ class PodCapture:
         self.stats = TcpdumpStats()
         self.exit_code: int | None = None
         self.error: BaseException | None = None
+        self.left_behind: list[LeftBehind] = []  # what cleanup could not undo
         self.bytes_in = 0
         self._stderr = bytearray()
         self._lock = threading.Lock()
@@ -125,8 +126,20 @@ class PodCapture:
         stream.close()
         self.stats = TcpdumpStats.parse(bytes(self._stderr))
         self.exit_code = status.code if status else None
-        if reader.header is None and not self._is_stopped():
+        if self._is_stopped():
+            return
+        if reader.header is None:
             raise self._failure(backend, status)
+        if status is None:  # no exit status: the connection ended under a running tcpdump
+            raise UnreachableError(
+                f"{self.key}: the connection to the API server ({stream.what}) was lost "
+                "mid-capture; the capture is cut short, and the output holds the packets "
+                "received until then", hint="check the API server, then capture again")
+        if status.code:  # tcpdump (or its container) ended before we stopped it
+            raise MeshError(f"{self.key}: tcpdump ended early in {backend.where} (exit "
+                            f"{status.code}{': ' + status.message if status.message else ''})"
+                            "; the capture is cut short, and the output holds the packets "
+                            "received until then")
 
     def _failure(self, backend, status, refused: str = "") -> MeshError:
         said = diagnose(bytes(self._stderr))
@@ -189,6 +202,8 @@ class PodCapture:
         for backend in used:
             try:
                 notes += backend.cleanup()
+            except LeftBehind as e:
+                self.left_behind.append(e)
             except MeshError as e:
                 notes.append(f"cleanup of {backend.where} failed: {e}")
         return notes

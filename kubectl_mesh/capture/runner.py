@@ -1,5 +1,5 @@
 """A sniff run: every pod's capture at once (bounded), into one sink, until a limit, the end
-of every tcpdump, Ctrl-C, SIGTERM or a closed viewer - then cleanup, always."""
+of every tcpdump, Ctrl-C, SIGTERM, SIGHUP or a closed viewer - then cleanup, always."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+from kubectl_mesh.capture.backends import LeftBehind
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.podcapture import PodCapture
 from kubectl_mesh.capture.tcpdump import buffer_per_pod
+from kubectl_mesh import signals
 from kubectl_mesh.errors import ExitCode, MeshError
 
 JOIN_TIMEOUT = 10.0
+_SIGNAL_REASON = {signal.SIGINT: "Ctrl-C"}
 COUNT_GRACE = 2.0  # after --count: how long tcpdumps may take to report and exit
 
 
@@ -37,6 +40,7 @@ class CaptureRun:
         self.opts, self.sink, self.stderr = opts, sink, stderr
         self.totals = Totals()
         self.stop_reason = ""
+        self._streaming_since: float | None = None  # when the first tcpdump's output began
         self._stop = threading.Event()
         self._enough = threading.Event()  # --count reached: no more packets, tcpdump ending
         self._lock = threading.Lock()
@@ -47,6 +51,8 @@ class CaptureRun:
     # -- packets ------------------------------------------------------------------------
     def _on_header(self, capture: PodCapture, header) -> None:
         with self._lock:
+            if self._streaming_since is None:
+                self._streaming_since = time.monotonic()
             self.sink.add_pod(capture.key, header, f"{capture.pod.name}/{capture.pod.namespace}",
                               f"{capture.backend.mode} {capture.backend.where} "
                               f"-i {self.opts.interface}")
@@ -86,35 +92,23 @@ class CaptureRun:
                 capture.run()
 
     def run(self) -> int:
-        """Capture until done; cleanup on every path. Returns the exit code."""
+        """Capture until done; cleanup on every path. Returns the exit code.
+
+        Ctrl-C, SIGTERM and SIGHUP are held off for the whole run (`signals.deferred`): one
+        stops every pod's tcpdump, cleanup runs (a second one waits for it), and then it is
+        raised as the common signal rule would have, for `cli.common.run` to exit 128 + the
+        signal number. (Raised at once, it could land inside a lock's release in a threading
+        primitive this thread waits on, or in the middle of the cleanup.)
+        """
         threads = [threading.Thread(target=self._run_one, args=(c,), daemon=True,
                                     name=f"sniff-{c.key}") for c in self.captures]
-        interrupted = False
-        restore = _on_sigterm(lambda: self._halt("SIGTERM"))
         started = time.monotonic()
-        try:
-            for t in threads:
-                t.start()
-            deadline = started + self.opts.duration if self.opts.duration else None
-            progress = _Progress(self, self.stderr)
-            while any(t.is_alive() for t in threads) and not self._stop.is_set():
-                if deadline and time.monotonic() >= deadline:
-                    self._halt("--duration reached")
-                    break
-                if self._enough.is_set():
-                    grace_end = time.monotonic() + COUNT_GRACE
-                    for t in threads:
-                        t.join(max(0.0, grace_end - time.monotonic()))
-                    break
-                self._stop.wait(0.1)
-                progress.tick()
-            progress.done()
-        except KeyboardInterrupt:
-            interrupted = True
-            self._halt("Ctrl-C")
-        finally:
-            # A second Ctrl-C must not cut cleanup short: leftovers are the worst outcome.
-            with _ignoring_sigint():
+        with signals.deferred() as received:
+            try:
+                for t in threads:
+                    t.start()
+                self._wait(threads, received)
+            finally:
                 self._halt(self.stop_reason or "done")
                 for t in threads:
                     t.join(JOIN_TIMEOUT)
@@ -123,15 +117,37 @@ class CaptureRun:
                     notes += capture.cleanup()
                 with contextlib.suppress(OSError, ValueError):
                     self.sink.close()
-                restore()
                 self._report(notes, time.monotonic() - started)
-        if interrupted or self.stop_reason == "SIGTERM":
-            return ExitCode.INTERRUPTED
+        left = [e for c in self.captures for e in c.left_behind]
+        if left:  # worse than any other outcome: it goes first, whatever ended the run
+            raise _left_behind(left)
+        signals.reraise(received)
         errors = [c.error for c in self.captures if c.error is not None]
         if errors and len(errors) == len(self.captures):
             raise errors[0] if isinstance(errors[0], MeshError) else \
                 MeshError(f"capture failed: {errors[0]}")
         return ExitCode.FAILURE if errors else ExitCode.OK
+
+    def _wait(self, threads: list[threading.Thread], received: list[int]) -> None:
+        """Until every capture ended, a limit is reached or a signal came. --duration counts
+        from the first packet stream (setting up a debug container can take a while)."""
+        progress = _Progress(self, self.stderr)
+        while any(t.is_alive() for t in threads) and not self._stop.is_set():
+            if received:
+                self._halt(_SIGNAL_REASON.get(received[0], signal.Signals(received[0]).name))
+                break
+            if self.opts.duration and self._streaming_since is not None and \
+                    time.monotonic() >= self._streaming_since + self.opts.duration:
+                self._halt("--duration reached")
+                break
+            if self._enough.is_set():
+                grace_end = time.monotonic() + COUNT_GRACE
+                for t in threads:
+                    t.join(max(0.0, grace_end - time.monotonic()))
+                break
+            self._stop.wait(0.1)
+            progress.tick()
+        progress.done()
 
     def _report(self, notes: list[str], elapsed: float) -> None:
         say = lambda line: _say(self.stderr, line)  # noqa: E731
@@ -153,6 +169,14 @@ class CaptureRun:
         why = f" ({self.stop_reason})" if self.stop_reason and self.stop_reason != "done" else ""
         say(f"captured {self.totals.packets} packets, {self.totals.bytes} bytes in "
             f"{elapsed:.1f}s ({rate:.2f} MB/s){why}")
+
+
+def _left_behind(left: list[LeftBehind]) -> LeftBehind:
+    """One error for everything cleanup could not undo: what, why, and the commands."""
+    if len(left) == 1:
+        return left[0]
+    return LeftBehind("; ".join(e.message for e in left),
+                      hint="; ".join(e.hint for e in left if e.hint))
 
 
 class _Progress:
@@ -181,23 +205,3 @@ def _say(stream, line: str, end: str = "\n") -> None:
         stream.flush()
     except (OSError, ValueError):
         pass
-
-
-def _on_sigterm(handler):
-    """Route SIGTERM to `handler` while the run lasts (main thread only); returns restore()."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.signal(signal.SIGTERM, lambda *_: handler())
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _ignoring_sigint():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

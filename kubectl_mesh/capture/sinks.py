@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+from kubectl_mesh.capture.outfile import CaptureFile
 from kubectl_mesh.capture.pcap import PcapHeader, Record
 from kubectl_mesh.capture.pcapng import PcapngWriter
 
@@ -56,26 +57,29 @@ class PcapngSink:
 
 
 class DirectorySink:
-    """`-o DIR/`: a classic pcap file per pod, `DIR/POD.NAMESPACE.pcap`."""
+    """`-o DIR/`: a classic pcap file per pod, `DIR/POD.NAMESPACE.pcap` (each written like
+    `-o FILE`: `outfile.CaptureFile`); a new DIR is private (0700)."""
 
     def __init__(self, directory: str):
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         self.directory = directory
         self._sinks: dict[str, PcapSink] = {}
+        self._files: list[CaptureFile] = []
         self.paths: list[str] = []
 
     def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
         path = os.path.join(self.directory, f"{key}.pcap")
         self.paths.append(path)
-        self._sinks[key] = PcapSink(open(path, "wb"))
+        self._files.append(CaptureFile(path))
+        self._sinks[key] = PcapSink(self._files[-1].file, flush=False)
         self._sinks[key].add_pod(key, header, name, description)
 
     def write(self, key: str, record: Record) -> int:
         return self._sinks[key].write(key, record)
 
     def close(self) -> None:
-        for sink in self._sinks.values():
-            sink.out.close()
+        for capture_file in self._files:
+            capture_file.close()
 
 
 class TeeSink:

@@ -7,7 +7,7 @@ from typing import IO
 
 from kubectl_mesh.capture.options import SniffOptions
 from kubectl_mesh.capture.runner import CaptureRun
-from kubectl_mesh.capture import sinks, viewers
+from kubectl_mesh.capture import outfile, sinks, viewers
 from kubectl_mesh.errors import UsageError
 
 
@@ -39,8 +39,9 @@ def _sink(opts: SniffOptions, pods: list, stdout, stderr, stack: contextlib.Exit
             raise UsageError("-o - needs a binary stdout")
         targets.append(_stream_sink(binary, multi))
     elif opts.output:
-        f = stack.enter_context(open(opts.output, "wb"))
-        targets.append(_stream_sink(f, multi or opts.output.endswith(".pcapng"), flush=False))
+        capture_file = stack.enter_context(outfile.CaptureFile(opts.output))
+        targets.append(_stream_sink(capture_file.file, multi or opts.output.endswith(".pcapng"),
+                                    flush=False))
     if opts.summary:
         tshark = viewers.start_tshark_summary(stdout)
         stack.callback(_end_viewer, tshark)

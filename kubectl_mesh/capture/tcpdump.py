@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kubectl_mesh.stdingate import STDIN_GATE, gated  # noqa: F401 - tcpdump runs behind it
+
 # tcpdump -B: the kernel ring between the interface and tcpdump. libpcap's default is 2 MiB;
 # a capture behind an exec stream needs far more: while the stream drains at tens to hundreds
 # of MB/s (less on a busy node), a burst arrives at hundreds. The ring is kernel memory on the
@@ -42,34 +44,6 @@ def tcpdump_argv(interface: str, capture_filter: str = "", count: int | None = N
     if capture_filter.strip():
         argv += ["--", capture_filter]
     return argv
-
-
-# tcpdump behind a stdin gate. A kubelet does not kill what it exec'd when the client goes
-# away (kubernetes/kubernetes#89031): it only closes the process's stdin. So tcpdump runs
-# in the background while `cat` waits for that EOF - our close_stdin() when we stop, or the
-# connection dropping however we died - and then gets SIGTERM (tcpdump handles it like
-# SIGINT: flushes, reports its counts, exits; SIGINT itself is ignored by a non-interactive
-# shell's background commands), and so does the exec. tcpdump ending by itself (-c) ends
-# the gate too. The command comes in as "$@" (the argv list): never shell text.
-STDIN_GATE = """\
-exec 3<&0
-"$@" </dev/null 3<&- &
-t=$!
-cat <&3 >/dev/null 2>&1 &
-c=$!
-exec 3<&-
-while kill -0 "$t" 2>/dev/null && kill -0 "$c" 2>/dev/null; do sleep 0.2; done
-kill -TERM "$t" 2>/dev/null
-wait "$t" 2>/dev/null
-s=$?
-kill "$c" 2>/dev/null
-exit "$s"
-"""
-
-
-def gated(argv: list[str]) -> list[str]:
-    """`argv` run behind STDIN_GATE: exec it with stdin open; closing stdin stops it."""
-    return ["sh", "-c", STDIN_GATE, "sh", *argv]
 
 
 @dataclass(frozen=True)

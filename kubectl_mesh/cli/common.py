@@ -2,7 +2,9 @@
 
 `run()` is THE top-level handler every command goes through: it maps `MeshError`s to their
 exit codes and one-line messages, keeps Ctrl-C and closed pipes quiet, and shows tracebacks
-only with `--debug`. Only the standard library is imported here: this is on the `--help` path.
+only with `--debug`. It installs the one signal rule (`kubectl_mesh.signals`): SIGINT, SIGTERM
+and SIGHUP unwind the command through its cleanup and exit 128 + the signal number (130, 143,
+129). Only the standard library is imported here: this is on the `--help` path.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
-from kubectl_mesh.errors import ExitCode, MeshError
+from kubectl_mesh import signals
+from kubectl_mesh.errors import ExitCode, MeshError, Terminated
 
 MainFn = Callable[..., Optional[int]]
 
@@ -223,7 +226,7 @@ def run(main_fn: MainFn, argv: Sequence[str] | None, *, prog: str,
 
         logging.basicConfig(level=logging.DEBUG, stream=err, format="debug: %(name)s: %(message)s")
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with signals.raising(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main_fn(args, prog=prog, stdout=out, stderr=err)
         # Flush inside the try: a closed pipe must surface here, not at interpreter exit.
         out.flush()
@@ -234,6 +237,9 @@ def run(main_fn: MainFn, argv: Sequence[str] | None, *, prog: str,
     except KeyboardInterrupt:
         _flush_quietly(out)
         return ExitCode.INTERRUPTED
+    except Terminated as exc:
+        _flush_quietly(out)
+        return exc.exit_code
     except BrokenPipeError as exc:
         if _stdout_is_broken(out):
             _silence(out)

@@ -42,9 +42,23 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+# What tcpdump itself accepts (tcpdump.c: `-c` a positive int, `-s` up to MAXIMUM_SNAPLEN):
+# refused here, before a debug container is created for a tcpdump that would reject it.
+MAX_COUNT = 2**31 - 1
+MAX_SNAPLEN = 262144
+
+
 def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number >= 1)")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number from 1 to "
+                                         f"{MAX_COUNT})")
+    return int(text)
+
+
+def _snaplen(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SNAPLEN:
+        raise argparse.ArgumentTypeError(f"invalid snaplen {text!r} (bytes, from 1 to "
+                                         f"{MAX_SNAPLEN})")
     return int(text)
 
 
@@ -74,7 +88,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="auto",
                    help="where tcpdump runs (default: auto)")
     p.add_argument("--image", default=DEFAULT_IMAGE,
-                   help=f"debug image with tcpdump for ephemeral/node (default: {DEFAULT_IMAGE})")
+                   help="debug image for ephemeral/node, with tcpdump, sh, timeout, head and cat "
+                        f"(busybox has the last four; default: {DEFAULT_IMAGE})")
     p.add_argument("--privileged", action="store_true",
                    help="allow --mode node (a privileged debug pod on the node)")
     p.add_argument("--buffer-size", type=parse_size, metavar="SIZE", default=None,
@@ -82,7 +97,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         "pods, at least 32Mi each). Bigger absorbs longer bursts the exec "
                         "stream cannot drain at once, at the cost of that much kernel memory "
                         "on the node")
-    p.add_argument("-s", "--snaplen", type=_count, metavar="BYTES",
+    p.add_argument("-s", "--snaplen", type=_snaplen, metavar="BYTES",
                    help="keep the first BYTES of each packet (default: whole packets); e.g. 128 "
                         "for headers only: a small fraction of the bytes of bulk traffic, "
                         "so bursts are not dropped (no payload)")
@@ -110,7 +125,13 @@ def options_from_args(args) -> "SniffOptions":
                         max_size=args.max_size, mode=args.mode, image=args.image,
                         privileged=args.privileged, summary=args.summary,
                         concurrency=args.concurrency, snaplen=args.snaplen,
-                        buffer_bytes=args.buffer_size)
+                        buffer_bytes=args.buffer_size,
+                        attach_window=_attach_window(args.request_timeout))
+
+
+def _attach_window(request_timeout: float) -> float:
+    """How long a debug container waits for our attach: two requests (0 = no timeout: 60s)."""
+    return max(5.0, 2 * request_timeout) if request_timeout else 60.0
 
 
 def _main(argv, *, prog, stdout, stderr) -> int:

@@ -2,16 +2,24 @@
 
 Used when the API server refuses the WebSocket port-forward (older or proxied API servers
 that speak only SPDY). kubectl picks the local port; we read it from its stdout, keep draining
-stdout (it prints a line per connection and would block on a full pipe), and terminate it on
-close.
+stdout (it prints a line per connection and would block on a full pipe), and end it on close.
+
+kubectl must not outlive us, however we end: it runs behind the stdin gate
+(`kubectl_mesh.stdingate`), whose stdin is a pipe only we hold, in a session of its own. When
+we close the pipe - on close(), or because we died, even by `kill -9` - the gate sends kubectl
+SIGTERM. (A parent-death signal, PR_SET_PDEATHSIG, fires when the *thread* that started the
+child ends, and forwards are opened in pool threads that end long before the forward does.)
+A closed terminal's SIGHUP reaches only us, and we clean up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -21,9 +29,11 @@ from kubectl_mesh.errors import (ForbiddenError, NotFoundError, ToolMissingError
                                  UnreachableError)
 from kubectl_mesh.kube.api import status_error
 from kubectl_mesh.kube.kubeconfig import IN_CLUSTER, ApiConfig
+from kubectl_mesh.stdingate import gated
 
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
 _STOP_GRACE = 3.0
+_SH = "/bin/sh"
 
 
 class KubectlForward:
@@ -68,8 +78,9 @@ class KubectlForward:
         cmd, env = self.command(kubectl)
         self._stderr = tempfile.TemporaryFile()
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=self._stderr, env=env)
+            self._proc = subprocess.Popen(gated(cmd, _SH), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+                                          start_new_session=True)
         except OSError as e:
             raise ToolMissingError(f"cannot run {kubectl}: {e.strerror}",
                                    hint="install kubectl") from e
@@ -122,16 +133,17 @@ class KubectlForward:
         return []
 
     def close(self) -> None:
-        """Terminate kubectl (kill it after a grace period) and reap its reader thread."""
+        """End kubectl through its gate (kill both after a grace period), reap the reader."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(_STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # the gate sends kubectl SIGTERM and exits with it
+            try:
+                proc.wait(_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the gate's session: kubectl too
+                proc.wait()
             if self._drain is not None:
                 self._drain.join()
             proc.stdout.close()

@@ -1,75 +1,37 @@
 """Holding a change for `--for DURATION`: signals that end the hold early, and the countdown.
 
-SIGTERM and SIGHUP become `Terminated` (a BaseException, like KeyboardInterrupt for SIGINT),
-so the same `finally` restores the levels whatever ended the wait. While restoring, signals
-are deferred: a second Ctrl-C must not leave half the pods at debug.
+SIGTERM and SIGHUP become `Terminated` (the common rule of `kubectl_mesh.signals`: a
+BaseException, like KeyboardInterrupt for SIGINT), so the same `finally` restores the levels
+whatever ended the wait. While restoring, signals are deferred: a second Ctrl-C must not leave
+half the pods at debug.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import time
 from typing import IO, Callable, Iterator
 
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+from kubectl_mesh import signals
+from kubectl_mesh.errors import Terminated
 
+__all__ = ["Terminated", "countdown", "deferred", "ending_signals_raise", "format_remaining"]
 
-class Terminated(BaseException):
-    """The process got SIGTERM/SIGHUP; `exit_code` is 128 + the signal number."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"terminated by {signal.Signals(signum).name}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def ending_signals_raise() -> Iterator[None]:
-    """Within the block, SIGTERM/SIGHUP raise `Terminated` in the main thread."""
-    if not _in_main_thread():  # handlers can only be installed there (e.g. tests in threads)
-        yield
-        return
-
-    def handler(signum, _frame):
-        raise Terminated(signum)
-
-    previous = {s: signal.signal(s, handler) for s in ENDING_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+# The common rule (kubectl_mesh.signals), which `cli.common.run` installs for every command;
+# installed here too so that the hold works the same when called without the runner.
+ending_signals_raise = signals.raising
 
 
 @contextlib.contextmanager
 def deferred(say: Callable[[str], None]) -> Iterator[list[int]]:
     """Within the block, SIGINT/SIGTERM/SIGHUP are noted (and told) but do not interrupt;
     yields the list of signals received."""
-    received: list[int] = []
-    if not _in_main_thread():
-        yield received
-        return
-
-    def handler(signum, _frame):
-        received.append(signum)
+    def tell(signum: int) -> None:
         say(f"got {signal.Signals(signum).name} while restoring levels; finishing the restore first")
 
-    signals = (signal.SIGINT,) + ENDING_SIGNALS
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
+    with signals.deferred(tell) as received:
         yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def format_remaining(seconds: float) -> str:

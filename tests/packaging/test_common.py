@@ -232,3 +232,42 @@ def test_ctrl_c_exits_130_without_traceback():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                       (signal.SIGHUP, 129)], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ending_signals_clean_up_then_exit_128_plus_the_signal(sig, code):
+    """The one rule, in the one runner: every command's `finally` runs, then 128 + signum."""
+    proc = subprocess.Popen(_script("""
+        try:
+            print("ready", flush=True)
+            time.sleep(30)
+        finally:
+            print("cleaned up", flush=True)
+    """), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == code
+        assert proc.stdout.read() == b"cleaned up\n"
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_signal_during_deferred_cleanup_waits_for_it_then_ends_the_command():
+    proc = subprocess.Popen(_script("""
+        from kubectl_mesh import signals
+        with signals.deferred() as got:
+            print("cleaning", flush=True)
+            time.sleep(1)
+            print("cleaned up", flush=True)
+        signals.reraise(got)
+        print("not reached", flush=True)
+    """), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    assert proc.stdout.readline() == b"cleaning\n"
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=10) == 129
+    assert proc.stdout.read() == b"cleaned up\n"

@@ -1,4 +1,4 @@
-"""The stdin gate tcpdump runs behind (capture/tcpdump.py STDIN_GATE), run by real sh:
+"""The stdin gate tcpdump runs behind (kubectl_mesh/stdingate.py STDIN_GATE), run by real sh:
 the host's and busybox's (what Alpine-based debug images such as netshoot ship)."""
 
 from __future__ import annotations

@@ -87,12 +87,15 @@ def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
         result = mesh(ref(gateway), "-o", str(out), "--duration", "2s")
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert 2.0 <= elapsed < 6.0
-    assert len(read_file(str(out))[1]) > 0
+    # 2 s of packets, counted from tcpdump's first output: setting up the ephemeral
+    # container first must not eat the capture (it takes seconds on a loaded machine).
+    assert 2.0 <= elapsed < 12.0
+    assert len(read_file(str(out))[1]) > 0, result.stderr
     assert wait_gone(lambda: tcpdumps_for(gateway["status"]["podIP"]), 5)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "sighup"])
 def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, sig):
     out = tmp_path / "i.pcap"
     ip = gateway["status"]["podIP"]
@@ -108,7 +111,7 @@ def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, si
             time.sleep(0.1)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + sig, err  # 130, 143, 129: after cleaning up
     assert len(read_file(str(out))[1]) > 0
     tshark("-r", str(out))  # a valid file: tshark reads it to the end without error
     assert wait_gone(lambda: tcpdumps_for(ip), 5), "tcpdump left running"
