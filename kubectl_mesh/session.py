@@ -92,6 +92,21 @@ class Session:
             yield admin
 
 
+def ready_pods(pods: list, what: str, stderr: IO[str]) -> list:
+    """The pods of a target a command works on: the Ready ones, saying which Running ones are
+    skipped; every Running one, said once, when none is Ready; a lone pod as it is."""
+    if len(pods) <= 1:
+        return pods
+    ready = [p for p in pods if p.ready]
+    if not ready:
+        print(f"note: no pod of {what} is Ready; using all {len(pods)} Running", file=stderr)
+        return pods
+    for p in pods:
+        if not p.ready:
+            print(f"skipping {p.ref}: not Ready", file=stderr)
+    return ready
+
+
 def pick_one(pods: list, what: str, stderr: IO[str]) -> object:
     """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)."""
     if len(pods) == 1:

@@ -28,26 +28,13 @@ def show(opts, stdout: IO[str], stderr: IO[str]) -> int:
         stats = {FILE_LABEL: ParseStats()}
         records = _matching(opener(), opts, stats[FILE_LABEL], None)
         return _report(records, stats, opts, None, None, stdout, stderr)
-    from kubectl_mesh.session import Session
+    from kubectl_mesh.session import Session, ready_pods
     with Session.open(opts.cluster) as session:
-        pods = ready_pods(session, opts, stderr)
+        pods = ready_pods(session.proxies(opts.target, opts.selector, stderr=stderr),
+                          opts.target or f"-l {opts.selector}", stderr)
         if opts.query.follow:
             return _follow_pods(session, pods, opts, stdout, stderr)
         return _collect_pods(session, pods, opts, stdout, stderr)
-
-
-def ready_pods(session, opts, stderr: IO[str]) -> list:
-    """The target's Running proxy pods that are Ready (all Running ones when none is)."""
-    pods = session.proxies(opts.target, opts.selector, stderr=stderr)
-    ready = [p for p in pods if p.ready]
-    if not ready:
-        print(f"note: no pod of {opts.target or '-l ' + opts.selector} is Ready; reading "
-              f"all {len(pods)} Running", file=stderr)
-        return pods
-    for p in pods:
-        if not p.ready:
-            print(f"skipping {p.ref}: not Ready", file=stderr)
-    return ready
 
 
 # ---- one-shot ---------------------------------------------------------------------------------

@@ -13,14 +13,11 @@ from kubectl_mesh.errors import UsageError
 
 def sniff(opts: SniffOptions, cluster, *, stdout: IO[str], stderr: IO[str]) -> int:
     """Capture per `opts`; returns the exit code (errors raise `MeshError`s)."""
-    from kubectl_mesh.session import Session
+    from kubectl_mesh.session import Session, ready_pods
 
     with Session.open(cluster) as session, contextlib.ExitStack() as stack:
-        pods = session.proxies(opts.target, opts.selector, stderr=stderr)
-        ready = [p for p in pods if p.ready] or pods[:1]
-        for p in pods:
-            if p not in ready:
-                print(f"skipping {p.ref}: not ready", file=stderr)
+        ready = ready_pods(session.proxies(opts.target, opts.selector, stderr=stderr),
+                           opts.target or f"-l {opts.selector}", stderr)
         jsons = [session.api.get_pod(p.namespace, p.name) for p in ready]
         sink = _sink(opts, ready, stdout, stderr, stack)
         names = ", ".join(p.ref for p in ready)

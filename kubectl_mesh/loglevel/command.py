@@ -31,14 +31,15 @@ class LogLevelOptions:
 
 
 def run(opts: LogLevelOptions, stdout: IO[str], stderr: IO[str]) -> int:
-    from kubectl_mesh.session import Session
+    from kubectl_mesh.session import Session, ready_pods
 
     def say(line: str) -> None:
         stderr.write(line + "\n")
         stderr.flush()
 
     with Session.open(opts.cluster) as session:
-        pods = ready_pods(session.proxies(opts.target, opts.selector, stderr=stderr), say)
+        pods = ready_pods(session.proxies(opts.target, opts.selector, stderr=stderr),
+                          opts.target or f"-l {opts.selector}", stderr)
         notes = PodNotes(session.api, say)
         if opts.restore_abandoned:
             return finish_abandoned(pods, notes, session.admin, opts, say)
@@ -51,17 +52,6 @@ def run(opts: LogLevelOptions, stdout: IO[str], stderr: IO[str]) -> int:
             say(f"resetting to the mesh default level {default}")
             spec = LevelSpec.everything(default.level)
         return set_levels(pods, spec, session.admin, opts, say, stderr, notes)
-
-
-def ready_pods(pods: list, say) -> list:
-    """Every ready pod of a workload (a lone pod is used even when not ready)."""
-    if len(pods) <= 1:
-        return pods
-    ready = [p for p in pods if p.ready]
-    for p in pods:
-        if not p.ready and ready:
-            say(f"skipping {p.ref}: not ready")
-    return ready or pods
 
 
 def show(pods, connect, opts: LogLevelOptions, stdout, stderr, notes: PodNotes) -> int:
