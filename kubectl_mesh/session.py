@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable, Iterable, Iterator, TypeVar
 
-from kubectl_mesh.cli.common import ClusterOptions
+from kubectl_mesh.clusteroptions import ClusterOptions
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -131,7 +131,7 @@ def options_from_args(args: argparse.Namespace, prog: str) -> AccessLogOptions:
         target=args.target, selector=args.selector, file=args.file,
         query=LogQuery(since_seconds=args.since, tail_lines=tail, follow=args.follow),
         record_filter=record_filter, by=args.by, output=args.output, strict=args.strict,
-        concurrency=args.concurrency, cluster=common.ClusterOptions.from_args(args))
+        concurrency=args.concurrency, cluster=common.cluster_options(args))
 
 
 def _known_flags(text: str) -> list[str]:

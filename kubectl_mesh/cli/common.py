@@ -13,17 +13,15 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
 from kubectl_mesh import signals
+from kubectl_mesh.clusteroptions import (  # noqa: F401 (re-exported for the cli modules)
+    DEFAULT_CONCURRENCY, DEFAULT_PROXY_ADMIN_PORT, DEFAULT_REQUEST_TIMEOUT, ClusterOptions)
 from kubectl_mesh.errors import ExitCode, MeshError, Terminated
 
 MainFn = Callable[..., Optional[int]]
 
-DEFAULT_REQUEST_TIMEOUT = 10.0
-DEFAULT_PROXY_ADMIN_PORT = 15000
-DEFAULT_CONCURRENCY = 10
 DEBUG_ENV = "KUBECTL_MESH_DEBUG"
 
 
@@ -173,28 +171,17 @@ def add_concurrency_flag(parser: argparse.ArgumentParser, default: int = DEFAULT
                         help=f"how many proxies to query at once (default: {default})")
 
 
-@dataclass(frozen=True)
-class ClusterOptions:
-    """The cluster flags as a typed value; the core takes this, never an argparse namespace."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-    all_namespaces: bool = False
-    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT  # None = no timeout
-    proxy_admin_port: int = DEFAULT_PROXY_ADMIN_PORT
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ClusterOptions":
-        timeout = getattr(args, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
-        return cls(
-            kubeconfig=getattr(args, "kubeconfig", None),
-            context=getattr(args, "context", None),
-            namespace=getattr(args, "namespace", None),
-            all_namespaces=bool(getattr(args, "all_namespaces", False)),
-            request_timeout=timeout or None,  # kubectl: 0 means no timeout
-            proxy_admin_port=getattr(args, "proxy_admin_port", DEFAULT_PROXY_ADMIN_PORT),
-        )
+def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    """The cluster flags as the core's typed value."""
+    timeout = getattr(args, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
+    return ClusterOptions(
+        kubeconfig=getattr(args, "kubeconfig", None),
+        context=getattr(args, "context", None),
+        namespace=getattr(args, "namespace", None),
+        all_namespaces=bool(getattr(args, "all_namespaces", False)),
+        request_timeout=timeout or None,  # kubectl: 0 means no timeout
+        proxy_admin_port=getattr(args, "proxy_admin_port", DEFAULT_PROXY_ADMIN_PORT),
+    )
 
 
 # ---- the top-level handler -------------------------------------------------------------------

@@ -69,7 +69,7 @@ def _main(argv, *, prog, stdout, stderr) -> int:
     if changing and args.output != "short":
         raise UsageError("-o is for listing levels; changes are reported on stderr")
     opts = LogLevelOptions(
-        cluster=common.ClusterOptions.from_args(args),
+        cluster=common.cluster_options(args),
         target=args.target, selector=args.selector,
         spec=LevelSpec.parse(args.level) if args.level is not None else None,  # before any I/O
         reset=args.reset, restore_abandoned=args.restore_abandoned, hold_for=args.hold_for,

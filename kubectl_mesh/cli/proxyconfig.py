@@ -120,7 +120,7 @@ def fetch_dumps(resource: Resource, args, stderr) -> list[tuple[str, str, object
     """(pod ref, pod IP, ConfigDump) for the chosen pod, or for every pod with --all-pods."""
     from kubectl_mesh.session import Session, for_each, pick_one
 
-    opts = common.ClusterOptions.from_args(args)
+    opts = common.cluster_options(args)
     with Session.open(opts) as session:
         pods = session.proxies(args.target, args.selector, stderr=stderr)
         if not args.all_pods:

@@ -88,7 +88,7 @@ def _gather(args, prog, stderr):
         raise UsageError("a target or --file is required",
                          hint=f"e.g. {prog} deploy/istio-ingressgateway -n istio-system --check")
     from kubectl_mesh.session import Session, pick_one
-    with Session.open(common.ClusterOptions.from_args(args)) as session:
+    with Session.open(common.cluster_options(args)) as session:
         pods = session.proxies(args.target, args.selector, stderr=stderr)
         pod = pick_one(pods, args.target or f"-l {args.selector}", stderr)
         with session.admin(pod) as admin:

@@ -138,7 +138,7 @@ def _main(argv, *, prog, stdout, stderr) -> int:
     args = build_parser(prog).parse_args(argv)
     opts = options_from_args(args)
     from kubectl_mesh.capture.sniff import sniff
-    return sniff(opts, common.ClusterOptions.from_args(args), stdout=stdout, stderr=stderr)
+    return sniff(opts, common.cluster_options(args), stdout=stdout, stderr=stderr)
 
 
 def main(argv=None, stdout=None, stderr=None) -> int:

@@ -75,7 +75,7 @@ def options_from_args(args):
     if args.file and (args.verify or args.diff or args.wait or args.selector):
         raise UsageError("--file shows a saved syncz; --verify, --diff, --wait and -l need a "
                          "cluster")
-    return SyncOptions(cluster=common.ClusterOptions.from_args(args), target=args.target,
+    return SyncOptions(cluster=common.cluster_options(args), target=args.target,
                        selector=args.selector, istio_namespace=args.istio_namespace,
                        revision=args.revision, output=args.output, verify=args.verify,
                        diff=args.diff, wait=args.wait, timeout=args.timeout,

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from kubectl_mesh.cli.common import ClusterOptions
+from kubectl_mesh.clusteroptions import ClusterOptions
 from kubectl_mesh.errors import ExitCode, MeshError
 from kubectl_mesh.loglevel import change, hold, holding
 from kubectl_mesh.loglevel.holdnote import RENEW_SECONDS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubectl_mesh.cli.common import DEFAULT_CONCURRENCY, ClusterOptions
+from kubectl_mesh.clusteroptions import DEFAULT_CONCURRENCY, ClusterOptions
 from kubectl_mesh.sync.istiod import DEFAULT_ISTIO_NAMESPACE
 
 DEFAULT_WAIT_TIMEOUT = 60.0

@@ -221,7 +221,7 @@ def test_replica_unreachable_mid_change_rolls_back_the_others(sandbox, three_rep
     (each checked on the Envoy itself)."""
     import os
 
-    from kubectl_mesh.cli.common import ClusterOptions
+    from kubectl_mesh.clusteroptions import ClusterOptions
     from kubectl_mesh.errors import ExitCode
     from kubectl_mesh.loglevel import change
     from kubectl_mesh.loglevel.levels import LevelSpec

@@ -43,19 +43,19 @@ def _parser(**kwargs):
 
 def test_cluster_flag_defaults_and_options():
     args = _parser(all_namespaces=True).parse_args([])
-    options = common.ClusterOptions.from_args(args)
+    options = common.cluster_options(args)
     assert options == common.ClusterOptions(request_timeout=10.0, proxy_admin_port=15000)
     assert (args.output, args.concurrency, args.debug) == ("short", 10, False)
 
     args = _parser(all_namespaces=True).parse_args(
         ["--kubeconfig", "/k", "--context", "c", "-n", "ns", "-A", "--request-timeout", "500ms",
          "--proxy-admin-port", "15001", "-o", "json", "--concurrency", "3", "--debug"])
-    assert common.ClusterOptions.from_args(args) == common.ClusterOptions(
+    assert common.cluster_options(args) == common.ClusterOptions(
         kubeconfig="/k", context="c", namespace="ns", all_namespaces=True,
         request_timeout=0.5, proxy_admin_port=15001)
     assert (args.output, args.concurrency, args.debug) == ("json", 3, True)
     # kubectl's convention: a zero request timeout means none.
-    assert common.ClusterOptions.from_args(
+    assert common.cluster_options(
         _parser().parse_args(["--request-timeout", "0"])).request_timeout is None
 
 

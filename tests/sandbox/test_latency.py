@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kubectl_mesh.cli.common import ClusterOptions
+from kubectl_mesh.clusteroptions import ClusterOptions
 from kubectl_mesh.session import Session
 from sandbox.apiserver.latency import Latency, parse_rtt, write_rtt
 from sandbox.testing import ROOT
