@@ -34,7 +34,8 @@ import requests  # noqa: E402
 
 from kubectl_mesh.admin import EnvoyAdmin  # noqa: E402
 from kubectl_mesh.kube.kubeconfig import load_config  # noqa: E402
-from kubectl_mesh.kube.portforward import open_admin, port_forward  # noqa: E402
+from kubectl_mesh.admin import open_admin  # noqa: E402
+from kubectl_mesh.kube.portforward import port_forward  # noqa: E402
 
 
 def open_fds() -> int:

@@ -1,50 +1,18 @@
-"""Envoy admin API client (`http.client`: `requests` costs ~70 ms of start-up and a copy of
-every body). Every error names the pod; transport errors are translated once, here, into
-`UnreachableError` / `AdminError`.
-
-One connection is kept alive for consecutive calls. By default it is a TCP connection to
-`base_url`; `connect` may supply another carrier, e.g. a port-forward WebSocket used directly
-as the socket (`kube.wschannel`), so no local listener or relay thread sits in between.
+"""Envoy admin API client over `podhttp` (one carrier per pod port, usually the port-forward
+WebSocket itself: `kube.portforward.open_channel`). Every error names the pod; transport
+errors are translated once, here, into `UnreachableError` / `AdminError`.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
-from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit
 
+from kubectl_mesh import podhttp
 from kubectl_mesh.errors import AdminError, BadInputError, UnreachableError
 
-_HEADERS = {"Accept": "*/*", "User-Agent": "kubectl-mesh"}
-# A kept-alive connection the other end closed meanwhile fails on first use; one retry on a
-# new connection is what urllib3 does for the same reason.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-          http.client.BadStatusLine)
-
-
-@dataclass(frozen=True)
-class AdminResponse:
-    """One answer of the admin API."""
-
-    status_code: int
-    content: bytes
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
-
-
-class _CarriedConnection(http.client.HTTPConnection):
-    """An HTTPConnection whose socket comes from a factory instead of a TCP connect."""
-
-    def __init__(self, host: str, factory: Callable[[], Any], timeout: float | None):
-        super().__init__(host, timeout=timeout)
-        self._factory = factory
-
-    def connect(self) -> None:
-        self.sock = self._factory()
+AdminResponse = podhttp.Response
 
 
 class EnvoyAdmin:
@@ -59,14 +27,15 @@ class EnvoyAdmin:
         self.base_url = base_url.rstrip("/")
         self.pod_ref = pod_ref
         self.timeout = timeout
-        self.bytes_fetched = 0  # total response body bytes, for benchmarks
-        self._connect = connect
-        self._conn: http.client.HTTPConnection | None = None
+        self._http = podhttp.PodHttp(self.base_url, timeout, connect=connect)
+
+    @property
+    def bytes_fetched(self) -> int:
+        """Total response body bytes, for benchmarks."""
+        return self._http.bytes_fetched
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._http.close()
 
     def __enter__(self) -> EnvoyAdmin:
         return self
@@ -144,41 +113,20 @@ class EnvoyAdmin:
     def _request(self, method: str, path: str, params: dict,
                  ok: tuple[int, ...] = (200,), *,
                  while_waiting: Callable[[], object] | None = None) -> AdminResponse:
-        """One request; `while_waiting()` runs (once) between sending it and reading the
-        answer, in this thread: work that overlaps Envoy's, without a thread fighting the
-        sender for the GIL."""
-        target = path + ("?" + urlencode(params) if params else "")
-        for attempt in (1, 2):
-            reused = self._conn is not None
-            conn = self._conn or self._new_connection()
-            self._conn = conn
-            try:
-                conn.request(method, target, headers=_HEADERS)
-                if while_waiting is not None:
-                    waiting, while_waiting = while_waiting, None
-                    waiting()
-                answer = conn.getresponse()
-                resp = AdminResponse(answer.status, answer.read())
-            except TimeoutError as e:
-                self.close()
-                raise UnreachableError(
-                    f"Envoy admin of {self.pod_ref} did not answer {path} within "
-                    f"{self.timeout:g}s",
-                    hint="raise --request-timeout, or check the pod is not overloaded",
-                ) from e
-            except (OSError, http.client.HTTPException) as e:
-                self.close()
-                if reused and attempt == 1 and isinstance(e, _STALE):
-                    continue
-                raise UnreachableError(
-                    f"cannot connect to Envoy admin of {self.pod_ref} at {self.base_url}"
-                    f" (connection refused or reset)",
-                    hint="is the istio-proxy container running?",
-                ) from e
-            if answer.will_close:
-                self.close()
-            break
-        self.bytes_fetched += len(resp.content)
+        try:
+            resp = self._http.request(method, path, params, while_waiting=while_waiting)
+        except podhttp.Timeout as e:
+            raise UnreachableError(
+                f"Envoy admin of {self.pod_ref} did not answer {path} within "
+                f"{self.timeout:g}s",
+                hint="raise --request-timeout, or check the pod is not overloaded",
+            ) from e
+        except podhttp.Unreachable as e:
+            raise UnreachableError(
+                f"cannot connect to Envoy admin of {self.pod_ref} at {self.base_url}"
+                f" (connection refused or reset)",
+                hint="is the istio-proxy container running?",
+            ) from e
         if resp.status_code not in ok:
             body = resp.text
             first = body.strip().splitlines()[0][:200] if body.strip() else ""
@@ -189,12 +137,32 @@ class EnvoyAdmin:
             )
         return resp
 
-    def _new_connection(self) -> http.client.HTTPConnection:
-        if self._connect is not None:
-            return _CarriedConnection("localhost", self._connect, self.timeout)
-        parts = urlsplit(self.base_url)
-        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                          timeout=self.timeout)
+
+@contextlib.contextmanager
+def open_admin(config, pod, admin_port: int = 15000, timeout: float | None = 10.0, *,
+               kubectl: str | None = None, tls=None, notices=None):
+    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over the one channel to the
+    pod's admin port (`kube.portforward.open_channel`). When the admin client cannot reach
+    Envoy and the channel saw an error (e.g. nothing listens on the port), the error says so.
+    `tls` (a `wschannel.TlsReuse`) lets many channels share one TLS context and session."""
+    from kubectl_mesh.kube.portforward import open_channel
+
+    ref = f"{pod.name}.{pod.namespace}"
+    channel = open_channel(config, pod, admin_port, timeout=timeout, kubectl=kubectl, tls=tls,
+                           notices=notices)
+    admin = EnvoyAdmin(channel.describe, pod_ref=ref, timeout=timeout, connect=channel.connect)
+    try:
+        try:
+            yield admin
+        finally:
+            admin.close()
+    except UnreachableError as e:
+        seen = channel.errors()
+        if seen and type(e) is UnreachableError:  # not AdminError: Envoy did answer then
+            raise UnreachableError(e.message, hint=f"port-forward: {seen[-1]}") from e
+        raise
+    finally:
+        channel.close()
 
 
 def parse_loggers(text: str) -> dict[str, str]:

@@ -82,10 +82,16 @@ class Session:
 
         return resolve(self.api, parse_target(target, selector), self.namespace, on_skip=skipped)
 
+    def channel(self, pod, port: int):
+        """The one way to a pod port (`kube.portforward.open_channel`); close() it."""
+        from kubectl_mesh.kube.portforward import open_channel
+        return open_channel(self.config, pod, port, timeout=self.options.request_timeout,
+                            tls=self.tls, notices=self.notices)
+
     @contextlib.contextmanager
     def admin(self, pod) -> Iterator[object]:
-        """An `EnvoyAdmin` for `pod` over a port-forward to its admin port."""
-        from kubectl_mesh.kube.portforward import open_admin
+        """An `EnvoyAdmin` for `pod` over the channel to its admin port."""
+        from kubectl_mesh.admin import open_admin
         with open_admin(self.config, pod, self.options.proxy_admin_port,
                         self.options.request_timeout, tls=self.tls,
                         notices=self.notices) as admin:

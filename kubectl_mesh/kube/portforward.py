@@ -1,21 +1,21 @@
-"""Port-forward to a pod: a local port on 127.0.0.1, relayed through the API server; and the
-Envoy admin client over a port-forward.
+"""Port-forward to a pod port, the one way the product reaches one.
 
-`open_admin()` uses each port-forward WebSocket directly as the admin client's socket
-(`kube.wschannel`): no listener, no relay threads, no copies through a socketpair. It uses
-the local-port relay below only where that cannot work (an HTTP proxy to the API server).
-
-`port_forward()` speaks the API server's WebSocket port-forward (`v4.channel.k8s.io`) with
-`websocket-client` directly - the `kubernetes` client's objects cost ~0.6 s of start-up. One
-WebSocket per accepted local connection. When the API server refuses WebSocket (a non-101
-answer that is not 401/403/404), it falls back to a `kubectl port-forward` subprocess. Every
-exit path closes the listener, the relays and their threads, or terminates kubectl.
+`open_channel()` hands out channels: `connect()` gives a connected socket to the pod port.
+Directly, each connection is a port-forward WebSocket used as the socket (`kube.wschannel`):
+no listener, no relay threads, no copies through a socketpair. Behind an HTTP proxy the
+WebSocket relay on a local port (`kube.wsrelay`) carries it; where the API server refuses the
+WebSocket (any non-101 answer but 401/404, a 403 included, as kubectl does), a
+`kubectl port-forward` subprocess. `port_forward()` gives a local port instead, for tools
+that want one. Every exit path closes the listener, the relays and their threads, or ends
+kubectl. The clients of pod ports (Envoy admin, istiod) take a channel; kube/ knows none of
+them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from typing import Iterator, Protocol
 
@@ -129,6 +129,7 @@ class ChannelDialer:
         self._lock = threading.Lock()
         self._errors: list[str] = []
         self._spare = None
+        self.describe = f"port-forward {pod.name}.{pod.namespace}:{port}"
 
     def start(self) -> None:
         self._spare = self._dial()
@@ -174,46 +175,41 @@ def _proxied(config: ApiConfig) -> bool:
     return bool(proxies_for(config).get("https"))
 
 
-@contextlib.contextmanager
-def open_admin(config: ApiConfig, pod: PodRef, admin_port: int = 15000,
-               timeout: float | None = 10.0, *, kubectl: str | None = None, tls=None,
-               notices: Notices | None = None):
-    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over a port-forward to the pod.
+class LocalPort:
+    """A forward listening on 127.0.0.1 (`kubectl port-forward`, or the WebSocket relay used
+    behind an HTTP proxy) as a channel: each `connect()` is a TCP connection to it."""
 
-    When the admin client cannot reach Envoy and the port-forward saw an error (e.g. nothing
-    listens on the port), the error says so. `tls` (a `wschannel.TlsReuse`) lets many
-    port-forwards share one TLS context and resume one TLS session.
-    """
-    from kubectl_mesh.admin import EnvoyAdmin  # imported on use, like every client here
+    def __init__(self, forward: Forward, timeout: float | None):
+        self.forward, self.timeout = forward, timeout
+        self.via = forward.via
+        self.local_port = forward.local_port
+        self.describe = f"http://127.0.0.1:{forward.local_port}"
 
-    ref = f"{pod.name}.{pod.namespace}"
-    carrier, direct = None, False
-    if not _proxied(config):
-        dialer = ChannelDialer(config, pod, admin_port, timeout, tls)
-        try:
-            dialer.start()
-            carrier, direct = dialer, True
-        except WebSocketRefused as refused:
-            carrier = _kubectl_forward(config, pod, admin_port, timeout, kubectl, refused,
-                                       notices)
-    else:
-        carrier = open_forward(config, pod, admin_port, timeout=timeout, kubectl=kubectl,
-                               notices=notices)
-    if direct:
-        admin = EnvoyAdmin(f"port-forward {ref}:{admin_port}", pod_ref=ref, timeout=timeout,
-                           connect=carrier.connect)
-    else:
-        admin = EnvoyAdmin(f"http://127.0.0.1:{carrier.local_port}", pod_ref=ref,
-                           timeout=timeout)
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.local_port), timeout=self.timeout)
+
+    def errors(self) -> list[str]:
+        return self.forward.errors()
+
+    def close(self) -> None:
+        self.forward.close()
+
+
+def open_channel(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | None = 10.0,
+                 tls=None, kubectl: str | None = None, notices: Notices | None = None):
+    """The one way from the product to a pod port: a channel whose `connect()` gives a
+    connected socket-like object to `pod`:`port`, with `errors()` (what the forward reported)
+    and `close()`. Directly over port-forward WebSockets (no listener, no relay thread); behind
+    an HTTP proxy through the WebSocket relay on a local port; where the API server refuses
+    the WebSocket (403 included), through `kubectl port-forward`. The first connection is
+    opened here, so RBAC denials and an unreachable API server surface at once."""
+    if _proxied(config):
+        return LocalPort(open_forward(config, pod, port, timeout=timeout, kubectl=kubectl,
+                                      notices=notices), timeout)
+    dialer = ChannelDialer(config, pod, port, timeout, tls)
     try:
-        try:
-            yield admin
-        finally:
-            admin.close()
-    except UnreachableError as e:
-        seen = carrier.errors()
-        if seen and type(e) is UnreachableError:  # not AdminError: Envoy did answer then
-            raise UnreachableError(e.message, hint=f"port-forward: {seen[-1]}") from e
-        raise
-    finally:
-        carrier.close()
+        dialer.start()
+    except WebSocketRefused as refused:
+        return LocalPort(_kubectl_forward(config, pod, port, timeout, kubectl, refused, notices),
+                         timeout)
+    return dialer

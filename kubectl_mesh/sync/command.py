@@ -27,8 +27,8 @@ def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
         target_pods = _target_pods(session, opts, stderr)
         scope = scope_for(opts.cluster.namespace, opts.cluster.all_namespaces,
                           None if target_pods is None else [p.ref for p in target_pods])
-        with open_istiods(session.config, istiod_pods, opts.cluster.request_timeout,
-                          pool_size=opts.concurrency) as istiods:
+        with open_istiods(session.channel, istiod_pods,
+                          opts.cluster.request_timeout) as istiods:
             if opts.diff:
                 return _diff(session, opts, target_pods, istiods, stdout, stderr)
             missing: list[str] = []

@@ -1,8 +1,8 @@
 """istiod discovery and its debug API (port 15014) over ONE port-forward per istiod pod.
 
 `find_istiods()` lists the Running istiod pods (label `app=istiod`, with a revision also
-`istio.io/rev=<rev>`); `open_istiods()` opens a port-forward to each and yields an
-`IstiodDebug` per pod, closing every forward on exit. Transport errors become
+`istio.io/rev=<rev>`); `open_istiods()` opens a channel to each (the session's one way to a pod
+port) and yields an `IstiodDebug` per pod, closing every channel on exit. Transport errors become
 `kubectl_mesh.errors` types here, once, naming the istiod pod.
 """
 
@@ -13,6 +13,7 @@ import contextlib
 import json
 from typing import Any, Iterator, Sequence
 
+from kubectl_mesh import podhttp
 from kubectl_mesh.errors import BadInputError, NotFoundError, UnreachableError
 from kubectl_mesh.kube.pods import Pod
 
@@ -48,27 +49,21 @@ def find_istiods(api, namespace: str, revision: str | None = None) -> list[Pod]:
 
 
 class IstiodDebug:
-    """One istiod's debug endpoints on a local port that forwards to its port 15014."""
+    """One istiod's debug endpoints, over the channel to its port 15014; safe to call from
+    several threads (kept-alive connections are pooled)."""
 
-    def __init__(self, pod: Pod, forward, timeout: float | None, pool_size: int = 10):
-        import requests
-        from requests.adapters import HTTPAdapter
-
+    def __init__(self, pod: Pod, channel, timeout: float | None):
         self.pod = pod
-        self.forward = forward
+        self.channel = channel
         self.timeout = timeout
-        self.base_url = f"http://127.0.0.1:{forward.local_port}"
-        self._session = requests.Session()
-        self._session.trust_env = False  # a loopback forward is never proxied
-        # Each local connection is one WebSocket through the API server: keep them alive.
-        self._session.mount("http://", HTTPAdapter(pool_maxsize=max(1, pool_size)))
+        self._http = podhttp.PodHttp(channel.describe, timeout, connect=channel.connect)
 
     @property
     def name(self) -> str:
         return self.pod.name
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def syncz(self, namespace: str | None = None) -> Any:
         """The decoded `/debug/syncz` (a JSON array, or None for Go's empty slice); with
@@ -80,18 +75,16 @@ class IstiodDebug:
         return self._json("/debug/config_dump", {"proxyID": proxy_id})
 
     def _json(self, path: str, params: dict) -> Any:
-        import requests
-
         where = f"istiod {self.pod.ref}"
         try:
-            resp = self._session.get(self.base_url + path, params=params, timeout=self.timeout)
-        except requests.Timeout as e:
+            resp = self._http.request("GET", path, params)
+        except podhttp.Timeout as e:
             raise UnreachableError(f"{where} did not answer {path} within {self.timeout:g}s",
                                    hint="is istiod overloaded or still starting? kubectl logs "
                                         f"-n {self.pod.namespace} {self.pod.name}; or raise "
                                         "--request-timeout") from e
-        except requests.ConnectionError as e:
-            seen = self.forward.errors()
+        except podhttp.Unreachable as e:
+            seen = self.channel.errors()
             raise UnreachableError(f"cannot reach {where} on port {DEBUG_PORT} through the "
                                    "port-forward",
                                    hint=f"port-forward: {seen[-1]}" if seen else
@@ -112,32 +105,30 @@ class IstiodDebug:
 
 
 @contextlib.contextmanager
-def open_istiods(config, pods: Sequence[Pod], timeout: float | None,
-                 pool_size: int = 10) -> Iterator[list[IstiodDebug]]:
-    """Port-forward to every istiod pod at once (in parallel); all are closed on exit."""
-    from kubectl_mesh.kube.portforward import open_forward
-
-    forwards: list = []
+def open_istiods(channel_to, pods: Sequence[Pod],
+                 timeout: float | None) -> Iterator[list[IstiodDebug]]:
+    """A channel to every istiod pod's debug port, opened in parallel (`channel_to(pod, port)`
+    is the session's one way to a pod port); all are closed on exit."""
+    channels: list = []
     clients: list[IstiodDebug] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(pods))) as pool:
-            futures = [pool.submit(open_forward, config, pod, DEBUG_PORT, timeout=timeout)
-                       for pod in pods]
+            futures = [pool.submit(channel_to, pod, DEBUG_PORT) for pod in pods]
             errors = []
-            for future in futures:  # collect every forward, so the finally closes them all
+            for future in futures:  # collect every channel, so the finally closes them all
                 try:
-                    forwards.append(future.result())
+                    channels.append(future.result())
                 except Exception as e:  # noqa: BLE001 - re-raised below after the others
                     errors.append(e)
         if errors:
             raise errors[0]
-        clients = [IstiodDebug(pod, fwd, timeout, pool_size) for pod, fwd in zip(pods, forwards)]
+        clients = [IstiodDebug(pod, ch, timeout) for pod, ch in zip(pods, channels)]
         yield clients
     finally:
         for client in clients:
             client.close()
-        for forward in forwards:
-            forward.close()
+        for channel in channels:
+            channel.close()
 
 
 def fetch_syncz(istiods: Sequence[IstiodDebug]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from kube_sandbox import add_user
 from kubectl_mesh.errors import ExitCode, ForbiddenError, ToolMissingError, UnreachableError
 from kubectl_mesh.kube.api import KubeApi
 from kubectl_mesh.kube.kubeconfig import load_config
-from kubectl_mesh.kube.portforward import open_admin, open_forward, port_forward
+from kubectl_mesh.admin import open_admin
+from kubectl_mesh.kube.portforward import open_forward, port_forward
 from kubectl_mesh.kube.targets import Target, resolve
 
 
