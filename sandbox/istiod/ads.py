@@ -119,6 +119,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._ghosts: dict[str, Connection] = {}
         self._orphaned: dict[str, float] = {}  # proxy id → when its ghost's pod disappeared
         self._ids = itertools.count(1)
+        self._packer = resources.Packer()
         self._push_counter = itertools.count(1)
         self._global_push = PushContext(self._next_version(), mesh or Mesh())
         self._identifier = json.dumps({"Component": "istiod",
@@ -320,7 +321,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             mesh = push.mesh
             proxy = conn.proxy.with_pod(mesh)
             content = translate.for_subscription(mesh, proxy, watched.type_url, watched.names)
-            packed = [resources.to_any(watched.type_url, r) for r in content]
+            packed = [self._packer.to_any(watched.type_url, r) for r in content]
         digest = resources.digest_of(packed)
         if not force and digest == watched.content_sent:
             return None
