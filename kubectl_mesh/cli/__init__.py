@@ -25,6 +25,7 @@ class Command:
     name: str
     summary: str
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
+    aliases: tuple[str, ...] = ()  # the names istioctl users type (`route`, `log`)
 
     @property
     def module(self) -> str:
@@ -45,12 +46,14 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("sync", "Show whether each proxy's config is in sync with istiod"),
-    Command("routes", "Show a proxy's routes: virtual hosts, matches and destinations"),
-    Command("listeners", "Show a proxy's listeners and filter chains"),
-    Command("clusters", "Show a proxy's clusters (upstream services) and their settings"),
-    Command("endpoints", "Show a proxy's endpoints and their health"),
-    Command("secrets", "Show a proxy's certificates and when they expire"),
-    Command("loglevel", "Show or change a proxy's log levels"),
+    Command("routes", "Show a proxy's routes: virtual hosts, matches and destinations",
+            aliases=("route",)),
+    Command("listeners", "Show a proxy's listeners and filter chains", aliases=("listener",)),
+    Command("clusters", "Show a proxy's clusters (upstream services) and their settings",
+            aliases=("cluster",)),
+    Command("endpoints", "Show a proxy's endpoints and their health", aliases=("endpoint",)),
+    Command("secrets", "Show a proxy's certificates and when they expire", aliases=("secret",)),
+    Command("loglevel", "Show or change a proxy's log levels", aliases=("log",)),
     Command("sniff", "Capture a pod's traffic to a pcap file or Wireshark"),
     Command("accesslog", "Follow a proxy's access log"),
 )
@@ -65,7 +68,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
 def find_command(name: str) -> Command | None:
     """The registered command called `name`, or None."""
     for command in COMMANDS:
-        if command.name == name:
+        if name == command.name or name in command.aliases:
             return command
     return None
 

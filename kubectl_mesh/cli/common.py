@@ -121,13 +121,40 @@ def _positive_int(text: str) -> int:
 # ---- flags ------------------------------------------------------------------------------------
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse with kubectl's manners on a bad command line: a one-line usage and one error
+    line – for an unknown flag, the nearest known one – instead of the whole usage block."""
+
+    def error(self, message: str):
+        unknown = message.removeprefix("unrecognized arguments: ")
+        if unknown != message:
+            message = self._unknown_flags(unknown.split())
+        self.exit(ExitCode.USAGE, f"{self.short_usage()}\n{self.prog}: error: {message}\n")
+
+    def short_usage(self) -> str:
+        positionals = "".join(f" [{a.metavar or a.dest}]" if a.nargs in ("?", "*") else
+                              f" {a.metavar or a.dest}" for a in self._get_positional_actions())
+        return f"usage: {self.prog} [flags]{positionals} (see {self.prog} --help)"
+
+    def _unknown_flags(self, words: list[str]) -> str:
+        import difflib
+
+        flags = [w for w in words if w.startswith("-")]
+        if not flags:
+            return f"unexpected argument{'s' if len(words) > 1 else ''}: {' '.join(words)}"
+        known = [o for a in self._actions for o in a.option_strings]
+        flag = flags[0].split("=", 1)[0]
+        near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+        return f"unknown flag {flag}" + (f"; did you mean {near[0]}?" if near else "")
+
+
 def command_parser(prog: str, description: str | None = None, **kwargs) -> argparse.ArgumentParser:
     """An ArgumentParser with the flags every command has (`--debug`).
 
     allow_abbrev is off: abbreviations would make adding a flag later a breaking change.
     """
     kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
+    parser = CommandParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
     add_debug_flag(parser)
     return parser
 

@@ -83,7 +83,7 @@ def _call_module(command: Command, argv: list[str], stdout: TextIO, stderr: Text
 
 
 def _lookup(name: str, commands: Sequence[Command]) -> Command | None:
-    return next((c for c in commands if c.name == name), None)
+    return next((c for c in commands if name == c.name or name in c.aliases), None)
 
 
 def _available(commands: Sequence[Command]) -> list[str]:
@@ -106,7 +106,8 @@ def help_text(prog: str, commands: Sequence[Command] = COMMANDS) -> str:
     """`kubectl mesh --help`: the commands and their summaries, from the registry alone."""
     installed = [c for c in commands if c.is_installed()]
     missing = [c.name for c in commands if not c.is_installed()]
-    rows = [(c.name, c.summary) for c in installed] + list(BUILTINS)
+    rows = [(c.name, c.summary + (f" (also: {', '.join(c.aliases)})" if c.aliases else ""))
+            for c in installed] + list(BUILTINS)
     width = max(len(name) for name, _ in rows) + 2
     lines = [
         "kubectl-mesh: troubleshoot the Istio/Envoy data plane from kubectl.",

@@ -36,7 +36,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     what.add_argument("--level", metavar="SPEC",
                       help="LEVEL for every logger, or LOGGER:LEVEL[,LOGGER:LEVEL...] "
                            "(LOGGER=LEVEL works too)")
-    what.add_argument("--reset", action="store_true",
+    what.add_argument("-r", "--reset", action="store_true",
                       help="every logger back to the mesh default (global.proxy.logLevel in "
                            "istio-system/istio-sidecar-injector, else warning)")
     what.add_argument("--restore-abandoned", action="store_true",

@@ -90,7 +90,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--image", default=DEFAULT_IMAGE,
                    help="debug image for ephemeral/node, with tcpdump, sh, timeout, head and cat "
                         f"(busybox has the last four; default: {DEFAULT_IMAGE})")
-    p.add_argument("--privileged", action="store_true",
+    p.add_argument("-p", "--privileged", action="store_true",
                    help="allow --mode node (a privileged debug pod on the node)")
     p.add_argument("--buffer-size", type=parse_size, metavar="SIZE", default=None,
                    help="tcpdump's kernel buffer per pod (-B; default: 256Mi shared by the "

@@ -38,7 +38,8 @@ def build_parser(prog: str):
     p.add_argument("-l", "--selector", help="label selector instead of a target")
     p.add_argument("-f", "--file", metavar="PATH",
                    help="show a saved /debug/syncz (JSON array, or {istiod: array}; '-' = stdin)")
-    p.add_argument("--istio-namespace", default=DEFAULT_ISTIO_NAMESPACE, metavar="NS",
+    p.add_argument("-i", "--istio-namespace", "--istioNamespace", dest="istio_namespace",
+                   default=DEFAULT_ISTIO_NAMESPACE, metavar="NS",
                    type=common.namespace_name,
                    help=f"where istiod runs (default: {DEFAULT_ISTIO_NAMESPACE})")
     p.add_argument("--revision", metavar="REV",

@@ -265,8 +265,17 @@ def test_bad_output_and_unknown_flag_print_usage_and_exit_2(mesh):
     unknown = mesh("clusters", "catalog", "-n", NS, "--bogus")
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert unknown.stderr.startswith("usage: kubectl mesh clusters ")
-    assert unknown.stderr.rstrip().endswith("unrecognized arguments: --bogus")
+    assert unknown.stderr.rstrip().endswith("unknown flag --bogus")
     assert "Traceback" not in bad.stderr + unknown.stderr
+
+
+def test_a_mistyped_flag_gets_the_nearest_one_and_the_usage_line(mesh):
+    out = mesh("routes", "deploy/istio-ingressgateway", "-n", "istio-system", "--trcae",
+               "http://catalog.istioinaction.io/")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "usage: kubectl mesh routes [flags] [target] (see kubectl mesh routes --help)",
+        "kubectl mesh routes: error: unknown flag --trcae; did you mean --trace?"]
 
 
 def test_rbac_denied_port_forward_names_verb_and_resource(mesh, sandbox, tmp_path):
@@ -476,3 +485,13 @@ def test_no_colour_unless_a_terminal_without_no_color(mesh):
     env["NO_COLOR"] = "1"  # (mesh.env() drops NO_COLOR, even as an argument)
     code, shown = run_on_a_tty(mesh, *TRACE, env=env)
     assert code == 7 and "BROKEN" in shown and "\x1b[" not in shown  # ... unless NO_COLOR
+
+
+def test_istioctl_singular_names_work_through_kubectl(mesh):
+    """kubectl finds no kubectl-mesh-route and hands `route ...` to the kubectl-mesh dispatcher."""
+    plural = mesh("routes", "deploy/istio-ingressgateway", "-n", "istio-system")
+    singular = mesh("route", "deploy/istio-ingressgateway", "-n", "istio-system")
+    assert plural.returncode == singular.returncode == 0, singular.stderr
+    assert singular.stdout == plural.stdout and "http.8080" in singular.stdout
+    log = mesh("log", "deploy/istio-ingressgateway", "-n", "istio-system")
+    assert log.returncode == 0 and log.stdout.startswith("LOGGER"), log.stderr

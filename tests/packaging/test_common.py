@@ -64,8 +64,8 @@ def test_cluster_flag_defaults_and_options():
     (["-o", "xml"], "choose from 'short', 'json', 'yaml'"),
     (["--proxy-admin-port", "70000"], "invalid port"),
     (["--concurrency", "0"], "invalid value"),
-    (["-A"], "unrecognized arguments: -A"),  # only listing commands get -A
-    (["--name", "x"], "unrecognized arguments"),  # no abbreviation of --namespace
+    (["-A"], "unknown flag -A"),  # only listing commands get -A
+    (["--name", "x"], "unknown flag --name"),  # no abbreviation of --namespace
 ], ids=["duration", "output", "port", "concurrency", "no-A", "no-abbrev"])
 def test_bad_flags_are_usage_errors(argv, needle):
     def main_fn(argv, *, prog, stdout, stderr):
@@ -75,6 +75,7 @@ def test_bad_flags_are_usage_errors(argv, needle):
     assert common.run(main_fn, argv, prog="x", stdout=out, stderr=err) == ExitCode.USAGE
     assert needle in err.getvalue()
     assert err.getvalue().startswith("usage: kubectl mesh routes")  # usage for argument errors
+    assert len(err.getvalue().splitlines()) == 2  # the usage line and the error, no block
     assert out.getvalue() == ""
 
 

@@ -135,3 +135,16 @@ def test_module_entry_point_runs_dispatcher():
     result = subprocess.run([VENV_PYTHON, "-m", "kubectl_mesh.cli.dispatch", "version"],
                             capture_output=True, text=True, cwd=REPO, timeout=30)
     assert (result.returncode, result.stdout) == (0, f"kubectl-mesh {__version__}\n")
+
+
+@pytest.mark.parametrize("alias, command", [
+    ("route", "routes"), ("cluster", "clusters"), ("listener", "listeners"),
+    ("endpoint", "endpoints"), ("secret", "secrets"), ("log", "loglevel"),
+], ids=lambda v: v)
+def test_istioctl_names_reach_their_command(alias, command):
+    """`kubectl mesh route ...` (kubectl finds no kubectl-mesh-route and hands `route ...` to
+    the dispatcher) runs the routes command, as istioctl's singular names do."""
+    from kubectl_mesh.cli import dispatch
+    out, err = io.StringIO(), io.StringIO()
+    assert dispatch.main([alias, "--help"], out, err) == 0, err.getvalue()
+    assert re.match(rf"usage: kubectl[ -]mesh[ -]{command} ", out.getvalue()), out.getvalue()[:80]
