@@ -80,7 +80,11 @@ def running_container_id(pod: dict, container: str) -> ContainerId:
     """The id of `container`'s current run; an error saying why node mode cannot use it."""
     meta = pod.get("metadata") or {}
     ref = f"{meta.get('name')}.{meta.get('namespace')}"
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    status_of = pod.get("status") or {}
+    # A native sidecar (istio-proxy as an init container with restartPolicy Always, what Istio
+    # injects when every kubelet is >= 1.33) reports in initContainerStatuses.
+    statuses = (status_of.get("containerStatuses") or []) + \
+        (status_of.get("initContainerStatuses") or [])
     status = next((s for s in statuses if s.get("name") == container), None)
     state = (status or {}).get("state") or {}
     raw = (status or {}).get("containerID") or ""

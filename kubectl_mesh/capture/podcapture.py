@@ -45,6 +45,9 @@ class PodCapture:
     def candidates(self) -> list:
         opts, spec = self.opts, self.pod_json.get("spec") or {}
         containers = [c for c in spec.get("containers") or []]
+        # Native sidecars: init containers that keep running (restartPolicy Always).
+        containers += [c for c in spec.get("initContainers") or []
+                       if c.get("restartPolicy") == "Always"]
         names = [c["name"] for c in containers]
         if opts.container and opts.container not in names:
             raise UsageError(f"pod {self.key} has no container {opts.container}",

@@ -65,6 +65,16 @@ def test_running_container_id_of_a_running_container():
     assert running_container_id(_pod({"running": {}}), "istio-proxy").hex == ID
 
 
+def test_running_container_id_of_a_native_sidecar():
+    """istio-proxy as a restartable init container reports in initContainerStatuses."""
+    pod = {"metadata": {"name": "web-1", "namespace": "shop"},
+           "status": {"containerStatuses": [{"name": "web", "state": {"running": {}},
+                                             "containerID": "containerd://" + "b" * 64}],
+                      "initContainerStatuses": [{"name": "istio-proxy", "state": {"running": {}},
+                                                 "containerID": f"containerd://{ID}"}]}}
+    assert running_container_id(pod, "istio-proxy").hex == ID
+
+
 @pytest.mark.parametrize("pod,said", [
     (_pod({"waiting": {"reason": "ContainerCreating"}}, ""),
      "is not running (waiting: ContainerCreating, no containerID yet)"),
