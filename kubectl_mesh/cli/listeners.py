@@ -19,12 +19,24 @@ def _flags(p) -> None:
     p.add_argument("--type", type=_type, default=None, help="only HTTP, TCP or HTTP+TCP listeners")
     p.add_argument("--summary", action="store_true",
                    help="one row per listener (ADDRESSES PORT TYPE) instead of per filter chain")
+    p.add_argument("--verbose", type=_truth, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="istioctl's spelling: --verbose=false is --summary")
+
+
+def _truth(text: str) -> bool:
+    import argparse
+    value = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}.get(
+        text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: true or false")
+    return value
 
 
 def _table(dump, args, fmt):
     from kubectl_mesh.configdump import ListenerFilter, listener_table
     flt = ListenerFilter(address=args.address, port=args.port, type=args.type or "")
-    return listener_table(dump.listeners, flt, verbose=not args.summary, wide=fmt == "wide")
+    return listener_table(dump.listeners, flt, verbose=args.verbose and not args.summary,
+                          wide=fmt == "wide")
 
 
 RESOURCE = proxyconfig.Resource("listeners", "Show a proxy's listeners and filter chains.",

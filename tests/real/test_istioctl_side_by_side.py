@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.real.controlplane import locate_binaries
 
-TABLES = ("routes", "clusters", "listeners", "endpoints")
+TABLES = ("routes", "clusters", "listeners", "endpoints", "listeners --verbose=false")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,10 @@ def lines(text: str) -> list[str]:
 @pytest.mark.parametrize("proxy", ["gateway", "sidecar"])
 def test_proxy_config_tables_have_the_same_rows(sandbox, mesh, istioctl, proxies, proxy, table):
     pod, namespace = proxies[proxy]
-    theirs = subprocess.run([istioctl, "proxy-config", table, pod, "-n", namespace],
+    table, *flags = table.split()
+    theirs = subprocess.run([istioctl, "proxy-config", table, pod, "-n", namespace, *flags],
                             capture_output=True, text=True, timeout=60, env=sandbox.env())
-    ours = mesh(table, pod, "-n", namespace)
+    ours = mesh(table, pod, "-n", namespace, *flags)
     assert theirs.returncode == 0, theirs.stderr
     assert ours.returncode == 0, ours.stderr
     assert len(lines(theirs.stdout)) >= 2  # a header and rows: something to compare
