@@ -19,6 +19,8 @@ class Pod:
     containers: tuple[str, ...]  # app containers, plus native sidecars (restartable init containers)
     ready: bool
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                           hash=False)
     node: str = ""
     owner: str | None = None  # the controller, "Kind/name" (e.g. "ReplicaSet/catalog-5c99")
     phase: str = ""
@@ -53,6 +55,7 @@ class Pod:
             name=meta.get("name", ""), namespace=meta.get("namespace", ""),
             ip=status.get("podIP") or "", containers=names, ready=ready,
             labels=MappingProxyType(dict(meta.get("labels") or {})),
+            annotations=MappingProxyType(dict(meta.get("annotations") or {})),
             node=spec.get("nodeName") or "", owner=owner, phase=status.get("phase") or "Pending",
             proxy_type=proxy_type, terminating=bool(meta.get("deletionTimestamp")),
         )

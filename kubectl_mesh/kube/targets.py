@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from kubectl_mesh.errors import ForbiddenError, NotFoundError, UnreachableError, UsageError
+from kubectl_mesh.errors import ForbiddenError, MeshError, NotFoundError, UnreachableError, UsageError
 from kubectl_mesh.kube.api import KubeApi
 from kubectl_mesh.kube.labelselector import SelectorSyntaxError, check_selector
 from kubectl_mesh.kube.names import dns1123_label_problem, dns1123_subdomain_problem
@@ -123,18 +123,19 @@ def resolve(api: KubeApi, target: Target, namespace: str, *,
             raise NotFoundError(f"no pods in namespace {namespace} match the selector "
                                 f'"{target.selector}"', hint=f"kubectl get pods -n {namespace} "
                                                             "--show-labels")
-        return _proxies([Pod.from_json(p) for p in pods], what, on_skip, single=False)
+        return _proxies([Pod.from_json(p) for p in pods], what, on_skip, single=False,
+                        explain=_explainer(api))
     kind, obj = find_object(api, target, namespace)
     meta = obj["metadata"]
     if kind == "pod":
-        return _proxies([Pod.from_json(obj)], "", on_skip, single=True)
+        return _proxies([Pod.from_json(obj)], "", on_skip, single=True, explain=_explainer(api))
     what = f"{kind} {meta['name']}.{meta['namespace']}"
     pods = _pods_of(api, kind, obj)
     if not pods:
         hint = "is it scaled to 0?" if kind != "service" else \
             f"selector {_selector_of(kind, obj)}; are its workloads scaled to 0?"
         raise NotFoundError(f"{what} has no pods", hint=hint)
-    return _proxies(pods, what, on_skip, single=False)
+    return _proxies(pods, what, on_skip, single=False, explain=_explainer(api))
 
 
 def list_proxies(api: KubeApi, namespace: str | None = None,
@@ -247,7 +248,24 @@ def label_selector_string(selector: dict) -> str:
     return ",".join(parts)
 
 
-def _proxies(pods: list[Pod], what: str, on_skip: SkipFn | None, *, single: bool) -> list[Pod]:
+def _explainer(api: KubeApi) -> Callable[[Pod], str]:
+    """Why a pod has no istio-proxy (`kube.injection`), reading its namespace's labels when
+    RBAC allows."""
+    from kubectl_mesh.kube.injection import why_no_sidecar
+
+    def explain(pod: Pod) -> str:
+        try:
+            ns = api.get_resource("namespaces", None, pod.namespace)
+            ns_labels = (ns.get("metadata") or {}).get("labels") or {}
+        except MeshError:
+            ns_labels = None
+        return why_no_sidecar(pod.name, pod.namespace, pod.labels, pod.annotations, ns_labels)
+
+    return explain
+
+
+def _proxies(pods: list[Pod], what: str, on_skip: SkipFn | None, *, single: bool,
+             explain: Callable[[Pod], str] | None = None) -> list[Pod]:
     """Keep the Running pods with an istio-proxy; explain why when none is left."""
     pods = sorted(pods, key=lambda p: p.name)
     skip = on_skip or (lambda pod, reason: None)
@@ -273,8 +291,10 @@ def _proxies(pods: list[Pod], what: str, on_skip: SkipFn | None, *, single: bool
         lead = f"{first.ref} has no {PROXY_CONTAINER} container" if single or len(live) == 1 \
             else f"none of the {len(live)} Running pods of {what} has an {PROXY_CONTAINER} " \
                  f"container (e.g. {first.ref})"
-        raise NotFoundError(lead, hint=f"is sidecar injection enabled? kubectl label namespace "
-                                       f"{first.namespace} istio-injection=enabled")
+        hint = explain(first) if explain else (
+            f"is sidecar injection enabled? kubectl label namespace {first.namespace} "
+            "istio-injection=enabled")
+        raise NotFoundError(lead, hint=hint)
     for p in live:
         if not p.has_proxy:
             skip(p, f"no {PROXY_CONTAINER} container")

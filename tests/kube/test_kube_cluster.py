@@ -99,6 +99,35 @@ kind: Service
 metadata: {name: external, namespace: istioinaction}
 spec:
   ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: optout
+  namespace: istioinaction
+  labels: {app: optout, sidecar.istio.io/inject: "false"}
+spec:
+  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ambient, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: amb, namespace: ambient, labels: {app: amb}}
+spec:
+  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: later}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: early, namespace: later, labels: {app: early}}
+spec:
+  containers: [{name: app, image: x, command: ["sleep", "600"]}]
 """
 
 
@@ -107,6 +136,10 @@ def cluster(sandbox):
     sandbox.apply(EXTRA)
     sandbox.wait_running("istioinaction", "app in (db,agent)", 2)
     sandbox.wait_running("plain", "app=web", 1)
+    for ns, app in (("istioinaction", "optout"), ("ambient", "amb"), ("later", "early")):
+        sandbox.wait_running(ns, f"app={app}", 1)
+    # injection enabled after the pod was created: it has no sidecar until restarted
+    sandbox.kubectl("label", "namespace", "later", "istio-injection=enabled")
     return sandbox
 
 
@@ -201,14 +234,24 @@ def test_list_proxies(cluster, api):
     ("pod/broken", "plain", UnreachableError,
      "pod broken.plain is Failed, not Running (kubectl describe pod broken -n plain)"),
     ("deploy/web", "plain", NotFoundError,
-     ".plain has no istio-proxy container (is sidecar injection enabled? "
-     "kubectl label namespace plain istio-injection=enabled)"),
-    ("svc/istiod.istio-system", "default", NotFoundError, "has no istio-proxy container"),
+     ".plain has no istio-proxy container (namespace plain is not labelled for injection: "
+     "kubectl label namespace plain istio-injection=enabled, then restart the pod)"),
+    ("svc/istiod.istio-system", "default", NotFoundError,
+     "has no istio-proxy container (it is an Istio control-plane pod (istiod), not a proxy"),
+    ("pod/optout", "istioinaction", NotFoundError,
+     'optout.istioinaction has no istio-proxy container (injection is turned off for it '
+     '(sidecar.istio.io/inject: "false" on the pod)'),
+    ("pod/amb", "ambient", NotFoundError, "(it is in ambient mode: no sidecar, its traffic goes "
+                                          "through the node's ztunnel"),
+    ("pod/early", "later", NotFoundError, "(injection is enabled for it, so it was created "
+                                          "before that (or while the injector was down): "
+                                          "restart it"),
     ("svc/external", "istioinaction", NotFoundError,
      "service external.istioinaction has no selector"),
     ("dup", "plain", UsageError, "say which (deployment/dup or statefulset/dup)"),
 ], ids=["typo-deploy", "typo-bare", "no-pod", "no-namespace", "scaled-to-0", "failed-pod",
-        "no-sidecar", "istiod-no-sidecar", "no-selector", "ambiguous"])
+        "no-sidecar", "istiod-no-sidecar", "opted-out", "ambient", "before-injection",
+        "no-selector", "ambiguous"])
 def test_resolve_errors(api, text, namespace, error, message):
     with pytest.raises(error) as exc:
         resolve(api, Target.parse(text), namespace)
