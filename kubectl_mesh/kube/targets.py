@@ -182,6 +182,11 @@ def _not_found(api: KubeApi, target: Target, where: tuple[str, str], kinds: list
             names += [o["metadata"]["name"] for o in api.list_resource(PLURALS[kind], ns)]
         except ForbiddenError:  # suggestions are a courtesy; not-found is the error
             pass
+    elsewhere = _namespaces_holding(api, name, kinds, ns)
+    if elsewhere:
+        there = " and ".join(elsewhere[:3])
+        return NotFoundError(f'{kind_word} "{name}" not found in namespace {ns}: it is in '
+                             f'namespace {there}', hint=f"add -n {elsewhere[0]}")
     close = sorted({n for n in names if n.startswith(name) and n != name})[:3]
     close = close or difflib.get_close_matches(name, sorted(set(names)), n=3, cutoff=0.6)
     if close:
@@ -189,6 +194,19 @@ def _not_found(api: KubeApi, target: Target, where: tuple[str, str], kinds: list
     else:
         hint = f"kubectl get {PLURALS[kinds[0]]} -n {ns}"
     return NotFoundError(f'{kind_word} "{name}" not found in namespace {ns}', hint=hint)
+
+
+def _namespaces_holding(api: KubeApi, name: str, kinds: list[str], not_in: str) -> list[str]:
+    """The other namespaces that have an object of one of `kinds` called `name`: one list
+    per kind across the namespaces the user may list (a refusal is no answer, not an error)."""
+    found: set[str] = set()
+    for kind in kinds:
+        try:
+            items = api.list_resource(PLURALS[kind], None, field_selector=f"metadata.name={name}")
+        except ForbiddenError:
+            continue
+        found |= {o["metadata"]["namespace"] for o in items} - {not_in}
+    return sorted(found)
 
 
 def _get_if_allowed(api: KubeApi, kind: str, namespace: str, name: str) -> dict | None:

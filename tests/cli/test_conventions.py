@@ -236,8 +236,11 @@ TARGET_ERRORS = [  # (args, exit code, parts of the one-line message)
     (["broken", "-n", NS], 5, ["pod broken.istioinaction is Failed, not Running",
                                "kubectl describe pod broken -n istioinaction"]),
     (["deploy/istiod", "-n", "istio-system"], 3, [
-        "has no istio-proxy container", "kubectl label namespace istio-system "
-                                        "istio-injection=enabled"]),
+        "has no istio-proxy container", "it is an Istio control-plane pod (istiod), not a "
+                                        "proxy"]),
+    (["deploy/catalog-v2", "-n", "default"], 3, [
+        'deployment "catalog-v2" not found in namespace default: it is in namespace '
+        "istioinaction", "add -n istioinaction"]),
     (["web", "-n", NS], 2, ['no pod "web", and several workloads have that name',
                             "statefulset/web or daemonset/web"]),
     (["catalog.nosuchns"], 3, ['there is no namespace "nosuchns"']),

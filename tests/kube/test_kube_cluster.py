@@ -226,6 +226,11 @@ def test_list_proxies(cluster, api):
      'deployment "catlog" not found in namespace istioinaction (did you mean "catalog"'),
     ("catlog", "istioinaction", NotFoundError,
      'pod or workload "catlog" not found in namespace istioinaction (did you mean "catalog"'),
+    ("deploy/web", "istioinaction", NotFoundError,
+     'deployment "web" not found in namespace istioinaction: it is in namespace plain '
+     '(add -n plain)'),
+    ("web", "default", NotFoundError,
+     'pod or workload "web" not found in namespace default: it is in namespace plain'),
     ("pod/catalog-nope", "istioinaction", NotFoundError,
      'pod "catalog-nope" not found in namespace istioinaction (kubectl get pods -n istioinaction)'),
     ("svc/catalog.nosuchns", "default", NotFoundError, 'and there is no namespace "nosuchns"'),
@@ -249,7 +254,7 @@ def test_list_proxies(cluster, api):
     ("svc/external", "istioinaction", NotFoundError,
      "service external.istioinaction has no selector"),
     ("dup", "plain", UsageError, "say which (deployment/dup or statefulset/dup)"),
-], ids=["typo-deploy", "typo-bare", "no-pod", "no-namespace", "scaled-to-0", "failed-pod",
+], ids=["typo-deploy", "typo-bare", "other-namespace", "other-namespace-bare", "no-pod", "no-namespace", "scaled-to-0", "failed-pod",
         "no-sidecar", "istiod-no-sidecar", "opted-out", "ambient", "before-injection",
         "no-selector", "ambiguous"])
 def test_resolve_errors(api, text, namespace, error, message):
