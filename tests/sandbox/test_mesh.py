@@ -162,6 +162,8 @@ def test_paused_sidecar_is_stale_until_resumed(sb):
         assert entry["route_acked"] == before[paused]["route_acked"]  # still the old routes
         assert entry["resources"][RDS]["acked"] != entry["resources"][RDS]["sent"]
         assert not entry["resources"][RDS].get("lastError")  # STALE, not ERROR
+        # The stopped Envoy cannot ACK, so no event can mark the moment: half a second in
+        # which a wrongly recorded ACK would show.
         time.sleep(0.5)
         assert syncz(sb)[paused]["route_acked"] == before[paused]["route_acked"]
     finally:
