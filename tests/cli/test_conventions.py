@@ -1,7 +1,7 @@
-"""The kubectl plugin conventions (issue 3), each through real kubectl (`kubectl mesh ...`)
-against the sandbox's default scenario: help and usage, every target form, the error cases with
-their one-line messages and exit codes, kubeconfig handling, the WebSocket-refused fallback,
-closed pipes, --debug, Ctrl-C and colour.
+"""The kubectl plugin conventions every command shares, each through real kubectl
+(`kubectl mesh ...`) against the sandbox's default scenario: help and usage, every target form,
+the error cases with their one-line messages and exit codes, kubeconfig handling, the
+WebSocket-refused fallback, closed pipes, --debug, Ctrl-C and colour.
 
 The probe is `kubectl mesh listeners TARGET --port 15006` (8080 for the gateway): the listener
 address it prints is the chosen pod's IP, which is compared with `kubectl get pods`."""
