@@ -11,6 +11,7 @@ import pytest
 
 from kubectl_mesh.capture.pcap import read_file
 from sandbox.cgroups import ROOT_FILE
+from sandbox.testing import wait_until
 from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
 
 BASELINE_NAMESPACE = """
@@ -94,6 +95,17 @@ def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
     assert wait_gone(lambda: tcpdumps_for(gateway["status"]["podIP"]), 5)
 
 
+def _bytes_written(out: pathlib.Path) -> int:
+    """The bytes in `-o out`'s temporary file (`.NAME.*.part` beside it) so far."""
+    size = 0
+    for part in out.parent.glob(f".{out.name}.*.part"):
+        try:
+            size += part.stat().st_size
+        except FileNotFoundError:  # renamed into place meanwhile
+            pass
+    return size
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["ctrl-c", "sigterm", "sighup"])
 def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, sig):
@@ -106,9 +118,10 @@ def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, si
             time.sleep(0.1)
         assert tcpdumps_for(ip), "tcpdump never started"
         # Packets reach the file once tcpdump's ring is set up and its first block retires
-        # (up to 1 s at this rate); the file is buffered, so it grows in 8 KiB steps.
-        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # (up to 1 s at this rate); the file is buffered, so it grows in 8 KiB steps. Until
+        # the capture ends it is a temporary file beside -o (kubectl_mesh/capture/outfile.py).
+        wait_until(lambda: _bytes_written(out), timeout=max(1.0, deadline - time.monotonic()),
+                   interval=0.1, what="packets in the capture's temporary file")
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + sig, err  # 130, 143, 129: after cleaning up
