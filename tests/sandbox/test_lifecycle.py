@@ -10,9 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from sandbox.cgroups import ROOT_FILE
 from sandbox.testing import ROOT, RunningSandbox, pid_alive, wait_until
+
+# In the slow matrix (`make test-fast` leaves it out): starts and stops a sandbox per test.
+pytestmark = pytest.mark.slow
 
 
 def _all_dead(pids, timeout=10.0) -> bool:

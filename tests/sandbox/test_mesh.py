@@ -24,6 +24,10 @@ import yaml
 
 from sandbox.testing import ROOT, SCENARIOS, RunningSandbox
 
+# In the slow matrix (`make test-fast` leaves it out): the sandbox's own xDS acceptance, a sandbox
+# of its own (the commands' view of it runs in tests/sync and tests/cli).
+pytestmark = pytest.mark.slow
+
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"

@@ -41,7 +41,9 @@ POD_IP = "127.0.70.1"
 TOKEN = "streams-test-token"
 UPPER_ECHO = "import sys\nfor line in sys.stdin:\n    print(line.upper(), end='', flush=True)\n"
 
-pytestmark = pytest.mark.timeout(60)
+# In the slow matrix (`make test-fast` leaves it out): the protocol matrix (WebSocket, SPDY,
+# fallbacks) of exec/attach/port-forward.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 
 
 # -- a pod's ports: an HTTP server on 127.0.70.1
