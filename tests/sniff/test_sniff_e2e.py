@@ -106,7 +106,10 @@ def _bytes_written(out: pathlib.Path) -> int:
     return size
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+# Ctrl-C in the quick loop; the other ending signals (same path, other exit codes) are slow.
+@pytest.mark.parametrize("sig", [signal.SIGINT,
+                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],
                          ids=["ctrl-c", "sigterm", "sighup"])
 def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, sig):
     out = tmp_path / "i.pcap"
@@ -378,7 +381,7 @@ def test_quiet_exec_capture_stopped_with_ctrl_c_reports_tcpdumps_count(mesh, app
     assert wait_gone(lambda: tcpdumps_for(ip), 5), "tcpdump left running"
 
 
-@pytest.mark.parametrize("mode", ["exec", "ephemeral"])
+@pytest.mark.parametrize("mode", ["exec", pytest.param("ephemeral", marks=pytest.mark.slow)])
 def test_killed_sniff_leaves_no_tcpdump_behind(mesh, app_with_tcpdump, tmp_path, mode):
     """The lost-connection path: sniff dies without running any cleanup (SIGKILL), its
     connections to the API server drop. The exec'd tcpdump (exec mode) must end through its
