@@ -120,6 +120,7 @@ def test_paused_proxy_goes_stale_and_wait_returns_after_resume(mesh, sandbox):
         _wait_synced(mesh)
 
 
+@pytest.mark.slow  # waits out --wait's timeout
 def test_wait_times_out_on_a_paused_proxy(mesh, sandbox):
     pid = _envoy_pid(sandbox, GATEWAY_PREFIX)
     try:
