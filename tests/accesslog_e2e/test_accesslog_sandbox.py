@@ -275,6 +275,7 @@ def test_rbac_without_pods_log_is_4_and_without_cluster_list_the_names_still_res
         write_tokens(rbac, json.loads(original)["tokens"])
 
 
+@pytest.mark.slow  # scales the gateway to two pods and back
 def test_two_gateway_pods_are_merged_by_time(story, sandbox, mesh):
     sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
                     "--replicas=2")
