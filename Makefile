@@ -21,7 +21,9 @@ test: $(STAMP) real-components
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Everything but the slow matrix (`-m slow`) and the real-components backend (`-m real`), for
-# a quick loop while developing; needs no Go.
+# a quick loop while developing; needs no Go. It still runs every command end to end once.
+# On a loaded 2-core machine: 3 min 55 s (1028 tests) against 10 min for `-m "not real"`
+# (1200 tests).
 test-fast: $(STAMP)
 	scripts/system_tools.sh
 	$(PY) -m pytest -m "not slow and not real" $(PYTEST_ARGS)

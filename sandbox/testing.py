@@ -88,14 +88,7 @@ class RunningSandbox:
         return self.pods(namespace, selector)[0]["status"]["podIP"]
 
     def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, what, interval)
 
     def set_rtt(self, seconds: float) -> None:
         """Model a remote API server: this round trip on connections, requests and
@@ -174,6 +167,19 @@ def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: lis
     for entry in config["users"]:
         entry["user"]["token"] = token
     return write_private(state / f"kubeconfig-{user}", yaml.safe_dump(config))
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "", interval: float = 0.1):
+    """Poll `predicate` every `interval` seconds until it returns something truthy, and return
+    that; AssertionError naming `what` once `timeout` seconds have passed without it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
 
 
 def pid_alive(pid: int) -> bool:

@@ -84,8 +84,10 @@ class _App(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path.startswith("/disconnect"):
+            self.server.disconnect_arrived.set()
         if self.path.startswith(("/slow", "/disconnect")):
-            time.sleep(1.0)
+            time.sleep(1.0)  # the slow upstream the timeout and disconnect outcomes need
         code = 503 if self.path.startswith("/app-error") else 200
         body = b"hello\n"
         try:
@@ -154,24 +156,28 @@ def bootstrap(admin_port: int, listener_port: int, app_port: int, dead_port: int
     }
 
 
-def _requests(listener: str) -> None:
-    """The traffic: one request per outcome, from CLIENT_IP."""
+def _requests(listener: str, disconnect_arrived: threading.Event) -> int:
+    """The traffic: one request per outcome, from CLIENT_IP; how many requests were sent."""
     session = requests.Session()
     session.mount("http://", _SourceAdapter())
     headers = {"Host": HOST, "User-Agent": "fixture-client/1.0 (kubectl-mesh tests)"}
     session.get(listener + "/ok?page=2", timeout=5,
                 headers={**headers, "X-Forwarded-For": "203.0.113.7"})
-    for path in ("/ok", "/app-error", "/slow-timeout", "/unhealthy", "/refused",
-                 "/refused-retry", "/no-cluster"):
+    paths = ("/ok", "/app-error", "/slow-timeout", "/unhealthy", "/refused", "/refused-retry",
+             "/no-cluster")
+    for path in paths:
         session.get(listener + path, headers=headers, timeout=5)
     session.post(listener + "/ok", data=b"x" * 100, timeout=5,
                  headers={**headers, "User-Agent": 'odd "quoted" agent'})
     session.get(listener + "/ok", headers={**headers, "Host": "nohost.test"}, timeout=5)
-    # DC: the client sends a request to a slow upstream and goes away before the answer.
+    # DC: the client sends a request to a slow upstream and goes away before the answer
+    # (once the upstream has it).
     host, port = listener.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), source_address=(CLIENT_IP, 0)) as s:
         s.sendall(f"GET /disconnect HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-        time.sleep(0.3)
+        if not disconnect_arrived.wait(10):
+            raise RuntimeError("the upstream never got /disconnect")
+    return 1 + len(paths) + 3  # ?page=2, the paths, the POST, nohost.test, /disconnect
 
 
 class _SourceAdapter(requests.adapters.HTTPAdapter):
@@ -185,6 +191,7 @@ class _SourceAdapter(requests.adapters.HTTPAdapter):
 def run(fmt: str, target: Path) -> None:
     app = ThreadingHTTPServer((APP_IP, 0), _App)
     app.daemon_threads = True
+    app.disconnect_arrived = threading.Event()
     threading.Thread(target=app.serve_forever, daemon=True).start()
     admin_port, listener_port = _free_port(PROXY_IP), _free_port(PROXY_IP)
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,8 +210,8 @@ def run(fmt: str, target: Path) -> None:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
             try:
                 _wait_ready(proc, f"http://{PROXY_IP}:{admin_port}/ready")
-                _requests(f"http://{PROXY_IP}:{listener_port}")
-                time.sleep(1.5)  # slow upstream finishes; access log flushes (100 ms)
+                sent = _requests(f"http://{PROXY_IP}:{listener_port}", app.disconnect_arrived)
+                _wait_logged(target, fmt, sent)
             finally:
                 proc.terminate()
                 try:
@@ -214,6 +221,22 @@ def run(fmt: str, target: Path) -> None:
                     proc.wait()
                 app.shutdown()
                 app.server_close()
+
+
+def _access_lines(text: str, fmt: str) -> int:
+    """How many access-log lines `text` holds (between Envoy's own log lines)."""
+    if fmt == "json":
+        return sum(line.startswith("{") for line in text.splitlines())
+    return sum(line.startswith("[") and '] "' in line[:40] for line in text.splitlines())
+
+
+def _wait_logged(target: Path, fmt: str, count: int) -> None:
+    """Until `count` access-log lines are in `target` (Envoy flushes every 100 ms)."""
+    deadline = time.monotonic() + 15
+    while _access_lines(target.read_text(), fmt) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Envoy did not log {count} requests")
+        time.sleep(0.05)
 
 
 def _wait_ready(proc: subprocess.Popen, url: str) -> None:

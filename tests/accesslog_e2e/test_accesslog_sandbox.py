@@ -19,7 +19,7 @@ import pytest
 
 from kubectl_mesh.cli import accesslog
 from sandbox.apiserver.auth import write_tokens
-from sandbox.testing import SCENARIOS
+from sandbox.testing import SCENARIOS, wait_until
 
 from .conftest import GW, get
 
@@ -87,8 +87,6 @@ def story(sandbox, mesh):
     for name in SCENARIO_FILES:
         sandbox.kubectl("apply", "-f", str(SCENARIOS / name))
     sandbox.wait_for(lambda: get(ip)[0] != 503, timeout=30, what="the DestinationRule")
-    time.sleep(1.2)  # lines of the probe requests above must not count in the window below
-    started = time.monotonic()
     after = [get(ip)[0] for _ in range(30)]
     # Every request has been answered, but Envoy flushes its access log every 100 ms and the
     # lines then pass through the container log: wait until the log stops growing, so the
@@ -100,7 +98,7 @@ def story(sandbox, mesh):
         return len(counts) > 1 and counts[-1] == counts[-2] >= len(before) + len(after)
 
     sandbox.wait_for(settled, timeout=20, interval=0.5, what="the access log to settle")
-    return {"ip": ip, "before": before, "after": after, "started": started}
+    return {"ip": ip, "before": before, "after": after}
 
 
 def answers(ip: str) -> bool:
@@ -195,9 +193,10 @@ def test_tail_and_since(story, mesh):
     everything = records(mesh)
     tail = records(mesh, "--tail", "3")
     assert 0 < len(tail) <= 3 and tail == everything[-len(tail):]
-    # margins are wide: on a loaded 2-core machine starting the command alone takes seconds
-    time.sleep(8)
-    code, out, err = in_process(mesh, "--since", "6s")
+    # Once the newest line is more than 6 s old, --since 6s matches nothing (the deadline
+    # leaves wide margins: on a loaded 2-core machine starting the command alone takes seconds)
+    code, out, err = wait_until(lambda: (r := in_process(mesh, "--since", "6s"))[1] == "" and r,
+                                timeout=20, interval=0.5, what="--since 6s to match no line")
     assert code == 0 and out == "" and "no matching requests" in err
     statuses = [get(story["ip"])[0] for _ in range(3)]
     # Envoy flushes its access log every 100 ms and the line then travels through the
@@ -211,13 +210,14 @@ def test_tail_and_since(story, mesh):
 def test_follow_prints_rows_as_they_come_and_ctrl_c_exits_130(story, mesh):
     proc, lines, err = start_follow(mesh, "--tail", "0")
     try:
-        time.sleep(0.5)
-        assert lines == []  # --tail 0: nothing old is shown
-        statuses = [get(story["ip"])[0] for _ in range(3)]
+        path = "/items?follow-test"  # only this test's requests have it
+        statuses = [get(story["ip"], path=path)[0] for _ in range(3)]
         deadline = time.monotonic() + 10
         while len(lines) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert lines[0].split()[:3] == ["TIME", "POD", "CODE"]
+        # --tail 0: nothing old is shown, the first rows are the requests sent since
+        assert all(path in line for line in lines[1:4]), lines
         assert [int(line.split()[2]) for line in lines[1:4]] == statuses
         assert proc.poll() is None  # still following
     finally:
@@ -275,6 +275,7 @@ def test_rbac_without_pods_log_is_4_and_without_cluster_list_the_names_still_res
         write_tokens(rbac, json.loads(original)["tokens"])
 
 
+@pytest.mark.slow  # scales the gateway to two pods and back
 def test_two_gateway_pods_are_merged_by_time(story, sandbox, mesh):
     sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
                     "--replicas=2")

@@ -1,7 +1,7 @@
-"""The kubectl plugin conventions (issue 3), each through real kubectl (`kubectl mesh ...`)
-against the sandbox's default scenario: help and usage, every target form, the error cases with
-their one-line messages and exit codes, kubeconfig handling, the WebSocket-refused fallback,
-closed pipes, --debug, Ctrl-C and colour.
+"""The kubectl plugin conventions every command shares, each through real kubectl
+(`kubectl mesh ...`) against the sandbox's default scenario: help and usage, every target form,
+the error cases with their one-line messages and exit codes, kubeconfig handling, the
+WebSocket-refused fallback, closed pipes, --debug, Ctrl-C and colour.
 
 The probe is `kubectl mesh listeners TARGET --port 15006` (8080 for the gateway): the listener
 address it prints is the chosen pod's IP, which is compared with `kubectl get pods`."""
@@ -429,12 +429,11 @@ def test_ctrl_c_mid_request_exits_130_quietly(mesh, sandbox):
         proc = subprocess.Popen([kubectl_binary(), "mesh", "listeners", f"pod/{pod}", "-n", NS,
                                  "--request-timeout", "30s"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=mesh.env())
-        # Interrupt mid-request: once the port-forward has reached the stopped Envoy's admin
-        # port (the kernel completes the handshake; nobody answers).
+        # Interrupt mid-request: once the request has reached the stopped Envoy's admin port
+        # (the kernel completes the handshake and queues the bytes; nobody answers).
         pod_ip = next(p["podIP"] for p in sandbox.status() if p["name"] == pod)
-        sandbox.wait_for(lambda: admin_connected(pod_ip) or proc.poll() is not None,
-                         timeout=30, what="a connection to the stopped Envoy's admin port")
-        time.sleep(0.3)
+        sandbox.wait_for(lambda: admin_request_queued(pod_ip) or proc.poll() is not None,
+                         timeout=30, what="a request queued at the stopped Envoy's admin port")
         assert proc.poll() is None, proc.communicate()
         os.kill(proc.pid, signal.SIGINT)
         started = time.monotonic()
@@ -447,11 +446,13 @@ def test_ctrl_c_mid_request_exits_130_quietly(mesh, sandbox):
     assert "Traceback" not in stderr and stdout == ""
 
 
-def admin_connected(ip: str, port: int = 15000) -> bool:
-    """Whether a TCP connection to ip:port is ESTABLISHED (from /proc/net/tcp)."""
+def admin_request_queued(ip: str, port: int = 15000) -> bool:
+    """Whether a TCP connection to ip:port is ESTABLISHED with bytes waiting unread in the
+    server side's receive queue (from /proc/net/tcp: local address, state 01, rx_queue)."""
     local = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(ip.split("."))), port)
     with open("/proc/net/tcp") as f:
         return any(fields[1] == local and fields[3] == "01"
+                   and int(fields[4].split(":")[1], 16) > 0
                    for fields in (line.split() for line in f.readlines()[1:]))
 
 

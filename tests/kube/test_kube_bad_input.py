@@ -11,6 +11,10 @@ from plain_http import RecordingServer, mesh, write_kubeconfig
 
 from kubectl_mesh.errors import ExitCode
 
+# In the slow matrix (`make test-fast` leaves it out): one plugin process per hostile value
+# (tests/core/test_bad_input.py keeps bad input in the quick loop).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def server():

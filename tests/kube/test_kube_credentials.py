@@ -16,6 +16,7 @@ import pytest
 from plain_http import BIN, SECRET, RecordingServer, mesh, write_kubeconfig
 
 from kubectl_mesh.errors import ExitCode
+from sandbox.testing import wait_until
 
 
 @pytest.fixture
@@ -163,14 +164,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def kill_leftovers(pids_file) -> None:

@@ -25,7 +25,7 @@ class FakeEnvoy:
 
     def logging(self, levels=None, level=None) -> dict:
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # a slow admin endpoint: what the delay tests are about
         if levels or level:
             if self.fail_sets:
                 self.fail_sets -= 1

@@ -13,6 +13,10 @@ import pytest
 
 from .conftest import envoy_levels
 
+# In the slow matrix (`make test-fast` leaves it out): overlapping --for runs wait out their
+# 10-15 s durations (--for runs end to end in test_loglevel_e2e.py).
+pytestmark = pytest.mark.slow
+
 GW = ("deploy/istio-ingressgateway", "-n", "istio-system")
 PREFIX = "loglevel.kubectl-mesh.io/hold-"
 

@@ -222,7 +222,7 @@ def test_broken_pipe_from_elsewhere_is_not_swallowed():
 def test_ctrl_c_exits_130_without_traceback():
     proc = subprocess.Popen(_script("""
         print("ready", flush=True)
-        time.sleep(30)
+        time.sleep(30)  # a command busy until the signal ends it
     """), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     try:
         assert proc.stdout.readline() == b"ready\n"
@@ -242,7 +242,7 @@ def test_ending_signals_clean_up_then_exit_128_plus_the_signal(sig, code):
     proc = subprocess.Popen(_script("""
         try:
             print("ready", flush=True)
-            time.sleep(30)
+            time.sleep(30)  # a command busy until the signal ends it
         finally:
             print("cleaned up", flush=True)
     """), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
@@ -263,7 +263,7 @@ def test_a_signal_during_deferred_cleanup_waits_for_it_then_ends_the_command():
         from kubectl_mesh import signals
         with signals.deferred() as got:
             print("cleaning", flush=True)
-            time.sleep(1)
+            time.sleep(1)  # a cleanup that takes a while: the signal arrives during it
             print("cleaned up", flush=True)
         signals.reraise(got)
         print("not reached", flush=True)

@@ -24,6 +24,10 @@ from conftest import REPO, VENV_PYTHON
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import build_dist  # noqa: E402
 
+# In the slow matrix (`make test-fast` leaves it out): builds the release archive, twice for
+# reproducibility (~1 min).
+pytestmark = pytest.mark.slow
+
 API_VERSION = "krew.googlecontainertools.github.com/v1alpha2"
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {
     f"LPT{i}" for i in range(1, 10)}

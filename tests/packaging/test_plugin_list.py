@@ -57,14 +57,9 @@ def test_kubectl_mesh_routes_help_through_kubectl(kubectl, installed_bin, via):
                 os.unlink(installed_bin / name)
     result = _kubectl(kubectl, installed_bin, "mesh", "routes", "--help")
     assert "Traceback" not in result.stderr
-    if find_command("routes").is_installed():
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("usage: kubectl mesh routes")
-    else:
-        # TODO(lead): once kubectl_mesh/cli/routes.py lands, the branch above runs instead.
-        assert result.returncode == 2
-        assert result.stderr.startswith("error: kubectl mesh routes: ")
-        assert "kubectl_mesh.cli.routes" in result.stderr or "unknown command" in result.stderr
+    assert find_command("routes").is_installed()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: kubectl mesh routes")
 
 
 def test_kubectl_plugin_completion(kubectl, installed_bin):

@@ -34,6 +34,7 @@ def cgroup_paths(pid: int) -> list[str]:
         return [line.split(":", 2)[2] for line in f.read().splitlines()]
 
 
+@pytest.mark.slow  # a sandbox of its own
 def test_every_container_process_is_in_the_cgroup_its_status_names(sandbox):
     pids = container_pids(sandbox)
     pods = sandbox.pods()
@@ -54,6 +55,7 @@ def test_every_container_process_is_in_the_cgroup_its_status_names(sandbox):
     assert len(seen) == sum(len(p["status"]["containerStatuses"]) for p in pods) >= 8
 
 
+@pytest.mark.slow  # restarts a container
 def test_a_restarted_container_gets_a_new_id_and_its_old_cgroup_goes(sandbox):
     root = pathlib.Path((sandbox.state / ROOT_FILE).read_text())
     pod = sandbox.pods("istioinaction", "app=catalog,version=v1")[0]

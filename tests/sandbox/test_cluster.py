@@ -247,8 +247,10 @@ def test_logs_tail_since_and_container_choice(sb):
     stamped = sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--timestamps",
                          "--tail", "1").stdout
     assert stamped.split(" ", 1)[0].endswith("Z") and stamped.split(" ", 1)[1] == one
-    time.sleep(2.2)
-    assert sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog", "--since", "1s").stdout == ""
+    # the container's last line ages past a 1 s window
+    sb.wait_for(lambda: sb.kubectl("logs", pod, "-n", "istioinaction", "-c", "catalog",
+                                   "--since", "1s").stdout == "",
+                timeout=15, interval=0.5, what="--since 1s to match no line")
 
 
 @pytest.mark.parametrize("query,code,message", [
@@ -321,6 +323,8 @@ def test_exec_outlives_its_client_and_ends_with_its_container(sb):
     kubectl.kill()
     kubectl.communicate()
     try:
+        # Nothing announces that the API server has dropped the vanished client's stream:
+        # give it a second in which killing the process would show.
         time.sleep(1.0)
         assert pid_alive(pid), "the exec'd process died with its client"
         if cid.startswith("containerd://"):  # the sandbox has cgroups (root): it is in it

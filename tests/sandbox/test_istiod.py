@@ -258,6 +258,8 @@ def test_paused_envoy_is_stale_until_it_resumes(mesh):
 
         stale = wait_for(sidecar_stale, what="STALE sidecar while the gateway is SYNCED")
         assert stale[V1_ID]["resources"][CDS]["acked"] != stale[V1_ID]["resources"][CDS]["sent"]
+        # The stopped sidecar cannot ACK, so no event can mark the moment: a short window in
+        # which a wrongly recorded ACK would show.
         time.sleep(0.3)
         assert syncz()[V1_ID]["cluster_acked"] == stale[V1_ID]["cluster_acked"]  # still stale
     finally:

@@ -63,6 +63,7 @@ def test_delay_line_keeps_order_and_delays_each_message_not_the_sender(tmp_path)
     assert got[-1][0] - got[0][0] < 0.2 * 4
 
 
+@pytest.mark.slow  # pays modelled round trips
 def test_cli_sets_and_refuses(sandbox):
     run = lambda *a: subprocess.run([sys.executable, "-m", "sandbox", "rtt", *a,  # noqa: E731
                                      "--state", str(sandbox.state)], cwd=ROOT,
@@ -82,6 +83,7 @@ def _options(sandbox) -> ClusterOptions:
     return ClusterOptions(kubeconfig=str(sandbox.kubeconfig), namespace="istio-system")
 
 
+@pytest.mark.slow  # pays modelled round trips
 def test_requests_and_port_forward_messages_pay_the_round_trip(sandbox):
     with Session.open(_options(sandbox)) as session:
         [gateway] = session.proxies("deploy/istio-ingressgateway")
@@ -117,6 +119,7 @@ def test_requests_and_port_forward_messages_pay_the_round_trip(sandbox):
         assert time.monotonic() - started < RTT
 
 
+@pytest.mark.slow  # pays modelled round trips
 def test_concurrent_requests_wait_in_parallel(sandbox):
     """The delay is the network's, not a lock: ten requests at once take ~one RTT each, not
     ten in a row (bounded loosely from above: 10 serial RTTs would be 2.5 s)."""
@@ -137,6 +140,7 @@ def test_concurrent_requests_wait_in_parallel(sandbox):
     assert RTT <= elapsed < 10 * RTT
 
 
+@pytest.mark.slow  # starts two sandboxes
 def test_a_new_sandbox_starts_without_a_previous_ones_rtt(tmp_path):
     from sandbox.testing import RunningSandbox
     state = tmp_path / "state"

@@ -10,9 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from sandbox.cgroups import ROOT_FILE
-from sandbox.testing import ROOT, RunningSandbox, pid_alive
+from sandbox.testing import ROOT, RunningSandbox, pid_alive, wait_until
+
+# In the slow matrix (`make test-fast` leaves it out): starts and stops a sandbox per test.
+pytestmark = pytest.mark.slow
 
 
 def _all_dead(pids, timeout=10.0) -> bool:
@@ -93,8 +97,9 @@ def test_down_cleans_up_after_a_killed_supervisor(tmp_path):
     sb = RunningSandbox(tmp_path / "state").up()
     pids = sb.process_ids()
     cgroups = CgroupTree(sb.state)
-    os.kill(int((sb.state / "sandbox.pid").read_text()), signal.SIGKILL)
-    time.sleep(0.2)
+    supervisor = int((sb.state / "sandbox.pid").read_text())
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(supervisor), timeout=10, what="the killed supervisor")
     assert any(pid_alive(p) for p in pids)  # orphans: exactly what `down` must clean
     assert cgroups.exists()  # and their cgroups
     sb.down()
@@ -119,7 +124,7 @@ def test_sandbox_of_a_killed_test_process_stops_by_itself(tmp_path):
          "from sandbox.testing import RunningSandbox\n"
          f"RunningSandbox({str(state)!r}).up()\n"
          "print('up', flush=True)\n"
-         "time.sleep(600)\n"],
+         "time.sleep(600)\n"],  # an owner that stays until it is killed
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout.readline().strip() == "up"

@@ -24,6 +24,10 @@ import yaml
 
 from sandbox.testing import ROOT, SCENARIOS, RunningSandbox
 
+# In the slow matrix (`make test-fast` leaves it out): the sandbox's own xDS acceptance, a sandbox
+# of its own (the commands' view of it runs in tests/sync and tests/cli).
+pytestmark = pytest.mark.slow
+
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -162,6 +166,8 @@ def test_paused_sidecar_is_stale_until_resumed(sb):
         assert entry["route_acked"] == before[paused]["route_acked"]  # still the old routes
         assert entry["resources"][RDS]["acked"] != entry["resources"][RDS]["sent"]
         assert not entry["resources"][RDS].get("lastError")  # STALE, not ERROR
+        # The stopped Envoy cannot ACK, so no event can mark the moment: half a second in
+        # which a wrongly recorded ACK would show.
         time.sleep(0.5)
         assert syncz(sb)[paused]["route_acked"] == before[paused]["route_acked"]
     finally:

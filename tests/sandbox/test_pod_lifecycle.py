@@ -86,6 +86,7 @@ def run(sandbox):
         sandbox.kubectl("delete", "pod", name, "--grace-period=0", "--wait=false", check=False)
 
 
+@pytest.mark.slow  # waits for pods to end
 def test_never_ends_succeeded_or_failed_and_runs_once(sandbox, run):
     run("never-ok", "Never", "echo ran")
     run("never-fails", "Never", "echo ran; exit 3")
@@ -103,6 +104,7 @@ def test_never_ends_succeeded_or_failed_and_runs_once(sandbox, run):
     assert refused.returncode != 0 and "completed pod" in refused.stderr
 
 
+@pytest.mark.slow  # waits for restarts
 def test_onfailure_restarts_until_success_and_always_restarts_success(sandbox, run):
     # the container's directory outlives its runs: the first run fails, the second succeeds
     run("on-failure", "OnFailure", "echo run; [ -e ran-once ] && exit 0; touch ran-once; exit 1")
@@ -117,6 +119,7 @@ def test_onfailure_restarts_until_success_and_always_restarts_success(sandbox, r
     assert again["status"]["phase"] == "Running"
 
 
+@pytest.mark.slow  # waits out a deadline
 def test_active_deadline_kills_the_pod_and_fails_it(sandbox, tmp_path):
     manifest = tmp_path / "deadline.yaml"
     manifest.write_text(yaml.safe_dump({
@@ -161,6 +164,7 @@ def test_the_api_refuses_what_the_kubelet_could_not_act_on(sandbox, spec, messag
     assert "pod/invalid" not in sandbox.kubectl("get", "pods", "-o", "name").stdout
 
 
+@pytest.mark.slow  # waits out a deadline
 def test_the_deadline_may_be_lowered_on_a_running_pod_but_not_raised(sandbox, run):
     run("lowered", "Never", "sleep 300")
     _phase_becomes(sandbox, "lowered", "Running")

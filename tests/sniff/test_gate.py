@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from kubectl_mesh.capture.tcpdump import STDIN_GATE, gated
+from sandbox.testing import wait_until
 
 
 @pytest.fixture(params=["host", "busybox"])
@@ -47,6 +47,18 @@ def _group_left(proc: subprocess.Popen) -> list[str]:
     return left
 
 
+def _running(proc: subprocess.Popen, *argv: str) -> bool:
+    """A process in the gate's group runs `argv` (the gated command has started)."""
+    for pid in _group_left(proc):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if [os.path.basename(a) for a in map(os.fsdecode, cmdline)] == list(argv):
+            return True
+    return False
+
+
 def test_argv_shape():
     assert gated(["tcpdump", "-i", "eth0", "--", "port 80"]) == [
         "sh", "-c", STDIN_GATE, "sh", "tcpdump", "-i", "eth0", "--", "port 80"]
@@ -54,11 +66,10 @@ def test_argv_shape():
 
 def test_stdin_eof_terminates_the_command_and_leaves_nothing(sh):
     proc = _start(sh, ["sleep", "60"])
-    time.sleep(0.3)
+    wait_until(lambda: _running(proc, "sleep", "60"), timeout=10, what="the gated sleep 60")
     proc.stdin.close()
     assert proc.wait(timeout=5) == 143  # the command's SIGTERM status
-    time.sleep(0.2)
-    assert _group_left(proc) == []
+    wait_until(lambda: _group_left(proc) == [], timeout=5, what="the gate's group to be empty")
 
 
 def test_a_command_that_ends_by_itself_ends_the_gate_with_its_status(sh):
@@ -66,7 +77,7 @@ def test_a_command_that_ends_by_itself_ends_the_gate_with_its_status(sh):
     assert proc.wait(timeout=5) == 3  # stdin is still open: the gate must not wait for it
     assert proc.stdout.read() == b"out"
     proc.stdin.close()
-    assert _group_left(proc) == []
+    wait_until(lambda: _group_left(proc) == [], timeout=5, what="the gate's group to be empty")
 
 
 def test_arguments_are_never_shell_text(sh, tmp_path):

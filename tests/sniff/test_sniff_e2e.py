@@ -11,6 +11,7 @@ import pytest
 
 from kubectl_mesh.capture.pcap import read_file
 from sandbox.cgroups import ROOT_FILE
+from sandbox.testing import wait_until
 from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
 
 BASELINE_NAMESPACE = """
@@ -94,7 +95,21 @@ def test_duration_stops_in_time_and_leaves_no_tcpdump(mesh, gateway, tmp_path):
     assert wait_gone(lambda: tcpdumps_for(gateway["status"]["podIP"]), 5)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+def _bytes_written(out: pathlib.Path) -> int:
+    """The bytes in `-o out`'s temporary file (`.NAME.*.part` beside it) so far."""
+    size = 0
+    for part in out.parent.glob(f".{out.name}.*.part"):
+        try:
+            size += part.stat().st_size
+        except FileNotFoundError:  # renamed into place meanwhile
+            pass
+    return size
+
+
+# Ctrl-C in the quick loop; the other ending signals (same path, other exit codes) are slow.
+@pytest.mark.parametrize("sig", [signal.SIGINT,
+                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],
                          ids=["ctrl-c", "sigterm", "sighup"])
 def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, sig):
     out = tmp_path / "i.pcap"
@@ -106,9 +121,10 @@ def test_interrupted_capture_is_valid_and_cleaned_up(mesh, gateway, tmp_path, si
             time.sleep(0.1)
         assert tcpdumps_for(ip), "tcpdump never started"
         # Packets reach the file once tcpdump's ring is set up and its first block retires
-        # (up to 1 s at this rate); the file is buffered, so it grows in 8 KiB steps.
-        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # (up to 1 s at this rate); the file is buffered, so it grows in 8 KiB steps. Until
+        # the capture ends it is a temporary file beside -o (kubectl_mesh/capture/outfile.py).
+        wait_until(lambda: _bytes_written(out), timeout=max(1.0, deadline - time.monotonic()),
+                   interval=0.1, what="packets in the capture's temporary file")
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + sig, err  # 130, 143, 129: after cleaning up
@@ -365,7 +381,7 @@ def test_quiet_exec_capture_stopped_with_ctrl_c_reports_tcpdumps_count(mesh, app
     assert wait_gone(lambda: tcpdumps_for(ip), 5), "tcpdump left running"
 
 
-@pytest.mark.parametrize("mode", ["exec", "ephemeral"])
+@pytest.mark.parametrize("mode", ["exec", pytest.param("ephemeral", marks=pytest.mark.slow)])
 def test_killed_sniff_leaves_no_tcpdump_behind(mesh, app_with_tcpdump, tmp_path, mode):
     """The lost-connection path: sniff dies without running any cleanup (SIGKILL), its
     connections to the API server drop. The exec'd tcpdump (exec mode) must end through its

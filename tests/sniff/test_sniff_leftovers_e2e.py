@@ -19,7 +19,9 @@ from sandbox.testing import pid_alive
 from tests.sniff.test_sniff_e2e import _started, debug_pods, gateway_traffic, ref
 from tests.sniff.conftest import tcpdumps_for, wait_gone
 
-pytestmark = pytest.mark.timeout(180)
+# In the slow matrix (`make test-fast` leaves it out): sniff's failure-path matrix, a sandbox of
+# its own (sniff runs end to end in test_sniff_e2e.py).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

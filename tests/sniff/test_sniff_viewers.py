@@ -14,7 +14,9 @@ import pytest
 from kubectl_mesh.capture.pcap import read_file
 from tests.sniff.conftest import GATEWAY_HOST, Traffic, tcpdumps_for, tshark, wait_gone
 
-pytestmark = pytest.mark.timeout(180)
+# In the slow matrix (`make test-fast` leaves it out): one capture per viewer hand-off, a sandbox
+# of its own (sniff runs end to end in test_sniff_e2e.py).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 # Records its argv, copies stdin to a file (all of it, or only FAKE_WIRESHARK_READ bytes, then
 # exits like a closed Wireshark window), then writes `done`.

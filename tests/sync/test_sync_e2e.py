@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -85,12 +84,16 @@ def test_paused_proxy_goes_stale_and_wait_returns_after_resume(mesh, sandbox):
             _patch_timeout(sandbox, "3s")
             first = sandbox.wait_for(lambda: (o := mesh("sync")).returncode == 7 and o,
                                      timeout=15, what="STALE")
-            time.sleep(1.5)
-            second = mesh("sync")
             gw = lambda o: next(v for k, v in _rows(o.stdout).items()  # noqa: E731
                                 if k.startswith(GATEWAY_PREFIX))
-            assert "STALE (" in gw(first) and "STALE (" in gw(second)
             age = lambda line: int(line.split("STALE (")[1].split("s)")[0])  # noqa: E731
+
+            def older():
+                o = mesh("sync")
+                return "STALE (" in gw(o) and age(gw(o)) > age(gw(first)) and o
+
+            second = sandbox.wait_for(older, timeout=15, interval=0.5, what="an older STALE age")
+            assert "STALE (" in gw(first) and "STALE (" in gw(second)
             assert age(gw(second)) > age(gw(first))  # a growing age
             others = [v for k, v in _rows(second.stdout).items() if not k.startswith(GATEWAY_PREFIX)]
             assert others and all("STALE" not in v and v.count("SYNCED") == 4 for v in others)
@@ -100,7 +103,10 @@ def test_paused_proxy_goes_stale_and_wait_returns_after_resume(mesh, sandbox):
                                       stderr=subprocess.PIPE, text=True)
             progress = waiter.stderr.readline()  # blocks until the first poll reports
             assert "waiting" in progress and "RDS STALE" in progress, progress
-            time.sleep(1)
+            # the waiter repeats an unchanged progress line every PROGRESS_EVERY (5 s) of
+            # polls: the next one shows it went on polling rather than returning
+            again = waiter.stderr.readline()
+            assert "waiting" in again and "RDS STALE" in again, again
             assert waiter.poll() is None, "--wait returned while a proxy was paused"
         out, err = waiter.communicate(timeout=40)
         assert waiter.returncode == 0, err
@@ -114,6 +120,7 @@ def test_paused_proxy_goes_stale_and_wait_returns_after_resume(mesh, sandbox):
         _wait_synced(mesh)
 
 
+@pytest.mark.slow  # waits out --wait's timeout
 def test_wait_times_out_on_a_paused_proxy(mesh, sandbox):
     pid = _envoy_pid(sandbox, GATEWAY_PREFIX)
     try:

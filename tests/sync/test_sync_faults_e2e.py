@@ -13,7 +13,9 @@ import pytest
 
 from sandbox.testing import MeshCli as Mesh
 
-pytestmark = pytest.mark.timeout(240)
+# In the slow matrix (`make test-fast` leaves it out): the injected-fault matrix, a sandbox of its
+# own (sync runs end to end in test_sync_e2e.py).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 FAULT = "sandbox.kubectl-mesh.io/xds-fault"
 VS_PATCH = '[{"op":"add","path":"/spec/http/0/timeout","value":"7s"}]'
 VS_UNDO = '[{"op":"remove","path":"/spec/http/0/timeout"}]'

@@ -12,7 +12,9 @@ from sandbox.generate import scenario
 from sandbox.testing import RunningSandbox
 from sandbox.testing import MeshCli as Mesh
 
-pytestmark = pytest.mark.timeout(180)
+# In the slow matrix (`make test-fast` leaves it out): a larger sandbox of its own (two istiod
+# replicas, four sidecars).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

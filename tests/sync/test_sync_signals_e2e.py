@@ -15,7 +15,9 @@ from sandbox.testing import pid_alive
 from tests.sync.test_sync_e2e import (GATEWAY_PREFIX, _envoy_pid, _patch_timeout, _undo_timeout,
                                       _wait_synced, paused)
 
-pytestmark = pytest.mark.timeout(180)
+# In the slow matrix (`make test-fast` leaves it out): a signal matrix over the kubectl
+# port-forward fallback, a sandbox of its own.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 def _children() -> dict[int, list[int]]:
