@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import IO, Any, Mapping, Sequence
 
 from kubectl_mesh.errors import UsageError
@@ -32,12 +33,37 @@ def write(out: IO[str], fmt: str, *, headers: Sequence[str] = (),
         out.write(render_table(headers, rows, gap))
 
 
+# What a terminal would act on instead of showing: C0 controls (ESC starts a sequence that
+# can clear or retitle the screen, a newline forges a row), DEL, C1 controls, the Unicode
+# line/paragraph separators and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as its escape (`\\x1b`, `\\n`, `\\u202e`,
+    as `repr` shows them), so names from dumps, logs or the cluster cannot drive the terminal
+    or forge lines; the user still sees that something was there. Backslashes stay as they are
+    (route regexes are full of them)."""
+    if text.isprintable():  # the common case, one pass in C; spaces are printable
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                  else f"\\u{ord(char):04x}")
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], gap: int = 5) -> str:
     """Columns left-aligned and separated by at least `gap` spaces, like Go's tabwriter with
-    that padding (istioctl: 5, listeners 1). Trailing spaces are stripped; '' if no headers."""
+    that padding (istioctl: 5, listeners 1). Trailing spaces are stripped; '' if no headers.
+    Control characters in cells are escaped (`printable`)."""
     if not headers:
         return ""
-    cells = [list(headers)] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [list(headers)] + [["" if c is None else printable(str(c)) for c in r] for r in rows]
     if len(cells) > LARGE_TABLE and _plain_ascii(cells):
         return _pad_columns(cells, gap)
     from tabulate import DataRow, TableFormat, tabulate  # imported on use: start-up time

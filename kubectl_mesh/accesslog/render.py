@@ -34,6 +34,8 @@ def format_ms(value: float | None) -> str:
 
 
 def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:
+    """The table cells of one request, control characters escaped (`output.printable`): the
+    follow-mode writer prints these without going through `output.render_table`."""
     time = record.start_time.strftime("%H:%M:%S.") + f"{record.start_time.microsecond // 1000:03d}"
     row = [time, _dash(record.pod), str(record.response_code),
            ",".join(record.response_flags) or "-", _dash(record.method),
@@ -42,7 +44,7 @@ def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:
     if wide:
         row += [_dash(record.response_code_details), _dash(record.upstream_cluster),
                 _dash(record.route_name), _dash(record.request_id)]
-    return row
+    return [output.printable(cell) for cell in row]
 
 
 def write_requests(out: IO[str], fmt: str, records: Iterable[AccessLogRecord],
