@@ -61,24 +61,28 @@ def _main(argv, *, prog, stdout, stderr):
         raise UsageError("--all-pods compares tables; --trace and --check look at one pod")
     if args.header and not args.trace:
         raise UsageError("--header is for --trace")
+    from kubectl_mesh.configdump.shape import reading
     from kubectl_mesh.trace import parse_request
     request = parse_request(args.trace, args.header, args.method) if args.trace else None
     dump, endpoints, port_map, ref = _gather(args, prog, stderr)
-    if request is not None:
-        return _trace(dump, request, endpoints, port_map, args.output, stdout)
-    return _check(dump, endpoints, ref, args.output, stdout)
+    with reading(ref):
+        if request is not None:
+            return _trace(dump, request, endpoints, port_map, args.output, stdout)
+        return _check(dump, endpoints, ref, args.output, stdout)
 
 
 def _gather(args, prog, stderr):
     """(config dump, endpoints or None, service port → target port, source) for the walk."""
     from kubectl_mesh.configdump import ConfigDump, read_dump
+    from kubectl_mesh.configdump.shape import reading
     from kubectl_mesh.errors import UsageError
     if args.file:
         if args.target or args.selector:
             raise UsageError("give a target or --file, not both")
         dump = read_dump(args.file)
         # a dump taken with ?include_eds carries endpoints; otherwise they are not checked
-        endpoints = dump.endpoints if dump.has("endpoints") else None
+        with reading(args.file):
+            endpoints = dump.endpoints if dump.has("endpoints") else None
         return dump, endpoints, {}, args.file
     if not (args.target or args.selector):
         raise UsageError("a target or --file is required",
