@@ -37,8 +37,10 @@ def _flags(p) -> None:
 
 def _table(dump, args, fmt):
     from kubectl_mesh.configdump import RouteFilter, route_table
+    # -o json|yaml prints the selected configs as they are; --all-pods compares rows
+    rows = fmt in ("short", "wide") or args.all_pods
     return route_table(dump.routes, RouteFilter(name=args.name), verbose=not args.summary,
-                       wide=fmt == "wide")
+                       wide=fmt == "wide", rows=rows)
 
 
 RESOURCE = proxyconfig.Resource("routes", "Show a proxy's routes: virtual hosts, matches and "

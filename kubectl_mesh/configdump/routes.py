@@ -260,11 +260,15 @@ def describe_domains(domains: tuple[str, ...]) -> str:
 
 
 def route_table(configs: list[RouteConfig], flt: RouteFilter = RouteFilter(),
-                verbose: bool = True, wide: bool = False) -> Table:
-    """istioctl's routes table; non-verbose is `NAME VIRTUAL HOSTS`; wide adds ACTION, TIMEOUT."""
+                verbose: bool = True, wide: bool = False, rows: bool = True) -> Table:
+    """istioctl's routes table; non-verbose is `NAME VIRTUAL HOSTS`; wide adds ACTION, TIMEOUT.
+    Without `rows` only the data is selected (for -o json|yaml: a 194 MB dump's virtual
+    hosts need not be parsed to be printed)."""
     selected = [c for c in configs if flt.matches(c)]
     # Numeric names (sidecar port routes like "80") first in numeric order, others as dumped.
     selected.sort(key=lambda c: (0, int(c.name)) if c.name.isdigit() else (1, 0))
+    if not rows:
+        return Table((), [], [c.raw for c in selected])
     if not verbose:
         rows = [(c.name, str(len(c.virtual_hosts))) for c in selected]
         return Table(("NAME", "VIRTUAL HOSTS"), rows, [c.raw for c in selected])
