@@ -68,15 +68,16 @@ def write_json(out: IO[str], data: Any) -> None:
         for i, item in enumerate(data):
             if i:
                 out.write(",\n  ")
-            out.write(_json_value(item, "\n  "))
+            out.write(json_value(item, "\n  "))
         out.write("\n]\n")
     else:
-        out.write(_json_value(data, "\n") + "\n")
+        out.write(json_value(data, "\n") + "\n")
 
 
-def _json_value(value: Any, newline: str) -> str:
-    """One JSON value indented by two spaces per level; `newline` is "\n" plus the current
-    indentation. TypeError for what json cannot encode, as json.dump raises."""
+def json_value(value: Any, newline: str = "\n") -> str:
+    """One JSON value indented by two spaces per level, as json.dumps(indent=2) writes it;
+    `newline` is "\n" plus the current indentation ("\n  " for an item of a top-level list,
+    to write one item at a time). TypeError for what json cannot encode, as json raises."""
     kind = type(value)
     if kind is str:
         return _encode_string(value)
@@ -86,17 +87,17 @@ def _json_value(value: Any, newline: str) -> str:
         inner = newline + "  "
         return "{" + inner + ("," + inner).join(
             [(_encode_string(k) if type(k) is str else _json_key(k)) + ": "
-             + _json_value(v, inner) for k, v in value.items()]) + newline + "}"
+             + json_value(v, inner) for k, v in value.items()]) + newline + "}"
     if kind is list or kind is tuple:
         if not value:
             return "[]"
         inner = newline + "  "
-        return "[" + inner + ("," + inner).join([_json_value(v, inner) for v in value]) \
+        return "[" + inner + ("," + inner).join([json_value(v, inner) for v in value]) \
             + newline + "]"
     if isinstance(value, str):
         return _encode_string(value)
     if isinstance(value, (dict, list, tuple)):
-        return _json_value(dict(value) if isinstance(value, dict) else list(value), newline)
+        return json_value(dict(value) if isinstance(value, dict) else list(value), newline)
     return _json_scalar(value)
 
 

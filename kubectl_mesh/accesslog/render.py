@@ -56,8 +56,11 @@ def write_requests(out: IO[str], fmt: str, records: Iterable[AccessLogRecord],
     output.check_format(fmt)
     wide = fmt == "wide"
     headers = REQUEST_HEADERS + (REQUEST_WIDE_EXTRA if wide else ())
-    output.write(out, fmt, headers=headers, rows=[request_row(r, wide) for r in records],
-                 data=[r.to_dict() for r in records], gap=3)
+    if fmt in ("short", "wide"):
+        output.write(out, fmt, headers=headers, rows=[request_row(r, wide) for r in records],
+                     gap=3)
+    else:
+        output.write(out, fmt, data=[r.to_dict() for r in records])
     if show_legend and fmt in ("short", "wide"):
         write_legend(out, (r.response_flags for r in records))
 
