@@ -71,9 +71,7 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
             if table:
                 cells = request_row(record, wide)
                 plain = plain and "".join(cells).isascii()
-                for i, cell in enumerate(cells):
-                    if len(cell) > widths[i]:
-                        widths[i] = len(cell)
+                widths = list(map(max, widths, map(len, cells)))
                 flags.update(record.response_flags)
         if table and not plain:
             return None  # wide characters: the table writer measures them (tabulate)
@@ -132,15 +130,12 @@ def _read_at(fd: int, offset: int) -> AccessLogRecord:
 
 def _write_table(out: IO[str], headers, widths: list[int], rows) -> None:
     """What `output.render_table` writes for these cells when they are plain ASCII."""
-    sep = " " * GAP
-
-    def line(cells) -> str:
-        return sep.join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() + "\n"
-
-    out.write(line(headers))
+    # every column but the last padded to its width plus the gap, trailing spaces dropped
+    line = "".join(f"{{:<{w + GAP}}}" for w in widths[:-1]) + "{}"
+    out.write(line.format(*headers).rstrip() + "\n")
     batch = []
     for cells in rows:
-        batch.append(line(cells))
+        batch.append(line.format(*cells).rstrip() + "\n")
         if len(batch) >= 1000:
             out.write("".join(batch))
             batch.clear()
