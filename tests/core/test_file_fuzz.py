@@ -18,7 +18,6 @@ import random
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from kubectl_mesh.cli import accesslog, clusters, endpoints, listeners, routes, secrets, sync
