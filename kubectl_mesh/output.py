@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
+import re
 from typing import IO, Any, Mapping, Sequence
 
 from kubectl_mesh.errors import UsageError
@@ -24,20 +26,118 @@ def write(out: IO[str], fmt: str, *, headers: Sequence[str] = (),
     `json`/`yaml` as `data`. BrokenPipeError propagates to the top-level handler."""
     check_format(fmt)
     if fmt == "json":
-        json.dump(data, out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        write_json(out, data)
     elif fmt == "yaml":
         out.write(to_yaml(data))
     else:
         out.write(render_table(headers, rows, gap))
 
 
+# What a terminal would act on instead of showing: C0 controls (ESC starts a sequence that
+# can clear or retitle the screen, a newline forges a row), DEL, C1 controls, the Unicode
+# line/paragraph separators and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      "\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as its escape (`\\x1b`, `\\n`, `\\u202e`,
+    as `repr` shows them), so names from dumps, logs or the cluster cannot drive the terminal
+    or forge lines; the user still sees that something was there. Backslashes stay as they are
+    (route regexes are full of them)."""
+    if text.isprintable():  # the common case, one pass in C; spaces are printable
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                  else f"\\u{ord(char):04x}")
+
+
+def write_json(out: IO[str], data: Any) -> None:
+    """`data` as `json.dump(data, out, indent=2, ensure_ascii=False)` writes it, plus a
+    newline – byte for byte – but ~5x faster: with an indent, the json module encodes in
+    pure Python, one generator per container and one `write` per token (77 s for a 194 MB
+    routes dump). Here each container is one `join`, strings go through json's C escaper,
+    and a top-level list is written item by item."""
+    if isinstance(data, list) and data:
+        out.write("[\n  ")
+        for i, item in enumerate(data):
+            if i:
+                out.write(",\n  ")
+            out.write(json_value(item, "\n  "))
+        out.write("\n]\n")
+    else:
+        out.write(json_value(data, "\n") + "\n")
+
+
+def json_value(value: Any, newline: str = "\n") -> str:
+    """One JSON value indented by two spaces per level, as json.dumps(indent=2) writes it;
+    `newline` is "\n" plus the current indentation ("\n  " for an item of a top-level list,
+    to write one item at a time). TypeError for what json cannot encode, as json raises."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = newline + "  "
+        return "{" + inner + ("," + inner).join(
+            [(_encode_string(k) if type(k) is str else _json_key(k)) + ": "
+             + json_value(v, inner) for k, v in value.items()]) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        return "[" + inner + ("," + inner).join([json_value(v, inner) for v in value]) \
+            + newline + "]"
+    if isinstance(value, str):
+        return _encode_string(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json_value(dict(value) if isinstance(value, dict) else list(value), newline)
+    return _json_scalar(value)
+
+
+def _json_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return _encode_string(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return _encode_string(_json_scalar(key))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+# json's string escaper (its C version where _json is built), as json.dump(ensure_ascii=False)
+_encode_string = json.encoder.encode_basestring
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], gap: int = 5) -> str:
     """Columns left-aligned and separated by at least `gap` spaces, like Go's tabwriter with
-    that padding (istioctl: 5, listeners 1). Trailing spaces are stripped; '' if no headers."""
+    that padding (istioctl: 5, listeners 1). Trailing spaces are stripped; '' if no headers.
+    Control characters in cells are escaped (`printable`)."""
     if not headers:
         return ""
-    cells = [list(headers)] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [list(headers)] + [["" if c is None else printable(str(c)) for c in r] for r in rows]
     if len(cells) > LARGE_TABLE and _plain_ascii(cells):
         return _pad_columns(cells, gap)
     from tabulate import DataRow, TableFormat, tabulate  # imported on use: start-up time

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import IO, Iterable
 
 from kubectl_mesh.accesslog.flags import FLAGS, lookup, normalize
+from kubectl_mesh.output import printable
 
 SIDES = {"proxy": "decided by the proxy (Envoy)",
          "upstream": "decided by the application (upstream)",
@@ -17,15 +18,16 @@ SIDES = {"proxy": "decided by the proxy (Envoy)",
 
 def legend_lines(flags: Iterable[str]) -> list[str]:
     """`UT  upstream request timeout – decided by the proxy (Envoy): ...` per distinct flag,
-    known flags in Envoy's table order, then unknown ones."""
+    known flags in Envoy's table order, then unknown ones (control characters escaped: an
+    unknown flag is whatever the log line held)."""
     order = {short: i for i, short in enumerate(FLAGS)}
     shorts = sorted({normalize(f) for f in flags}, key=lambda f: (order.get(f, len(order)), f))
     width = max((len(s) for s in shorts), default=0)
     lines = []
     for short in shorts:
         flag = lookup(short)
-        lines.append(f"{short:<{width}}  {flag.meaning} – {SIDES.get(flag.side, flag.side)}: "
-                     f"{flag.why}")
+        lines.append(printable(f"{short:<{width}}  {flag.meaning} – "
+                               f"{SIDES.get(flag.side, flag.side)}: {flag.why}"))
     return lines
 
 

@@ -21,19 +21,32 @@ from kubectl_mesh.accesslog.record import FIELDS, AccessLogRecord, build
 # Istio's default TEXT format (docs: envoy.md). Envoy writes `-` for an unset value; the
 # `(?:-|(?P<x>...))` alternatives let the regex turn `-` into None for free (a value that
 # merely starts with `-` fails the following separator and backtracks into the group).
-# Quoted values may contain spaces (user agents, TLS failure reasons).
-_Q = r'"(?:-|(?P<{}>.*?))"'
+# Quoted values may contain spaces (user agents, TLS failure reasons) and quotes. A value
+# ends at the first quote followed by what the format has next (` "` before another quoted
+# value, ` 123` before a number, ` token ` before the cluster), so it can end in one place
+# only and a line that does not match fails in linear time (with `.*?` a 1 KB line that
+# almost matched took a second, 2 KB a minute: the lazy groups backtracked into each other).
+def _value(follows: str) -> str:
+    return r'(?:[^"]|"(?!' + follows + r'))*'
+
+
+def _quoted(name: str, follows: str) -> str:
+    return r'"(?:-|(?P<' + name + r'>' + _value(follows) + r'))"'
+
+
 _U = r"(?:-|(?P<{}>\S+))"
 TEXT_FORMAT = re.compile(
     r"\[(?P<start_time>[^\]]+)\] "
-    r'"' + _U.format("method") + r" (?:-|(?P<path>.*?)) " + _U.format("protocol") + r'" '
+    r'"' + _U.format("method") + r" (?:-|(?P<path>" + _value(" ") + r"?)) "
+    + _U.format("protocol") + r'" '
     r"(?P<response_code>\d+) " + _U.format("response_flags") + " "
     + _U.format("response_code_details") + " " + _U.format("connection_termination_details")
-    + " " + _Q.format("upstream_transport_failure_reason") + " "
+    + " " + _quoted("upstream_transport_failure_reason", r" \d") + " "
     r"(?P<bytes_received>\d+) (?P<bytes_sent>\d+) (?P<duration>\d+) "
     + _U.format("upstream_service_time") + " "
-    + " ".join(_Q.format(f) for f in ("x_forwarded_for", "user_agent", "request_id",
-                                      "authority", "upstream_host")) + " "
+    + " ".join(_quoted(f, ' "') for f in ("x_forwarded_for", "user_agent", "request_id",
+                                          "authority")) + " "
+    + _quoted("upstream_host", r' [^" ]+ ') + " "
     + " ".join(_U.format(f) for f in ("upstream_cluster", "upstream_local_address",
                                       "downstream_local_address", "downstream_remote_address",
                                       "requested_server_name", "route_name"))
@@ -57,10 +70,12 @@ class ParseStats:
         return self.records + self.skipped + self.malformed
 
     def note_malformed(self, number: int, line: str) -> None:
-        """Count a malformed line; keep the first few (line number, text) for `--strict`."""
+        """Count a malformed line; keep the first few (line number, text) for `--strict` to
+        show on stderr, control characters escaped (`output.printable`)."""
         self.malformed += 1
         if len(self.malformed_examples) < _MAX_EXAMPLES:
-            self.malformed_examples.append((number, line.rstrip("\r\n")[:200]))
+            from kubectl_mesh.output import printable
+            self.malformed_examples.append((number, printable(line.rstrip("\r\n")[:200])))
 
     def to_dict(self) -> dict[str, Any]:
         return {"lines": self.lines, "records": self.records, "skipped": self.skipped,

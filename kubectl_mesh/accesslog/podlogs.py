@@ -25,6 +25,14 @@ def show(opts, stdout: IO[str], stderr: IO[str]) -> int:
         opener = _file_lines(opts.file)
         if opts.query.follow:
             return _follow({FILE_LABEL: opener}, opts, stdout, stderr)
+        if not opts.by:  # a regular file is read twice instead of held (accesslog.logfile)
+            from kubectl_mesh.accesslog.logfile import show_file
+            stats = {FILE_LABEL: ParseStats()}
+            written = show_file(opts.file, opts, stdout, stats[FILE_LABEL])
+            if written is not None:
+                if not written:
+                    print("no matching requests in the file", file=stderr)
+                return _parse_summary(stats, opts.strict, stderr)
         stats = {FILE_LABEL: ParseStats()}
         records = _matching(opener(), opts, stats[FILE_LABEL], None)
         return _report(records, stats, opts, None, None, stdout, stderr)

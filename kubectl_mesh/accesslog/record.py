@@ -75,8 +75,9 @@ class AccessLogRecord:
 
 
 def format_time(value: datetime) -> str:
-    """Envoy's START_TIME shape: `2026-11-26T03:22:27.520Z` (UTC, milliseconds)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """Envoy's START_TIME shape: `2026-11-26T03:22:27.520Z` (UTC, milliseconds); isoformat
+    is C and a third of strftime's cost, which counts at a million records."""
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def build(values: dict[str, Any]) -> AccessLogRecord:

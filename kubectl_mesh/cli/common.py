@@ -309,9 +309,13 @@ def _print_traceback(err: TextIO) -> None:
 
 
 def _say(err: TextIO, line: str) -> None:
-    """Write one message line to stderr; a closed stderr is not worth a second error."""
+    """Write one message line to stderr, control characters escaped (a name from a dump or
+    the cluster cannot drive the terminal or add lines); a closed stderr is not worth a
+    second error."""
+    from kubectl_mesh.output import printable
+
     try:
-        err.write(line + "\n")
+        err.write(printable(line) + "\n")
         err.flush()
     except (OSError, ValueError):
         pass

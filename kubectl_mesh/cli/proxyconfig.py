@@ -78,6 +78,8 @@ def _show(resource: Resource, args, stdout: IO[str], stderr: IO[str]) -> int:
     from kubectl_mesh import output
     from kubectl_mesh.errors import FindingsError
 
+    from kubectl_mesh.configdump.shape import reading
+
     if args.file:
         from kubectl_mesh.configdump import read_dump
         dumps = [(args.file, "", read_dump(args.file))]
@@ -86,11 +88,15 @@ def _show(resource: Resource, args, stdout: IO[str], stderr: IO[str]) -> int:
     fmt = args.output
     # Rows are compared across replicas with the replicas' own IPs masked: a pod's inbound
     # endpoint is its own IP, its peers' are the others'; anything else that differs is drift.
-    tables = [(ref, resource.table(dump, args, fmt)) for ref, _, dump in dumps]
+    tables = []
+    for ref, _, dump in dumps:
+        with reading(ref):
+            tables.append((ref, resource.table(dump, args, fmt)))
     ips = {ip for _, ip, _ in dumps if ip}
     ref, first = tables[0]
-    output.write(stdout, fmt, headers=first.headers, rows=first.rows, data=first.data,
-                 gap=first.gap)
+    with reading(ref):
+        output.write(stdout, fmt, headers=first.headers, rows=first.rows, data=first.data,
+                     gap=first.gap)
     if len(tables) == 1:
         return 0
     baseline = _comparable(first.rows, ips)

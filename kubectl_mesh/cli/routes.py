@@ -37,8 +37,10 @@ def _flags(p) -> None:
 
 def _table(dump, args, fmt):
     from kubectl_mesh.configdump import RouteFilter, route_table
+    # -o json|yaml prints the selected configs as they are; --all-pods compares rows
+    rows = fmt in ("short", "wide") or args.all_pods
     return route_table(dump.routes, RouteFilter(name=args.name), verbose=not args.summary,
-                       wide=fmt == "wide")
+                       wide=fmt == "wide", rows=rows)
 
 
 RESOURCE = proxyconfig.Resource("routes", "Show a proxy's routes: virtual hosts, matches and "
@@ -65,24 +67,28 @@ def _main(argv, *, prog, stdout, stderr):
         raise UsageError("--all-pods compares tables; --trace and --check look at one pod")
     if args.header and not tracing:
         raise UsageError("--header is for --trace")
+    from kubectl_mesh.configdump.shape import reading
     from kubectl_mesh.trace import parse_request
     request = parse_request(args.trace, args.header, args.method) if tracing else None
     dump, endpoints, port_map, ref = _gather(args, prog, stderr)
-    if request is not None:
-        return _trace(dump, request, endpoints, port_map, args.output, stdout)
-    return _check(dump, endpoints, ref, args.output, stdout)
+    with reading(ref):
+        if request is not None:
+            return _trace(dump, request, endpoints, port_map, args.output, stdout)
+        return _check(dump, endpoints, ref, args.output, stdout)
 
 
 def _gather(args, prog, stderr):
     """(config dump, endpoints or None, service port → target port, source) for the walk."""
     from kubectl_mesh.configdump import ConfigDump, read_dump
+    from kubectl_mesh.configdump.shape import reading
     from kubectl_mesh.errors import UsageError
     if args.file:
         if args.target or args.selector:
             raise UsageError("give a target or --file, not both")
         dump = read_dump(args.file)
         # a dump taken with ?include_eds carries endpoints; otherwise they are not checked
-        endpoints = dump.endpoints if dump.has("endpoints") else None
+        with reading(args.file):
+            endpoints = dump.endpoints if dump.has("endpoints") else None
         return dump, endpoints, {}, args.file
     if not (args.target or args.selector):
         raise UsageError("a target or --file is required",

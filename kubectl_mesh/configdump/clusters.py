@@ -6,6 +6,7 @@ import dataclasses
 
 from kubectl_mesh.configdump.common import Table, istio_config_ref
 from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.shape import SHAPE_ERRORS, Malformed, elements, relative, text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,29 +52,33 @@ _STATES = (("static_clusters", "static"), ("dynamic_active_clusters", "active"),
            ("dynamic_warming_clusters", "warming"))
 
 
-def parse_clusters(section: dict) -> list[Cluster]:
-    """ClustersConfigDump → clusters in dump order (dynamic active, static, warming)."""
+def parse_clusters(section: dict, at=relative) -> list[Cluster]:
+    """ClustersConfigDump → clusters in dump order (dynamic active, static, warming);
+    Malformed names the JSON path (`at(field, i)`) of a wrongly shaped one."""
     out: list[Cluster] = []
     for field, state in (_STATES[1], _STATES[0], _STATES[2]):
-        for item in section.get(field) or ():
-            item = normalise(item)
-            raw = item.get("cluster") or {}
-            out.append(Cluster(
-                name=raw.get("name", ""),
-                type=_cluster_type(raw),
-                state=state,
-                destination_rule=istio_config_ref(raw.get("metadata")),
-                version_info=item.get("version_info", ""),
-                last_updated=item.get("last_updated", ""),
-                raw=raw,
-            ))
+        for path, item in elements(section, field, at):
+            try:
+                item = normalise(item)
+                raw = item.get("cluster") or {}
+                out.append(Cluster(
+                    name=text(raw, "name"),
+                    type=_cluster_type(raw),
+                    state=state,
+                    destination_rule=istio_config_ref(raw.get("metadata")),
+                    version_info=text(item, "version_info"),
+                    last_updated=text(item, "last_updated"),
+                    raw=raw,
+                ))
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(path, e) from e
     return out
 
 
 def _cluster_type(raw: dict) -> str:
     custom = raw.get("cluster_type")
     if isinstance(custom, dict) and custom.get("name"):
-        return custom["name"]
+        return text(custom, "name")
     return str(raw.get("type") or "STATIC")  # protojson omits the default enum value
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from kubectl_mesh.configdump.shape import text
+
 
 class Table(NamedTuple):
     """What a table builder returns: header cells, rows of string cells, and the selected raw
@@ -18,7 +20,7 @@ class Table(NamedTuple):
 def type_name(type_url: str | None) -> str:
     """`type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster` →
     `ClustersConfigDump.DynamicCluster` (v2 and v3 URLs give the same name)."""
-    if not type_url:
+    if not type_url or not isinstance(type_url, str):
         return ""
     parts = type_url.rsplit("/", 1)[-1].split(".")
     for i, part in enumerate(parts):
@@ -34,13 +36,13 @@ def socket_address(address: dict | None) -> tuple[str, int | None]:
     sock = address.get("socket_address")
     if sock is not None:
         port = sock.get("port_value")
-        return sock.get("address", ""), int(port) if port is not None else None
+        return text(sock, "address"), int(port) if port is not None else None
     pipe = address.get("pipe")
     if pipe is not None:
-        return pipe.get("path", ""), None
+        return text(pipe, "path"), None
     internal = address.get("envoy_internal_address")
     if internal is not None:
-        return "envoy://" + internal.get("server_listener_name", ""), None
+        return "envoy://" + text(internal, "server_listener_name"), None
     return "", None
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Callable
 
 from kubectl_mesh.configdump.common import type_name
 from kubectl_mesh.configdump.keys import normalise, snake
+from kubectl_mesh.configdump.shape import Malformed
 from kubectl_mesh.errors import BadInputError
 
 # section name → admin message name (same in envoy.admin.v2alpha and v3)
@@ -71,7 +72,7 @@ class ConfigDump:
 
     def __init__(self, raw: Any, source: str):
         self.source = source
-        self.kind, self._sections = _classify(raw, source)
+        self.kind, self._sections, self._origins = _classify(raw, source)
         self._raw = raw
 
     @property
@@ -100,6 +101,25 @@ class ConfigDump:
             )
         return self._sections[section]
 
+    def at(self, section: str) -> Callable[[str, int], str]:
+        """`at(field, i)`: the JSON path in the document of element `i` of a section field
+        (`configs[2].dynamic_active_clusters[5]`), for the models' error messages."""
+        origin = self._origins.get(section, "")
+        if isinstance(origin, dict):  # `?resource=` form: each element is one of `configs`
+            return lambda field, i: f"configs[{origin[field][i]}]"
+        if origin:
+            return lambda field, i: f"{origin}.{field}[{i}]"
+        return lambda field, i: f"{field}[{i}]"
+
+    def _parsed(self, section: str, parse: Callable):
+        """`parse(raw section, at)`; a Malformed element becomes a BadInputError naming the
+        source and the element's JSON path."""
+        raw = self.section(section)
+        try:
+            return parse(raw, self.at(section))
+        except Malformed as e:
+            raise BadInputError(f"{self.source}: {e}; expected an Envoy config dump") from e
+
     @functools.cached_property
     def bootstrap(self) -> Bootstrap:
         boot = normalise(self.section("bootstrap")).get("bootstrap") or {}
@@ -121,37 +141,43 @@ class ConfigDump:
     def clusters(self):
         from kubectl_mesh.configdump.clusters import parse_clusters
 
-        return parse_clusters(self.section("clusters"))
+        return self._parsed("clusters", parse_clusters)
 
     @functools.cached_property
     def listeners(self):
         from kubectl_mesh.configdump.listeners import parse_listeners
 
-        return parse_listeners(self.section("listeners"))
+        return self._parsed("listeners", parse_listeners)
 
     @functools.cached_property
     def routes(self):
         from kubectl_mesh.configdump.routes import parse_route_configs
 
-        return parse_route_configs(self.section("routes"))
+        return self._parsed("routes", parse_route_configs)
 
     @functools.cached_property
     def endpoints(self):
         from kubectl_mesh.configdump.endpoints import parse_clusters_status, parse_eds
 
         if self.kind == "clusters_status":
-            return parse_clusters_status(self._raw)
-        return parse_eds(self.section("endpoints"))
+            try:
+                return parse_clusters_status(self._raw)
+            except Malformed as e:
+                raise BadInputError(f"{self.source}: {e}; expected Envoy's /clusters?format=json "
+                                    "output") from e
+        return self._parsed("endpoints", parse_eds)
 
     @functools.cached_property
     def secrets(self):
         from kubectl_mesh.configdump.secrets import parse_secrets
 
-        return parse_secrets(self.section("secrets"))
+        return self._parsed("secrets", parse_secrets)
 
 
-def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict]]:
-    """Tell what kind of admin output `raw` is and index its sections by name."""
+def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict], dict[str, Any]]:
+    """Tell what kind of admin output `raw` is and index its sections by name; also where
+    each section is in the document (`configs[i]`, or per field the `configs` index of each
+    element in the `?resource=` form)."""
     if isinstance(raw, list):
         if raw and isinstance(raw[0], dict) and {"connections", "info"} <= raw[0].keys():
             raise BadInputError(
@@ -169,11 +195,12 @@ def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict]]:
             hint="ztunnel is not Envoy; expected the output of Envoy's /config_dump",
         )
     if "cluster_statuses" in raw or "clusterStatuses" in raw:
-        return "clusters_status", {}
+        return "clusters_status", {}, {}
     configs = raw.get("configs")
-    if configs is None:
+    bare = configs is None
+    if bare:
         if not raw:  # `?resource=` that matched nothing answers `{}`
-            return "config_dump", {}
+            return "config_dump", {}, {}
         if _section_of(raw) is None:
             keys = ", ".join(sorted(raw)[:6]) or "none"
             raise BadInputError(
@@ -183,19 +210,24 @@ def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict]]:
     if not isinstance(configs, list):
         raise BadInputError(f"{source}: 'configs' is not a list; expected an Envoy config dump")
     sections: dict[str, dict] = {}
-    for item in configs:
+    origins: dict[str, Any] = {}
+    for index, item in enumerate(configs):
         if not isinstance(item, dict):
             continue
         element = _ELEMENT_FIELDS.get(type_name(item.get("@type")))
         if element is not None:
             name, field = element
+            if not isinstance(origins.get(name, {}), dict):
+                continue  # the whole section is there already
             sections.setdefault(name, {}).setdefault(field, []).append(item)
+            origins.setdefault(name, {}).setdefault(field, []).append(index)
             continue
         name = _section_of(item)
         if name is not None:
             # Only the top-level keys are normalised here; elements are normalised when parsed.
             sections[name] = {snake(k): v for k, v in item.items()}
-    return "config_dump", sections
+            origins[name] = "" if bare else f"configs[{index}]"
+    return "config_dump", sections, origins
 
 
 def _section_of(item: dict) -> str | None:

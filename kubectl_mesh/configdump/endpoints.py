@@ -6,6 +6,7 @@ import dataclasses
 
 from kubectl_mesh.configdump.common import Table, socket_address
 from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.shape import SHAPE_ERRORS, Malformed, elements, relative, text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,46 +29,65 @@ class Endpoint:
 def parse_clusters_status(raw: dict) -> list[Endpoint]:
     """Envoy's `/clusters?format=json` → one Endpoint per host."""
     out = []
-    for cs in raw.get("cluster_statuses") or raw.get("clusterStatuses") or ():
-        cs = normalise(cs)
-        for host in cs.get("host_statuses") or ():
-            address, port = socket_address(host.get("address"))
-            if "pipe" in (host.get("address") or {}):
-                address = "unix://" + address
-            health = host.get("health_status") or {}
-            out.append(Endpoint(
-                cluster=cs.get("name", ""), address=address, port=port,
-                health_status=health.get("eds_health_status", "UNKNOWN"),
-                failed_outlier_check=bool(health.get("failed_outlier_check", False)),
-                locality=_locality(host.get("locality")),
-                weight=host.get("weight"), raw=host,
-            ))
+    field = "cluster_statuses" if "cluster_statuses" in raw else "clusterStatuses"
+    for path, cs in elements(raw, field):
+        try:
+            cs = normalise(cs)
+            for host_path, host in elements(cs, "host_statuses"):
+                try:
+                    address, port = socket_address(host.get("address"))
+                    if "pipe" in (host.get("address") or {}):
+                        address = "unix://" + address
+                    health = host.get("health_status") or {}
+                    out.append(Endpoint(
+                        cluster=text(cs, "name"), address=address, port=port,
+                        health_status=text(health, "eds_health_status", "UNKNOWN"),
+                        failed_outlier_check=bool(health.get("failed_outlier_check", False)),
+                        locality=_locality(host.get("locality")),
+                        weight=_int(host.get("weight")), raw=host,
+                    ))
+                except (Malformed, *SHAPE_ERRORS) as e:
+                    raise Malformed.of(host_path, e) from e
+        except (Malformed, *SHAPE_ERRORS) as e:
+            raise Malformed.of(path, e) from e
     return out
 
 
-def parse_eds(section: dict) -> list[Endpoint]:
-    """EndpointsConfigDump (`?include_eds`) → one Endpoint per lb_endpoint."""
+def _int(value) -> int | None:
+    if isinstance(value, dict):  # UInt32Value
+        value = value.get("value")
+    return None if value is None else int(value)
+
+
+def parse_eds(section: dict, at=relative) -> list[Endpoint]:
+    """EndpointsConfigDump (`?include_eds`) → one Endpoint per lb_endpoint; Malformed names
+    the JSON path (`at(field, i)`) of a wrongly shaped endpoint config."""
     out = []
     for field in ("dynamic_endpoint_configs", "static_endpoint_configs"):
-        for item in section.get(field) or ():
-            cla = normalise(item).get("endpoint_config") or {}
-            cluster = cla.get("cluster_name", "")
-            for group in cla.get("endpoints") or ():
-                locality = _locality(group.get("locality"))
-                for lb in group.get("lb_endpoints") or ():
-                    address, port = socket_address((lb.get("endpoint") or {}).get("address"))
-                    weight = lb.get("load_balancing_weight")
-                    if isinstance(weight, dict):
-                        weight = weight.get("value")
-                    out.append(Endpoint(cluster, address, port,
-                                        lb.get("health_status", "UNKNOWN"), None, locality,
-                                        int(weight) if weight is not None else None, lb))
+        for path, item in elements(section, field, at):
+            try:
+                cla = normalise(item).get("endpoint_config") or {}
+                cluster = text(cla, "cluster_name")
+                for group_path, group in elements(cla, "endpoints"):
+                    locality = _locality(group.get("locality"))
+                    for lb_path, lb in elements(group, "lb_endpoints"):
+                        try:
+                            address, port = socket_address((lb.get("endpoint") or {}).get("address"))
+                            out.append(Endpoint(cluster, address, port,
+                                                text(lb, "health_status", "UNKNOWN"), None,
+                                                locality, _int(lb.get("load_balancing_weight")),
+                                                lb))
+                        except (Malformed, *SHAPE_ERRORS) as e:
+                            raise Malformed.of(f"endpoint_config.{group_path}.{lb_path}", e) from e
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(path, e) from e
     return out
 
 
 def _locality(loc: dict | None) -> str:
     loc = loc or {}
-    return "/".join(p for p in (loc.get("region"), loc.get("zone"), loc.get("sub_zone")) if p)
+    return "/".join(p for p in (text(loc, "region"), text(loc, "zone"), text(loc, "sub_zone"))
+                    if p)
 
 
 @dataclasses.dataclass(frozen=True)

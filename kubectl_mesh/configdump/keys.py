@@ -18,8 +18,9 @@ _HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 def snake(key: str) -> str:
-    """`dynamicActiveClusters` → `dynamic_active_clusters`; other keys are returned unchanged."""
-    if _CAMEL_KEY.match(key):
+    """`dynamicActiveClusters` → `dynamic_active_clusters`; other keys (also the numbers
+    YAML allows as keys) are returned unchanged."""
+    if isinstance(key, str) and _CAMEL_KEY.match(key):
         return _HUMP.sub(r"_\1", key).lower()
     return key
 
@@ -29,10 +30,11 @@ def looks_camel(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
     for key, value in obj.items():
-        if _CAMEL_KEY.match(key):
+        if isinstance(key, str) and _CAMEL_KEY.match(key):
             return True
         child = value[0] if isinstance(value, list) and value else value
-        if isinstance(child, dict) and any(_CAMEL_KEY.match(k) for k in child):
+        if isinstance(child, dict) and any(isinstance(k, str) and _CAMEL_KEY.match(k)
+                                           for k in child):
             return True
     return False
 

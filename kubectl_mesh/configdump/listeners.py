@@ -6,6 +6,9 @@ import dataclasses
 
 from kubectl_mesh.configdump.common import Table, as_int, socket_address, type_name, typed_config
 from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.shape import (
+    SHAPE_ERRORS, Malformed, elements, relative, text, texts,
+)
 from kubectl_mesh.configdump.routes import parse_route_config
 
 _HCM = {"envoy.filters.network.http_connection_manager", "envoy.http_connection_manager"}
@@ -107,42 +110,56 @@ class Listener:
         return "HTTP+TCP" if http and tcp else "HTTP" if http else "TCP" if tcp else "UNKNOWN"
 
 
-def parse_listeners(section: dict) -> list[Listener]:
-    """ListenersConfigDump → listeners: dynamic (one per present state) then static."""
+def parse_listeners(section: dict, at=relative) -> list[Listener]:
+    """ListenersConfigDump → listeners: dynamic (one per present state) then static;
+    Malformed names the JSON path (`at(field, i)`) of a wrongly shaped one."""
     out = []
-    for item in section.get("dynamic_listeners") or ():
-        item = normalise(item)
-        for field, state in (("active_state", "active"), ("warming_state", "warming"),
-                             ("draining_state", "draining")):
-            st = item.get(field)
-            if st and st.get("listener"):
-                out.append(_listener(st["listener"], state, st.get("version_info", ""),
-                                     st.get("last_updated", "")))
-        err = item.get("error_state")
-        if err and not item.get("active_state"):
-            failed = err.get("failed_configuration") or {"name": item.get("name", "")}
-            out.append(_listener(failed, "error", "", err.get("last_update_attempt", ""),
-                                 err.get("details", "")))
-    for item in section.get("static_listeners") or ():
-        item = normalise(item)
-        if item.get("listener"):
-            out.append(_listener(item["listener"], "static", "", item.get("last_updated", "")))
+    for path, item in elements(section, "dynamic_listeners", at):
+        try:
+            item = normalise(item)
+            for field, state in (("active_state", "active"), ("warming_state", "warming"),
+                                 ("draining_state", "draining")):
+                st = item.get(field)
+                if st and st.get("listener"):
+                    out.append(_listener(st["listener"], state, text(st, "version_info"),
+                                         text(st, "last_updated"), where=f"{field}.listener"))
+            err = item.get("error_state")
+            if err and not item.get("active_state"):
+                failed = err.get("failed_configuration") or {"name": text(item, "name")}
+                out.append(_listener(failed, "error", "", text(err, "last_update_attempt"),
+                                     text(err, "details"),
+                                     where="error_state.failed_configuration"))
+        except (Malformed, *SHAPE_ERRORS) as e:
+            raise Malformed.of(path, e) from e
+    for path, item in elements(section, "static_listeners", at):
+        try:
+            item = normalise(item)
+            if item.get("listener"):
+                out.append(_listener(item["listener"], "static", "",
+                                     text(item, "last_updated")))
+        except (Malformed, *SHAPE_ERRORS) as e:
+            raise Malformed.of(path, e) from e
     return out
 
 
-def _listener(raw: dict, state: str, version: str, updated: str, error: str = "") -> Listener:
+def _listener(raw: dict, state: str, version: str, updated: str, error: str = "",
+              where: str = "listener") -> Listener:
     address, port = socket_address(raw.get("address"))
-    extra = tuple(socket_address(a.get("address"))[0] for a in raw.get("additional_addresses") or ())
-    chains = list(raw.get("filter_chains") or ())
+    extra = tuple(socket_address(a.get("address"))[0]
+                  for _, a in elements(raw, "additional_addresses"))
+    chains = [(path, fc) for path, fc in elements(raw, "filter_chains")]
     default = raw.get("default_filter_chain")
     matcher = raw.get("filter_chain_matcher")
     parsed = []
-    for i, fc in enumerate(chains + ([default] if default else [])):
-        paths = ()
-        if matcher:
-            paths = tuple(_matcher_paths(matcher, fc.get("name", ""), top=True)) or ("NONE",)
-        parsed.append(_chain(fc, paths, default=bool(default) and i == len(chains)))
-    return Listener(raw.get("name", ""), address, port, extra, tuple(parsed), state,
+    for i, (path, fc) in enumerate(chains + ([("default_filter_chain", default)] if default else [])):
+        try:
+            paths = ()
+            if matcher:
+                paths = tuple(_matcher_paths(matcher, text(fc, "name"), top=True)) or ("NONE",)
+            parsed.append(_chain(fc, paths, default=bool(default) and i == len(chains)))
+        except (Malformed, *SHAPE_ERRORS) as e:
+            raise Malformed.of(f"{where}.{path}", e) from e
+    return Listener(text(raw, "name"), address, port, extra, tuple(parsed), state,
                     version, updated, error, raw)
 
 
@@ -150,22 +167,25 @@ def _chain(fc: dict, matcher: tuple[str, ...], default: bool) -> FilterChain:
     m = fc.get("filter_chain_match") or {}
     ranges = tuple(f"{r.get('address_prefix', '')}/{as_int(r.get('prefix_len')) or 0}"
                    for r in m.get("prefix_ranges") or ())
-    match = ChainMatch(tuple(m.get("server_names") or ()), m.get("transport_protocol", ""),
-                       tuple(m.get("application_protocols") or ()), ranges,
+    match = ChainMatch(texts(m, "server_names"), text(m, "transport_protocol"),
+                       texts(m, "application_protocols"), ranges,
                        as_int(m.get("destination_port")))
     http = tcp = False
     destination = None
-    for f in fc.get("filters") or ():
-        kind = _filter_kind(f)
-        if kind == "http":
-            http = True
-            destination = destination or _http_destination(typed_config(f))
-        elif kind == "tcp":
-            cluster = _tcp_cluster(typed_config(f))
-            if BLACKHOLE not in cluster:
-                tcp = True
-                destination = destination or Destination("cluster", cluster)
-    return FilterChain(fc.get("name", ""), match, destination or Destination("non_http"),
+    for path, f in elements(fc, "filters"):
+        try:
+            kind = _filter_kind(f)
+            if kind == "http":
+                http = True
+                destination = destination or _http_destination(typed_config(f))
+            elif kind == "tcp":
+                cluster = _tcp_cluster(typed_config(f))
+                if BLACKHOLE not in cluster:
+                    tcp = True
+                    destination = destination or Destination("cluster", cluster)
+        except (Malformed, *SHAPE_ERRORS) as e:
+            raise Malformed.of(f"{path}.typed_config", e) from e
+    return FilterChain(text(fc, "name"), match, destination or Destination("non_http"),
                        http, tcp, matcher, default)
 
 
@@ -182,7 +202,7 @@ def _filter_kind(f: dict) -> str:
 def _http_destination(hcm: dict) -> Destination:
     if hcm.get("route_config") is not None:
         return Destination("inline_route", describe_inline_route(hcm["route_config"]))
-    rds = (hcm.get("rds") or {}).get("route_config_name")
+    rds = text(hcm.get("rds") or {}, "route_config_name")
     if rds:
         return Destination("route", rds)
     return Destination("http")
@@ -190,17 +210,17 @@ def _http_destination(hcm: dict) -> Destination:
 
 def _tcp_cluster(tcp: dict) -> str:
     if tcp.get("cluster"):
-        return tcp["cluster"]
-    weighted = (tcp.get("weighted_clusters") or {}).get("clusters") or ()
+        return text(tcp, "cluster")
+    weighted = [c for _, c in elements(tcp.get("weighted_clusters") or {}, "clusters")]
     if weighted:
-        return ",".join(c.get("name", "") for c in weighted)
-    routes = (tcp.get("route_config") or {}).get("routes") or ()  # v1 "deprecated_v1" form
-    return ",".join(r.get("cluster", "") for r in routes)
+        return ",".join(text(c, "name") for c in weighted)
+    routes = elements(tcp.get("route_config") or {}, "routes")  # v1 "deprecated_v1" form
+    return ",".join(text(r, "cluster") for _, r in routes)
 
 
 def describe_inline_route(raw: dict) -> str:
     """`Cluster: x` for a single match-all route, else `Inline Route: <domains> <matches>; ...`."""
-    rc = parse_route_config(normalise(raw))
+    rc = parse_route_config(normalise(raw), where="route_config")
     if len(rc.virtual_hosts) == 1 and rc.virtual_hosts[0].domains == ("*",):
         routes = rc.virtual_hosts[0].routes
         if len(routes) == 1 and routes[0].match.kind == "prefix" and routes[0].match.value == "/" \

@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 from kubectl_mesh.configdump.common import Table, istio_config_ref
 from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.shape import (
+    SHAPE_ERRORS, Malformed, elements, relative, text, texts,
+)
 
 PASSTHROUGH = "PassthroughCluster"
 
@@ -92,38 +95,65 @@ class RouteConfig:
     version_info: str
     last_updated: str
     raw: dict = dataclasses.field(repr=False, compare=False)
+    where: str = dataclasses.field(default="", repr=False, compare=False)  # its JSON path
 
     @functools.cached_property
     def virtual_hosts(self) -> tuple[VirtualHost, ...]:
-        return tuple(VirtualHost(vh.get("name", ""), tuple(vh.get("domains") or ()),
-                                 tuple(_route(r) for r in vh.get("routes") or ()))
-                     for vh in self.raw.get("virtual_hosts") or ())
+        """Parsed on first use; Malformed (with the JSON path) for a wrongly shaped one."""
+        out = []
+        for path, vh in elements(self.raw, "virtual_hosts", self._at):
+            try:
+                routes = tuple(_route(r, at) for at, r in elements(vh, "routes", relative))
+                out.append(VirtualHost(text(vh, "name"), texts(vh, "domains"), routes))
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(path, e) from e
+        return tuple(out)
+
+    def _at(self, field: str, index: int) -> str:
+        return f"{self.where}.{field}[{index}]" if self.where else f"{field}[{index}]"
 
 
-def parse_route_configs(section: dict) -> list[RouteConfig]:
-    """RoutesConfigDump → route configurations, dynamic first (as istioctl lists them)."""
+def parse_route_configs(section: dict, at=relative) -> list[RouteConfig]:
+    """RoutesConfigDump → route configurations, dynamic first (as istioctl lists them);
+    Malformed names the JSON path (`at(field, i)`) of a wrongly shaped one."""
     out = []
     for field, state in (("dynamic_route_configs", "dynamic"), ("static_route_configs", "static")):
-        for item in section.get(field) or ():
-            item = normalise(item)
-            raw = item.get("route_config")
-            if raw is None:
-                continue
-            out.append(parse_route_config(raw, state, item.get("version_info", ""),
-                                          item.get("last_updated", "")))
+        for path, item in elements(section, field, at):
+            try:
+                item = normalise(item)
+                raw = item.get("route_config")
+                if raw is None:
+                    continue
+                version, updated = text(item, "version_info"), text(item, "last_updated")
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(path, e) from e
+            try:
+                name = text(raw, "name")
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(f"{path}.route_config", e) from e
+            out.append(RouteConfig(name, state, version, updated, raw, f"{path}.route_config"))
     return out
 
 
 def parse_route_config(raw: dict, state: str = "inline", version_info: str = "",
-                       last_updated: str = "") -> RouteConfig:
+                       last_updated: str = "", where: str = "") -> RouteConfig:
     """One RouteConfiguration (v2 or v3, snake_case) → RouteConfig (virtual hosts parsed on
-    first use)."""
-    return RouteConfig(raw.get("name", ""), state, version_info, last_updated, raw)
+    first use); `where` is its JSON path, for error messages."""
+    return RouteConfig(text(raw, "name"), state, version_info, last_updated, raw, where)
 
 
-def _route(raw: dict) -> Route:
-    return Route(raw.get("name", ""), _match(raw.get("match") or {}), _action(raw),
-                 istio_config_ref(raw.get("metadata")))
+def _route(raw: dict, path: str) -> Route:
+    part = path
+    try:
+        name = text(raw, "name")
+        part = f"{path}.match"
+        match = _match(raw.get("match") or {})
+        part = f"{path}.{next((k for k in ('route', 'redirect') if k in raw), '')}".rstrip(".")
+        action = _action(raw)
+        part = path
+        return Route(name, match, action, istio_config_ref(raw.get("metadata")))
+    except (Malformed, *SHAPE_ERRORS) as e:
+        raise Malformed.of(part, e) from e
 
 
 def _match(m: dict) -> RouteMatch:
@@ -132,11 +162,11 @@ def _match(m: dict) -> RouteMatch:
     case = case.get("value", True) if isinstance(case, dict) else bool(case)
     for kind in ("prefix", "path", "path_separated_prefix"):
         if kind in m:
-            return RouteMatch(kind, m[kind], headers, case)
+            return RouteMatch(kind, text(m, kind), headers, case)
     if "safe_regex" in m:
-        return RouteMatch("regex", (m["safe_regex"] or {}).get("regex", ""), headers, case)
+        return RouteMatch("regex", text(m["safe_regex"] or {}, "regex"), headers, case)
     if "regex" in m:  # v2
-        return RouteMatch("regex", m["regex"], headers, case)
+        return RouteMatch("regex", text(m, "regex"), headers, case)
     if "connect_matcher" in m:
         return RouteMatch("connect", "", headers, case)
     return RouteMatch("other", "", headers, case)
@@ -158,17 +188,17 @@ def _action(raw: dict) -> RouteAction:
     if "route" in raw:
         r = raw["route"] or {}
         retry = r.get("retry_policy")
-        common = {"timeout": r.get("timeout", ""), "retry": _retry(retry) if retry else None}
+        common = {"timeout": text(r, "timeout"), "retry": _retry(retry) if retry else None}
         if "cluster" in r:
-            return RouteAction("cluster", cluster=r["cluster"], **common)
+            return RouteAction("cluster", cluster=text(r, "cluster"), **common)
         if "weighted_clusters" in r:
             weighted = tuple(
-                (c.get("name", ""), _weight(c.get("weight")))
-                for c in (r["weighted_clusters"] or {}).get("clusters") or ()
+                (text(c, "name"), _weight(c.get("weight")))
+                for _, c in elements(r["weighted_clusters"] or {}, "clusters")
             )
             return RouteAction("weighted_clusters", weighted_clusters=weighted, **common)
         if "cluster_header" in r:
-            return RouteAction("cluster_header", cluster=r["cluster_header"], **common)
+            return RouteAction("cluster_header", cluster=text(r, "cluster_header"), **common)
         return RouteAction("other", **common)
     if "redirect" in raw:
         r = raw["redirect"] or {}
@@ -230,11 +260,15 @@ def describe_domains(domains: tuple[str, ...]) -> str:
 
 
 def route_table(configs: list[RouteConfig], flt: RouteFilter = RouteFilter(),
-                verbose: bool = True, wide: bool = False) -> Table:
-    """istioctl's routes table; non-verbose is `NAME VIRTUAL HOSTS`; wide adds ACTION, TIMEOUT."""
+                verbose: bool = True, wide: bool = False, rows: bool = True) -> Table:
+    """istioctl's routes table; non-verbose is `NAME VIRTUAL HOSTS`; wide adds ACTION, TIMEOUT.
+    Without `rows` only the data is selected (for -o json|yaml: a 194 MB dump's virtual
+    hosts need not be parsed to be printed)."""
     selected = [c for c in configs if flt.matches(c)]
     # Numeric names (sidecar port routes like "80") first in numeric order, others as dumped.
     selected.sort(key=lambda c: (0, int(c.name)) if c.name.isdigit() else (1, 0))
+    if not rows:
+        return Table((), [], [c.raw for c in selected])
     if not verbose:
         rows = [(c.name, str(len(c.virtual_hosts))) for c in selected]
         return Table(("NAME", "VIRTUAL HOSTS"), rows, [c.raw for c in selected])

@@ -12,6 +12,7 @@ import datetime as dt
 
 from kubectl_mesh.configdump.common import Table
 from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.shape import SHAPE_ERRORS, Malformed, elements, relative, text
 
 def _x509():
     """`cryptography.x509`, imported on first use (36 ms: only the secrets table needs it);
@@ -47,18 +48,23 @@ class Secret:
     raw: dict = dataclasses.field(repr=False, compare=False)
 
 
-def parse_secrets(section: dict) -> list[Secret]:
-    """SecretsConfigDump → secrets: warming first (as istioctl), then active, then static."""
+def parse_secrets(section: dict, at=relative) -> list[Secret]:
+    """SecretsConfigDump → secrets: warming first (as istioctl), then active, then static;
+    Malformed names the JSON path (`at(field, i)`) of a wrongly shaped one."""
     out = []
     for field, status in (("dynamic_warming_secrets", "WARMING"),
                           ("dynamic_active_secrets", "ACTIVE"), ("static_secrets", "ACTIVE")):
-        for item in section.get(field) or ():
-            item = normalise(item)
-            secret = item.get("secret") or {}
-            kind, blobs = _cert_material(secret)
-            certs = tuple(_cert_info(blob, td) for td, blob in blobs)
-            out.append(Secret(item.get("name") or secret.get("name", ""), kind, status, certs,
-                              item.get("version_info", ""), item.get("last_updated", ""), item))
+        for path, item in elements(section, field, at):
+            try:
+                item = normalise(item)
+                secret = item.get("secret") or {}
+                kind, blobs = _cert_material(secret)
+                certs = tuple(_cert_info(blob, td) for td, blob in blobs)
+                out.append(Secret(text(item, "name") or text(secret, "name"), kind, status,
+                                  certs, text(item, "version_info"), text(item, "last_updated"),
+                                  item))
+            except (Malformed, *SHAPE_ERRORS) as e:
+                raise Malformed.of(path, e) from e
     return out
 
 
@@ -71,7 +77,7 @@ def _cert_material(secret: dict) -> tuple[str, list[tuple[str, dict]]]:
         spiffe = ((vc.get("custom_validator_config") or {}).get("typed_config") or {})
         domains = spiffe.get("trust_domains") or ()
         if domains:
-            return "CA", [(d.get("name", ""), d.get("trust_bundle") or {}) for d in domains]
+            return "CA", [(text(d, "name"), d.get("trust_bundle") or {}) for d in domains]
         return "CA", [("", vc.get("trusted_ca") or {})]
     return "", []
 
@@ -92,11 +98,11 @@ def _cert_info(source: dict, trust_domain: str) -> CertInfo:
 def _pem_bytes(source: dict) -> bytes:
     if "inline_bytes" in source:
         try:
-            return base64.b64decode(source["inline_bytes"])
+            return base64.b64decode(text(source, "inline_bytes"))
         except ValueError:
             return b""
     if "inline_string" in source:
-        return source["inline_string"].encode()
+        return text(source, "inline_string").encode()
     return b""
 
 

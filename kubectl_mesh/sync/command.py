@@ -196,16 +196,16 @@ def _raise_findings(proxies, missing, findings, scope, istiod_names, stderr) -> 
 
 
 def load_payloads(path: str) -> dict[str, Any]:
-    """A saved syncz (a JSON array: one istiod) or {istiod name: syncz array} (several)."""
-    import sys
+    """A saved syncz (a JSON array: one istiod) or {istiod name: syncz array} (several);
+    read with the same size bound as a config dump (`configdump.load.read_input`)."""
+    from kubectl_mesh.configdump.load import read_input
+    data, source = read_input(path)
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-    except OSError as e:
-        raise NotFoundError(f"cannot read {path}: {e.strerror}") from e
-    try:
-        data = json.loads(text)
+        data = json.loads(data)
+    except RecursionError as e:
+        raise BadInputError(f"{source} nests too deeply to be a syncz") from e
     except ValueError as e:
-        raise BadInputError(f"{path} is not JSON: {e}",
+        raise BadInputError(f"{source} is not JSON: {e}",
                             hint="save it with: curl localhost:15014/debug/syncz") from e
     if isinstance(data, dict):
         return data
@@ -213,8 +213,14 @@ def load_payloads(path: str) -> dict[str, Any]:
 
 
 def _from_file(opts: SyncOptions, stdout, stderr) -> int:
+    from kubectl_mesh.configdump.shape import reading
     if opts.verify or opts.diff or opts.wait:
         raise UsageError("--file shows a saved syncz; --verify, --diff and --wait need a cluster")
+    with reading(opts.file, "istiod's /debug/syncz"):
+        return _show_file(opts, stdout, stderr)
+
+
+def _show_file(opts: SyncOptions, stdout, stderr) -> int:
     proxies = merge_replicas(load_payloads(opts.file))
     if opts.target:
         ids = {p.name for p in proxies

@@ -65,7 +65,7 @@ def table(proxies: Sequence[ProxySync], now: datetime, wide: bool = False
 
 def notes(proxies: Sequence[ProxySync]) -> list[str]:
     """Messages for stderr: proxies listed by several istiods, and the NACK behind each
-    ERROR (the table has no room for it)."""
+    ERROR (the table has no room for it); one line each, control characters escaped."""
     lines = []
     for p in proxies:
         if p.also_listed_by:
@@ -74,7 +74,7 @@ def notes(proxies: Sequence[ProxySync]) -> list[str]:
         for t in p.types:
             if t.status == ERROR:
                 lines.append(f"{p.name} rejected {t.type} (NACK): {t.last_error}")
-    return lines
+    return [output.printable(line) for line in lines]
 
 
 def data(proxies: Sequence[ProxySync]) -> list[dict]:

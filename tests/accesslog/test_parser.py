@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -184,3 +185,27 @@ def test_stats_to_dict_and_file_object():
     stats = ParseStats()
     list(parse_lines(io.StringIO(TEXT_LINE + "\n" + TEXT_LINE[:50] + "\n"), stats))
     assert stats.to_dict()["malformed"] == 1 and stats.to_dict()["records"] == 1
+
+
+@pytest.mark.parametrize("line", [TEXT_LINE[:150] * 16, TEXT_LINE * 50,
+                                  TEXT_LINE.replace('"curl/8.5.0"', '"a" "' * 30 + '"') + " x y"],
+                         ids=["cut-repeated", "whole-repeated", "many-quotes"])
+def test_lines_that_almost_match_fail_in_linear_time(line):
+    """A few KB that nearly match the TEXT format: the regex must not backtrack through every
+    way of splitting them into quoted values (this took minutes)."""
+    stats = ParseStats()
+    started = time.perf_counter()
+    assert list(parse_lines([line] * 20, stats)) == []
+    assert time.perf_counter() - started < 1.0
+    assert stats.malformed == 20
+
+
+def test_quoted_values_may_hold_quotes_and_spaces():
+    r = parse_text(TEXT_LINE.replace('"curl/8.5.0"', '"odd "quoted" agent" x"'))
+    assert r.user_agent == 'odd "quoted" agent" x' and r.authority == "httpbin:8000"
+
+
+def test_malformed_examples_are_escaped_for_the_terminal():
+    stats = ParseStats()
+    list(parse_lines([TEXT_LINE[:100] + "\x1b[2J\r"], stats))
+    assert stats.malformed_examples == [(1, TEXT_LINE[:100] + "\\x1b[2J")]

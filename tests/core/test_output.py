@@ -89,3 +89,37 @@ def test_large_tables_with_wide_characters_still_use_tabulate(monkeypatch):
     rows = [("名前", "x")] * (output.LARGE_TABLE + 1)
     text = output.render_table(("A", "B"), rows)
     assert text.splitlines()[1].startswith("名前") and len(text.splitlines()) == len(rows) + 1
+
+
+JSON_CASES = {
+    "empty-list": [], "empty-dict": {}, "nested-empty": [[], {}, [[]], {"a": {}}],
+    "scalars": [1, -2.5, True, False, None, 2**70, 1e100, -0.0],
+    "specials": [float("nan"), float("inf"), float("-inf")],
+    "strings": ["é中", "\x1b[2J", 'quote " and \\ and \n', "\u2028"],
+    "keys": {1: "int", None: "none", True: "bool", 2.5: "float", "s": "str"},
+    "tuple": {"t": (1, (2, 3))},
+}
+
+
+@pytest.mark.parametrize("data", JSON_CASES.values(), ids=JSON_CASES.keys())
+def test_json_is_what_json_dump_writes(data):
+    out = io.StringIO()
+    output.write(out, "json", data=data)
+    assert out.getvalue() == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_json_of_every_real_dump_is_what_json_dump_writes():
+    from pathlib import Path
+    for path in sorted(Path("/work/shared/istio-dumps").glob("*.json")):
+        data = json.loads(path.read_text())
+        out = io.StringIO()
+        output.write(out, "json", data=data)
+        assert out.getvalue() == json.dumps(data, indent=2, ensure_ascii=False) + "\n", path
+
+
+def test_json_refuses_what_json_cannot_encode():
+    import datetime
+    with pytest.raises(TypeError):
+        output.write(io.StringIO(), "json", data=[{"t": datetime.date(2026, 1, 1)}])
+    with pytest.raises(TypeError):
+        output.write(io.StringIO(), "json", data={(1, 2): "tuple key"})
