@@ -35,6 +35,7 @@ class Resource:
     fetch: Callable[[object, Callable[[], object] | None], object] | None = None
     outputs: tuple[str, ...] = ("short", "wide", "json", "yaml")
     epilog: str = ""
+    empty: str = ""  # the table's text when it has no rows (istioctl's words), else the header
 
 
 def build_parser(resource: Resource, prog: str) -> argparse.ArgumentParser:
@@ -95,8 +96,11 @@ def _show(resource: Resource, args, stdout: IO[str], stderr: IO[str]) -> int:
     ips = {ip for _, ip, _ in dumps if ip}
     ref, first = tables[0]
     with reading(ref):
-        output.write(stdout, fmt, headers=first.headers, rows=first.rows, data=first.data,
-                     gap=first.gap)
+        if resource.empty and not first.rows and fmt in ("short", "wide"):
+            stdout.write(resource.empty + "\n")
+        else:
+            output.write(stdout, fmt, headers=first.headers, rows=first.rows, data=first.data,
+                         gap=first.gap)
     if len(tables) == 1:
         return 0
     baseline = _comparable(first.rows, ips)

@@ -11,7 +11,8 @@ def _table(dump, args, fmt):
 
 
 RESOURCE = proxyconfig.Resource("secrets", "Show a proxy's certificates and when they expire.",
-                                lambda p: None, _table)
+                                lambda p: None, _table,
+                                empty="No active or warming secrets found.")
 
 
 def build_parser(prog: str):
