@@ -1,7 +1,7 @@
 """Where tcpdump runs for one pod: Setup, the exec target, Cleanup.
 
 - `ExecBackend`: a container of the pod that ships tcpdump and may capture;
-- `EphemeralBackend`: an ephemeral debug container (NET_RAW/NET_ADMIN, `--image`) targeting a
+- `EphemeralBackend`: an ephemeral debug container (NET_RAW, `--image`) targeting a
   container of the pod. Kubernetes cannot remove it afterwards, so it ends by itself: its
   main process is the debug gate (`gate_command`);
 - `NodeBackend`: a privileged hostPID debug pod on the pod's node (`sidecar.istio.io/inject:
@@ -25,7 +25,8 @@ import threading
 import time
 
 from kubectl_mesh.capture import kubewrite, nodepid
-from kubectl_mesh.capture.options import SniffOptions
+from kubectl_mesh.capture.options import IMAGE_ENV, SniffOptions
+from kubectl_mesh.capture.tcpdump import buffer_per_pod
 from kubectl_mesh.errors import ForbiddenError, MeshError, NotFoundError, UnreachableError
 from kubectl_mesh.kube.execstream import ExecStream, open_attach
 
@@ -35,6 +36,9 @@ ATTACHED = b"."  # what our attach sends the gate
 ENDING = 10.0  # seconds a detached gate's container may take to be reported terminated
 DEFAULT_CAPS = {"NET_RAW"}  # of the container runtime's defaults, the one capture needs
 IMAGE_PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+# Waiting reasons that are progress, not trouble (pkg/kubelet/kuberuntime and kubelet_pods.go);
+# any other waiting reason the kubelet reports ends the setup with it.
+STARTING = ("ContainerCreating", "PodInitializing", "")
 
 
 class SetupFailed(MeshError):
@@ -137,7 +141,13 @@ class EphemeralBackend(_Gated):
                 "stdin": True, "stdinOnce": True, "tty": False,
                 "targetContainerName": self.target_container,
                 "terminationMessagePolicy": "File",
-                "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}}}
+                # Its own securityContext, explicitly: an ephemeral container inherits the
+                # pod's (pkg/kubelet/kuberuntime/security_context.go determineEffectiveSecurity
+                # Context), so runAsNonRoot: true would refuse a root tcpdump image
+                # (CreateContainerConfigError) and runAsUser: N would run it without its
+                # capabilities.
+                "securityContext": {"capabilities": {"add": ["NET_RAW"]},
+                                    "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}}
 
     def setup(self, opts: SniffOptions) -> None:
         path = kubewrite.pod_path(self.namespace, self.pod, "ephemeralcontainers")
@@ -150,7 +160,7 @@ class EphemeralBackend(_Gated):
                 f"Pod Security admission refused ephemeral container {self.name} in pod "
                 f"{self.pod}.{self.namespace}: {e.message}", e.level,
                 hint=pod_security_hint(self.namespace, e.level, "an ephemeral container with "
-                                       "NET_RAW/NET_ADMIN")) from e
+                                       "NET_RAW")) from e
         except ForbiddenError as e:
             raise ForbiddenError(e.message, hint="ask for RBAC verb patch on "
                                  "pods/ephemeralcontainers (not in the built-in edit/admin "
@@ -208,6 +218,7 @@ class NodeBackend(_Gated):
                          "containers": [{"name": "sniff", "image": opts.image,
                                          "command": gate_command(opts),
                                          "stdin": True, "stdinOnce": True,
+                                         "resources": node_pod_resources(opts),
                                          "securityContext": {"privileged": True}}]}}
 
     def setup(self, opts: SniffOptions) -> None:
@@ -276,6 +287,22 @@ def pod_security_hint(namespace: str, level: str, what: str) -> str:
             f"and runs as root with the default NET_RAW), or {admin}")
 
 
+def node_pod_resources(opts: SniffOptions) -> dict:
+    """Requests and limits, so namespaces with a ResourceQuota or LimitRange admit the node
+    debug pod. The capture ring (-B) is kernel memory charged to its cgroup: the memory limit
+    leaves room for it."""
+    ring_mib = (opts.buffer_bytes or buffer_per_pod(1)) // 2**20
+    return {"requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "1", "memory": f"{ring_mib + 128}Mi"}}
+
+
+def _waiting_hint(reason: str, pod: str, namespace: str) -> str:
+    if reason == "CreateContainerConfigError":
+        return ("the pod's or namespace's security settings forbid this debug container; "
+                "use --mode exec -c CONTAINER with a container that has tcpdump and NET_RAW")
+    return f"kubectl describe pod {pod} -n {namespace}"
+
+
 def _container_status(pod: dict, name: str, ephemeral: bool) -> dict:
     key = "ephemeralContainerStatuses" if ephemeral else "containerStatuses"
     return next((s for s in (pod.get("status") or {}).get(key) or [] if s.get("name") == name), {})
@@ -291,12 +318,18 @@ def _wait_running(api, namespace, pod, container, timeout, *, ephemeral, image) 
         if "running" in state:
             return
         waiting = (state.get("waiting") or {})
-        if waiting.get("reason") in IMAGE_PULL:
+        reason = waiting.get("reason") or ""
+        if reason in IMAGE_PULL:
             raise SetupFailed(f"image {image} cannot be pulled for {container} in pod "
-                              f"{pod}.{namespace}: {waiting.get('reason')} "
+                              f"{pod}.{namespace}: {reason} "
                               f"{waiting.get('message', '')}".strip(),
-                              hint="pass --image with an image your nodes can pull that ships "
-                                   "tcpdump")
+                              hint=f"pass --image (or set {IMAGE_ENV} once) with an "
+                                   "image your nodes can pull that ships tcpdump: a mirror in "
+                                   "your registry for rate limits, air gaps and allow-lists")
+        if reason not in STARTING:
+            raise SetupFailed(f"{container} in pod {pod}.{namespace} cannot start: {reason} "
+                              f"{waiting.get('message', '')}".strip(),
+                              hint=_waiting_hint(reason, pod, namespace))
         if "terminated" in state:
             term = state["terminated"]
             raise SetupFailed(f"{container} in pod {pod}.{namespace} exited at start "

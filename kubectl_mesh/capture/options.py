@@ -8,6 +8,7 @@ from dataclasses import dataclass
 MODES = ("auto", "exec", "ephemeral", "node")
 # Pinned: ships tcpdump and nsenter (nicolaka/netshoot v0.13).
 DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
+IMAGE_ENV = "KUBECTL_MESH_SNIFF_IMAGE"  # a default image set once, e.g. a mirror
 # The longest capture without --duration through a debug container or pod: a bound on how
 # long one can outlive a client that could not end it (README: what is left behind, when).
 UNTIMED_CAPTURE = 12 * 3600

@@ -57,6 +57,12 @@ class PodCapture:
         if opts.mode == "ephemeral":
             return [EphemeralBackend(self.api, ns, name, target)]
         if opts.mode == "node":
+            sandboxed = _sandboxed_runtime(spec)
+            if sandboxed:
+                raise UsageError(
+                    f"pod {self.key} runs in runtime class {sandboxed}: a gVisor or Kata pod "
+                    "has a network stack of its own that node mode cannot enter",
+                    hint="use --mode ephemeral or --mode exec")
             return [NodeBackend(self.api, ns, name, self.pod_json, target)]
         chosen = [c for c in containers if c["name"] == opts.container] if opts.container else \
             sorted(containers, key=lambda c: c["name"] == PROXY)  # app containers first
@@ -214,3 +220,10 @@ class PodCapture:
     @property
     def stderr_text(self) -> str:
         return bytes(self._stderr).decode(errors="replace")
+
+
+def _sandboxed_runtime(pod_spec: dict) -> str | None:
+    """The pod's runtime class when it names a VM or user-space kernel sandbox (gVisor's
+    runsc, Kata), whose network namespace is not the node's to enter."""
+    name = pod_spec.get("runtimeClassName") or ""
+    return name if any(k in name.lower() for k in ("gvisor", "runsc", "kata")) else None

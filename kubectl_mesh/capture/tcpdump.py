@@ -28,14 +28,16 @@ _DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 
 def tcpdump_argv(interface: str, capture_filter: str = "", count: int | None = None, *,
                  buffer_bytes: int = BUFFER_BUDGET, snaplen: int | None = None) -> list[str]:
-    """`tcpdump -U -w - -B KIB [-s N] -i IFACE [-c N] -- FILTER`.
+    """`tcpdump -U -w - -p -B KIB [-s N] -i IFACE [-c N] -- FILTER`.
 
-    `-U -w -`: a raw pcap stream, flushed per packet (live Wireshark). `--` ends the options,
+    `-U -w -`: a raw pcap stream, flushed per packet (live Wireshark). `-p`: no promiscuous
+    mode, which needs NET_ADMIN (a pod's traffic is addressed to it anyway), so the debug
+    container asks for NET_RAW alone (GKE Autopilot refuses NET_ADMIN). `--` ends the options,
     so a filter that starts with `-` cannot become a flag (`-w /etc/...`); the filter is one
     argv element, so shell metacharacters in it reach tcpdump's parser verbatim. `snaplen`
     None keeps tcpdump's default (262144: whole packets).
     """
-    argv = ["tcpdump", "-U", "-w", "-", "-B", str(max(1, buffer_bytes // 1024))]
+    argv = ["tcpdump", "-U", "-w", "-", "-p", "-B", str(max(1, buffer_bytes // 1024))]
     if snaplen:
         argv += ["-s", str(snaplen)]
     argv += ["-i", interface]

@@ -4,6 +4,7 @@ with tcpdump into Wireshark, a pcap/pcapng file, a directory or stdout."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ modes:
   auto       exec into a container that has tcpdump and may capture, else an ephemeral
              container; says why when neither works
   exec       tcpdump in a container of the pod (-c)
-  ephemeral  an ephemeral debug container (--image, NET_RAW/NET_ADMIN) targeting -c or
+  ephemeral  an ephemeral debug container (--image, NET_RAW) targeting -c or
              istio-proxy; Kubernetes cannot remove it afterwards (its process is ended)
   node       a privileged hostPID debug pod on the pod's node (needs --privileged)
 
@@ -63,7 +64,7 @@ def _snaplen(text: str) -> int:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from kubectl_mesh.capture.options import DEFAULT_IMAGE, MODES
+    from kubectl_mesh.capture.options import DEFAULT_IMAGE, IMAGE_ENV, MODES
 
     p = common.command_parser(prog, "Capture a pod's traffic with tcpdump into Wireshark or "
                                     "a pcap file.", epilog=EPILOG)
@@ -87,9 +88,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="stop before writing more than SIZE (e.g. 100MB)")
     p.add_argument("--mode", choices=MODES, default="auto",
                    help="where tcpdump runs (default: auto)")
-    p.add_argument("--image", default=DEFAULT_IMAGE,
+    p.add_argument("--image", default=os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE,
                    help="debug image for ephemeral/node, with tcpdump, sh, timeout, head and cat "
-                        f"(busybox has the last four; default: {DEFAULT_IMAGE})")
+                        f"(busybox has the last four; default: ${IMAGE_ENV}, else "
+                        f"{DEFAULT_IMAGE})")
     p.add_argument("-p", "--privileged", action="store_true",
                    help="allow --mode node (a privileged debug pod on the node)")
     p.add_argument("--buffer-size", type=parse_size, metavar="SIZE", default=None,

@@ -37,3 +37,11 @@ def test_a_plain_init_container_is_no_capture_target():
     with pytest.raises(UsageError) as e:
         _candidates(container="istio-init", mode="exec")
     assert "has no container istio-init" in e.value.message
+
+
+def test_node_mode_refuses_a_gvisor_pod_before_touching_the_cluster():
+    spec = {"spec": {**SPEC["spec"], "runtimeClassName": "gvisor"}}
+    capture = PodCapture(None, POD, spec, SniffOptions(target="web-1", mode="node"), None, None)
+    with pytest.raises(UsageError) as e:
+        capture.candidates()
+    assert "runtime class gvisor" in e.value.message and "--mode ephemeral" in e.value.hint

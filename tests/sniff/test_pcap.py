@@ -84,10 +84,10 @@ def test_pcapng_has_one_named_interface_per_pod(tmp_path):
 
 def test_tcpdump_argv_keeps_the_filter_one_argument_after_end_of_options():
     argv = tcpdump_argv("lo", "-w /tmp/x; touch /tmp/pwned", 10)
-    assert argv == ["tcpdump", "-U", "-w", "-", "-B", "262144", "-i", "lo", "-c", "10", "--",
-                    "-w /tmp/x; touch /tmp/pwned"]
+    assert argv == ["tcpdump", "-U", "-w", "-", "-p", "-B", "262144", "-i", "lo", "-c", "10",
+                    "--", "-w /tmp/x; touch /tmp/pwned"]
     assert "--" not in tcpdump_argv("eth0")
-    assert tcpdump_argv("eth0", buffer_bytes=2**20, snaplen=128)[4:8] == ["-B", "1024", "-s",
+    assert tcpdump_argv("eth0", buffer_bytes=2**20, snaplen=128)[5:9] == ["-B", "1024", "-s",
                                                                           "128"]
 
 
