@@ -23,12 +23,16 @@ SYNCED, NOT_SENT, STALE, ERROR, IGNORED = "SYNCED", "NOT SENT", "STALE", "ERROR"
 STATUSES = (SYNCED, NOT_SENT, STALE, ERROR, IGNORED)
 
 # (short name, type URL, syncz flat-field prefix) in table order; ambient's WDS/WADS last.
+# The URLs are istiod's (pkg/model/xds.go): SDS is the certificates pilot-agent or istiod
+# serves, NDS the name table pilot-agent's DNS proxy asks for.
 XDS_TYPES = (
     ("CDS", "type.googleapis.com/envoy.config.cluster.v3.Cluster", "cluster"),
     ("LDS", "type.googleapis.com/envoy.config.listener.v3.Listener", "listener"),
     ("EDS", "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", "endpoint"),
     ("RDS", "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "route"),
     ("ECDS", "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", "extensionconfig"),
+    ("SDS", "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", None),
+    ("NDS", "type.googleapis.com/istio.networking.nds.v1.NameTable", None),
     ("WDS", "type.googleapis.com/istio.workload.Address", None),
     ("WADS", "type.googleapis.com/istio.security.Authorization", None),
 )

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import IO, Sequence
 
 from kubectl_mesh import output
-from kubectl_mesh.syncstatus.model import ERROR, IGNORED, TYPE_NAMES, ProxySync
+from kubectl_mesh.syncstatus.model import ERROR, IGNORED, SYNCED, TYPE_NAMES, ProxySync
 
 
 def shown_types(proxies: Sequence[ProxySync]) -> list[str]:
@@ -74,6 +74,8 @@ def notes(proxies: Sequence[ProxySync]) -> list[str]:
         for t in p.types:
             if t.status == ERROR:
                 lines.append(f"{p.name} rejected {t.type} (NACK): {t.last_error}")
+            elif t.type == t.type_url and t.status not in (SYNCED, IGNORED):
+                lines.append(f"{p.name}: {t.type_url} is {t.status} (a type with no column)")
     return [output.printable(line) for line in lines]
 
 

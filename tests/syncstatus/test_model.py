@@ -61,7 +61,7 @@ def test_new_shape_types_and_ages():
     webapp = proxies["webapp-6c8d7f9b5-q2x7z.istioinaction"]
     assert [(t.type, t.status) for t in webapp.types] == [
         ("CDS", SYNCED), ("LDS", SYNCED), ("EDS", STALE), ("RDS", ERROR), ("ECDS", IGNORED),
-        ("WDS", IGNORED), ("WADS", IGNORED)]
+        ("SDS", IGNORED), ("NDS", IGNORED), ("WDS", IGNORED), ("WADS", IGNORED)]
     assert webapp.type("RDS").label(NOW) == "ERROR (12s)"
     assert "Duplicate entry of domain" in webapp.type("RDS").last_error
     gw = proxies["istio-ingressgateway-9d274d5fd8-ebef4.istio-system"]
@@ -145,3 +145,18 @@ def test_write_status_rejects_unknown_format():
     from kubectl_mesh.errors import UsageError
     with pytest.raises(UsageError):
         write_status(io.StringIO(), "table", [], NOW)
+
+
+def test_sds_and_nds_have_columns_and_unnamed_types_a_note():
+    """Real syncz lists every watched type: SDS (certificates) and NDS (pilot-agent's DNS name
+    table) as well as CDS..ECDS; a type with no column that is not in sync is said."""
+    from kubectl_mesh.syncstatus import render
+    entry = {"proxy": "p.ns", "resources": {
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": {"sent": "s", "acked": "s"},
+        "type.googleapis.com/istio.networking.nds.v1.NameTable": {"sent": "n2", "acked": "n1"},
+        "type.googleapis.com/istio.future.v1.Thing": {"sent": "t2", "acked": "t1"}}}
+    proxy = parse_entry(entry)
+    assert (proxy.type("SDS").status, proxy.type("NDS").status) == (SYNCED, STALE)
+    assert render.shown_types([proxy]) == ["SDS", "NDS"]
+    assert render.notes([proxy]) == [
+        "p.ns: type.googleapis.com/istio.future.v1.Thing is STALE (a type with no column)"]
