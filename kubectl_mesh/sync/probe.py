@@ -11,7 +11,7 @@ from kubectl_mesh.errors import NotFoundError, UnreachableError
 from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE,
                                       WARNING_LEVEL, Finding, LAGGING, envoy_state,
-                                      proxy_findings)
+                                      pod_control_plane, proxy_findings)
 from kubectl_mesh.syncstatus import ProxySync, parse_syncz
 
 # config_dump ?mask= per section --diff compares (Envoy applies one mask to every section).
@@ -75,7 +75,8 @@ def _check_once(session, proxy_id, pod, sync) -> list[Finding]:
         stats = admin.stats(filter=STATS_FILTER)
         # error_state only exists after an LDS rejection: skip the dump when none was counted
         listeners = admin.config_dump(mask=LISTENERS_MASK) if _lds_rejected(stats) else None
-    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners))
+    injected_for = pod_control_plane(pod.labels, pod.annotations)
+    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), injected_for)
 
 
 def _fresh_sync(istiod: IstiodDebug, sync: ProxySync) -> ProxySync:

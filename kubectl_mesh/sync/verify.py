@@ -175,7 +175,26 @@ def control_plane_id(identifier: str | None) -> str:
     return identifier[:80]
 
 
-def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState) -> list[Finding]:
+def pod_control_plane(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str | None:
+    """The control plane a pod's sidecar was injected for, from what the injector wrote on it:
+    the `sidecar.istio.io/status` annotation's revision (pkg/kube/inject/inject.go
+    `SidecarInjectionStatus`), else the `istio.io/rev` label. Envoy's own
+    `control_plane.identifier` is empty on real sidecars: its ADS stream goes to pilot-agent
+    (pkg/istio-agent/xds_proxy.go), which sends no identifier of istiod's."""
+    import json
+
+    revision = None
+    try:
+        status = json.loads(annotations.get("sidecar.istio.io/status") or "{}")
+        revision = status.get("revision") if isinstance(status, dict) else None
+    except ValueError:
+        pass
+    revision = revision or labels.get("istio.io/rev")
+    return f"revision {revision}" if revision else None
+
+
+def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
+                   injected_for: str | None = None) -> list[Finding]:
     """Everything wrong with one proxy that istiod's syncz alone cannot show.
 
     `sync` is None for a proxy no istiod lists. A version is "lagging" only where istiod says
@@ -183,8 +202,12 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState) -> 
     """
     out: list[Finding] = []
     if sync is None:
-        where = ("connected to control plane " + control_plane_id(envoy.control_plane)
-                 if envoy.connected else "not connected to any control plane")
+        plane = control_plane_id(envoy.control_plane) if envoy.control_plane else \
+            (f"of {injected_for}" if injected_for else "unknown")
+        where = ("connected to control plane " + plane if envoy.connected else
+                 "not connected to any control plane") + \
+            (f"; it was injected for {injected_for}" if injected_for and envoy.control_plane
+             else "")
         out.append(Finding(proxy_id, UNKNOWN, f"no istiod lists this proxy; its Envoy is {where} "
                            "(another revision or istiod address?)"))
     elif envoy.connected is False:

@@ -8,10 +8,13 @@ import pytest
 
 from kubectl_mesh.sync.verify import (DISCONNECTED, LAGGING, REJECTED, UNKNOWN, WARNING_LEVEL,
                                       control_plane_id, envoy_state, has_errors,
-                                      proxy_findings, sent_version)
+                                      pod_control_plane, proxy_findings, sent_version)
+from kubectl_mesh.kube.pods import Pod
 from kubectl_mesh.syncstatus import XDS_TYPES, merge_replicas
 
 from .cases import load, proxies
+
+POD = Pod("a", "ns", "127.0.0.9", ("istio-proxy",), True)  # a pod as the probe sees it
 
 CATALOG = "catalog-5c99bc2986-e58ef.istioinaction"
 UUID = "8f99dc12-b6cd-498d-812e-a28bd42b3ede"
@@ -161,6 +164,19 @@ def test_proxy_no_istiod_lists_names_its_control_plane():
     assert "connected to control plane vm (1.28.0-sandbox)" in found[0].detail
 
 
+def test_behind_pilot_agent_the_control_plane_comes_from_the_injection():
+    """On a real sidecar Envoy's ADS goes to pilot-agent: control_plane.identifier is empty.
+    The injector's sidecar.istio.io/status names the revision instead."""
+    stats = _stats_with(load("nack_envoy_stats.json"), "control_plane.identifier", "")
+    injected = pod_control_plane({}, {"sidecar.istio.io/status": '{"revision": "canary"}'})
+    assert injected == "revision canary"
+    found = proxy_findings(CATALOG, None, envoy_state(stats, None), injected)
+    assert found[0].check == UNKNOWN
+    assert "connected to control plane of revision canary" in found[0].detail
+    assert pod_control_plane({"istio.io/rev": "stable"}, {}) == "revision stable"
+    assert pod_control_plane({}, {"sidecar.istio.io/status": "not json"}) is None
+
+
 def test_lds_error_state_text_is_reported():
     listeners = {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
                               "dynamic_listeners": [{"name": "0.0.0.0_8080", "error_state": {
@@ -205,7 +221,7 @@ def test_verify_reports_pods_that_vanish_or_are_not_running_as_gone():
 
     listed = [_listed("a.ns"), _listed("b.ns")]
     session = _VanishingSession(NotFoundError('pods "a" not found'))
-    found = verify_proxies(session, listed, {"a.ns": object()}, {}, concurrency=2, stderr=None)
+    found = verify_proxies(session, listed, {"a.ns": POD}, {}, concurrency=2, stderr=None)
     by_proxy = {f.proxy: f for f in found}
     assert by_proxy["a.ns"].check == GONE and "vanished while it was being verified" in \
         by_proxy["a.ns"].detail and 'pods "a" not found' in by_proxy["a.ns"].detail
@@ -218,7 +234,7 @@ def test_verify_unreachable_envoy_is_a_finding_but_rbac_fails_the_run():
     from kubectl_mesh.sync.probe import verify_proxies
     from kubectl_mesh.sync.verify import UNREACHABLE
 
-    pods = {"a.ns": object()}
+    pods = {"a.ns": POD}
     found = verify_proxies(_VanishingSession(UnreachableError("timed out")), [_listed("a.ns")],
                            pods, {}, concurrency=1, stderr=None)
     assert [f.check for f in found] == [UNREACHABLE]
@@ -275,7 +291,7 @@ def _verify_lagging(envoy_cds: str, istiod: _Istiod):
     from kubectl_mesh.syncstatus import parse_entry
 
     listed = parse_entry(_syncz_entry(OLD), "istiod-1")  # what the first syncz said
-    return verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": object()},
+    return verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": POD},
                           {"istiod-1": istiod}, concurrency=1, stderr=None)
 
 
