@@ -28,7 +28,7 @@ def _x509():
 class CertInfo:
     """Facts about the FIRST certificate of a chain/bundle (the leaf, or the first CA)."""
 
-    serial: str = ""  # lower-case hex without leading zeros, as istioctl prints it
+    serial: str = ""  # lower-case hex, at least 32 digits: istioctl's `%032x`
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     trust_domain: str = ""  # SPIFFE validator bundles only
@@ -91,8 +91,21 @@ def _cert_info(source: dict, trust_domain: str) -> CertInfo:
         cert = x509.load_pem_x509_certificate(_first_pem(pem))
     except ValueError:
         return CertInfo(trust_domain=trust_domain)
-    return CertInfo(format(cert.serial_number, "x"), cert.not_valid_before_utc,
-                    cert.not_valid_after_utc, trust_domain)
+    # As istioctl/pkg/writer/compare/sds/util.go secretMetaFromCert: the serial as
+    # fmt.Sprintf("%032x"), and, where no SPIFFE bundle named it, the trust domain from the
+    # certificate's spiffe:// URI.
+    return CertInfo(format(cert.serial_number, "032x"), cert.not_valid_before_utc,
+                    cert.not_valid_after_utc, trust_domain or _spiffe_domain(x509, cert))
+
+
+def _spiffe_domain(x509, cert) -> str:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ""
+    uris = [u for u in names.get_values_for_type(x509.UniformResourceIdentifier)
+            if u.startswith("spiffe://")]
+    return uris[-1][len("spiffe://"):].split("/", 1)[0] if uris else ""
 
 
 def _pem_bytes(source: dict) -> bytes:
@@ -123,15 +136,23 @@ def _ts(value: dt.datetime | None) -> str:
 def secret_table(secrets: list[Secret], now: dt.datetime | None = None,
                  wide: bool = False) -> Table:
     """One row per certificate (a SPIFFE CA has one per trust domain); `now` decides VALID CERT
-    (default: the current UTC time); wide adds TRUST DOMAIN and LAST UPDATED."""
+    (default: the current UTC time). TRUST DOMAIN is shown when every certificate has one (as
+    istioctl does for SPIRE federation), and always with wide, which adds LAST UPDATED."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    # istioctl (compare/sds/writer.go) shows the column only when every certificate has a
+    # trust domain: federation; a partial column would mislead.
+    certs = [c for s in secrets for c in s.certs or (CertInfo(),)]
+    domains = wide or bool(certs) and all(c.trust_domain for c in certs)
     rows = []
     for s in secrets:
         for cert in s.certs or (CertInfo(),):
             row = (s.name, s.kind, s.status, str(cert.valid_at(now)).lower(), cert.serial,
                    _ts(cert.not_after), _ts(cert.not_before))
+            if domains:
+                row += (cert.trust_domain,)
             if wide:
-                row += (cert.trust_domain, s.last_updated)
+                row += (s.last_updated,)
             rows.append(row)
-    headers = SECRET_HEADERS + (("TRUST DOMAIN", "LAST UPDATED") if wide else ())
+    headers = SECRET_HEADERS + (("TRUST DOMAIN",) if domains else ()) + \
+        (("LAST UPDATED",) if wide else ())
     return Table(headers, rows, [s.raw for s in secrets])

@@ -96,7 +96,7 @@ def test_secret_rows_show_serial_and_dates():
     assert rows[1] == ("default", "Cert Chain", "ACTIVE", "false",
                        "6fbee254c22900615cb1f74e3d2f1713", "2023-05-16T01:32:52Z",
                        "2023-05-15T01:30:52Z")
-    assert rows[2][:5] == ("ROOTCA", "CA", "ACTIVE", "true", "193a543fe2b0d9cd4847675394dfc54")
+    assert rows[2][:5] == ("ROOTCA", "CA", "ACTIVE", "true", "0193a543fe2b0d9cd4847675394dfc54")
 
 
 def test_secrets_without_cryptography(monkeypatch):

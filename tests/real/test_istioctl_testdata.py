@@ -1,0 +1,36 @@
+"""Our tables on the config dumps istioctl's own writer tests use, against istioctl's expected
+output in the same module (istio.io/istio, the pinned version; `go mod download` puts it in
+the module cache, which `make real-components` has filled)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import subprocess
+
+import pytest
+
+from kubectl_mesh.cli import secrets
+
+ISTIO = "istio.io/istio"
+
+
+@pytest.fixture(scope="module")
+def istio_source() -> pathlib.Path:
+    versions = pathlib.Path(__file__).resolve().parents[2] / "sandbox/real/go/versions.env"
+    version = next(line.split("=", 1)[1].strip() for line in versions.read_text().splitlines()
+                   if line.startswith("ISTIO="))
+    out = subprocess.run(["go", "mod", "download", "-json", f"{ISTIO}@{version}"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    return pathlib.Path(json.loads(out.stdout)["Dir"])
+
+
+@pytest.mark.parametrize("case", ["istio", "spire"])
+def test_secrets_as_istioctl_prints_them(istio_source, case):
+    data = istio_source / "istioctl/pkg/writer/envoy/configdump/testdata/secret" / case
+    out, err = io.StringIO(), io.StringIO()
+    assert secrets.main(["--file", str(data / "config_dump.json")], out, err) == 0, err.getvalue()
+    ours = [line.rstrip() for line in out.getvalue().splitlines()]
+    theirs = [line.rstrip() for line in (data / "output").read_text().splitlines()]
+    assert ours == theirs
