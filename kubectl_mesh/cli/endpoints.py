@@ -14,15 +14,19 @@ def _flags(p) -> None:
 
 def _table(dump, args, fmt):
     from kubectl_mesh.configdump import EndpointFilter, endpoint_table
+    from kubectl_mesh.configdump.endpoints import eds_table
     flt = EndpointFilter(address=args.address, port=args.port, cluster=args.cluster,
                          status=args.status)
-    return endpoint_table(dump.endpoints, flt, wide=fmt == "wide")
+    # A config dump's EDS section has no outlier state: istioctl's table of it instead.
+    table = endpoint_table if dump.kind == "clusters_status" else eds_table
+    return table(dump.endpoints, flt, wide=fmt == "wide")
 
 
 RESOURCE = proxyconfig.Resource(
     "endpoints", "Show a proxy's endpoints and their health.", _flags, _table,
     fetch=lambda admin, while_waiting: admin.clusters(while_waiting=while_waiting),
-    epilog="--file also accepts the output of Envoy's /clusters?format=json.")
+    epilog="--file takes Envoy's /clusters?format=json (the live table) or a config dump with "
+           "its EDS section (/config_dump?include_eds: istioctl's NAME STATUS LOCALITY CLUSTER).")
 
 
 def build_parser(prog: str):

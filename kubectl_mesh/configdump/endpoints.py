@@ -19,6 +19,7 @@ class Endpoint:
     locality: str
     weight: int | None
     raw: dict = dataclasses.field(repr=False, compare=False)
+    raw_locality: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def endpoint(self) -> str:
@@ -69,14 +70,15 @@ def parse_eds(section: dict, at=relative) -> list[Endpoint]:
                 cla = normalise(item).get("endpoint_config") or {}
                 cluster = text(cla, "cluster_name")
                 for group_path, group in elements(cla, "endpoints"):
-                    locality = _locality(group.get("locality"))
+                    raw_locality = group.get("locality")
+                    locality = _locality(raw_locality)
                     for lb_path, lb in elements(group, "lb_endpoints"):
                         try:
                             address, port = socket_address((lb.get("endpoint") or {}).get("address"))
                             out.append(Endpoint(cluster, address, port,
                                                 text(lb, "health_status", "UNKNOWN"), None,
                                                 locality, _int(lb.get("load_balancing_weight")),
-                                                lb))
+                                                lb, raw_locality))
                         except (Malformed, *SHAPE_ERRORS) as e:
                             raise Malformed.of(f"endpoint_config.{group_path}.{lb_path}", e) from e
             except (Malformed, *SHAPE_ERRORS) as e:
@@ -130,6 +132,52 @@ def endpoint_table(endpoints: list[Endpoint], flt: EndpointFilter = EndpointFilt
         rows.append(row)
     headers = ENDPOINT_HEADERS + (("LOCALITY", "WEIGHT") if wide else ())
     return Table(headers, rows, _grouped(selected))
+
+
+EDS_HEADERS = ("NAME", "STATUS", "LOCALITY", "CLUSTER")
+
+
+def eds_table(endpoints: list[Endpoint], flt: EndpointFilter = EndpointFilter(),
+              wide: bool = False) -> Table:
+    """istioctl's table of a config dump's EDS section (`proxy-config endpoints --file` of a
+    dump taken with `?include_eds`): NAME STATUS LOCALITY CLUSTER, clusters ordered as
+    istioctl orders them (istioctl/pkg/writer/envoy/configdump/endpoint.go
+    `retrieveSortedEndpointsSlice`: by host, subset, port, direction of the cluster name),
+    endpoints in the dump's order within a cluster; wide adds WEIGHT."""
+    by_cluster: dict[str, list[Endpoint]] = {}
+    for e in endpoints:
+        if flt.matches(e):
+            by_cluster.setdefault(e.cluster, []).append(e)
+    selected = [e for name in sorted(by_cluster, key=_subset_key) for e in by_cluster[name]]
+    rows = []
+    for e in selected:
+        row = (e.endpoint, e.health_status, _locality_text(e.raw_locality), e.cluster)
+        if wide:
+            row += ("" if e.weight is None else str(e.weight),)
+        rows.append(row)
+    return Table(EDS_HEADERS + (("WEIGHT",) if wide else ()), rows, _grouped(selected))
+
+
+def _subset_key(cluster: str) -> tuple[str, str, int, str]:
+    """(host, subset, port, direction) of `direction|port|subset|host` (pilot's
+    ParseSubsetKey; the `_.`-separated SRV form too); other names are a host alone."""
+    sep = "_." if cluster.startswith(("outbound_.", "inbound_.")) else "|"
+    parts = cluster.split(sep, 3)
+    if len(parts) < 4:
+        return cluster, "", 0, ""
+    direction, port, subset, host = parts
+    return host, subset, int(port) if port.isdigit() else 0, direction
+
+
+def _locality_text(loc: dict | None) -> str:
+    """pilot/pkg/networking/util LocalityToString: region[/zone[/subzone]]."""
+    loc = loc or {}
+    out = text(loc, "region")
+    if text(loc, "zone"):
+        out += "/" + text(loc, "zone")
+        if text(loc, "sub_zone"):
+            out += "/" + text(loc, "sub_zone")
+    return out
 
 
 def _grouped(selected: list[Endpoint]) -> list[dict]:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from kubectl_mesh.cli import secrets
+from kubectl_mesh.cli import endpoints, routes, secrets
 
 ISTIO = "istio.io/istio"
 
@@ -33,4 +33,26 @@ def test_secrets_as_istioctl_prints_them(istio_source, case):
     assert secrets.main(["--file", str(data / "config_dump.json")], out, err) == 0, err.getvalue()
     ours = [line.rstrip() for line in out.getvalue().splitlines()]
     theirs = [line.rstrip() for line in (data / "output").read_text().splitlines()]
+    assert ours == theirs
+
+
+WRITER = "istioctl/pkg/writer/envoy/configdump/testdata"
+
+
+@pytest.mark.parametrize("command, dump, flags, expected", [
+    (endpoints, "endpoint/configdump.json", [], "endpoint/emptyfilter_output.txt"),
+    (endpoints, "endpoint/configdump.json", ["--port", "8080"], "endpoint/portfilter_output.txt"),
+    (routes, "routes/empty-gateway/configdump.json", [], "routes/empty-gateway/output.txt"),
+    (routes, "routes/istio-gateway-http-route-prefix/configdump.json", [],
+     "routes/istio-gateway-http-route-prefix/output.txt"),
+    (routes, "routes/k8s-gateway-http-route-path-prefix/configdump.json", [],
+     "routes/k8s-gateway-http-route-path-prefix/output.txt"),
+], ids=["endpoints", "endpoints-port", "routes-empty-gateway", "routes-istio-gateway",
+        "routes-k8s-gateway"])
+def test_tables_as_istioctl_writes_them(istio_source, command, dump, flags, expected):
+    out, err = io.StringIO(), io.StringIO()
+    code = command.main(["--file", str(istio_source / WRITER / dump), *flags], out, err)
+    assert code == 0, err.getvalue()
+    ours = [line.rstrip() for line in out.getvalue().splitlines()]
+    theirs = [line.rstrip() for line in (istio_source / WRITER / expected).read_text().splitlines()]
     assert ours == theirs
