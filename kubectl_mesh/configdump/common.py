@@ -42,7 +42,11 @@ def socket_address(address: dict | None) -> tuple[str, int | None]:
         return text(pipe, "path"), None
     internal = address.get("envoy_internal_address")
     if internal is not None:
-        return "envoy://" + text(internal, "server_listener_name"), None
+        # istioctl's form (writer/envoy/configdump/endpoint.go retrieveEndpointAddresses):
+        # envoy://<server listener>/<endpoint id>, the id being the tunnelled destination.
+        endpoint_id = text(internal, "endpoint_id")
+        return ("envoy://" + text(internal, "server_listener_name")
+                + (f"/{endpoint_id}" if endpoint_id else "")), None
     return "", None
 
 

@@ -56,3 +56,17 @@ def test_tables_as_istioctl_writes_them(istio_source, command, dump, flags, expe
     ours = [line.rstrip() for line in out.getvalue().splitlines()]
     theirs = [line.rstrip() for line in (istio_source / WRITER / expected).read_text().splitlines()]
     assert ours == theirs
+
+
+def test_endpoints_section_of_istioctl_proxy_config_all(istio_source):
+    """`istioctl proxy-config all` prefixes each name with its kind (`endpoint/...`); compared
+    cell by cell without that prefix. Holds an internal-listener endpoint
+    (`envoy://connect_originate/<id>`), which lost its endpoint id before."""
+    data = istio_source / "istioctl/pkg/proxyconfig/testdata"
+    out, err = io.StringIO(), io.StringIO()
+    assert endpoints.main(["--file", str(data / "config_dump.json")], out, err) == 0, err.getvalue()
+    sections = (data / "config_dump_summary.txt").read_text().split("\n\n")
+    theirs = next(s for s in sections if s.startswith("NAME") and "LOCALITY" in s.split("\n")[0])
+    rows = [line.split() for line in theirs.strip().splitlines()]
+    rows = [rows[0]] + [[row[0].removeprefix("endpoint/"), *row[1:]] for row in rows[1:]]
+    assert [line.split() for line in out.getvalue().strip().splitlines()] == rows
