@@ -25,6 +25,7 @@ class Command:
     name: str
     summary: str
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
+    takes_files: bool = False  # positionals are file names (shell completion lets the shell complete them)
 
     @property
     def module(self) -> str:
@@ -53,6 +54,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("loglevel", "Show or change a proxy's log levels"),
     Command("sniff", "Capture a pod's traffic to a pcap file or Wireshark"),
     Command("accesslog", "Follow a proxy's access log"),
+    Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
+            takes_target=False, takes_files=True),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

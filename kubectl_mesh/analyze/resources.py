@@ -1,0 +1,148 @@
+"""The objects analysis reads – from the cluster or from files – and the store that holds them,
+indexed by kind and by namespace/name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+# The kinds the analyzers read: kind -> (API path prefix, plural, namespaced).
+KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "Pod": ("/api/v1", "pods", True),
+    "Service": ("/api/v1", "services", True),
+    "Secret": ("/api/v1", "secrets", True),
+    "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices", True),
+    "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules", True),
+    "Gateway": ("/apis/networking.istio.io/v1", "gateways", True),
+    "ServiceEntry": ("/apis/networking.istio.io/v1", "serviceentries", True),
+    "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
+}
+ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
+# Kinds only a cluster has in a useful completeness: analyzers that read them do not run on
+# files alone (istioctl skips them too: `--use-kube=false -v` lists them as skipped).
+CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret"})
+
+SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
+
+
+@dataclass
+class Resource:
+    """One object: kind, namespace/name, metadata and spec; `source` is the file it came from
+    (None: the cluster), `node` its YAML node (for line numbers)."""
+
+    kind: str
+    namespace: str
+    name: str
+    obj: dict
+    source: Optional[str] = None
+    node: Any = None
+    _lines: Optional[dict] = field(default=None, repr=False)
+
+    @property
+    def metadata(self) -> dict:
+        return self.obj.get("metadata") or {}
+
+    @property
+    def labels(self) -> dict:
+        return self.metadata.get("labels") or {}
+
+    @property
+    def annotations(self) -> dict:
+        return self.metadata.get("annotations") or {}
+
+    @property
+    def spec(self) -> dict:
+        spec = self.obj.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @property
+    def friendly_name(self) -> str:
+        return f"{self.kind} {self.full_name}"
+
+    @property
+    def comparator(self) -> str:
+        return f"{self.kind}/{self.full_name}"
+
+    def line_of(self, *path: Any) -> int:
+        """The line of the field at `path` (keys and list indexes) in this object's file, 0 if
+        there is none (cluster objects, or a path the YAML does not have)."""
+        node = self.node
+        line = 0
+        for step in path:
+            if node is None:
+                return 0
+            value = getattr(node, "value", None)
+            if isinstance(step, int):
+                if not isinstance(value, list) or not 0 <= step < len(value) \
+                        or isinstance(value[0], tuple):
+                    return 0
+                node = value[step]
+                line = node.start_mark.line + 1
+            else:
+                if not isinstance(value, list):
+                    return 0
+                for key, item in value:
+                    if isinstance(key, tuple) or getattr(key, "value", None) != step:
+                        continue
+                    node, line = item, key.start_mark.line + 1
+                    break
+                else:
+                    return 0
+        return line
+
+    def name_line(self) -> int:
+        return self.line_of("metadata", "name") or (
+            self.node.start_mark.line + 1 if self.node is not None else 0)
+
+
+class Store:
+    """Objects by kind and by namespace/name; a later object with the same identity replaces
+    the earlier one (files overlay the cluster)."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, dict[tuple[str, str], Resource]] = {}
+
+    def add(self, resource: Resource) -> None:
+        self._by_kind.setdefault(resource.kind, {})[(resource.namespace, resource.name)] = resource
+
+    def extend(self, resources: Iterable[Resource]) -> None:
+        for resource in resources:
+            self.add(resource)
+
+    def get(self, kind: str, namespace: str, name: str) -> Optional[Resource]:
+        return self._by_kind.get(kind, {}).get((namespace, name))
+
+    def of(self, kind: str) -> list[Resource]:
+        return list(self._by_kind.get(kind, {}).values())
+
+    def kinds(self) -> set[str]:
+        return {k for k, objects in self._by_kind.items() if objects}
+
+    def __iter__(self) -> Iterator[Resource]:
+        for objects in self._by_kind.values():
+            yield from objects.values()
+
+    def __len__(self) -> int:
+        return sum(len(objects) for objects in self._by_kind.values())
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """A map selector (`{app: x}`) against labels; an empty selector matches everything."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def strings(values: Sequence[Any]) -> list[str]:
+    return [v for v in as_list(values) if isinstance(v, str)]
