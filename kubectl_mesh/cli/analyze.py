@@ -94,8 +94,9 @@ def options_from_args(args: argparse.Namespace):
     return AnalyzeOptions(
         cluster=common.ClusterOptions.from_args(args), files=tuple(args.files),
         recursive=args.recursive, use_kube=args.use_kube, output=args.output,
-        output_threshold=args.output_threshold or Level.INFO,
-        failure_threshold=args.failure_threshold or Level.ERROR,
+        output_threshold=Level.INFO if args.output_threshold is None else args.output_threshold,
+        failure_threshold=(Level.ERROR if args.failure_threshold is None
+                           else args.failure_threshold),
         suppressions=tuple(args.suppress), list_analyzers=args.list_analyzers)
 
 
