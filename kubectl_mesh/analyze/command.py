@@ -38,7 +38,8 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
         namespace = options.cluster.namespace or "default"
         unavailable |= CLUSTER_KINDS
     selected = None if options.cluster.all_namespaces else namespace
-    store.extend(file_source.read(paths, namespace, stdin=stdin, warn=warn))
+    store.extend(file_source.read(paths, namespace, stdin=stdin, warn=warn,
+                                  skip_kinds=frozenset(unavailable)))
 
     analyzers = [a for a in all_analyzers() if not (a.inputs & unavailable)]
     messages = analyze(store, analyzers, selected)

@@ -4,12 +4,18 @@ object with its file and YAML node, so messages can name the line as istioctl do
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import IO, Iterator, Optional, Sequence
 
-from kubectl_mesh.analyze.resources import ISTIO_GROUPS, KINDS, Resource
+from kubectl_mesh.analyze import fastyaml
+from kubectl_mesh.analyze.resources import ISTIO_GROUPS, KINDS, Document, Resource
 from kubectl_mesh.errors import BadInputError, NotFoundError
 
+_KIND_LINE = re.compile(r"^kind:[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
+_API_VERSION_LINE = re.compile(r"^apiVersion:[ \t]*[A-Za-z0-9./-]+[ \t]*$", re.MULTILINE)
+_NAME = re.compile(r"^metadata:(?:[ \t]*\{.*\bname:[ \t]*[A-Za-z0-9]|[ \t]*\n(?:  .*\n)*?  name:[ \t]*[A-Za-z0-9])",
+                   re.MULTILINE)
 # What istioctl analyze reads in a folder (istioctl/pkg/analyze/analyze.go fileExtensions).
 EXTENSIONS = (".yaml", ".yml", ".json")
 
@@ -41,10 +47,11 @@ def _folder(folder: str, recursive: bool) -> Iterator[str]:
 
 
 def read(files: Sequence[str], default_namespace: str, *, stdin: Optional[IO[str]] = None,
-         warn=None) -> list[Resource]:
+         warn=None, skip_kinds: frozenset = frozenset()) -> list[Resource]:
     """Every object of `files`; an object without a namespace gets `default_namespace` (as
     istioctl: the -n namespace, else `default`). BadInputError names the file and line of a
-    document that is no YAML or no Kubernetes object."""
+    document that is no YAML or no Kubernetes object. A document whose top-level `kind:` line
+    names one of `skip_kinds` (kinds no analyzer of this run reads) is not parsed at all."""
     resources: list[Resource] = []
     for path in files:
         if path == "-":
@@ -59,39 +66,118 @@ def read(files: Sequence[str], default_namespace: str, *, stdin: Optional[IO[str
                 raise BadInputError(f"{path}: not a text file ({e.reason})") from e
             except OSError as e:
                 raise BadInputError(f"{path}: cannot read it: {e.strerror}") from e
-        resources.extend(parse(text, path, default_namespace, warn=warn))
+        resources.extend(parse(text, path, default_namespace, warn=warn, skip_kinds=skip_kinds))
     return resources
 
 
-def parse(text: str, source: str, default_namespace: str, *, warn=None) -> Iterator[Resource]:
-    """The objects of one file's text (YAML documents; `List` items one by one)."""
+def parse(text: str, source: str, default_namespace: str, *, warn=None,
+          skip_kinds: frozenset = frozenset()) -> Iterator[Resource]:
+    """The objects of one file's text (YAML documents or JSON; `List` items one by one).
+
+    Documents are split at `---` lines and read by `fastyaml` (PyYAML for what it leaves);
+    a file whose documents cannot be split that simply (directives, `--- value`) is read by
+    PyYAML whole."""
     import yaml
 
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass  # not JSON after all: YAML reports where it breaks
+        else:
+            yield from _objects(data, Document(text, 0), (), source, default_namespace, warn)
+            return
+    documents = _split(text)
+    if documents is None:
+        yield from _parse_whole(text, source, default_namespace, warn, loader)
+        return
+    scalars: dict[str, object] = {}
+
+    def scalar(plain: str):
+        if plain not in scalars:
+            try:
+                scalars[plain] = yaml.load(plain, Loader=loader)
+            except yaml.YAMLError:
+                raise fastyaml.Unsupported("scalar") from None
+        return scalars[plain]
+
+    for first_line, body in documents:
+        if skip_kinds and _skippable(body, skip_kinds):
+            continue
+        try:
+            data = fastyaml.load(body, scalar)
+        except fastyaml.Unsupported:
+            try:
+                data = yaml.load(body, Loader=loader)
+            except yaml.YAMLError as e:
+                raise _yaml_error(e, source, first_line) from e
+        if data is None:
+            continue
+        yield from _objects(data, Document(body, first_line), (), source, default_namespace, warn)
+
+
+def _skippable(body: str, skip_kinds: frozenset) -> bool:
+    """Whether a document is plainly an object of `skip_kinds` (top-level kind, apiVersion and
+    a metadata name); anything less plain is parsed, so its errors are still reported."""
+    kind = _KIND_LINE.search(body)
+    return (kind is not None and kind.group(1) in skip_kinds
+            and _API_VERSION_LINE.search(body) is not None and _NAME.search(body) is not None)
+
+
+def _split(text: str):
+    """[(first line, text)] of the documents, or None when `---` lines are not plain."""
+    documents = []
+    lines = text.split("\n")
+    start = 0
+    for number, line in enumerate(lines):
+        if line.startswith(("---", "...", "%")):
+            if line.rstrip() != "---":
+                return None
+            documents.append((start, "\n".join(lines[start:number])))
+            start = number + 1
+    documents.append((start, "\n".join(lines[start:])))
+    return documents
+
+
+def _yaml_error(e, source: str, first_line: int) -> BadInputError:
+    import yaml
+
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1 + first_line}" if mark is not None else ""
+        return BadInputError(f"{source}{line}: invalid YAML: {e.problem or e.context} "
+                             f"(fix the file, or leave it out)")
+    return BadInputError(f"{source}: invalid YAML: {e}")
+
+
+def _parse_whole(text: str, source: str, default_namespace: str, warn, loader):
+    import yaml
+
+    reader = loader(text)
     try:
         while True:
             try:
-                if not loader.check_node():
+                if not reader.check_node():
                     break
-                node = loader.get_node()
-                data = loader.construct_document(node)
-            except yaml.MarkedYAMLError as e:
-                mark = e.problem_mark or e.context_mark
-                line = f":{mark.line + 1}" if mark is not None else ""
-                raise BadInputError(f"{source}{line}: invalid YAML: {e.problem or e.context} "
-                                    f"(fix the file, or leave it out)") from e
+                node = reader.get_node()
+                data = reader.construct_document(node)
             except yaml.YAMLError as e:
-                raise BadInputError(f"{source}: invalid YAML: {e}") from e
+                raise _yaml_error(e, source, 0) from e
             if data is None:
                 continue
-            yield from _objects(data, node, source, default_namespace, warn)
+            yield from _objects(data, Document(None, 0, node), (), source, default_namespace,
+                                warn)
     finally:
-        loader.dispose()
+        reader.dispose()
 
 
-def _objects(data, node, source: str, default_namespace: str, warn) -> Iterator[Resource]:
-    line = node.start_mark.line + 1
+def _objects(data, document: Document, prefix: tuple, source: str, default_namespace: str,
+             warn) -> Iterator[Resource]:
+    line = document.first_line + 1
     if not isinstance(data, dict):
         raise BadInputError(f"{source}:{line}: not a Kubernetes object (a document must be a "
                             f"mapping with apiVersion, kind and metadata)")
@@ -101,10 +187,9 @@ def _objects(data, node, source: str, default_namespace: str, warn) -> Iterator[
         raise BadInputError(f"{source}:{line}: the object has no {missing} (every document "
                             f"needs apiVersion and kind)")
     if kind.endswith("List") and isinstance(data.get("items"), list):
-        item_nodes = _value_node(node, "items")
         for i, item in enumerate(data["items"]):
-            item_node = item_nodes.value[i] if item_nodes is not None else node
-            yield from _objects(item, item_node, source, default_namespace, warn)
+            yield from _objects(item, document, prefix + ("items", i), source,
+                                default_namespace, warn)
         return
     group = api_version.rpartition("/")[0]
     if kind not in KINDS:
@@ -122,11 +207,5 @@ def _objects(data, node, source: str, default_namespace: str, warn) -> Iterator[
         raise BadInputError(f"{source}:{line}: {kind} has no metadata.name")
     namespaced = KINDS[kind][2]
     namespace = (metadata.get("namespace") or default_namespace) if namespaced else ""
-    yield Resource(kind, str(namespace), name, data, source=source, node=node)
-
-
-def _value_node(node, key: str):
-    for key_node, value in getattr(node, "value", ()):
-        if getattr(key_node, "value", None) == key:
-            return value
-    return None
+    yield Resource(kind, str(namespace), name, data, source=source, document=document,
+                   prefix=prefix)

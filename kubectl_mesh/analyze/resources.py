@@ -3,7 +3,7 @@ indexed by kind and by namespace/name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 # The kinds the analyzers read: kind -> (API path prefix, plural, namespaced).
@@ -26,18 +26,38 @@ CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret"})
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
 
 
+class Document:
+    """One YAML document of a file: its text and first line, composed into nodes only when a
+    message needs a line number (most objects never do)."""
+
+    def __init__(self, text: str, first_line: int, node: Any = None):
+        self.text = text
+        self.first_line = first_line  # 0-based line of the document's first line in the file
+        self._node = node
+
+    @property
+    def node(self) -> Any:
+        if self._node is None:
+            import yaml
+
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            self._node = yaml.compose(self.text, Loader=loader)
+        return self._node
+
+
 @dataclass
 class Resource:
     """One object: kind, namespace/name, metadata and spec; `source` is the file it came from
-    (None: the cluster), `node` its YAML node (for line numbers)."""
+    (None: the cluster), `document` its YAML document and `prefix` its path there (`items`, i
+    inside a List), for line numbers."""
 
     kind: str
     namespace: str
     name: str
     obj: dict
     source: Optional[str] = None
-    node: Any = None
-    _lines: Optional[dict] = field(default=None, repr=False)
+    document: Optional[Document] = None
+    prefix: tuple = ()
 
     @property
     def metadata(self) -> dict:
@@ -71,9 +91,11 @@ class Resource:
     def line_of(self, *path: Any) -> int:
         """The line of the field at `path` (keys and list indexes) in this object's file, 0 if
         there is none (cluster objects, or a path the YAML does not have)."""
-        node = self.node
+        if self.document is None:
+            return 0
+        node = self.document.node
         line = 0
-        for step in path:
+        for step in self.prefix + path:
             if node is None:
                 return 0
             value = getattr(node, "value", None)
@@ -93,11 +115,12 @@ class Resource:
                     break
                 else:
                     return 0
-        return line
+        return line + self.document.first_line if line else 0
 
     def name_line(self) -> int:
-        return self.line_of("metadata", "name") or (
-            self.node.start_mark.line + 1 if self.node is not None else 0)
+        if self.document is None:
+            return 0
+        return self.line_of("metadata", "name") or self.document.first_line + 1
 
 
 class Store:

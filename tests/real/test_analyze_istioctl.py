@@ -35,7 +35,10 @@ CASES = {
         "- destination: {host: reviews}").replace("name: r,", "name: s,").replace(
         "hosts: [reviews]", "hosts: [reviews.ns.svc.cluster.local]") + vs(
         "- destination: {host: reviews}").replace("name: r,", "name: t,").replace(
-        "hosts: [reviews]", "hosts: [reviews]\n  exportTo: ['.']") + SE + SVC,
+        "hosts: [reviews]", "hosts: [reviews.other.svc.cluster.local]") + SE + SVC,
+    # Not compared: a VirtualService exported to its namespace alone that shares a host with
+    # exported ones. istioctl reports each VirtualService once, for whichever host its Go map
+    # iteration meets first, so its output changes from run to run.
 }
 
 

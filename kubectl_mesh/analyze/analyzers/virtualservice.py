@@ -79,24 +79,26 @@ def destination_hosts(store: Store) -> Iterator[Message]:
         for what, found in (("host", route_destinations(vs)), ("mirror host", mirror_destinations(vs))):
             for d in found:
                 service = services.find(vs.namespace, export, d.host)
-                line = vs.line_of(*d.path)
                 if service is None:
-                    yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, (what, d.host), vs, line)
+                    yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, (what, d.host), vs,
+                                  vs.line_of(*d.path))
                     continue
-                yield from _ports(vs, d, service, line)
+                yield from _ports(vs, d, service)
 
 
-def _ports(vs: Resource, d: Destination, service: dict, line: int) -> Iterator[Message]:
-    """virtualservice.checkServiceEntryPorts."""
+def _ports(vs: Resource, d: Destination, service: dict) -> Iterator[Message]:
+    """virtualservice.checkServiceEntryPorts. (Line numbers are looked up only for a message:
+    that reads the object's YAML again.)"""
     numbers = [p.get("number") for p in service["ports"]]
     port = as_dict(d.destination.get("port")).get("number")
     if port is None:
         if len(numbers) > 1:
             yield Message(msg.VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
-                          (d.host, numbers), vs, line)
+                          (d.host, numbers), vs, vs.line_of(*d.path))
         return
     if port not in numbers:
-        yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("host:port", f"{d.host}:{port}"), vs, line)
+        yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("host:port", f"{d.host}:{port}"), vs,
+                      vs.line_of(*d.path))
 
 
 def gateways(store: Store) -> Iterator[Message]:
@@ -109,13 +111,14 @@ def gateways(store: Store) -> Iterator[Message]:
                 continue
             ns, _, short = name.rpartition("/")
             ns = ns or vs.namespace
-            line = vs.line_of("spec", "gateways", i)
             gateway = store.get("Gateway", ns, short)
             if gateway is None:
-                yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("gateway", name), vs, line)
+                yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("gateway", name), vs,
+                              vs.line_of("spec", "gateways", i))
             if not _host_in_gateway(gateway, vs_hosts, vs.namespace):
                 yield Message(msg.VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY,
-                              (vs_hosts, vs.full_name, f"{ns}/{short}"), vs, line)
+                              (vs_hosts, vs.full_name, f"{ns}/{short}"), vs,
+                              vs.line_of("spec", "gateways", i))
 
 
 def _host_in_gateway(gateway: Resource | None, vs_hosts: list[str], vs_namespace: str) -> bool:
