@@ -95,3 +95,22 @@ def test_a_namespace_that_does_not_exist(mesh):
     result = mesh("analyze", "-n", "no-such-ns")
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1].startswith("error: namespace 'no-such-ns' not found")
+
+
+def test_completion_offers_analyze_flags_and_leaves_files_to_the_shell(sandbox, mesh):
+    import subprocess
+
+    from sandbox.testing import kubectl_binary
+
+    def complete(*words: str) -> list[str]:
+        out = subprocess.run([kubectl_binary(), "__complete", "mesh", *words],
+                             capture_output=True, text=True, timeout=30, env=mesh.env())
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    assert complete("analyze", "--fail") == ["--failure-threshold", ":4"]
+    assert complete("analyze", "-o", "") == ["short", "json", "yaml", ":4"]
+    assert complete("analyze", "--sup") == ["--suppress", ":4"]
+    assert complete("analyze", "") == [":0"]  # file names: the shell's own completion
+    assert complete("analyze", "a.yaml", "") == [":0"]
+    assert "analyze" in {line.split("\t")[0] for line in complete("an")}
