@@ -9,7 +9,7 @@ import sys
 from typing import IO, Iterator, Optional, Sequence
 
 from kubectl_mesh.analyze import fastyaml
-from kubectl_mesh.analyze.resources import ISTIO_GROUPS, KINDS, Document, Resource
+from kubectl_mesh.analyze.resources import ISTIO_GROUPS, ISTIO_KINDS, KINDS, Document, Resource
 from kubectl_mesh.errors import BadInputError, NotFoundError
 
 _KIND_LINE = re.compile(r"^kind:[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
@@ -192,14 +192,19 @@ def _objects(data, document: Document, prefix: tuple, source: str, default_names
                                 default_namespace, warn)
         return
     group = api_version.rpartition("/")[0]
+    if group in ISTIO_KINDS and kind not in ISTIO_KINDS[group]:
+        import difflib
+
+        close = difflib.get_close_matches(kind, sorted(ISTIO_KINDS[group]), n=1)
+        raise BadInputError(f"{source}:{line}: {api_version} has no kind {kind!r}"
+                            + (f" (did you mean {close[0]!r}?)" if close else
+                               f" (it has {', '.join(sorted(ISTIO_KINDS[group]))})"))
     if kind not in KINDS:
-        if group in ISTIO_GROUPS and warn is not None:
-            warn(f"{source}:{line}: {kind} ({api_version}) is not a kind analyze reads; skipped")
         return
     if group not in ("",) + ISTIO_GROUPS:
         if warn is not None:
-            warn(f"{source}:{line}: {kind} with apiVersion {api_version} is not a kind analyze "
-                 f"reads; skipped")
+            warn(f"warning: {source}:{line}: {kind} with apiVersion {api_version} is not a "
+                 f"kind analyze reads; skipped")
         return
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None

@@ -19,6 +19,17 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
+# Every kind Istio serves (istio/pkg/config/schema/collections): the ones analyze does not read
+# are skipped quietly; any other kind in an istio.io group is a typo, and bad input.
+ISTIO_KINDS = {
+    "networking.istio.io": frozenset({"VirtualService", "DestinationRule", "Gateway",
+                                      "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry",
+                                      "WorkloadGroup", "ProxyConfig"}),
+    "security.istio.io": frozenset({"PeerAuthentication", "AuthorizationPolicy",
+                                    "RequestAuthentication"}),
+    "telemetry.istio.io": frozenset({"Telemetry"}),
+    "extensions.istio.io": frozenset({"WasmPlugin", "TrafficExtension"}),
+}
 # Kinds only a cluster has in a useful completeness: analyzers that read them do not run on
 # files alone (istioctl skips them too: `--use-kube=false -v` lists them as skipped).
 CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret"})

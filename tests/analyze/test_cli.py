@@ -124,13 +124,20 @@ def test_a_missing_file_exits_3(tmp_path):
     assert err == f"error: {tmp_path / 'nope.yaml'}: no such file or directory\n"
 
 
-def test_an_unknown_istio_kind_is_one_warning_and_analysis_goes_on(tmp_path):
+def test_an_unknown_istio_kind_is_bad_input_and_a_known_one_is_skipped(tmp_path):
     f = tmp_path / "typo.yaml"
-    f.write_text(VS.replace("kind: VirtualService", "kind: VirtualSevice") + "---\n" + VS)
+    f.write_text(VS + "---\n" + VS.replace("kind: VirtualService", "kind: VirtualSevice"))
     code, out, err = analyze(str(f), "-A")
-    assert code == 7 and out.count("IST0101") == 2  # subset and gateway of the good one
-    assert err.splitlines()[0] == (f"{f}:1: VirtualSevice (networking.istio.io/v1) is not a kind "
-                                   f"analyze reads; skipped")
+    assert (code, out) == (6, "")
+    assert err == (f"error: {f}:13: networking.istio.io/v1 has no kind 'VirtualSevice' (did you "
+                   f"mean 'VirtualService'?)\n")
+    f.write_text(VS.replace("kind: VirtualService", "kind: Sidecar") + "---\n"
+                 + VS.replace("name: r", "name: q").replace("apiVersion: networking.istio.io/v1",
+                                                            "apiVersion: apps/v1"))
+    assert analyze(str(f), "-A") == (0, "", f"warning: {f}:13: VirtualService with apiVersion "
+                                            f"apps/v1 is not a kind analyze reads; skipped\n"
+                                            f"\u2714 No validation issues found when analyzing "
+                                            f"{f}.\n")
 
 
 def test_json_and_yaml_output():
