@@ -71,6 +71,7 @@ VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED = _t(
     "IST0112", "VirtualServiceDestinationPortSelectorRequired", Level.ERROR,
     "This VirtualService routes to a service %q that exposes multiple ports %v. Specifying a port "
     "in the destination is required to disambiguate.")
+# Retired in Istio's catalogue (with the `Policy` kind); kept for analyzers/auth.py.
 MTLS_POLICY_CONFLICT = _t(
     "IST0113", "MTLSPolicyConflict", Level.ERROR,
     "A DestinationRule and Policy are in conflict with regards to mTLS for host %s. The "

@@ -303,3 +303,54 @@ def test_injection():
         "injection."]
     assert run(NS.replace("istio-injection: enabled", "istio-injection: disabled") + no_proxy,
                "injection.Analyzer") == []
+
+
+# ---- auth.MTLSAnalyzer ----------------------------------------------------------------------
+
+def pa(name: str, namespace: str, mode: str, selector: str = "") -> str:
+    return f"""
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:{selector}
+  mtls: {{mode: {mode}}}
+"""
+
+
+DR_PLAIN = DR.replace("  subsets:", "  trafficPolicy:\n    tls: {mode: DISABLE}\n  subsets:")
+
+
+def test_plaintext_destinationrule_toward_strict_workloads():
+    expected = [
+        'Error [IST0113] (DestinationRule ns/reviews t.yaml:16) A DestinationRule and Policy are '
+        'in conflict with regards to mTLS for host reviews.ns.svc.cluster.local. The '
+        'DestinationRule "ns/reviews" specifies that mTLS must be false but the Policy object '
+        '"{policy}" specifies STRICT.']
+    for policy in (pa("strict", "ns", "STRICT"), pa("mesh", "istio-system", "STRICT"),
+                   pa("w", "ns", "STRICT", "\n  selector: {matchLabels: {app: reviews}}")):
+        got = run(SVC + DR_PLAIN + policy, "auth.MTLSAnalyzer")
+        ns_name = [line for line in policy.splitlines() if line.startswith("metadata")][0]
+        pa_name = ns_name.split("name: ")[1].split(",")[0]
+        pa_ns = ns_name.split("namespace: ")[1].rstrip("}")
+        assert got == [expected[0].format(policy=f"{pa_ns}/{pa_name}")], policy
+
+
+def test_mtls_settings_that_agree_are_not_reported():
+    # the namespace's PERMISSIVE overrides the mesh-wide STRICT; a selector for other pods
+    # does not apply; ISTIO_MUTUAL toward STRICT is what STRICT wants
+    assert run(SVC + DR_PLAIN + pa("mesh", "istio-system", "STRICT") + pa("ns", "ns", "PERMISSIVE"),
+               "auth.MTLSAnalyzer") == []
+    assert run(SVC + DR_PLAIN + pa("w", "ns", "STRICT", "\n  selector: {matchLabels: {app: other}}"),
+               "auth.MTLSAnalyzer") == []
+    assert run(SVC + DR_PLAIN.replace("DISABLE", "ISTIO_MUTUAL") + pa("s", "ns", "STRICT"),
+               "auth.MTLSAnalyzer") == []
+    assert run(SVC + DR + pa("s", "ns", "STRICT"), "auth.MTLSAnalyzer") == []
+
+
+def test_istio_mutual_toward_workloads_that_disable_mtls():
+    got = run(SVC + DR_PLAIN.replace("DISABLE", "ISTIO_MUTUAL") + pa("plaintext", "ns", "DISABLE"),
+              "auth.MTLSAnalyzer")
+    assert len(got) == 1
+    assert 'specifies that mTLS must be true but the Policy object "ns/plaintext" specifies DISABLE.' \
+        in got[0]

@@ -22,10 +22,13 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (destinationrule, gateway, injection, service,
-                                                virtualservice)
+    from kubectl_mesh.analyze.analyzers import (auth, destinationrule, gateway, injection,
+                                                service, virtualservice)
 
     return (
+        Analyzer("auth.MTLSAnalyzer",
+                 frozenset({"DestinationRule", "PeerAuthentication", "Service"}),
+                 auth.mtls_conflicts),
         Analyzer("destinationrule.SubsetSelectPodAnalyzer",
                  frozenset({"DestinationRule", "Pod", "Service", "ServiceEntry"}),
                  destinationrule.subsets_select_pods),
