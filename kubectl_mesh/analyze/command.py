@@ -3,7 +3,6 @@ messages, exit by the failure threshold."""
 
 from __future__ import annotations
 
-import sys
 from typing import IO, Optional
 
 from kubectl_mesh.analyze import files as file_source
@@ -33,7 +32,7 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
     store = Store()
     unavailable: set[str] = set()
     if options.use_kube:
-        namespace = _read_cluster(options, store, unavailable, warn)
+        namespace = _read_cluster(options, store, unavailable, warn, stderr)
     else:
         namespace = options.cluster.namespace or "default"
         unavailable |= CLUSTER_KINDS
@@ -78,12 +77,13 @@ def analyze(store: Store, analyzers: list[Analyzer], namespace: Optional[str]) -
     return sorted(seen.values(), key=Message.sort_key)
 
 
-def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn) -> str:
+def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
+                  stderr: IO[str]) -> str:
     from kubectl_mesh.analyze import cluster
     from kubectl_mesh.errors import NotFoundError
     from kubectl_mesh.session import Session
 
-    with Session.open(options.cluster, stderr=sys.stderr) as session:
+    with Session.open(options.cluster, stderr=stderr) as session:
         namespace = session.namespace or "default"
         found = cluster.read(session.api, None if options.cluster.all_namespaces else namespace,
                              warn)

@@ -206,3 +206,17 @@ def test_suppress_flag_and_annotation(tmp_path):
 def test_use_kube_false_needs_files():
     code, _, err = analyze()
     assert code == 2 and "--use-kube=false analyzes files" in err
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_5(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}]}))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--kubeconfig", str(kubeconfig), "-n", "team"], stdout=out, stderr=err)
+    assert code == 5 and out.getvalue() == ""
+    assert err.getvalue().startswith("error: cannot reach the API server http://127.0.0.1:9")
+    assert len(err.getvalue().splitlines()) == 1

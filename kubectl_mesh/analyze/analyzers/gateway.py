@@ -71,9 +71,13 @@ def selector_and_ports(store: Store) -> Iterator[Message]:
 def credential_secrets(store: Store) -> Iterator[Message]:
     """gateway.SecretAnalyzer: a TLS server's credentialName names no Secret in the namespace
     of the gateway's pods (where Istio reads it)."""
+    pods_by_selector: dict[str, list[Resource]] = {}
     for gw in store.of("Gateway"):
         selector = _selector(gw)
-        pods = _selected_pods(store, selector)
+        key = selector_string(selector)
+        if key not in pods_by_selector:
+            pods_by_selector[key] = _selected_pods(store, selector)
+        pods = pods_by_selector[key]
         if not pods:
             yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", selector_string(selector)),
                           gw, _selector_line(gw, selector))
