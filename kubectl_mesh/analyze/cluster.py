@@ -9,7 +9,7 @@ let us list is one warning line; analysis goes on without it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 from kubectl_mesh.analyze.resources import KINDS, Resource
 from kubectl_mesh.errors import ForbiddenError, NotFoundError
@@ -25,26 +25,28 @@ class ClusterObjects:
     missing: set[str] = field(default_factory=set)  # kinds the server does not serve
 
 
-def read(api, namespace: Optional[str], warn: Callable[[str], None],
-         concurrency: int = 4) -> ClusterObjects:
-    """Every object of the analyzed kinds. A 403 on the cluster-wide list of a namespaced kind
-    is retried in `namespace` alone (a user with access to one namespace)."""
+def read(api, warn: Callable[[str], None], concurrency: int = 4) -> ClusterObjects:
+    """Every object of the analyzed kinds, across all namespaces.
+
+    A kind RBAC does not let us list cluster-wide is refused as a whole: the objects of one
+    namespace would make every reference to another namespace (a DestinationRule in the
+    service's namespace, the gateway's pods in istio-system) look missing."""
     from kubectl_mesh.session import for_each
 
     result = ClusterObjects()
     kinds = list(KINDS)
-    for kind, items, error in for_each(kinds, lambda k: _list(api, k, namespace),
-                                       concurrency=concurrency):
+    for kind, items, error in for_each(kinds, lambda k: _list(api, k), concurrency=concurrency):
         prefix, plural, _ = KINDS[kind]
         resource = plural + ("." + prefix.split("/")[2] if prefix.startswith("/apis/") else "")
         if isinstance(error, NotFoundError):
             result.missing.add(kind)
             warn(f"warning: the cluster does not serve {resource} (is its CRD installed?); "
                  f"analyzing without {kind} objects")
-        elif isinstance(error, ForbiddenError):
+        elif isinstance(error, ForbiddenError) and "rejected our credentials" not in str(error):
+            # a 403 for this kind; a 401 (no valid credentials at all) is the command's error
             result.refused.add(kind)
-            warn(f"warning: cannot list {resource}: {error.message}; the analyzers that need "
-                 f"{kind} objects are skipped")
+            warn(f"warning: {error.message}; the analyzers that need {kind} objects are "
+                 f"skipped")
         elif error is not None:
             raise error
         else:
@@ -52,18 +54,10 @@ def read(api, namespace: Optional[str], warn: Callable[[str], None],
     return result
 
 
-def _list(api, kind: str, namespace: Optional[str]) -> list[Resource]:
+def _list(api, kind: str) -> list[Resource]:
     prefix, plural, namespaced = KINDS[kind]
     headers = {"Accept": METADATA_ONLY} if kind == "Secret" else None
-    try:
-        answer = api.request("GET", f"{prefix}/{plural}", headers=headers)
-    except ForbiddenError:
-        if not (namespaced and namespace):
-            raise
-        from kubectl_mesh.kube.api import segment
-
-        answer = api.request("GET", f"{prefix}/namespaces/{segment(namespace)}/{plural}",
-                             headers=headers)
+    answer = api.request("GET", f"{prefix}/{plural}", headers=headers)
     out = []
     for item in (answer or {}).get("items") or []:
         metadata = item.get("metadata") or {}

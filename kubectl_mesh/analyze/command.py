@@ -85,8 +85,7 @@ def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
 
     with Session.open(options.cluster, stderr=stderr) as session:
         namespace = session.namespace or "default"
-        found = cluster.read(session.api, None if options.cluster.all_namespaces else namespace,
-                             warn)
+        found = cluster.read(session.api, warn)
     store.extend(found.resources)
     unavailable |= found.refused
     if not options.cluster.all_namespaces and "Namespace" not in found.refused \
