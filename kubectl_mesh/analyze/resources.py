@@ -3,6 +3,7 @@ indexed by kind and by namespace/name."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
@@ -72,15 +73,17 @@ class Resource:
 
     @property
     def metadata(self) -> dict:
-        return self.obj.get("metadata") or {}
+        metadata = self.obj.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}
 
-    @property
+    @functools.cached_property
     def labels(self) -> dict:
-        return self.metadata.get("labels") or {}
+        """Label keys and values as strings (a file may say `version: 1`)."""
+        return _string_map(self.metadata.get("labels"))
 
-    @property
+    @functools.cached_property
     def annotations(self) -> dict:
-        return self.metadata.get("annotations") or {}
+        return _string_map(self.metadata.get("annotations"))
 
     @property
     def spec(self) -> dict:
@@ -165,9 +168,20 @@ class Store:
         return sum(len(objects) for objects in self._by_kind.values())
 
 
+def _string_map(value: Any) -> dict:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+
+
 def selector_matches(selector: dict, labels: dict) -> bool:
     """A map selector (`{app: x}`) against labels; an empty selector matches everything."""
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def scalar(value: Any) -> Any:
+    """`value` if it is a string, number or bool (usable as a key), else None."""
+    return value if isinstance(value, (str, int, float)) else None
 
 
 def as_list(value: Any) -> list:

@@ -7,7 +7,8 @@ from typing import Iterator, Optional
 
 from kubectl_mesh.analyze import messages as msg
 from kubectl_mesh.analyze.messages import Message
-from kubectl_mesh.analyze.resources import Resource, Store, as_dict, as_list, selector_matches
+from kubectl_mesh.analyze.resources import (Resource, Store, as_dict, as_list, scalar,
+                                             selector_matches)
 
 
 def selector_string(selector: dict) -> str:
@@ -58,11 +59,11 @@ def selector_and_ports(store: Store) -> Iterator[Message]:
                     target = port.get("targetPort")
                     if isinstance(target, int) and target:
                         target_ports.add(target)
-                        port_map.setdefault(port.get("port"), target)
+                        port_map.setdefault(scalar(port.get("port")), target)
                     else:
-                        target_ports.add(port.get("port"))
+                        target_ports.add(scalar(port.get("port")))
         for server in as_list(gw.spec.get("servers")):
-            number = as_dict(as_dict(server).get("port")).get("number")
+            number = scalar(as_dict(as_dict(server).get("port")).get("number"))
             if number is not None and number not in target_ports and number not in port_map:
                 yield Message(msg.GATEWAY_PORT_NOT_DEFINED_ON_SERVICE, (number, key), gw,
                               _selector_line(gw, selector))
