@@ -37,13 +37,13 @@ class Unsupported(Exception):
 def load(text: str, scalar: Callable[[str], Any]) -> Any:
     """One document's value. `scalar(text)` resolves a plain scalar the fast path cannot (PyYAML,
     through a cache the caller owns)."""
+    if "\t" in text or "\r" in text or "?" in text:
+        raise Unsupported("tabs, carriage returns or question marks (complex keys)")
     lines = []
     for number, raw in enumerate(text.split("\n")):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise Unsupported("tab indentation")
         content = raw.rstrip()
         indent = len(content) - len(content.lstrip(" "))
         lines.append([number, indent, content[indent:]])
@@ -170,9 +170,12 @@ class _Reader:
             return text
         if _DECIMAL.match(text):
             return int(text)
-        if text[0] in "&*!|>%@`?[]{},#":
+        if text[0] in "&*!|>%@`?[]{},#:" or text == "-" or text.startswith("- "):
             raise Unsupported("an indicator starts the scalar")
-        return self.scalar(text)
+        value = self.scalar(text)
+        if isinstance(value, (list, dict)):
+            raise Unsupported("not a scalar")
+        return value
 
     def simple_flow(self, text: str):
         """`{a: b, c: d}` / `[a, b]` without nesting, quotes or comments, split directly (most
@@ -222,7 +225,7 @@ class _Reader:
                 else:
                     value, pos = self.flow_item(text, pos)
                     pos = _skip(text, pos)
-                if item in result or isinstance(item, (dict, list)):
+                if isinstance(item, (dict, list)) or item in result:
                     raise Unsupported("duplicate or complex key")
                 result[item] = value
             else:
@@ -235,6 +238,8 @@ class _Reader:
                 raise Unsupported("flow collection syntax")
 
     def flow_item(self, text: str, pos: int):
+        if pos >= len(text):
+            raise Unsupported("flow collection not closed on its line")
         char = text[pos]
         if char in "{[":
             return self.flow(text, pos)
@@ -248,7 +253,10 @@ class _Reader:
         match = _FLOW_PLAIN.match(text, pos)
         if match is None:
             raise Unsupported("flow scalar")
-        return self.plain(match.group(0).rstrip()), match.end()
+        plain = match.group(0).rstrip()
+        if plain.endswith(":"):
+            raise Unsupported("a colon ending a flow scalar")
+        return self.plain(plain), match.end()
 
 
 def _skip(text: str, pos: int) -> int:

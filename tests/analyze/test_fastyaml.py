@@ -77,3 +77,40 @@ def test_every_scenario_and_generated_document_reads_as_pyyaml_does():
         fast += 1
         assert value == yaml.safe_load(doc), doc
     assert fast >= 0.9 * len(docs)  # the fast path is what reads them, not the fallback
+
+
+def test_mutated_documents_read_as_pyyaml_reads_them_or_are_left_to_it():
+    """Random edits (characters YAML treats specially inserted, deleted, doubled) of real
+    documents: whatever the fast reader accepts, PyYAML reads to the same value – it never
+    accepts what PyYAML rejects, and never fails with anything but Unsupported."""
+    import random
+
+    rnd = random.Random(20261206)
+    docs = documents()
+    chars = list(" :-{}[],'\"#\n\tax1&*|>!?%@.")
+    accepted = 0
+    for _ in range(4000):
+        doc = rnd.choice(docs)
+        for _ in range(rnd.randint(1, 3)):
+            i, op = rnd.randrange(len(doc) + 1), rnd.random()
+            if op < 0.4:
+                doc = doc[:i] + rnd.choice(chars) + doc[i:]
+            elif op < 0.8:
+                doc = doc[:i] + doc[i + 1:]
+            else:
+                doc = doc[:i] + doc[i:i + 1] * 2 + doc[i + 1:]
+        try:
+            value = fastyaml.load(doc, strict_scalar)
+        except fastyaml.Unsupported:
+            continue
+        accepted += 1
+        assert value == yaml.safe_load(doc), doc  # raises if PyYAML rejects it
+    assert accepted > 1000
+
+
+def strict_scalar(text: str):
+    """What files.parse passes: PyYAML's value, Unsupported where PyYAML fails."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise fastyaml.Unsupported("scalar") from None
