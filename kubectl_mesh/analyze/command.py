@@ -11,7 +11,7 @@ from kubectl_mesh.analyze.messages import CODES, Message
 from kubectl_mesh.analyze.options import AnalyzeOptions
 from kubectl_mesh.analyze.resources import CLUSTER_KINDS, Store
 from kubectl_mesh.analyze.suppress import keep
-from kubectl_mesh.errors import ExitCode
+from kubectl_mesh.errors import ExitCode, NotFoundError
 
 
 def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
@@ -37,8 +37,14 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
         namespace = options.cluster.namespace or "default"
         unavailable |= CLUSTER_KINDS
     selected = None if options.cluster.all_namespaces else namespace
-    store.extend(file_source.read(paths, namespace, stdin=stdin, warn=warn,
-                                  skip_kinds=frozenset(unavailable)))
+    from_files = file_source.read(paths, namespace, stdin=stdin, warn=warn,
+                                  skip_kinds=frozenset(unavailable))
+    store.extend(from_files)
+    if options.use_kube and selected is not None and "Namespace" not in unavailable \
+            and store.get("Namespace", "", selected) is None \
+            and not any(r.namespace == selected for r in from_files):
+        raise NotFoundError(f"namespace {selected!r} not found in the cluster nor in the files",
+                            hint="check -n, or the context's namespace")
 
     analyzers = [a for a in all_analyzers() if not (a.inputs & unavailable)]
     messages = analyze(store, analyzers, selected)
@@ -80,7 +86,6 @@ def analyze(store: Store, analyzers: list[Analyzer], namespace: Optional[str]) -
 def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
                   stderr: IO[str]) -> str:
     from kubectl_mesh.analyze import cluster
-    from kubectl_mesh.errors import NotFoundError
     from kubectl_mesh.session import Session
 
     with Session.open(options.cluster, stderr=stderr) as session:
@@ -88,10 +93,6 @@ def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
         found = cluster.read(session.api, warn)
     store.extend(found.resources)
     unavailable |= found.refused
-    if not options.cluster.all_namespaces and "Namespace" not in found.refused \
-            and store.get("Namespace", "", namespace) is None:
-        raise NotFoundError(f"namespace {namespace!r} not found",
-                            hint="check -n, or the context's namespace")
     return namespace
 
 

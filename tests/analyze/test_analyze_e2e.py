@@ -105,7 +105,13 @@ def test_a_kind_refused_cluster_wide_skips_its_analyzers(sandbox, mesh):
 def test_a_namespace_that_does_not_exist(mesh):
     result = mesh("analyze", "-n", "no-such-ns")
     assert result.returncode == 3
-    assert result.stderr.strip().splitlines()[-1].startswith("error: namespace 'no-such-ns' not found")
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: namespace 'no-such-ns' not found in the cluster nor in the files")
+    # a new application's files, checked before its namespace is created
+    new_app = FIX.read_text().replace("istioinaction", "new-app")
+    result = mesh("analyze", "-", "-n", "new-app", input=new_app)
+    assert result.returncode == 0, result.stderr
+    assert "IST0174" in result.stdout  # its DestinationRule's host is not (yet) a service
 
 
 def test_completion_offers_analyze_flags_and_leaves_files_to_the_shell(sandbox, mesh):
