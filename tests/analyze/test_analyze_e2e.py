@@ -131,3 +131,37 @@ def test_completion_offers_analyze_flags_and_leaves_files_to_the_shell(sandbox, 
     assert complete("analyze", "") == [":0"]  # file names: the shell's own completion
     assert complete("analyze", "a.yaml", "") == [":0"]
     assert "analyze" in {line.split("\t")[0] for line in complete("an")}
+
+
+LATE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: late}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: late, labels: {app: web}}
+spec:
+  containers:
+  - {name: web, image: nginx, ports: [{containerPort: 8080}]}
+"""
+
+
+def test_a_pod_started_before_its_namespace_was_labelled_has_no_proxy(sandbox, mesh):
+    sandbox.kubectl("apply", "-f", "-", input=LATE)
+    try:
+        result = mesh("analyze", "-n", "late")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("Info [IST0102] (Namespace late) The namespace is not "
+                                        "enabled for Istio injection."), result.stdout
+        assert "IST0103" not in result.stdout  # not injected: no proxy is expected
+        sandbox.kubectl("label", "namespace", "late", "istio-injection=enabled")
+        result = mesh("analyze", "-n", "late")
+        assert result.returncode == 0, result.stderr  # a Warning: below the failure threshold
+        assert result.stdout.splitlines() == [
+            "Warning [IST0103] (Pod late/web) The pod late/web is missing the Istio proxy. This "
+            "can often be resolved by restarting or redeploying the workload."]
+        assert mesh("analyze", "-n", "late", "--failure-threshold", "Warning").returncode == 7
+    finally:
+        sandbox.kubectl("-n", "late", "delete", "pod", "web", "--ignore-not-found", "--wait=false")
+        sandbox.kubectl("delete", "namespace", "late", "--wait=false")
