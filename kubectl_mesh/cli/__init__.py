@@ -25,7 +25,7 @@ class Command:
     name: str
     summary: str
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
-    takes_files: bool = False  # positionals are file names (shell completion lets the shell complete them)
+    takes_files: bool = False  # positionals are file names: the shell completes them
 
     @property
     def module(self) -> str:
