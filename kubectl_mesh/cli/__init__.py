@@ -26,6 +26,7 @@ class Command:
     summary: str
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
     aliases: tuple[str, ...] = ()  # the names istioctl users type (`route`, `log`)
+    takes_files: bool = False  # positionals are file names: the shell completes them
 
     @property
     def module(self) -> str:
@@ -56,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("loglevel", "Show or change a proxy's log levels", aliases=("log",)),
     Command("sniff", "Capture a pod's traffic to a pcap file or Wireshark"),
     Command("accesslog", "Follow a proxy's access log"),
+    Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
+            takes_target=False, takes_files=True),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

@@ -182,6 +182,8 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
         return values_for(action, name + "=", value)
     if partial.startswith("-"):
         return sorted(s for s in options if s.startswith(partial)), NO_FILE_COMPLETION
+    if command.takes_files:
+        return [], FILE_COMPLETION
     if command.takes_target and not positionals:
         return _quietly(lambda: _targets(lister_factory, typed, env, partial)), NO_FILE_COMPLETION
     return [], NO_FILE_COMPLETION
@@ -289,3 +291,7 @@ def complete_sniff() -> int:
 
 def complete_accesslog() -> int:
     return main_for("accesslog")
+
+
+def complete_analyze() -> int:
+    return main_for("analyze")

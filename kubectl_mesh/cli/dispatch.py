@@ -169,6 +169,7 @@ secrets_main = _executable("secrets")
 loglevel_main = _executable("loglevel")
 sniff_main = _executable("sniff")
 accesslog_main = _executable("accesslog")
+analyze_main = _executable("analyze")
 
 
 if __name__ == "__main__":

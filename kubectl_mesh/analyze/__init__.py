@@ -1,0 +1,1 @@
+"""`kubectl mesh analyze`: Istio configuration analysis with istioctl analyze's messages."""

@@ -1,0 +1,55 @@
+"""The analyzers, one module per kind as in istio/pkg/config/analysis/analyzers/.
+
+Each analyzer is a name (istioctl's), the kinds it reads, and a function of the store that
+yields messages. Every one indexes what it looks up (by host, by namespace/name) once, so a
+mesh of N objects is analyzed in O(N), never by comparing objects pairwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from kubectl_mesh.analyze.messages import Message
+from kubectl_mesh.analyze.resources import Store
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    name: str
+    inputs: frozenset
+    run: Callable[[Store], Iterable[Message]]
+
+
+def all_analyzers() -> tuple[Analyzer, ...]:
+    from kubectl_mesh.analyze.analyzers import (auth, destinationrule, gateway, injection,
+                                                service, virtualservice)
+
+    return (
+        Analyzer("auth.MTLSAnalyzer",
+                 frozenset({"DestinationRule", "PeerAuthentication", "Service"}),
+                 auth.mtls_conflicts),
+        Analyzer("destinationrule.SubsetSelectPodAnalyzer",
+                 frozenset({"DestinationRule", "Pod", "Service", "ServiceEntry"}),
+                 destinationrule.subsets_select_pods),
+        Analyzer("gateway.IngressGatewayPortAnalyzer", frozenset({"Gateway", "Pod", "Service"}),
+                 gateway.selector_and_ports),
+        Analyzer("gateway.SecretAnalyzer", frozenset({"Gateway", "Pod", "Secret"}),
+                 gateway.credential_secrets),
+        Analyzer("injection.Analyzer", frozenset({"Namespace", "Pod"}), injection.injection),
+        Analyzer("service.PortNameAnalyzer", frozenset({"Service"}), service.port_names),
+        Analyzer("virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+                 frozenset({"VirtualService"}), virtualservice.conflicting_mesh_hosts),
+        Analyzer("virtualservice.DestinationHostAnalyzer",
+                 frozenset({"VirtualService", "Service", "ServiceEntry"}),
+                 virtualservice.destination_hosts),
+        Analyzer("virtualservice.DestinationRuleAnalyzer",
+                 frozenset({"VirtualService", "DestinationRule"}), virtualservice.destination_subsets),
+        Analyzer("virtualservice.GatewayAnalyzer", frozenset({"VirtualService", "Gateway"}),
+                 virtualservice.gateways),
+    )
+
+
+def run_all(store: Store, analyzers: Iterable[Analyzer]) -> Iterator[Message]:
+    for analyzer in analyzers:
+        yield from analyzer.run(store)

@@ -1,0 +1,99 @@
+"""Gateway analyzers (istio/pkg/config/analysis/analyzers/gateway/): a selector that matches
+no pod, server ports the gateway's Service does not expose, missing credentialName secrets."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from kubectl_mesh.analyze import messages as msg
+from kubectl_mesh.analyze.messages import Message
+from kubectl_mesh.analyze.resources import (Resource, Store, as_dict, as_list, scalar,
+                                             selector_matches)
+
+
+def selector_string(selector: dict) -> str:
+    """labels.SelectorFromSet(...).String(): `k=v` pairs sorted by key, comma-separated."""
+    return ",".join(f"{k}={selector[k]}" for k in sorted(selector))
+
+
+def _selector(gateway: Resource) -> dict:
+    return {str(k): str(v) for k, v in as_dict(gateway.spec.get("selector")).items()}
+
+
+def _selector_line(gateway: Resource, selector: dict) -> int:
+    first = sorted(selector)[0] if selector else None
+    return gateway.line_of("spec", "selector", first) if first else 0
+
+
+def _selected_pods(store: Store, selector: dict) -> list[Resource]:
+    return [pod for pod in store.of("Pod") if selector_matches(selector, pod.labels)]
+
+
+def selector_and_ports(store: Store) -> Iterator[Message]:
+    """gateway.IngressGatewayPortAnalyzer."""
+    services_by_ns: dict[str, list[Resource]] = {}
+    for svc in store.of("Service"):
+        services_by_ns.setdefault(svc.namespace, []).append(svc)
+    pods_by_selector: dict[str, list[Resource]] = {}
+    for gw in store.of("Gateway"):
+        selector = _selector(gw)
+        key = selector_string(selector)
+        if key not in pods_by_selector:
+            pods_by_selector[key] = _selected_pods(store, selector)
+        pods = pods_by_selector[key]
+        if not pods:
+            yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", key), gw,
+                          _selector_line(gw, selector))
+            continue
+        target_ports: set = set()
+        port_map: dict = {}
+        for pod in pods:
+            for svc in services_by_ns.get(pod.namespace, []):
+                svc_selector = as_dict(svc.spec.get("selector"))
+                if not selector_matches(svc_selector, pod.labels):
+                    continue
+                for port in as_list(svc.spec.get("ports")):
+                    port = as_dict(port)
+                    if (port.get("protocol") or "TCP") != "TCP":
+                        continue
+                    target = port.get("targetPort")
+                    if isinstance(target, int) and target:
+                        target_ports.add(target)
+                        port_map.setdefault(scalar(port.get("port")), target)
+                    else:
+                        target_ports.add(scalar(port.get("port")))
+        for server in as_list(gw.spec.get("servers")):
+            number = scalar(as_dict(as_dict(server).get("port")).get("number"))
+            if number is not None and number not in target_ports and number not in port_map:
+                yield Message(msg.GATEWAY_PORT_NOT_DEFINED_ON_SERVICE, (number, key), gw,
+                              _selector_line(gw, selector))
+
+
+def credential_secrets(store: Store) -> Iterator[Message]:
+    """gateway.SecretAnalyzer: a TLS server's credentialName names no Secret in the namespace
+    of the gateway's pods (where Istio reads it)."""
+    pods_by_selector: dict[str, list[Resource]] = {}
+    for gw in store.of("Gateway"):
+        selector = _selector(gw)
+        key = selector_string(selector)
+        if key not in pods_by_selector:
+            pods_by_selector[key] = _selected_pods(store, selector)
+        pods = pods_by_selector[key]
+        if not pods:
+            yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", selector_string(selector)),
+                          gw, _selector_line(gw, selector))
+            continue
+        namespace = pods[0].namespace
+        for i, server in enumerate(as_list(gw.spec.get("servers"))):
+            name = _credential_name(as_dict(server))
+            if not name:
+                continue
+            ns, _, short = name.rpartition("/")
+            if store.get("Secret", ns or namespace, short) is None:
+                yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("credentialName", name), gw,
+                              gw.line_of("spec", "servers", i, "tls", "credentialName"))
+
+
+def _credential_name(server: dict) -> Optional[str]:
+    name = as_dict(server.get("tls")).get("credentialName")
+    return str(name) if name else None

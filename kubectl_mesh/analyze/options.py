@@ -1,0 +1,29 @@
+"""The frozen options of one `kubectl mesh analyze` run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubectl_mesh.analyze.messages import Level
+from kubectl_mesh.cli.common import ClusterOptions
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """`--suppress CODE=KIND NAME.NAMESPACE` (`*` a wildcard in the resource part)."""
+
+    code: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    cluster: ClusterOptions
+    files: tuple[str, ...] = ()
+    recursive: bool = False
+    use_kube: bool = True
+    output: str = "short"
+    output_threshold: Level = Level.INFO
+    failure_threshold: Level = Level.ERROR
+    suppressions: tuple[Suppression, ...] = ()
+    list_analyzers: bool = False

@@ -1,0 +1,167 @@
+"""`kubectl mesh analyze` through real kubectl against the sandbox's default scenario: the
+VirtualService routes to subsets no DestinationRule defines until catalog-destinationrule.yaml
+is applied; a file is analyzed as if applied over the cluster; kinds the cluster does not
+serve or RBAC refuses are one warning line each."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from sandbox.testing import add_user
+
+SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
+FIX = SCENARIOS / "catalog-destinationrule.yaml"
+V1 = ('Error [IST0101] (VirtualService istioinaction/catalog-v1-v2) Referenced host+subset in '
+      'destinationrule not found: "catalog.istioinaction.svc.cluster.local+version-v1"')
+V2 = V1.replace("version-v1", "version-v2")
+
+
+def test_the_default_scenario_has_two_missing_subsets(mesh):
+    result = mesh("analyze", "-n", "istioinaction")
+    assert result.stdout.splitlines() == [V1, V2], result.stderr
+    assert result.returncode == 7
+    # ServiceEntry and PeerAuthentication are not served by the sandbox: one line each
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, result.stderr
+    assert any("serviceentries.networking.istio.io" in w for w in warnings)
+    assert any("peerauthentications.security.istio.io" in w for w in warnings)
+
+
+def test_json_output_has_istioctl_keys(mesh):
+    result = mesh("analyze", "-n", "istioinaction", "-o", "json")
+    assert result.returncode == 7, result.stderr
+    data = json.loads(result.stdout)
+    assert [m["message"] for m in data] == [V1.split(") ", 1)[1], V2.split(") ", 1)[1]]
+    assert data[0] == {
+        "code": "IST0101",
+        "documentationUrl": "https://istio.io/latest/docs/reference/config/analysis/ist0101/"
+                            "?ref=istioctl-analyze",
+        "level": "Error", "message": data[0]["message"],
+        "origin": "VirtualService istioinaction/catalog-v1-v2"}
+
+
+def test_a_file_counts_as_applied_before_it_is(sandbox, mesh):
+    result = mesh("analyze", str(FIX), "-n", "istioinaction")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert f"No validation issues found when analyzing {FIX}." in result.stderr
+
+
+def test_after_applying_the_fix_the_namespace_is_clean(sandbox, mesh):
+    sandbox.kubectl("apply", "-f", str(FIX))
+    try:
+        result = mesh("analyze", "-n", "istioinaction")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == ""
+        assert "No validation issues found when analyzing namespace: istioinaction." in result.stderr
+        # the subsets select the catalog pods: removing a pod label's match is reported
+        broken = FIX.read_text().replace("{version: v2}", "{version: v3}")
+        result = mesh("analyze", "-", "-n", "istioinaction", input=broken)
+        assert result.returncode == 7, result.stderr
+        assert result.stdout.splitlines() == [
+            "Error [IST0173] (DestinationRule istioinaction/catalog -:4) The Subset version-v2 "
+            "defined in the DestinationRule does not select any pods. Which may lead to 503 UH "
+            "(NoHealthyUpstream)."]
+    finally:
+        sandbox.kubectl("delete", "-f", str(FIX))
+
+
+def test_pods_without_a_proxy_in_an_injected_namespace(sandbox, mesh):
+    # the ingress gateway runs in istio-system, which injection analysis leaves out
+    result = mesh("analyze", "-n", "istio-system", "--output-threshold", "Info")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "IST0103" not in result.stdout
+    result = mesh("analyze", "-n", "default", "--output-threshold", "Info")
+    assert result.returncode == 0, result.stderr
+    assert ("Info [IST0102] (Namespace default) The namespace is not enabled for Istio "
+            "injection. Run 'kubectl label namespace default istio-injection=enabled'") \
+        in result.stdout
+    result = mesh("analyze", "-n", "default", "--suppress", "IST0102=Namespace default")
+    assert result.stdout == "" and result.returncode == 0, result.stderr
+
+
+def test_rbac_refusal_is_one_warning_and_analysis_goes_on(sandbox, mesh):
+    kubeconfig = add_user(sandbox.state, sandbox.kubeconfig, "no-secrets", ["list secrets"])
+    result = mesh("analyze", "-n", "istioinaction", env=mesh.env(KUBECONFIG=str(kubeconfig)))
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.splitlines() == [V1, V2]
+    refused = [line for line in result.stderr.splitlines() if "secrets" in line]
+    assert refused == ["warning: cannot list secrets at the cluster scope: ask for RBAC verb list "
+                       "on secrets; the analyzers that need Secret objects are skipped"], \
+        result.stderr
+
+
+def test_a_kind_refused_cluster_wide_skips_its_analyzers(sandbox, mesh):
+    # pods visible in istioinaction only: the gateway's pods in istio-system would look
+    # missing, so the pod analyzers do not run rather than report a selector matching nothing
+    kubeconfig = add_user(sandbox.state, sandbox.kubeconfig, "ns-pods", ["list pods@istio-system"])
+    result = mesh("analyze", "-n", "istioinaction", env=mesh.env(KUBECONFIG=str(kubeconfig)))
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.splitlines() == [V1, V2]
+    assert "warning: cannot list pods at the cluster scope" in result.stderr
+
+
+def test_a_namespace_that_does_not_exist(mesh):
+    result = mesh("analyze", "-n", "no-such-ns")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: namespace 'no-such-ns' not found in the cluster nor in the files")
+    # a new application's files, checked before its namespace is created
+    new_app = FIX.read_text().replace("istioinaction", "new-app")
+    result = mesh("analyze", "-", "-n", "new-app", input=new_app)
+    assert result.returncode == 0, result.stderr
+    assert "IST0174" in result.stdout  # its DestinationRule's host is not (yet) a service
+
+
+def test_completion_offers_analyze_flags_and_leaves_files_to_the_shell(sandbox, mesh):
+    import subprocess
+
+    from sandbox.testing import kubectl_binary
+
+    def complete(*words: str) -> list[str]:
+        out = subprocess.run([kubectl_binary(), "__complete", "mesh", *words],
+                             capture_output=True, text=True, timeout=30, env=mesh.env())
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    assert complete("analyze", "--fail") == ["--failure-threshold", ":4"]
+    assert complete("analyze", "-o", "") == ["short", "json", "yaml", ":4"]
+    assert complete("analyze", "--sup") == ["--suppress", ":4"]
+    assert complete("analyze", "") == [":0"]  # file names: the shell's own completion
+    assert complete("analyze", "a.yaml", "") == [":0"]
+    assert "analyze" in {line.split("\t")[0] for line in complete("an")}
+
+
+LATE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: late}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: late, labels: {app: web}}
+spec:
+  containers:
+  - {name: web, image: nginx, ports: [{containerPort: 8080}]}
+"""
+
+
+def test_a_pod_started_before_its_namespace_was_labelled_has_no_proxy(sandbox, mesh):
+    sandbox.kubectl("apply", "-f", "-", input=LATE)
+    try:
+        result = mesh("analyze", "-n", "late")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("Info [IST0102] (Namespace late) The namespace is not "
+                                        "enabled for Istio injection."), result.stdout
+        assert "IST0103" not in result.stdout  # not injected: no proxy is expected
+        sandbox.kubectl("label", "namespace", "late", "istio-injection=enabled")
+        result = mesh("analyze", "-n", "late")
+        assert result.returncode == 0, result.stderr  # a Warning: below the failure threshold
+        assert result.stdout.splitlines() == [
+            "Warning [IST0103] (Pod late/web) The pod late/web is missing the Istio proxy. This "
+            "can often be resolved by restarting or redeploying the workload."]
+        assert mesh("analyze", "-n", "late", "--failure-threshold", "Warning").returncode == 7
+    finally:
+        sandbox.kubectl("-n", "late", "delete", "pod", "web", "--ignore-not-found", "--wait=false")
+        sandbox.kubectl("delete", "namespace", "late", "--wait=false")
