@@ -274,13 +274,13 @@ sys.exit(run_command("routes"))
 """
 # The fetch `routes` does, in the main thread so cProfile sees it (target as in `target`).
 FETCH_ONLY = """
-from kubectl_mesh.cli.common import ClusterOptions
+from kubectl_mesh.cli.common import cluster_options
 from kubectl_mesh.cli.proxyconfig import MASKS
 from kubectl_mesh.session import Session
 import argparse
 args = argparse.Namespace(kubeconfig=None, context=None, namespace="istio-system",
                           request_timeout=10.0, proxy_admin_port=15000)
-with Session.open(ClusterOptions.from_args(args)) as session:
+with Session.open(cluster_options(args)) as session:
     pod = session.proxies("deploy/istio-ingressgateway")[0]
     with session.admin(pod) as admin:
         admin.config_dump(mask=MASKS["routes"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubectl_mesh.analyze.messages import Level
-from kubectl_mesh.cli.common import ClusterOptions
+from kubectl_mesh.clusteroptions import ClusterOptions
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def options_from_args(args: argparse.Namespace):
     if args.files.count("-") > 1:
         raise UsageError("'-' (stdin) can be given once")
     return AnalyzeOptions(
-        cluster=common.ClusterOptions.from_args(args), files=tuple(args.files),
+        cluster=common.cluster_options(args), files=tuple(args.files),
         recursive=args.recursive, use_kube=args.use_kube, output=args.output,
         output_threshold=Level.INFO if args.output_threshold is None else args.output_threshold,
         failure_threshold=(Level.ERROR if args.failure_threshold is None
