@@ -59,8 +59,9 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
     if sub == "portforward":
         def connect(port: int) -> socket.socket:
             return socket.create_connection((pod.ip, port), timeout=5)
+        api = getattr(handler.server, "api", None)  # the double's modelled round trip
         return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws,
-                                         delay_line=handler.server.api.latency.delay_line)
+                                         delay_line=api.latency.delay_line if api else None)
     name = _container(obj, pod, query)
     container = pod.containers.get(name)
     if sub == "exec":

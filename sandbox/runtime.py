@@ -56,6 +56,7 @@ class Container:
     # processes `kubectl exec`ed into this run: they live until they end or the container
     # stops, not when the exec client leaves (as on a real node)
     execs: list = dataclasses.field(default_factory=list)
+    waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
 
 
 @dataclasses.dataclass
@@ -86,13 +87,32 @@ def proxy_type(pod: dict) -> str:
     return "sidecar"
 
 
+def any_image(_image: str) -> bool:
+    return True
+
+
 class Runtime:
-    """Starts each pod's containers as processes on the pod's own 127.0.x.y address."""
+    """Starts each pod's containers as processes on the pod's own 127.N.x.y address.
+
+    `store` is where pods come from and their status goes: the API double's Store, or
+    anything with its `add_listener`, `find` and `update` (`sandbox.real.kubelet.podsource`
+    watches a real API server's pods bound to the node). With `on_pod_stopped(pod)` the
+    runtime says when a deleted pod's processes are all gone (a kubelet then removes the
+    pod from the API server); `image_known(image)` says whether an image maps to a local
+    program (others wait with ErrImagePull); `addresses` lends a pool of pod addresses the
+    caller owns and releases."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
-                 envoy: str | None = None, allow_websocket=lambda: True):
+                 envoy: str | None = None, allow_websocket=lambda: True, *,
+                 node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
+                 addresses: AddressPool | None = None, image_known=any_image,
+                 on_pod_stopped=None):
         self.store = store
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.image_known = image_known
+        self.on_pod_stopped = on_pod_stopped
         self.state_dir = state_dir
         self.kubeconfig = kubeconfig
         self.behaviours = behaviours
@@ -101,7 +121,8 @@ class Runtime:
         self.allow_websocket = allow_websocket
         self._lock = threading.Lock()
         self._pods: dict[str, PodProcesses] = {}  # by pod uid
-        self.addresses = AddressPool()
+        self._owns_addresses = addresses is None
+        self.addresses = addresses or AddressPool()
         self.cgroups, why = CgroupTree.create(self.addresses.network, state_dir)
         if self.cgroups is None:
             print(f"sandbox: no writable cgroup hierarchy ({why}); container IDs are "
@@ -125,7 +146,9 @@ class Runtime:
             with self._lock:
                 pod = self._pods.pop(uid, None)
             if pod:
-                threading.Thread(target=self._stop_pod, args=(pod,), daemon=True).start()
+                threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
+            elif self.on_pod_stopped is not None:
+                self.on_pod_stopped(ev.obj)
         elif ev.type == "MODIFIED":
             with self._lock:
                 pod = self._pods.get(uid)
@@ -152,9 +175,16 @@ class Runtime:
                 return
             self._pods[pod.uid] = pod
         for c_spec in spec.get("containers") or []:
-            self._container(pod, c_spec)
+            c = self._container(pod, c_spec)
+            if not self.image_known(c_spec.get("image") or ""):
+                # what a kubelet reports after a failed pull (pkg/kubelet/images
+                # image_manager.go EnsureImageExists: ErrImagePull); the sandbox never retries
+                c.waiting = ("ErrImagePull", f'failed to pull and unpack image '
+                             f'"{c_spec.get("image")}": the sandbox has no program for it')
         pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
+        if any(c.waiting for c in pod.containers.values()):
+            return
         try:
             for c in pod.containers.values():
                 self._launch(pod, c, obj)
@@ -365,13 +395,14 @@ class Runtime:
             reason = message = ""
             if pod.terminal:
                 phase, reason, message = pod.terminal
-            obj.setdefault("spec", {})["nodeName"] = "sandbox-node"
+            obj.setdefault("spec", {})["nodeName"] = self.node_name
             statuses = [self._container_status(c) for c in pod.containers.values() if not c.ephemeral]
             ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
             t = now_rfc3339()
             status = obj.setdefault("status", {})
             status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
-                           "hostIP": "127.0.0.1", "startTime": status.get("startTime") or t,
+                           "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
+                           "startTime": status.get("startTime") or t,
                            "containerStatuses": statuses, "qosClass": "BestEffort"})
             for key, value in (("reason", reason), ("message", message)):
                 if value:
@@ -379,11 +410,17 @@ class Runtime:
             eph = [self._container_status(c) for c in pod.containers.values() if c.ephemeral]
             if eph:
                 status["ephemeralContainerStatuses"] = eph
-            status["conditions"] = [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-                {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": t},
-                {"type": "Ready", "status": str(ready), "lastTransitionTime": t}]
+            # a condition keeps its lastTransitionTime while its status stays (the kubelet's
+            # status manager, pkg/kubelet/status/status_manager.go updateLastTransitionTime)
+            before = {c.get("type"): c for c in status.get("conditions") or []}
+            conditions = []
+            for kind, value in (("PodScheduled", "True"), ("Initialized", "True"),
+                                ("ContainersReady", str(ready)), ("Ready", str(ready))):
+                old = before.get(kind) or {}
+                since = old.get("lastTransitionTime") if old.get("status") == value else None
+                conditions.append({"type": kind, "status": value,
+                                   "lastTransitionTime": since or t})
+            status["conditions"] = conditions
         try:
             self.store.update("pods", pod.namespace, pod.name, mutate)
         except NotFound:
@@ -400,19 +437,25 @@ class Runtime:
                                     "startedAt": c.started_at or None,
                                     "finishedAt": c.finished_at or None,
                                     "containerID": c.container_id}}
+        elif c.waiting is not None:
+            state = {"waiting": {"reason": c.waiting[0], "message": c.waiting[1]}}
         else:
             state = {"waiting": {"reason": "ContainerCreating"}}
-        return {"name": c.name, "image": c.spec.get("image", ""), "ready": c.ready and running,
+        image = c.spec.get("image", "")
+        return {"name": c.name, "image": image, "ready": c.ready and running,
                 "started": running, "restartCount": c.restarts, "state": state,
-                "containerID": c.container_id if c.process else ""}
+                "containerID": c.container_id if c.process else "",
+                "imageID": f"sandbox://{image}" if c.process else ""}
 
     # -- stopping
-    def _stop_pod(self, pod: PodProcesses) -> None:
+    def _stop_pod(self, pod: PodProcesses, obj: dict | None = None) -> None:
         with pod.starting:
             pod.stopping.set()
         self._kill_containers(pod)
         for c in pod.containers.values():
             c.log.close()
+        if obj is not None and self.on_pod_stopped is not None:
+            self.on_pod_stopped(obj)
 
     def _kill_containers(self, pod: PodProcesses) -> None:
         """SIGTERM every running container (SIGKILL after 3 s), as a kubelet killing a pod;
@@ -447,7 +490,8 @@ class Runtime:
             t.join()
         if self.cgroups is not None:
             self.cgroups.remove_all()
-        self.addresses.release()
+        if self._owns_addresses:
+            self.addresses.release()
 
     def status(self) -> list[dict]:
         with self._lock:

@@ -1,0 +1,182 @@
+"""The Node object and its heartbeats, as a kubelet registers and renews them.
+
+Registration (pkg/kubelet/kubelet_node_status.go `registerWithAPIServer` → `initialNode`):
+create the Node with the kubelet's default labels (hostname, os, arch and their beta
+twins), the controller-managed attach/detach annotation, and a status the node status setters
+fill (`defaultNodeStatusFuncs`, pkg/kubelet/nodestatus/setters.go): addresses, capacity and
+allocatable, nodeInfo, the kubelet's endpoint, and the MemoryPressure, DiskPressure,
+PIDPressure and Ready conditions. An existing Node of that name is taken over.
+
+Heartbeats: the node Lease in kube-node-lease (holderIdentity = the node, 40 s duration,
+owned by the Node) renewed every quarter of its duration – 10 s (pkg/kubelet/kubelet.go
+`nodeLeaseRenewIntervalFraction`, k8s.io/component-helpers/apimachinery/lease controller.go
+`newLease`); the Node's status is posted again with a fresh lastHeartbeatTime every
+`status_interval` (the kubelet's nodeStatusReportFrequency, 5 min by default, shorter here)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import platform
+import threading
+
+from .client import ApiStatus, NodeClient
+
+KUBELET_VERSION = "v1.37.2"
+KUBELET_PORT = 10250
+LEASE_DURATION = 40
+LEASE_NAMESPACE = "kube-node-lease"
+MAX_PODS = 110
+
+
+def _now(micro: bool = False) -> str:
+    t = datetime.datetime.now(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _memory_ki() -> int:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        return pathlib.Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+def capacity(state_dir: pathlib.Path) -> dict[str, str]:
+    """cpu, memory, pods and ephemeral-storage of this machine (nodestatus.MachineInfo)."""
+    st = os.statvfs(state_dir)
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_ki()}Ki",
+            "pods": str(MAX_PODS), "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki"}
+
+
+def node_status(address: str, name: str, state_dir: pathlib.Path,
+                previous: list[dict] | None = None) -> dict:
+    t = _now()
+    before = {c["type"]: c for c in previous or []}
+
+    def condition(kind: str, status: str, reason: str, message: str) -> dict:
+        old = before.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == status else None
+        return {"type": kind, "status": status, "lastHeartbeatTime": t,
+                "lastTransitionTime": since or t, "reason": reason, "message": message}
+
+    cap = capacity(state_dir)
+    return {
+        "addresses": [{"type": "InternalIP", "address": address},
+                      {"type": "Hostname", "address": name}],
+        "capacity": cap, "allocatable": dict(cap),
+        "conditions": [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
+                      "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
+                      "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID",
+                      "kubelet has sufficient PID available"),
+            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status")],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "nodeInfo": {
+            "machineID": _read("/etc/machine-id"), "systemUUID": _read("/etc/machine-id"),
+            "bootID": _read("/proc/sys/kernel/random/boot_id"),
+            "kernelVersion": platform.release(), "osImage": _os_image(),
+            "containerRuntimeVersion": "sandbox://0.1.0", "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": _arch()},
+    }
+
+
+class NodeAgent:
+    """Registers the Node, then renews its Lease and posts its status until stopped."""
+
+    def __init__(self, client: NodeClient, name: str, address: str, state_dir: pathlib.Path,
+                 *, lease_interval: float = LEASE_DURATION / 4, status_interval: float = 60.0):
+        self.client = client
+        self.name = name
+        self.address = address
+        self.state_dir = state_dir
+        self.lease_interval = lease_interval
+        self.status_interval = status_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="kubelet-node")
+        self.uid = ""
+
+    def register(self) -> dict:
+        arch = _arch()
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": self.name,
+            "labels": {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+                       "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
+                       "beta.kubernetes.io/arch": arch},
+            "annotations": {"volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+            "spec": {}, "status": node_status(self.address, self.name, self.state_dir)}
+        try:
+            created = self.client.request("POST", "/api/v1/nodes", node)
+        except ApiStatus as e:
+            if e.code != 409:
+                raise
+            created = self.client.request("GET", f"/api/v1/nodes/{self.name}")
+        self.uid = created["metadata"]["uid"]
+        self.post_status()
+        self.renew_lease()
+        return created
+
+    def post_status(self) -> dict:
+        node = self.client.request("GET", f"/api/v1/nodes/{self.name}")
+        node["status"].update(node_status(self.address, self.name, self.state_dir,
+                                          (node.get("status") or {}).get("conditions")))
+        return self.client.request("PUT", f"/api/v1/nodes/{self.name}/status", node)
+
+    def renew_lease(self) -> dict:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
+                "renewTime": _now(micro=True)}
+        try:
+            lease = self.client.request("GET", f"{path}/{self.name}")
+        except ApiStatus as e:
+            if e.code != 404:
+                raise
+            return self.client.request("POST", path, {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE,
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
+                                                  "name": self.name, "uid": self.uid}]},
+                "spec": spec})
+        lease["spec"].update(spec)
+        return self.client.request("PUT", f"{path}/{self.name}", lease)
+
+    def start(self) -> "NodeAgent":
+        self.register()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _beat(self) -> None:
+        since_status = 0.0
+        while not self._stop.wait(self.lease_interval):
+            since_status += self.lease_interval
+            try:
+                self.renew_lease()
+                if since_status >= self.status_interval:
+                    self.post_status()
+                    since_status = 0.0
+            except (ApiStatus, OSError, ValueError):
+                pass  # tried again at the next beat, as the lease controller does
