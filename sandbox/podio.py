@@ -30,6 +30,7 @@ def _container(obj: dict, pod, query: dict, *, allow_ephemeral: bool = True):
     name = _one(query, "container")
     spec = obj.get("spec") or {}
     names = [c["name"] for c in spec.get("containers") or []]
+    inits = [c["name"] for c in spec.get("initContainers") or []]
     eph = [c["name"] for c in spec.get("ephemeralContainers") or []] if allow_ephemeral else []
     pod_name = obj["metadata"]["name"]
     if not name:
@@ -37,7 +38,7 @@ def _container(obj: dict, pod, query: dict, *, allow_ephemeral: bool = True):
             raise _bad_request(f"a container name must be specified for pod {pod_name}, "
                                f"choose one of: [{' '.join(names)}]")
         name = names[0] if names else None
-    if name not in names + eph:
+    if name not in names + inits + eph:
         raise _bad_request(f"container {name} is not valid for pod {pod_name}")
     return name
 

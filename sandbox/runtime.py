@@ -28,7 +28,7 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
-from . import podlifecycle, probes, tools
+from . import podconditions, podlifecycle, probes, tools
 
 PROXY = "istio-proxy"
 QOS_CLASS = "BestEffort"  # no sandbox container sets requests or limits
@@ -49,6 +49,7 @@ class Container:
     ready: bool = False
     started_at: str = ""
     ephemeral: bool = False
+    init: bool = False  # from spec.initContainers
     exit_code: int | None = None  # of the current run, once it has ended
     finished_at: str = ""
     container_id: str = ""  # status.containerStatuses[].containerID of the current run
@@ -76,8 +77,22 @@ class PodProcesses:
     # generateAPIPodStatus), with the reason and message the status then carries
     terminal: tuple[str, str, str] | None = None
 
+    initialized: bool = True  # every init container has completed (or started, a sidecar)
+
     def regular(self) -> list[Container]:
-        return [c for c in self.containers.values() if not c.ephemeral]
+        return [c for c in self.containers.values() if not c.ephemeral and not c.init]
+
+    def inits(self) -> list[Container]:
+        return [c for c in self.containers.values() if c.init]
+
+    def kept_ready(self) -> list[Container]:
+        """The containers whose readiness makes the pod Ready: regular ones and sidecars."""
+        return self.regular() + [c for c in self.inits() if _sidecar(c.spec)]
+
+
+def _sidecar(spec: dict) -> bool:
+    """A restartable init container (native sidecar): started in order, then kept running."""
+    return spec.get("restartPolicy") == "Always"
 
 
 def proxy_type(pod: dict) -> str:
@@ -174,22 +189,26 @@ class Runtime:
             if self._closed:
                 return
             self._pods[pod.uid] = pod
-        for c_spec in spec.get("containers") or []:
-            c = self._container(pod, c_spec)
-            if not self.image_known(c_spec.get("image") or ""):
-                # what a kubelet reports after a failed pull (pkg/kubelet/images
-                # image_manager.go EnsureImageExists: ErrImagePull); the sandbox never retries
-                c.waiting = ("ErrImagePull", f'failed to pull and unpack image '
-                             f'"{c_spec.get("image")}": the sandbox has no program for it')
+        for init, key in ((True, "initContainers"), (False, "containers")):
+            for c_spec in spec.get(key) or []:
+                c = self._container(pod, c_spec, init=init)
+                if not self.image_known(c_spec.get("image") or ""):
+                    # what a kubelet reports after a failed pull (pkg/kubelet/images
+                    # image_manager.go EnsureImageExists: ErrImagePull); never retried here
+                    c.waiting = ("ErrImagePull", f'failed to pull and unpack image '
+                                 f'"{c_spec.get("image")}": the sandbox has no program for it')
+        pod.initialized = not pod.inits()
         pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
-        if any(c.waiting for c in pod.containers.values()):
+        if any(c.waiting for c in pod.inits()) or not self._run_inits(pod, obj):
+            return
+        if any(c.waiting for c in pod.regular()):
             return
         try:
-            for c in pod.containers.values():
+            for c in pod.regular():
                 self._launch(pod, c, obj)
         except OSError as e:
-            for c in pod.containers.values():
+            for c in pod.regular():
                 if c.process is None:
                     c.exit_code = 128  # like a runtime's StartError: the container never ran
             pod.terminal = ("Failed", "", str(e))
@@ -200,20 +219,60 @@ class Runtime:
         deadline = time.monotonic() + 60
         while not pod.stopping.is_set() and not pod.terminal and time.monotonic() < deadline:
             changed = False
-            for c in pod.containers.values():
+            for c in pod.kept_ready():
                 if not c.ready and c.process and c.process.poll() is None and self._probe(pod, c):
                     c.ready = changed = True
             if changed:
                 self._set_status(pod, phase="Running")
-            if all(c.ready for c in pod.containers.values() if not c.ephemeral):
+            if all(c.ready for c in pod.kept_ready()):
                 return
             time.sleep(0.05)
 
-    def _container(self, pod: PodProcesses, spec: dict, ephemeral: bool = False) -> Container:
+    def _run_inits(self, pod: PodProcesses, obj: dict) -> bool:
+        """Run the init containers one after the other, each to a successful end (a sidecar:
+        until started), as pkg/kubelet/kuberuntime/kuberuntime_manager.go `computePodActions`
+        orders them: a failed one is run again after the back-off unless the pod's
+        restartPolicy is Never, which fails the pod (kubelet_pods.go `getPhase`). False when
+        the pod is not to go on."""
+        never = (obj.get("spec") or {}).get("restartPolicy") == "Never"
+        for c in pod.inits():
+            while True:
+                with pod.starting:
+                    if pod.stopping.is_set():
+                        return False
+                    try:
+                        self._launch(pod, c, obj)
+                    except OSError as e:
+                        c.exit_code, c.finished_at = 128, now_rfc3339()
+                        c.log.write_line("stderr", f"failed to start container {c.name!r}: {e}")
+                self._set_status(pod, phase="Pending")
+                if _sidecar(c.spec):
+                    break
+                if c.process is not None:
+                    c.process.wait()
+                    self._container_ended(c)
+                if pod.stopping.is_set():
+                    return False
+                if c.exit_code == 0:
+                    c.ready = True  # a completed init container counts as ready
+                    break
+                if never:
+                    pod.terminal = ("Failed", "", "")
+                    self._set_status(pod, phase="Failed")
+                    return False
+                c.restarts += 1
+                self._set_status(pod, phase="Pending")
+                if pod.stopping.wait(1.0):  # the sandbox's whole back-off
+                    return False
+        pod.initialized = True
+        return True
+
+    def _container(self, pod: PodProcesses, spec: dict, ephemeral: bool = False,
+                   init: bool = False) -> Container:
         directory = self.state_dir / "pods" / pod.namespace / pod.name / spec["name"]
         directory.mkdir(parents=True, exist_ok=True)
         log = ContainerLog(directory.parent / f"{spec['name']}.log")
-        c = Container(spec["name"], spec, directory, log, ephemeral=ephemeral)
+        c = Container(spec["name"], spec, directory, log, ephemeral=ephemeral, init=init)
         pod.containers[c.name] = c
         return c
 
@@ -235,6 +294,10 @@ class Runtime:
         if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system":
             return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
                     "--listen", pod.ip], env
+        if c.init and not c.spec.get("command") and not _sidecar(c.spec):
+            # the sandbox has no image entrypoints: an init container without a command of
+            # its own has nothing to do and completes
+            return ["true"], env
         if c.ephemeral or c.spec.get("command"):
             cmd = list(c.spec.get("command") or []) + list(c.spec.get("args") or [])
             # Debug/ephemeral containers see the tool shims and their own facts (sniff).
@@ -396,38 +459,36 @@ class Runtime:
             if pod.terminal:
                 phase, reason, message = pod.terminal
             obj.setdefault("spec", {})["nodeName"] = self.node_name
-            statuses = [self._container_status(c) for c in pod.containers.values() if not c.ephemeral]
-            ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+            statuses = [self._container_status(c, pod.initialized) for c in pod.regular()]
+            inits = [self._container_status(c, True) for c in pod.inits()]
             t = now_rfc3339()
             status = obj.setdefault("status", {})
             status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
                            "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
                            "startTime": status.get("startTime") or t,
                            "containerStatuses": statuses, "qosClass": "BestEffort"})
+            if inits:
+                status["initContainerStatuses"] = inits
+            if obj["metadata"].get("generation"):
+                status["observedGeneration"] = obj["metadata"]["generation"]
             for key, value in (("reason", reason), ("message", message)):
                 if value:
                     status[key] = value
-            eph = [self._container_status(c) for c in pod.containers.values() if c.ephemeral]
+            eph = [self._container_status(c, True) for c in pod.containers.values() if c.ephemeral]
             if eph:
                 status["ephemeralContainerStatuses"] = eph
-            # a condition keeps its lastTransitionTime while its status stays (the kubelet's
-            # status manager, pkg/kubelet/status/status_manager.go updateLastTransitionTime)
-            before = {c.get("type"): c for c in status.get("conditions") or []}
-            conditions = []
-            for kind, value in (("PodScheduled", "True"), ("Initialized", "True"),
-                                ("ContainersReady", str(ready)), ("Ready", str(ready))):
-                old = before.get(kind) or {}
-                since = old.get("lastTransitionTime") if old.get("status") == value else None
-                conditions.append({"type": kind, "status": value,
-                                   "lastTransitionTime": since or t})
-            status["conditions"] = conditions
+            status["conditions"] = podconditions.pod_conditions(
+                status.get("conditions") or [], obj["metadata"].get("generation"), phase,
+                [c.spec for c in pod.inits()], inits, statuses, t)
         try:
             self.store.update("pods", pod.namespace, pod.name, mutate)
         except NotFound:
             pass
 
     @staticmethod
-    def _container_status(c: Container) -> dict:
+    def _container_status(c: Container, initialized: bool) -> dict:
+        """A container's status; `initialized` is false while the pod's init containers run
+        (a regular container then waits with reason PodInitializing)."""
         running = c.process is not None and c.process.poll() is None
         if running:
             state = {"running": {"startedAt": c.started_at}}
@@ -440,9 +501,11 @@ class Runtime:
         elif c.waiting is not None:
             state = {"waiting": {"reason": c.waiting[0], "message": c.waiting[1]}}
         else:
-            state = {"waiting": {"reason": "ContainerCreating"}}
+            state = {"waiting": {"reason": "ContainerCreating" if initialized
+                                 else "PodInitializing"}}
         image = c.spec.get("image", "")
-        return {"name": c.name, "image": image, "ready": c.ready and running,
+        completed_init = c.init and not _sidecar(c.spec) and c.exit_code == 0
+        return {"name": c.name, "image": image, "ready": c.ready and (running or completed_init),
                 "started": running, "restartCount": c.restarts, "state": state,
                 "containerID": c.container_id if c.process else "",
                 "imageID": f"sandbox://{image}" if c.process else ""}

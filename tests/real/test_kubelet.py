@@ -140,8 +140,12 @@ def test_deployment_pod_runs_with_a_kubelets_status(cluster, web):
     assert status["podIPs"] == [{"ip": ip}]
     assert status["hostIP"] == cp.address and status["hostIPs"] == [{"ip": cp.address}]
     assert status["startTime"]
+    # generateAPIPodStatus's order (pkg/kubelet/kubelet_pods.go), observedGeneration (GA 1.35)
     assert [c["type"] for c in status["conditions"]] == [
-        "PodScheduled", "Initialized", "ContainersReady", "Ready"]
+        "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+    assert {c["status"] for c in status["conditions"]} == {"True"}
+    assert {c.get("observedGeneration") for c in status["conditions"]} == {web["metadata"]["generation"]}
+    assert status["observedGeneration"] == web["metadata"]["generation"]
     (container,) = status["containerStatuses"]
     assert container["name"] == "app" and container["ready"] is True
     assert container["restartCount"] == 0
@@ -237,3 +241,27 @@ def test_deleting_the_deployment_stops_its_processes(cluster, kubectl):
     await_("short's pod gone from the API server", lambda: not pods_of(cp, "short"))
     assert not os.path.exists(f"/proc/{pid}")
     assert not [p for p in kubelet.runtime.status() if p["name"] == pod["metadata"]["name"]]
+
+
+def test_init_container_runs_first_and_is_reported(cluster, kubectl):
+    cp, _ = cluster
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "with-init"},
+           "spec": {"initContainers": [{"name": "setup", "image": "busybox",
+                                        "command": ["sh", "-c", "echo set up"]}],
+                    "containers": [{"name": "app", "image": "sandbox/app",
+                                    "ports": [{"containerPort": 8080}]}]}}
+    subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
+                   input=json.dumps(pod), text=True, check=True, capture_output=True)
+
+    def ready():
+        got = get(cp, "/api/v1/namespaces/default/pods/with-init")
+        conditions = {c["type"]: c["status"] for c in got["status"].get("conditions") or []}
+        return conditions.get("Ready") == "True" and got
+
+    got = await_("with-init Ready", ready)
+    (init,) = got["status"]["initContainerStatuses"]
+    assert init["name"] == "setup" and init["ready"] is True
+    assert init["state"]["terminated"]["exitCode"] == 0
+    assert init["state"]["terminated"]["reason"] == "Completed"
+    assert kubectl("logs", "with-init", "-c", "setup").stdout == "set up\n"
+    kubectl("delete", "pod", "with-init", "--wait=true", timeout=60)

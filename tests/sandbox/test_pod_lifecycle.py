@@ -172,3 +172,58 @@ def test_the_deadline_may_be_lowered_on_a_running_pod_but_not_raised(sandbox, ru
     sandbox.kubectl("patch", "pod", "lowered", "-p", '{"spec":{"activeDeadlineSeconds":1}}')
     failed = _phase_becomes(sandbox, "lowered", "Failed", timeout=15)
     assert failed["status"]["reason"] == "DeadlineExceeded"
+
+
+def _init_pod(name: str, init_script: str, policy: str = "Always") -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"restartPolicy": policy, "initContainers": [
+                           {"name": "setup", "image": "busybox",
+                            "command": ["sh", "-c", init_script]}],
+                           "containers": [{"name": "main", "image": "busybox",
+                                           "command": ["sh", "-c", "echo main; sleep 600"]}]}})
+
+
+def test_init_containers_run_to_completion_before_the_containers(sandbox):
+    """As a kubelet: the init container runs first and alone (Initialized False, the main
+    container waiting with PodInitializing), then the main container starts; the completed
+    init container is reported terminated and ready (pkg/kubelet/status/generate.go)."""
+    sandbox.kubectl("apply", "-f", "-", input=_init_pod(
+        "with-init", "echo init; while [ ! -e go ]; do sleep 0.1; done"))
+    try:
+        def initializing():
+            pod = _pod(sandbox, "with-init")
+            init = (pod["status"].get("initContainerStatuses") or [{}])[0]
+            return "running" in init.get("state", {}) and pod
+        pod = sandbox.wait_for(initializing, timeout=20, what="init container running")
+        assert pod["status"]["phase"] == "Pending"
+        conditions = {c["type"]: c for c in pod["status"]["conditions"]}
+        assert conditions["Initialized"]["status"] == "False"
+        assert conditions["Initialized"]["reason"] == "ContainersNotInitialized"
+        assert conditions["Initialized"]["message"] == "containers with incomplete status: [setup]"
+        main = pod["status"]["containerStatuses"][0]
+        assert main["state"]["waiting"]["reason"] == "PodInitializing"
+        assert sandbox.kubectl("logs", "with-init", "-c", "setup").stdout == "init\n"
+        (sandbox.state / "pods" / "default" / "with-init" / "setup" / "go").touch()
+        pod = _phase_becomes(sandbox, "with-init", "Running")
+        init = pod["status"]["initContainerStatuses"][0]
+        assert init["state"]["terminated"]["reason"] == "Completed" and init["ready"] is True
+        assert [c["type"] for c in pod["status"]["conditions"]] == [
+            "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+            "PodScheduled"]
+        assert sandbox.wait_for(lambda: sandbox.kubectl("logs", "with-init", "-c", "main")
+                                .stdout == "main\n", timeout=10, what="main's log")
+    finally:
+        sandbox.kubectl("delete", "pod", "with-init", "--grace-period=0", "--wait=false",
+                        check=False)
+
+
+def test_a_failed_init_container_fails_a_never_pod(sandbox):
+    sandbox.kubectl("apply", "-f", "-", input=_init_pod("init-fails", "exit 7", "Never"))
+    try:
+        pod = _phase_becomes(sandbox, "init-fails", "Failed")
+        init = pod["status"]["initContainerStatuses"][0]
+        assert init["state"]["terminated"]["exitCode"] == 7 and init["restartCount"] == 0
+        assert "waiting" in pod["status"]["containerStatuses"][0]["state"]
+    finally:
+        sandbox.kubectl("delete", "pod", "init-fails", "--grace-period=0", "--wait=false",
+                        check=False)
