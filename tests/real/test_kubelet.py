@@ -265,3 +265,30 @@ def test_init_container_runs_first_and_is_reported(cluster, kubectl):
     assert init["state"]["terminated"]["reason"] == "Completed"
     assert kubectl("logs", "with-init", "-c", "setup").stdout == "set up\n"
     kubectl("delete", "pod", "with-init", "--wait=true", timeout=60)
+
+
+def test_websocket_streams_reach_the_kubelet_unchanged(cluster, web):
+    """The Node declares ExtendWebSocketsToKubelet, so the API server passes kubectl's
+    WebSockets through (subresources.go checkNodeSupportsWebsockets)."""
+    cp, kubelet = cluster
+    node = get(cp, f"/api/v1/nodes/{NODE}")
+    assert node["status"]["declaredFeatures"] == ["ExtendWebSocketsToKubelet"]
+    assert kubelet.server.streams[("exec", "websocket")] >= 1
+    assert kubelet.server.streams[("portforward", "websocket")] >= 1
+    assert not kubelet.server.streams[("exec", "spdy")]
+
+
+def test_without_the_declared_feature_the_api_server_speaks_spdy(control_planes):
+    cp = control_planes()
+    with Kubelet(cp, websockets=False) as kubelet:
+        assert "declaredFeatures" not in get(cp, f"/api/v1/nodes/{NODE}")["status"]
+        subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
+                       input=deployment("web", "sandbox/app"), text=True, check=True,
+                       capture_output=True)
+        pod = await_("web Ready", lambda: ready_pod(cp, "web"))
+        out = subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "exec",
+                              pod["metadata"]["name"], "--", "echo", "over spdy"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout == "over spdy\n", out.stderr
+        assert kubelet.server.streams[("exec", "spdy")] == 1
+        assert not kubelet.server.streams[("exec", "websocket")]

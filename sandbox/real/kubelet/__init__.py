@@ -5,6 +5,12 @@ runs the pods the scheduler binds to it as local processes with the pod runtime 
 double (`sandbox.runtime.Runtime` over `podsource.PodSource`), each on its own address of the
 control plane's leased 127.N network, and serves the kubelet API on port 10250 (`server`).
 
+With `websockets` (the default, as a 1.37 kubelet whose gate ExtendWebSocketsToKubelet is
+on) the Node declares that feature in status.declaredFeatures, and the API server passes
+kubectl's WebSocket exec/attach/port-forward through to the kubelet API unchanged
+(pkg/registry/core/pod/rest/subresources.go `checkNodeSupportsWebsockets`); without it the
+API server translates them to SPDY towards the kubelet.
+
 Its identity is a client certificate from the cluster CA for `system:node:<name>` in
 `system:nodes`, so the API server's Node authorizer and NodeRestriction admission judge
 everything it does, as for a real kubelet."""
@@ -19,13 +25,16 @@ from .node import KUBELET_PORT, NodeAgent
 from .podsource import PodSource
 from .server import KubeletServer
 
+EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
+
 
 class Kubelet:
     def __init__(self, control_plane, name: str = "sandbox-node", *,
-                 status_interval: float = 60.0):
+                 status_interval: float = 60.0, websockets: bool = True):
         self.cp = control_plane
         self.name = name
         self.status_interval = status_interval
+        self.websockets = websockets
         self.state_dir = control_plane.state_dir / "kubelet"
         self.node: NodeAgent | None = None
         self.pods: PodSource | None = None
@@ -51,9 +60,11 @@ class Kubelet:
                               server_names=(cp.address, name), client=False)
         client = NodeClient(cp.server, cp.ca.pair, identity)
         self.node = NodeAgent(client, name, cp.address, self.state_dir,
-                              status_interval=self.status_interval).start()
+                              status_interval=self.status_interval,
+                              declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
         self.pods = PodSource(client, name)
         self.runtime = Runtime(self.pods, self.state_dir, cp.kubeconfig, Behaviours([]),
+                               allow_websocket=lambda: self.websockets,
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
                                image_known=images.known, on_pod_stopped=self.pods.pod_stopped)
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,

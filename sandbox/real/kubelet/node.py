@@ -68,7 +68,10 @@ def capacity(state_dir: pathlib.Path) -> dict[str, str]:
 
 
 def node_status(address: str, name: str, state_dir: pathlib.Path,
-                previous: list[dict] | None = None) -> dict:
+                previous: list[dict] | None = None, declared: tuple[str, ...] = ()) -> dict:
+    """The status the kubelet's node status setters write; `declared` features go to
+    status.declaredFeatures (nodestatus.NodeFeatures; k8s.io/component-helpers
+    nodedeclaredfeatures)."""
     t = _now()
     before = {c["type"]: c for c in previous or []}
 
@@ -79,7 +82,8 @@ def node_status(address: str, name: str, state_dir: pathlib.Path,
                 "lastTransitionTime": since or t, "reason": reason, "message": message}
 
     cap = capacity(state_dir)
-    return {
+    extra = {"declaredFeatures": sorted(declared)} if declared else {}
+    return extra | {
         "addresses": [{"type": "InternalIP", "address": address},
                       {"type": "Hostname", "address": name}],
         "capacity": cap, "allocatable": dict(cap),
@@ -105,13 +109,15 @@ class NodeAgent:
     """Registers the Node, then renews its Lease and posts its status until stopped."""
 
     def __init__(self, client: NodeClient, name: str, address: str, state_dir: pathlib.Path,
-                 *, lease_interval: float = LEASE_DURATION / 4, status_interval: float = 60.0):
+                 *, lease_interval: float = LEASE_DURATION / 4, status_interval: float = 60.0,
+                 declared: tuple[str, ...] = ()):
         self.client = client
         self.name = name
         self.address = address
         self.state_dir = state_dir
         self.lease_interval = lease_interval
         self.status_interval = status_interval
+        self.declared = declared
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="kubelet-node")
         self.uid = ""
@@ -124,7 +130,8 @@ class NodeAgent:
                        "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
                        "beta.kubernetes.io/arch": arch},
             "annotations": {"volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
-            "spec": {}, "status": node_status(self.address, self.name, self.state_dir)}
+            "spec": {}, "status": node_status(self.address, self.name, self.state_dir,
+                                              declared=self.declared)}
         try:
             created = self.client.request("POST", "/api/v1/nodes", node)
         except ApiStatus as e:
@@ -137,10 +144,14 @@ class NodeAgent:
         return created
 
     def post_status(self) -> dict:
+        """A strategic merge patch of the status, as `patchNodeStatus` sends it: no
+        resourceVersion, so the node lifecycle controller's taints never make it conflict."""
         node = self.client.request("GET", f"/api/v1/nodes/{self.name}")
-        node["status"].update(node_status(self.address, self.name, self.state_dir,
-                                          (node.get("status") or {}).get("conditions")))
-        return self.client.request("PUT", f"/api/v1/nodes/{self.name}/status", node)
+        status = node_status(self.address, self.name, self.state_dir,
+                             (node.get("status") or {}).get("conditions"), self.declared)
+        return self.client.request("PATCH", f"/api/v1/nodes/{self.name}/status",
+                                   {"status": status},
+                                   content_type="application/strategic-merge-patch+json")
 
     def renew_lease(self) -> dict:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"

@@ -11,6 +11,7 @@ them), `/portForward/{ns}/{pod}`, and `/healthz`. The streams are the sandbox's 
 
 from __future__ import annotations
 
+import collections
 import http.server
 import json
 import ssl
@@ -83,6 +84,9 @@ class KubeletHandler(http.server.BaseHTTPRequestHandler):
             if obj is None:
                 return self._text(404, f'pod "{name}" in namespace "{ns}" not found')
             pod = runtime.pod_processes(ns, name)
+            if sub != "log":  # as the kubelet's servermetrics.IncWebSocketStreamingRequest
+                transport = self.headers.get("Upgrade", "").split("/")[0].lower() or "none"
+                self.server.streams[(sub, transport)] += 1
             podio.serve(runtime, self, obj, pod, sub, query)
         except ApiError as e:
             self._text(e.code, e.body.get("message", str(e)))
@@ -108,6 +112,8 @@ class KubeletServer(http.server.ThreadingHTTPServer):
                  key_file: str):
         super().__init__((address, port), KubeletHandler)
         self.runtime = runtime
+        # stream requests by (subresource, transport: websocket or spdy)
+        self.streams: collections.Counter = collections.Counter()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
         context.load_verify_locations(cafile=ca_file)
