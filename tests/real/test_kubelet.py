@@ -292,3 +292,25 @@ def test_without_the_declared_feature_the_api_server_speaks_spdy(control_planes)
         assert out.stdout == "over spdy\n", out.stderr
         assert kubelet.server.streams[("exec", "spdy")] == 1
         assert not kubelet.server.streams[("exec", "websocket")]
+
+
+def test_a_field_selector_watch_sees_pods_leave_as_deleted(cluster, kubectl):
+    """The real API server's filtered watch: a pod that starts matching status.phase=Pending
+    is ADDED, one that leaves it DELETED with its previous content (the double does the same,
+    tests/sandbox/test_pod_lifecycle.py)."""
+    from sandbox.testing import WatchRecorder, kubectl_binary
+    cp, _ = cluster
+    rv = get(cp, "/api/v1/namespaces/default/pods")["metadata"]["resourceVersion"]
+    watch = WatchRecorder(kubectl_binary(), "/api/v1/namespaces/default/pods?watch=1&"
+                          f"fieldSelector=status.phase%3DPending&resourceVersion={rv}",
+                          env=dict(os.environ, KUBECONFIG=str(cp.kubeconfig)))
+    try:
+        kubectl("run", "leaves-pending", "--image=sandbox/app")
+        events = await_("DELETED when it leaves Pending", lambda: (
+            lambda e: e if "DELETED" in e else None)(watch.of("default/leaves-pending")))
+        assert events[0] == "ADDED" and events[-1] == "DELETED"
+        (gone,) = [o for t, n, o in watch.events if t == "DELETED" and n == "default/leaves-pending"]
+        assert gone["status"]["phase"] == "Pending"
+    finally:
+        watch.stop()
+        kubectl("delete", "pod", "leaves-pending", "--wait=false", check=False)

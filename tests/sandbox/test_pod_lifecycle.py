@@ -227,3 +227,27 @@ def test_a_failed_init_container_fails_a_never_pod(sandbox):
     finally:
         sandbox.kubectl("delete", "pod", "init-fails", "--grace-period=0", "--wait=false",
                         check=False)
+
+
+def test_a_field_selector_watch_sees_pods_leave_as_deleted(sandbox):
+    """A watch with a field selector sees an object that starts matching as ADDED and one
+    that stops matching as DELETED, as the real API server's watch cache sends them
+    (tests/real/test_kubelet.py asks the real one the same)."""
+    from sandbox.testing import WatchRecorder, kubectl_binary
+    rv = json.loads(sandbox.kubectl("get", "--raw", "/api/v1/namespaces/default/pods").stdout)[
+        "metadata"]["resourceVersion"]
+    watch = WatchRecorder(kubectl_binary(), "/api/v1/namespaces/default/pods?watch=1&"
+                          f"fieldSelector=status.phase%3DPending&resourceVersion={rv}",
+                          env=sandbox.env())
+    try:
+        sandbox.kubectl("run", "leaves-pending", "--image=sandbox/app")
+        _phase_becomes(sandbox, "leaves-pending", "Running")
+        events = sandbox.wait_for(lambda: (lambda e: e if "DELETED" in e else None)(
+            watch.of("default/leaves-pending")), timeout=20, what="DELETED when it leaves Pending")
+        assert events[0] == "ADDED" and events[-1] == "DELETED"
+        (gone,) = [o for t, n, o in watch.events if t == "DELETED" and n == "default/leaves-pending"]
+        assert gone["status"]["phase"] == "Pending"  # the previous content, as the cacher sends
+    finally:
+        watch.stop()
+        sandbox.kubectl("delete", "pod", "leaves-pending", "--grace-period=0", "--wait=false",
+                        check=False)
