@@ -364,7 +364,7 @@ class Api:
     def _filtered(self, kind, namespace, query) -> tuple[list[dict], int]:
         try:
             labels = selectors.label_selector(_one(query, "labelSelector"))
-            fields = selectors.field_selector(_one(query, "fieldSelector"))
+            fields = selectors.field_selector(_one(query, "fieldSelector"), kind.key)
         except selectors.SelectorError as e:
             raise ApiError(400, "BadRequest", str(e)) from None
         items, rv = self.store.list(kind.key, namespace)
@@ -385,8 +385,11 @@ class Api:
                           "metadata": {"resourceVersion": str(rv)}, "items": items})
 
     def _watch(self, h, kind, version, namespace, query) -> None:
-        labels = selectors.label_selector(_one(query, "labelSelector"))
-        fields = selectors.field_selector(_one(query, "fieldSelector"))
+        try:
+            labels = selectors.label_selector(_one(query, "labelSelector"))
+            fields = selectors.field_selector(_one(query, "fieldSelector"), kind.key)
+        except selectors.SelectorError as e:
+            raise ApiError(400, "BadRequest", str(e)) from None
         timeout = float(_one(query, "timeoutSeconds", "1800"))
         rv_param = _one(query, "resourceVersion", "")
         as_table = "as=Table" in h.headers.get("Accept", "")

@@ -314,3 +314,17 @@ def test_a_field_selector_watch_sees_pods_leave_as_deleted(cluster, kubectl):
     finally:
         watch.stop()
         kubectl("delete", "pod", "leaves-pending", "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("pods", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+    (("pods", "--field-selector", "metadata.labels.app=web"),
+     "field label not supported: metadata.labels.app"),
+    (("deploy", "--field-selector", "spec.replicas=1"),
+     '"spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace"'),
+    (("pods", "--watch", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+], ids=["pod-field", "labels-as-field", "deployment-field", "watch"])
+def test_unsupported_field_selectors_are_refused(kubectl, args, message):
+    out = kubectl("get", *args, check=False, timeout=20)
+    assert out.returncode != 0
+    assert message in out.stderr

@@ -82,6 +82,22 @@ def test_deployment_table_and_selectors(sb):
                       "-o", "name").stdout.count("pod/") == 2
 
 
+@pytest.mark.parametrize("args,message", [
+    (("pods", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+    (("pods", "--field-selector", "metadata.labels.app=catalog"),
+     "field label not supported: metadata.labels.app"),
+    (("deploy", "--field-selector", "spec.replicas=1"),
+     '"spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace"'),
+    (("pods", "--watch", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+], ids=["pod-field", "labels-as-field", "deployment-field", "watch"])
+def test_unsupported_field_selectors_are_refused_as_the_real_server_does(sb, args, message):
+    """Only the field labels a kind registers can select (pkg/apis/core/v1/conversion.go);
+    tests/real/test_kubelet.py asks the real API server the same."""
+    out = sb.kubectl("get", *args, "-n", "istioinaction", check=False, timeout=20)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
 def test_service_endpoints_follow_pods(sb):
     ep = json.loads(sb.kubectl("get", "endpoints", "catalog", "-n", "istioinaction", "-o", "json").stdout)
     ips = sorted(a["ip"] for a in ep["subsets"][0]["addresses"])
