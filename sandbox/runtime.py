@@ -58,6 +58,7 @@ class Container:
     # stops, not when the exec client leaves (as on a real node)
     execs: list = dataclasses.field(default_factory=list)
     waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
+    last_state: dict = dataclasses.field(default_factory=dict)  # the previous run's end
 
 
 @dataclasses.dataclass
@@ -261,6 +262,7 @@ class Runtime:
                     self._set_status(pod, phase="Failed")
                     return False
                 c.restarts += 1
+                c.last_state = {"terminated": self._terminated(c)}
                 self._set_status(pod, phase="Pending")
                 if pod.stopping.wait(1.0):  # the sandbox's whole back-off
                     return False
@@ -385,6 +387,7 @@ class Runtime:
                     if pod.stopping.is_set():
                         return
                     c.restarts += 1
+                    c.last_state = {"terminated": self._terminated(c)}
                     try:
                         self._launch(pod, c, obj)
                     except OSError:
@@ -481,7 +484,10 @@ class Runtime:
                 status.get("conditions") or [], obj["metadata"].get("generation"), phase,
                 [c.spec for c in pod.inits()], inits, statuses, t)
         try:
-            self.store.update("pods", pod.namespace, pod.name, mutate)
+            # a status write, and binding the pod to the node, leave the generation alone
+            # (pods/status and pods/binding do not go through the pod strategy's
+            # updatePodGeneration)
+            self.store.update("pods", pod.namespace, pod.name, mutate, bump_generation=False)
         except NotFound:
             pass
 
@@ -493,11 +499,7 @@ class Runtime:
         if running:
             state = {"running": {"startedAt": c.started_at}}
         elif c.exit_code is not None:
-            state = {"terminated": {"exitCode": c.exit_code,
-                                    "reason": "Completed" if c.exit_code == 0 else "Error",
-                                    "startedAt": c.started_at or None,
-                                    "finishedAt": c.finished_at or None,
-                                    "containerID": c.container_id}}
+            state = {"terminated": Runtime._terminated(c)}
         elif c.waiting is not None:
             state = {"waiting": {"reason": c.waiting[0], "message": c.waiting[1]}}
         else:
@@ -508,7 +510,15 @@ class Runtime:
         return {"name": c.name, "image": image, "ready": c.ready and (running or completed_init),
                 "started": running, "restartCount": c.restarts, "state": state,
                 "containerID": c.container_id if c.process else "",
+                "lastState": c.last_state,
                 "imageID": f"sandbox://{image}" if c.process else ""}
+
+    @staticmethod
+    def _terminated(c: Container) -> dict:
+        """The `terminated` state of the container's run that has ended."""
+        return {"exitCode": c.exit_code, "reason": "Completed" if c.exit_code == 0 else "Error",
+                "startedAt": c.started_at or None, "finishedAt": c.finished_at or None,
+                "containerID": c.container_id}
 
     # -- stopping
     def _stop_pod(self, pod: PodProcesses, obj: dict | None = None) -> None:

@@ -138,12 +138,13 @@ class Store:
         self._notify(ev)
         return copy.deepcopy(ev.obj)
 
-    def update(self, key: str, namespace: str, name: str, mutate: Callable[[dict], None]) -> dict:
+    def update(self, key: str, namespace: str, name: str, mutate: Callable[[dict], None], *,
+               bump_generation: bool = True) -> dict:
         """Read-modify-write under the lock; `mutate` edits the object in place."""
         with self._lock:
             obj = self.get(key, namespace, name)
             mutate(obj)
-            return self.replace(key, obj)
+            return self.replace(key, obj, bump_generation=bump_generation)
 
     def delete(self, key: str, namespace: str, name: str) -> dict:
         with self._lock:

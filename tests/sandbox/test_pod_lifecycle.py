@@ -96,6 +96,7 @@ def test_never_ends_succeeded_or_failed_and_runs_once(sandbox, run):
     for name in ("never-ok", "never-fails"):
         pod = _pod(sandbox, name)
         assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+        assert pod["status"]["containerStatuses"][0]["lastState"] == {}
         assert sandbox.kubectl("logs", name).stdout == "ran\n"
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "False"
@@ -110,6 +111,12 @@ def test_onfailure_restarts_until_success_and_always_restarts_success(sandbox, r
     done = _phase_becomes(sandbox, "on-failure", "Succeeded")
     assert done["status"]["containerStatuses"][0]["restartCount"] == 1
     assert _terminated(done)["exitCode"] == 0
+    # the first run's end, as a kubelet keeps it in lastState (lastTerminationState)
+    last = done["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert last["containerID"] != _terminated(done)["containerID"]
+    # status writes leave the generation alone, and the kubelet observed generation 1
+    assert done["metadata"]["generation"] == 1 and done["status"]["observedGeneration"] == 1
     assert sandbox.kubectl("logs", "on-failure").stdout == "run\nrun\n"
     again = sandbox.wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]
                                       ["restartCount"] >= 2 else None)(_pod(sandbox, "always")),

@@ -42,7 +42,10 @@ class PodSource:
                     return copy.deepcopy(obj)
         return None
 
-    def update(self, key: str, namespace: str, name: str, mutate) -> dict:
+    def update(self, key: str, namespace: str, name: str, mutate, *,
+               bump_generation: bool = False) -> dict:
+        """Write what `mutate` makes of the pod through pods/status (which never changes
+        the generation: `bump_generation` is there for the Store's signature)."""
         path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}"
         for _ in range(10):
             try:
