@@ -172,6 +172,9 @@ def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
     path = runtime.state_dir / "pods" / obj["metadata"]["namespace"] / obj["metadata"]["name"] / f"{name}.log"
     if pod is None and not path.exists():
         raise _bad_request(f'container "{name}" in pod "{obj["metadata"]["name"]}" is waiting to start: ContainerCreating')
+    c = pod.containers.get(name) if pod is not None else None
+    if c is not None and c.process is None and c.exit_code is None:
+        raise _bad_request(_waiting_to_start(name, obj["metadata"]["name"], c, pod))
     follow = (_one(query, "follow", "false").lower() in ("1", "t", "true"))
     since = _log_option(obj, query, "sinceSeconds", 1, "must be greater than 0")
     tail = _log_option(obj, query, "tailLines", 0, "must be greater than or equal to 0")
@@ -187,6 +190,16 @@ def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
             handler.end_chunked()
         except OSError:
             pass
+
+
+def _waiting_to_start(name: str, pod_name: str, c, pod) -> str:
+    """Why a container that never ran has no log, in the kubelet's words
+    (pkg/kubelet/kubelet_pods.go `validateContainerLogStatus`)."""
+    reason = c.waiting[0] if c.waiting else ("ContainerCreating" if pod.initialized
+                                             else "PodInitializing")
+    why = {"ErrImagePull": "image can't be pulled",
+           "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
+    return f'container "{name}" in pod "{pod_name}" is waiting to start: {why}'
 
 
 def _log_option(obj: dict, query: dict, name: str, minimum: int, must: str) -> int | None:

@@ -223,6 +223,10 @@ def test_unknown_image_waits_with_err_image_pull(cluster, kubectl):
     pod = await_("nowhere waiting with ErrImagePull", waiting)
     assert pod["status"]["phase"] == "Pending"
     assert "ErrImagePull" in kubectl("get", "pod", "nowhere").stdout
+    logs = kubectl("logs", "nowhere", check=False)
+    assert logs.returncode != 0
+    assert ('container "nowhere" in pod "nowhere" is waiting to start: image can\'t be pulled'
+            in logs.stderr)
     (proc,) = [p for p in kubelet.runtime.status() if p["name"] == "nowhere"]
     assert proc["containers"][0]["pid"] is None
     kubectl("delete", "pod", "nowhere", "--wait=true", timeout=60)

@@ -210,6 +210,10 @@ def test_init_containers_run_to_completion_before_the_containers(sandbox):
         main = pod["status"]["containerStatuses"][0]
         assert main["state"]["waiting"]["reason"] == "PodInitializing"
         assert sandbox.kubectl("logs", "with-init", "-c", "setup").stdout == "init\n"
+        waiting = sandbox.kubectl("logs", "with-init", "-c", "main", check=False)
+        assert waiting.returncode != 0
+        assert ('container "main" in pod "with-init" is waiting to start: PodInitializing'
+                in waiting.stderr)
         (sandbox.state / "pods" / "default" / "with-init" / "setup" / "go").touch()
         pod = _phase_becomes(sandbox, "with-init", "Running")
         init = pod["status"]["initContainerStatuses"][0]
