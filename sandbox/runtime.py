@@ -28,10 +28,9 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
-from . import podconditions, podlifecycle, probes, tools
+from . import podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
-QOS_CLASS = "BestEffort"  # no sandbox container sets requests or limits
 
 
 def now_nano() -> str:
@@ -77,6 +76,7 @@ class PodProcesses:
     # set once the pod is Succeeded or Failed: a phase it never leaves (kubelet_pods.go
     # generateAPIPodStatus), with the reason and message the status then carries
     terminal: tuple[str, str, str] | None = None
+    qos_class: str = "BestEffort"  # status.qosClass, which the API server set at creation
 
     initialized: bool = True  # every init container has completed (or started, a sidecar)
 
@@ -185,7 +185,9 @@ class Runtime:
                "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
-        pod = PodProcesses(ns, name, meta["uid"], ip, env)
+        pod = PodProcesses(ns, name, meta["uid"], ip, env,
+                           qos_class=(obj.get("status") or {}).get("qosClass")
+                           or qos.pod_qos(spec))
         with self._lock:
             if self._closed:
                 return
@@ -331,7 +333,7 @@ class Runtime:
         self._release_scope(c)  # the previous run's (a restart gets a new ID, like a kubelet's)
         container_id = secrets.token_hex(32)
         if self.cgroups is not None:
-            c.scope = self.cgroups.add_scope(scope_relpath(QOS_CLASS, pod.uid, container_id))
+            c.scope = self.cgroups.add_scope(scope_relpath(pod.qos_class, pod.uid, container_id))
         try:
             # The child joins the container's cgroup between fork and exec (what
             # `/proc/PID/cgroup` shows node tools); see Scope.joining.
@@ -469,7 +471,7 @@ class Runtime:
             status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
                            "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
                            "startTime": status.get("startTime") or t,
-                           "containerStatuses": statuses, "qosClass": "BestEffort"})
+                           "containerStatuses": statuses, "qosClass": pod.qos_class})
             if inits:
                 status["initContainerStatuses"] = inits
             if obj["metadata"].get("generation"):

@@ -53,6 +53,7 @@ def kubectl(cluster):
         if check:
             assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
         return out
+    run.kubeconfig = str(cp.kubeconfig)
     return run
 
 
@@ -332,3 +333,21 @@ def test_unsupported_field_selectors_are_refused(kubectl, args, message):
     out = kubectl("get", *args, check=False, timeout=20)
     assert out.returncode != 0
     assert message in out.stderr
+
+
+def test_qos_class_at_creation_matches_the_double(kubectl):
+    """The real API server's QoS classes for the cases tests/sandbox/test_qos.py gives the
+    double (a server-side dry run: the admitted pod, nothing runs)."""
+    from tests.sandbox.test_qos import CASES
+    for case, (resources, expected) in CASES.items():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"qos-{case}"},
+               "spec": {"containers": [{"name": "app", "image": "busybox",
+                                        "command": ["sleep", "600"], "resources": resources}]}}
+        out = subprocess.run(["kubectl", "--kubeconfig", kubectl.kubeconfig, "create",
+                              "--dry-run=server", "-o", "json", "-f", "-"],
+                             input=json.dumps(pod), capture_output=True, text=True, check=True)
+        created = json.loads(out.stdout)
+        assert created["status"]["qosClass"] == expected, case
+        if "limits" in resources:
+            assert created["spec"]["containers"][0]["resources"]["requests"].keys() >= \
+                resources["limits"].keys()
