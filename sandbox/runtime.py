@@ -192,6 +192,14 @@ class Runtime:
             if self._closed:
                 return
             self._pods[pod.uid] = pod
+        current = self._find_pod(pod)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            # deleted before it was registered here: its DELETED event found nothing to stop
+            with self._lock:
+                self._pods.pop(pod.uid, None)
+            if self.on_pod_stopped is not None and current is not None:
+                self.on_pod_stopped(current)
+            return
         for init, key in ((True, "initContainers"), (False, "containers")):
             for c_spec in spec.get(key) or []:
                 c = self._container(pod, c_spec, init=init)

@@ -297,6 +297,10 @@ def test_without_the_declared_feature_the_api_server_speaks_spdy(control_planes)
         assert out.stdout == "over spdy\n", out.stderr
         assert kubelet.server.streams[("exec", "spdy")] == 1
         assert not kubelet.server.streams[("exec", "websocket")]
+        (proc,) = [p for p in kubelet.runtime.status() if p["name"] == pod["metadata"]["name"]]
+        pid = proc["containers"][0]["pid"]
+        assert os.path.exists(f"/proc/{pid}")
+    assert not os.path.exists(f"/proc/{pid}")  # a stopped kubelet leaves no process behind
 
 
 def test_a_field_selector_watch_sees_pods_leave_as_deleted(cluster, kubectl):

@@ -140,7 +140,12 @@ class PodSource:
             else:
                 self._pods[uid] = obj
             tell = None
-            if kind == "DELETED" or m.get("deletionTimestamp"):
+            if kind == "DELETED":
+                if uid in self._stopping:
+                    self._stopping.discard(uid)  # told when its deletionTimestamp came
+                else:
+                    tell = "DELETED"
+            elif m.get("deletionTimestamp"):
                 if uid not in self._stopping:
                     self._stopping.add(uid)
                     tell = "DELETED"
