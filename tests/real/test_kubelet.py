@@ -177,6 +177,33 @@ def test_logs_through_the_real_api_server(kubectl, web):
     assert "listening on" in kubectl("logs", name, "--since=1h").stdout
 
 
+def test_logs_follow_through_the_real_api_server(cluster, web):
+    """`kubectl logs -f --tail=0` shows requests made while it follows (the kubelet's
+    containerLogs?follow=true&tailLines=0 through the API server)."""
+    import queue
+    import threading
+    cp, _ = cluster
+    name, ip = web["metadata"]["name"], web["status"]["podIP"]
+    follow = subprocess.Popen(["kubectl", "--kubeconfig", str(cp.kubeconfig), "logs", "-f",
+                               "--tail=0", name], stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in follow.stdout], daemon=True).start()
+    try:
+        def followed():  # until the stream is open, a request may come before it: ask again
+            with urllib.request.urlopen(f"http://{ip}:8080/followed", timeout=5):
+                pass
+            try:
+                return lines.get(timeout=1)
+            except queue.Empty:
+                return None
+        line = await_("a request in the followed log", followed, timeout=30)
+        assert '"GET /followed HTTP/1.1" 200' in line
+        assert follow.poll() is None  # still following
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+
 def test_exec_through_the_real_api_server(kubectl, web):
     name, ip = web["metadata"]["name"], web["status"]["podIP"]
     out = kubectl("exec", name, "--", "sh", "-c", 'echo "$POD_IP"; echo err >&2; exit 3',
