@@ -109,6 +109,17 @@ def test_node_registers_ready_as_a_kubelet(cluster):
     assert conditions["Ready"]["reason"] == "KubeletReady"
     assert conditions["Ready"]["lastHeartbeatTime"]
     assert node["metadata"]["labels"]["kubernetes.io/hostname"] == NODE
+    assert list({c["type"]: c for c in status["conditions"]}) == [
+        "MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+
+
+def test_get_nodes_wide(cluster, kubectl):
+    cp, _ = cluster
+    wide = kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP",
+                               "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    assert wide[1].split()[:3] == [NODE, "Ready", "<none>"]
+    assert "v1.37.2" in wide[1] and cp.address in wide[1]
 
 
 def test_node_lease_is_renewed(cluster):

@@ -374,3 +374,23 @@ def test_a_pods_tcpdump_filter_cannot_reach_another_pods_traffic(sb):
     finally:
         sb.kubectl("delete", "pod", "capture-target", "--grace-period=0", "--wait=false",
                    check=False)
+
+
+def test_the_node_is_a_kubelets(sb):
+    """The double's Node carries what a kubelet registers (sandbox/nodestatus.py), as the
+    real API server's Node from the sandbox's kubelet does (tests/real/test_kubelet.py)."""
+    node = json.loads(sb.kubectl("get", "node", "sandbox-node", "-o", "json").stdout)
+    status = node["status"]
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+    assert status["nodeInfo"]["kubeletVersion"] == "v1.37.2"
+    assert {"cpu", "memory", "pods"} <= set(status["capacity"])
+    assert status["allocatable"] == status["capacity"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert list(conditions) == ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["reason"] == "KubeletReady"
+    assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+    wide = sb.kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP",
+                               "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    assert wide[1].split()[:3] == ["sandbox-node", "Ready", "<none>"]
+    assert "v1.37.2" in wide[1] and "127.0.0.1" in wide[1]

@@ -21,7 +21,8 @@ from ...behaviour import Behaviours
 from ...runtime import Runtime
 from . import images
 from .client import NodeClient
-from .node import KUBELET_PORT, NodeAgent
+from ...nodestatus import KUBELET_PORT
+from .node import NodeAgent
 from .podsource import PodSource
 from .server import KubeletServer
 
