@@ -393,3 +393,22 @@ def test_qos_class_at_creation_matches_the_double(kubectl):
         if "limits" in resources:
             assert created["spec"]["containers"][0]["resources"]["requests"].keys() >= \
                 resources["limits"].keys()
+
+
+def test_attach_through_the_real_api_server(cluster, kubectl):
+    cp, _ = cluster
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echoer"},
+           "spec": {"containers": [{"name": "cat", "image": "busybox", "command": ["cat"],
+                                    "stdin": True}]}}
+    subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
+                   input=json.dumps(pod), text=True, check=True, capture_output=True)
+    try:
+        await_("echoer Running", lambda: get(cp, "/api/v1/namespaces/default/pods/echoer")[
+            "status"].get("phase") == "Running")
+        out = subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "attach", "-i",
+                              "echoer", "-c", "cat", "-q"], input="through attach\n",
+                             capture_output=True, text=True, timeout=30)
+        assert "through attach" in out.stdout, out.stderr
+        assert cluster[1].server.streams[("attach", "websocket")] >= 1
+    finally:
+        kubectl("delete", "pod", "echoer", "--wait=false", check=False)
