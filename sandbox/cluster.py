@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from . import kubeconfig
+from . import kubeconfig, nodestatus
 from .credentials import private_dir
 from .apiserver import auth, kinds, pki, podsecurity, podvalidation
 from .apiserver.latency import Latency, write_rtt
@@ -82,10 +82,8 @@ class Sandbox:
         self.api.hooks = self.runtime
         self.server.start()
         self.controllers.start()
-        self._create({"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": "sandbox-node", "labels": {"kubernetes.io/hostname": "sandbox-node"}},
-            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                       "conditions": [{"type": "Ready", "status": "True"}]}})
+        # the Node a kubelet would register (its status is written once: no heartbeats)
+        self._create(nodestatus.node_object("sandbox-node", "127.0.0.1", d))
         for ns in ("default", "kube-system"):
             self._create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self.apply(objects)

@@ -15,6 +15,7 @@ import queue
 import secrets
 import threading
 
+from . import qos
 from .apiserver import kinds, selectors
 from .apiserver.server import Api, ApiError
 from .apiserver.store import Event, NotFound
@@ -58,6 +59,7 @@ def apply_pod_defaults(spec: dict) -> None:
         c.setdefault("terminationMessagePath", "/dev/termination-log")
         c.setdefault("terminationMessagePolicy", "File")
         c.setdefault("resources", {})
+        qos.default_requests(c)
 
 
 def template_hash(template: dict) -> str:
@@ -119,8 +121,10 @@ class Controllers:
                     {"containers": ["istio-proxy"], "revision": "default"})
                 obj["metadata"].setdefault("labels", {}).setdefault(
                     "security.istio.io/tlsMode", "istio")
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
             apply_pod_defaults(obj["spec"])
+            status = obj.setdefault("status", {})
+            status.setdefault("phase", "Pending")
+            status["qosClass"] = qos.pod_qos(obj["spec"])  # set at creation, never changed
         if kind.key == "services" and old is None:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")

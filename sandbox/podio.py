@@ -30,6 +30,7 @@ def _container(obj: dict, pod, query: dict, *, allow_ephemeral: bool = True):
     name = _one(query, "container")
     spec = obj.get("spec") or {}
     names = [c["name"] for c in spec.get("containers") or []]
+    inits = [c["name"] for c in spec.get("initContainers") or []]
     eph = [c["name"] for c in spec.get("ephemeralContainers") or []] if allow_ephemeral else []
     pod_name = obj["metadata"]["name"]
     if not name:
@@ -37,7 +38,7 @@ def _container(obj: dict, pod, query: dict, *, allow_ephemeral: bool = True):
             raise _bad_request(f"a container name must be specified for pod {pod_name}, "
                                f"choose one of: [{' '.join(names)}]")
         name = names[0] if names else None
-    if name not in names + eph:
+    if name not in names + inits + eph:
         raise _bad_request(f"container {name} is not valid for pod {pod_name}")
     return name
 
@@ -59,8 +60,9 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
     if sub == "portforward":
         def connect(port: int) -> socket.socket:
             return socket.create_connection((pod.ip, port), timeout=5)
+        api = getattr(handler.server, "api", None)  # the double's modelled round trip
         return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws,
-                                         delay_line=handler.server.api.latency.delay_line)
+                                         delay_line=api.latency.delay_line if api else None)
     name = _container(obj, pod, query)
     container = pod.containers.get(name)
     if sub == "exec":
@@ -170,6 +172,9 @@ def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
     path = runtime.state_dir / "pods" / obj["metadata"]["namespace"] / obj["metadata"]["name"] / f"{name}.log"
     if pod is None and not path.exists():
         raise _bad_request(f'container "{name}" in pod "{obj["metadata"]["name"]}" is waiting to start: ContainerCreating')
+    c = pod.containers.get(name) if pod is not None else None
+    if c is not None and c.process is None and c.exit_code is None:
+        raise _bad_request(_waiting_to_start(name, obj["metadata"]["name"], c, pod))
     follow = (_one(query, "follow", "false").lower() in ("1", "t", "true"))
     since = _log_option(obj, query, "sinceSeconds", 1, "must be greater than 0")
     tail = _log_option(obj, query, "tailLines", 0, "must be greater than or equal to 0")
@@ -185,6 +190,16 @@ def _serve_log(runtime, handler, obj: dict, pod, query: dict) -> None:
             handler.end_chunked()
         except OSError:
             pass
+
+
+def _waiting_to_start(name: str, pod_name: str, c, pod) -> str:
+    """Why a container that never ran has no log, in the kubelet's words
+    (pkg/kubelet/kubelet_pods.go `validateContainerLogStatus`)."""
+    reason = c.waiting[0] if c.waiting else ("ContainerCreating" if pod.initialized
+                                             else "PodInitializing")
+    why = {"ErrImagePull": "image can't be pulled",
+           "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
+    return f'container "{name}" in pod "{pod_name}" is waiting to start: {why}'
 
 
 def _log_option(obj: dict, query: dict, name: str, minimum: int, must: str) -> int | None:

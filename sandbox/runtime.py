@@ -28,10 +28,9 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
-from . import podlifecycle, probes, tools
+from . import podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
-QOS_CLASS = "BestEffort"  # no sandbox container sets requests or limits
 
 
 def now_nano() -> str:
@@ -49,6 +48,7 @@ class Container:
     ready: bool = False
     started_at: str = ""
     ephemeral: bool = False
+    init: bool = False  # from spec.initContainers
     exit_code: int | None = None  # of the current run, once it has ended
     finished_at: str = ""
     container_id: str = ""  # status.containerStatuses[].containerID of the current run
@@ -56,6 +56,8 @@ class Container:
     # processes `kubectl exec`ed into this run: they live until they end or the container
     # stops, not when the exec client leaves (as on a real node)
     execs: list = dataclasses.field(default_factory=list)
+    waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
+    last_state: dict = dataclasses.field(default_factory=dict)  # the previous run's end
 
 
 @dataclasses.dataclass
@@ -74,9 +76,24 @@ class PodProcesses:
     # set once the pod is Succeeded or Failed: a phase it never leaves (kubelet_pods.go
     # generateAPIPodStatus), with the reason and message the status then carries
     terminal: tuple[str, str, str] | None = None
+    qos_class: str = "BestEffort"  # status.qosClass, which the API server set at creation
+
+    initialized: bool = True  # every init container has completed (or started, a sidecar)
 
     def regular(self) -> list[Container]:
-        return [c for c in self.containers.values() if not c.ephemeral]
+        return [c for c in self.containers.values() if not c.ephemeral and not c.init]
+
+    def inits(self) -> list[Container]:
+        return [c for c in self.containers.values() if c.init]
+
+    def kept_ready(self) -> list[Container]:
+        """The containers whose readiness makes the pod Ready: regular ones and sidecars."""
+        return self.regular() + [c for c in self.inits() if _sidecar(c.spec)]
+
+
+def _sidecar(spec: dict) -> bool:
+    """A restartable init container (native sidecar): started in order, then kept running."""
+    return spec.get("restartPolicy") == "Always"
 
 
 def proxy_type(pod: dict) -> str:
@@ -86,13 +103,32 @@ def proxy_type(pod: dict) -> str:
     return "sidecar"
 
 
+def any_image(_image: str) -> bool:
+    return True
+
+
 class Runtime:
-    """Starts each pod's containers as processes on the pod's own 127.0.x.y address."""
+    """Starts each pod's containers as processes on the pod's own 127.N.x.y address.
+
+    `store` is where pods come from and their status goes: the API double's Store, or
+    anything with its `add_listener`, `find` and `update` (`sandbox.real.kubelet.podsource`
+    watches a real API server's pods bound to the node). With `on_pod_stopped(pod)` the
+    runtime says when a deleted pod's processes are all gone (a kubelet then removes the
+    pod from the API server); `image_known(image)` says whether an image maps to a local
+    program (others wait with ErrImagePull); `addresses` lends a pool of pod addresses the
+    caller owns and releases."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
-                 envoy: str | None = None, allow_websocket=lambda: True):
+                 envoy: str | None = None, allow_websocket=lambda: True, *,
+                 node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
+                 addresses: AddressPool | None = None, image_known=any_image,
+                 on_pod_stopped=None):
         self.store = store
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.image_known = image_known
+        self.on_pod_stopped = on_pod_stopped
         self.state_dir = state_dir
         self.kubeconfig = kubeconfig
         self.behaviours = behaviours
@@ -101,7 +137,8 @@ class Runtime:
         self.allow_websocket = allow_websocket
         self._lock = threading.Lock()
         self._pods: dict[str, PodProcesses] = {}  # by pod uid
-        self.addresses = AddressPool()
+        self._owns_addresses = addresses is None
+        self.addresses = addresses or AddressPool()
         self.cgroups, why = CgroupTree.create(self.addresses.network, state_dir)
         if self.cgroups is None:
             print(f"sandbox: no writable cgroup hierarchy ({why}); container IDs are "
@@ -125,7 +162,9 @@ class Runtime:
             with self._lock:
                 pod = self._pods.pop(uid, None)
             if pod:
-                threading.Thread(target=self._stop_pod, args=(pod,), daemon=True).start()
+                threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
+            elif self.on_pod_stopped is not None:
+                self.on_pod_stopped(ev.obj)
         elif ev.type == "MODIFIED":
             with self._lock:
                 pod = self._pods.get(uid)
@@ -146,20 +185,41 @@ class Runtime:
                "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
-        pod = PodProcesses(ns, name, meta["uid"], ip, env)
+        pod = PodProcesses(ns, name, meta["uid"], ip, env,
+                           qos_class=(obj.get("status") or {}).get("qosClass")
+                           or qos.pod_qos(spec))
         with self._lock:
             if self._closed:
                 return
             self._pods[pod.uid] = pod
-        for c_spec in spec.get("containers") or []:
-            self._container(pod, c_spec)
+        current = self._find_pod(pod)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            # deleted before it was registered here: its DELETED event found nothing to stop
+            with self._lock:
+                self._pods.pop(pod.uid, None)
+            if self.on_pod_stopped is not None and current is not None:
+                self.on_pod_stopped(current)
+            return
+        for init, key in ((True, "initContainers"), (False, "containers")):
+            for c_spec in spec.get(key) or []:
+                c = self._container(pod, c_spec, init=init)
+                if not self.image_known(c_spec.get("image") or ""):
+                    # what a kubelet reports after a failed pull (pkg/kubelet/images
+                    # image_manager.go EnsureImageExists: ErrImagePull); never retried here
+                    c.waiting = ("ErrImagePull", f'failed to pull and unpack image '
+                                 f'"{c_spec.get("image")}": the sandbox has no program for it')
+        pod.initialized = not pod.inits()
         pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
+        if any(c.waiting for c in pod.inits()) or not self._run_inits(pod, obj):
+            return
+        if any(c.waiting for c in pod.regular()):
+            return
         try:
-            for c in pod.containers.values():
+            for c in pod.regular():
                 self._launch(pod, c, obj)
         except OSError as e:
-            for c in pod.containers.values():
+            for c in pod.regular():
                 if c.process is None:
                     c.exit_code = 128  # like a runtime's StartError: the container never ran
             pod.terminal = ("Failed", "", str(e))
@@ -170,20 +230,61 @@ class Runtime:
         deadline = time.monotonic() + 60
         while not pod.stopping.is_set() and not pod.terminal and time.monotonic() < deadline:
             changed = False
-            for c in pod.containers.values():
+            for c in pod.kept_ready():
                 if not c.ready and c.process and c.process.poll() is None and self._probe(pod, c):
                     c.ready = changed = True
             if changed:
                 self._set_status(pod, phase="Running")
-            if all(c.ready for c in pod.containers.values() if not c.ephemeral):
+            if all(c.ready for c in pod.kept_ready()):
                 return
             time.sleep(0.05)
 
-    def _container(self, pod: PodProcesses, spec: dict, ephemeral: bool = False) -> Container:
+    def _run_inits(self, pod: PodProcesses, obj: dict) -> bool:
+        """Run the init containers one after the other, each to a successful end (a sidecar:
+        until started), as pkg/kubelet/kuberuntime/kuberuntime_manager.go `computePodActions`
+        orders them: a failed one is run again after the back-off unless the pod's
+        restartPolicy is Never, which fails the pod (kubelet_pods.go `getPhase`). False when
+        the pod is not to go on."""
+        never = (obj.get("spec") or {}).get("restartPolicy") == "Never"
+        for c in pod.inits():
+            while True:
+                with pod.starting:
+                    if pod.stopping.is_set():
+                        return False
+                    try:
+                        self._launch(pod, c, obj)
+                    except OSError as e:
+                        c.exit_code, c.finished_at = 128, now_rfc3339()
+                        c.log.write_line("stderr", f"failed to start container {c.name!r}: {e}")
+                self._set_status(pod, phase="Pending")
+                if _sidecar(c.spec):
+                    break
+                if c.process is not None:
+                    c.process.wait()
+                    self._container_ended(c)
+                if pod.stopping.is_set():
+                    return False
+                if c.exit_code == 0:
+                    c.ready = True  # a completed init container counts as ready
+                    break
+                if never:
+                    pod.terminal = ("Failed", "", "")
+                    self._set_status(pod, phase="Failed")
+                    return False
+                c.restarts += 1
+                c.last_state = {"terminated": self._terminated(c)}
+                self._set_status(pod, phase="Pending")
+                if pod.stopping.wait(1.0):  # the sandbox's whole back-off
+                    return False
+        pod.initialized = True
+        return True
+
+    def _container(self, pod: PodProcesses, spec: dict, ephemeral: bool = False,
+                   init: bool = False) -> Container:
         directory = self.state_dir / "pods" / pod.namespace / pod.name / spec["name"]
         directory.mkdir(parents=True, exist_ok=True)
         log = ContainerLog(directory.parent / f"{spec['name']}.log")
-        c = Container(spec["name"], spec, directory, log, ephemeral=ephemeral)
+        c = Container(spec["name"], spec, directory, log, ephemeral=ephemeral, init=init)
         pod.containers[c.name] = c
         return c
 
@@ -205,6 +306,10 @@ class Runtime:
         if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system":
             return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
                     "--listen", pod.ip], env
+        if c.init and not c.spec.get("command") and not _sidecar(c.spec):
+            # the sandbox has no image entrypoints: an init container without a command of
+            # its own has nothing to do and completes
+            return ["true"], env
         if c.ephemeral or c.spec.get("command"):
             cmd = list(c.spec.get("command") or []) + list(c.spec.get("args") or [])
             # Debug/ephemeral containers see the tool shims and their own facts (sniff).
@@ -236,7 +341,7 @@ class Runtime:
         self._release_scope(c)  # the previous run's (a restart gets a new ID, like a kubelet's)
         container_id = secrets.token_hex(32)
         if self.cgroups is not None:
-            c.scope = self.cgroups.add_scope(scope_relpath(QOS_CLASS, pod.uid, container_id))
+            c.scope = self.cgroups.add_scope(scope_relpath(pod.qos_class, pod.uid, container_id))
         try:
             # The child joins the container's cgroup between fork and exec (what
             # `/proc/PID/cgroup` shows node tools); see Scope.joining.
@@ -292,6 +397,7 @@ class Runtime:
                     if pod.stopping.is_set():
                         return
                     c.restarts += 1
+                    c.last_state = {"terminated": self._terminated(c)}
                     try:
                         self._launch(pod, c, obj)
                     except OSError:
@@ -365,54 +471,74 @@ class Runtime:
             reason = message = ""
             if pod.terminal:
                 phase, reason, message = pod.terminal
-            obj.setdefault("spec", {})["nodeName"] = "sandbox-node"
-            statuses = [self._container_status(c) for c in pod.containers.values() if not c.ephemeral]
-            ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+            obj.setdefault("spec", {})["nodeName"] = self.node_name
+            statuses = [self._container_status(c, pod.initialized) for c in pod.regular()]
+            inits = [self._container_status(c, True) for c in pod.inits()]
             t = now_rfc3339()
             status = obj.setdefault("status", {})
             status.update({"phase": phase, "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
-                           "hostIP": "127.0.0.1", "startTime": status.get("startTime") or t,
-                           "containerStatuses": statuses, "qosClass": "BestEffort"})
+                           "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
+                           "startTime": status.get("startTime") or t,
+                           "containerStatuses": statuses, "qosClass": pod.qos_class})
+            if inits:
+                status["initContainerStatuses"] = inits
+            if obj["metadata"].get("generation"):
+                status["observedGeneration"] = obj["metadata"]["generation"]
             for key, value in (("reason", reason), ("message", message)):
                 if value:
                     status[key] = value
-            eph = [self._container_status(c) for c in pod.containers.values() if c.ephemeral]
+            eph = [self._container_status(c, True) for c in pod.containers.values() if c.ephemeral]
             if eph:
                 status["ephemeralContainerStatuses"] = eph
-            status["conditions"] = [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-                {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": t},
-                {"type": "Ready", "status": str(ready), "lastTransitionTime": t}]
+            status["conditions"] = podconditions.pod_conditions(
+                status.get("conditions") or [], obj["metadata"].get("generation"), phase,
+                [c.spec for c in pod.inits()], inits, statuses, t)
         try:
-            self.store.update("pods", pod.namespace, pod.name, mutate)
+            # a status write, and binding the pod to the node, leave the generation alone
+            # (pods/status and pods/binding do not go through the pod strategy's
+            # updatePodGeneration)
+            self.store.update("pods", pod.namespace, pod.name, mutate, bump_generation=False)
         except NotFound:
             pass
 
     @staticmethod
-    def _container_status(c: Container) -> dict:
+    def _container_status(c: Container, initialized: bool) -> dict:
+        """A container's status; `initialized` is false while the pod's init containers run
+        (a regular container then waits with reason PodInitializing)."""
         running = c.process is not None and c.process.poll() is None
         if running:
             state = {"running": {"startedAt": c.started_at}}
         elif c.exit_code is not None:
-            state = {"terminated": {"exitCode": c.exit_code,
-                                    "reason": "Completed" if c.exit_code == 0 else "Error",
-                                    "startedAt": c.started_at or None,
-                                    "finishedAt": c.finished_at or None,
-                                    "containerID": c.container_id}}
+            state = {"terminated": Runtime._terminated(c)}
+        elif c.waiting is not None:
+            state = {"waiting": {"reason": c.waiting[0], "message": c.waiting[1]}}
         else:
-            state = {"waiting": {"reason": "ContainerCreating"}}
-        return {"name": c.name, "image": c.spec.get("image", ""), "ready": c.ready and running,
+            state = {"waiting": {"reason": "ContainerCreating" if initialized
+                                 else "PodInitializing"}}
+        image = c.spec.get("image", "")
+        completed_init = c.init and not _sidecar(c.spec) and c.exit_code == 0
+        return {"name": c.name, "image": image, "ready": c.ready and (running or completed_init),
                 "started": running, "restartCount": c.restarts, "state": state,
-                "containerID": c.container_id if c.process else ""}
+                "containerID": c.container_id if c.process else "",
+                "lastState": c.last_state,
+                "imageID": f"sandbox://{image}" if c.process else ""}
+
+    @staticmethod
+    def _terminated(c: Container) -> dict:
+        """The `terminated` state of the container's run that has ended."""
+        return {"exitCode": c.exit_code, "reason": "Completed" if c.exit_code == 0 else "Error",
+                "startedAt": c.started_at or None, "finishedAt": c.finished_at or None,
+                "containerID": c.container_id}
 
     # -- stopping
-    def _stop_pod(self, pod: PodProcesses) -> None:
+    def _stop_pod(self, pod: PodProcesses, obj: dict | None = None) -> None:
         with pod.starting:
             pod.stopping.set()
         self._kill_containers(pod)
         for c in pod.containers.values():
             c.log.close()
+        if obj is not None and self.on_pod_stopped is not None:
+            self.on_pod_stopped(obj)
 
     def _kill_containers(self, pod: PodProcesses) -> None:
         """SIGTERM every running container (SIGKILL after 3 s), as a kubelet killing a pod;
@@ -447,7 +573,8 @@ class Runtime:
             t.join()
         if self.cgroups is not None:
             self.cgroups.remove_all()
-        self.addresses.release()
+        if self._owns_addresses:
+            self.addresses.release()
 
     def status(self) -> list[dict]:
         with self._lock:

@@ -194,3 +194,35 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+class WatchRecorder:
+    """`kubectl get --raw <watch path>` in the background: `events` collects (type,
+    namespace/name, object) of the watch stream as they arrive; `stop()` ends it. Start the
+    path from a listed resourceVersion so no event is missed, whenever kubectl connects."""
+
+    def __init__(self, kubectl: str, path: str, env: dict | None = None):
+        import threading
+        self.events: list[tuple[str, str, dict]] = []
+        self._process = subprocess.Popen([kubectl, "get", "--raw", path], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True, env=env)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            meta = doc["object"]["metadata"]
+            self.events.append((doc["type"], f"{meta.get('namespace')}/{meta.get('name')}",
+                                doc["object"]))
+
+    def of(self, name: str) -> list[str]:
+        """The event types seen for `namespace/name`, in order."""
+        return [t for t, n, _ in list(self.events) if n == name]
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+        self._thread.join(5)

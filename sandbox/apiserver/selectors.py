@@ -67,8 +67,33 @@ def _field(obj: dict, path: str) -> str:
     return "" if cur is None else str(cur)
 
 
-def field_selector(selector: str | None) -> Predicate:
-    """`metadata.name=x,status.podIP=1.2.3.4,status.phase!=Running` as a predicate."""
+# The field labels each kind can be selected by (k8s.io/kubernetes pkg/apis/core/v1/
+# conversion.go `AddFieldLabelConversionFunc`, apps/v1 for ReplicaSets); any other kind only by
+# its name and namespace (apimachinery DefaultMetaV1FieldSelectorConversion).
+META_FIELDS = ("metadata.name", "metadata.namespace")
+SELECTABLE_FIELDS = {
+    "pods": META_FIELDS + ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                           "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                           "status.podIP", "status.podIPs", "status.nominatedNodeName"),
+    "nodes": ("metadata.name", "spec.unschedulable"),
+    "events": META_FIELDS + ("involvedObject.kind", "involvedObject.namespace",
+                             "involvedObject.name", "involvedObject.uid",
+                             "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                             "involvedObject.fieldPath", "reason", "reportingComponent",
+                             "source", "type"),
+    "namespaces": ("metadata.name", "status.phase"),
+    "secrets": META_FIELDS + ("type",),
+    "services": META_FIELDS + ("spec.clusterIP", "spec.type"),
+    "replicasets.apps": META_FIELDS + ("status.replicas",),
+    "replicationcontrollers": META_FIELDS + ("status.replicas",),
+}
+FIELD_ALIASES = {("pods", "spec.host"): "spec.nodeName"}  # old v1 clients' name
+
+
+def field_selector(selector: str | None, kind_key: str | None = None) -> Predicate:
+    """`metadata.name=x,status.podIP=1.2.3.4,status.phase!=Running` as a predicate; with
+    `kind_key`, a field that kind cannot be selected by is refused as the real server
+    refuses it (`field label not supported: <field>`, a 400)."""
     if not selector:
         return lambda obj: True
     checks = []
@@ -77,6 +102,13 @@ def field_selector(selector: str | None) -> Predicate:
         if not m:
             raise SelectorError(f"invalid field selector: {term!r}")
         path, op, value = m.groups()
+        if kind_key is not None:
+            path = FIELD_ALIASES.get((kind_key, path), path)
+            if kind_key not in SELECTABLE_FIELDS and path not in META_FIELDS:
+                raise SelectorError(f'"{path}" is not a known field selector: only '
+                                    f'"metadata.name", "metadata.namespace"')
+            if path not in SELECTABLE_FIELDS.get(kind_key, META_FIELDS):
+                raise SelectorError(f"field label not supported: {path}")
         if op == "!=":
             checks.append(lambda o, p=path, v=value: _field(o, p) != v)
         else:

@@ -6,6 +6,7 @@ a `PodHooks` object (the sandbox runtime); the upgrade protocols live in `sandbo
 
 from __future__ import annotations
 
+import copy
 import http.server
 import json
 import socket
@@ -44,6 +45,27 @@ class ApiError(Exception):
         super().__init__(message)
         self.body = status_body(code, reason, message, details)
         self.code = code
+
+
+def filtered_event(ev, passes) -> tuple[str, dict] | None:
+    """The (type, object) a watch with selectors `passes` sees for a store event: an object
+    that starts to match is ADDED, one that stops matching is DELETED (its previous content
+    at the event's resourceVersion), as k8s.io/apiserver pkg/storage/cacher/cache_watcher.go
+    `convertToWatchEvent` does; None when the watch is not interested."""
+    now = ev.type != "DELETED" and passes(ev.obj)
+    before = passes(ev.obj if ev.type == "DELETED" else ev.old) if (
+        ev.type == "DELETED" or ev.old is not None) else False
+    if now and not before:
+        return "ADDED", ev.obj
+    if now:
+        return "MODIFIED", ev.obj
+    if before:
+        if ev.type == "DELETED":
+            return "DELETED", ev.obj
+        gone = copy.deepcopy(ev.old)
+        gone["metadata"]["resourceVersion"] = ev.obj["metadata"]["resourceVersion"]
+        return "DELETED", gone
+    return None
 
 
 def not_found(kind: kinds.Kind, name: str) -> ApiError:
@@ -342,7 +364,7 @@ class Api:
     def _filtered(self, kind, namespace, query) -> tuple[list[dict], int]:
         try:
             labels = selectors.label_selector(_one(query, "labelSelector"))
-            fields = selectors.field_selector(_one(query, "fieldSelector"))
+            fields = selectors.field_selector(_one(query, "fieldSelector"), kind.key)
         except selectors.SelectorError as e:
             raise ApiError(400, "BadRequest", str(e)) from None
         items, rv = self.store.list(kind.key, namespace)
@@ -363,8 +385,11 @@ class Api:
                           "metadata": {"resourceVersion": str(rv)}, "items": items})
 
     def _watch(self, h, kind, version, namespace, query) -> None:
-        labels = selectors.label_selector(_one(query, "labelSelector"))
-        fields = selectors.field_selector(_one(query, "fieldSelector"))
+        try:
+            labels = selectors.label_selector(_one(query, "labelSelector"))
+            fields = selectors.field_selector(_one(query, "fieldSelector"), kind.key)
+        except selectors.SelectorError as e:
+            raise ApiError(400, "BadRequest", str(e)) from None
         timeout = float(_one(query, "timeoutSeconds", "1800"))
         rv_param = _one(query, "resourceVersion", "")
         as_table = "as=Table" in h.headers.get("Accept", "")
@@ -382,8 +407,9 @@ class Api:
             rv = int(rv_param)
         try:
             for ev in self.store.events_since(rv, kind.key, namespace, timeout):
-                if labels(ev.obj) and fields(ev.obj):
-                    self._emit(h, kind, version, ev.type, ev.obj, as_table, query)
+                seen = filtered_event(ev, lambda o: labels(o) and fields(o))
+                if seen is not None:
+                    self._emit(h, kind, version, *seen, as_table, query)
         except Gone:
             h.write_chunk(json.dumps({"type": "ERROR", "object": status_body(
                 410, "Expired", f"too old resource version: {rv}")}).encode() + b"\n")

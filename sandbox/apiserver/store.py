@@ -36,6 +36,7 @@ class Event:
     namespace: str
     name: str
     obj: dict
+    old: dict | None = None  # a MODIFIED event's previous object (filtered watches need it)
 
 
 Listener = Callable[[Event], None]
@@ -133,16 +134,17 @@ class Store:
             meta["generation"] = generation
             if old == {**obj, "metadata": {**meta, "resourceVersion": old["metadata"].get("resourceVersion")}}:
                 return copy.deepcopy(old)  # no change, no event (like the real API)
-            ev = self._write("MODIFIED", key, ns, name, obj)
+            ev = self._write("MODIFIED", key, ns, name, obj, old)
         self._notify(ev)
         return copy.deepcopy(ev.obj)
 
-    def update(self, key: str, namespace: str, name: str, mutate: Callable[[dict], None]) -> dict:
+    def update(self, key: str, namespace: str, name: str, mutate: Callable[[dict], None], *,
+               bump_generation: bool = True) -> dict:
         """Read-modify-write under the lock; `mutate` edits the object in place."""
         with self._lock:
             obj = self.get(key, namespace, name)
             mutate(obj)
-            return self.replace(key, obj)
+            return self.replace(key, obj, bump_generation=bump_generation)
 
     def delete(self, key: str, namespace: str, name: str) -> dict:
         with self._lock:
@@ -159,12 +161,13 @@ class Store:
         self._notify(ev)
         return copy.deepcopy(obj)
 
-    def _write(self, etype: str, key: str, ns: str, name: str, obj: dict) -> Event:
+    def _write(self, etype: str, key: str, ns: str, name: str, obj: dict,
+               old: dict | None = None) -> Event:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         stored = copy.deepcopy(obj)
         self._objects[key][(ns, name)] = stored
-        ev = Event(self._rv, etype, key, ns, name, stored)
+        ev = Event(self._rv, etype, key, ns, name, stored, old)
         self._events.append(ev)
         self._cond.notify_all()
         return ev
@@ -210,4 +213,4 @@ class Store:
             for e in batch:
                 last = e.rv
                 if e.key == key and (namespace is None or e.namespace == namespace):
-                    yield Event(e.rv, e.type, e.key, e.namespace, e.name, copy.deepcopy(e.obj))
+                    yield dataclasses.replace(e, obj=copy.deepcopy(e.obj))  # `old` is only read

@@ -63,6 +63,30 @@ def _ns_row(o: dict) -> list:
     return [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"), _age(o)]
 
 
+def _node_row(o: dict) -> list:
+    """k8s.io/kubernetes pkg/printers/internalversion/printers.go `printNode`."""
+    status, labels = o.get("status") or {}, o["metadata"].get("labels") or {}
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    state = ["Ready" if ready[0].get("status") == "True" else "NotReady"] if ready else ["Unknown"]
+    if (o.get("spec") or {}).get("unschedulable"):
+        state.append("SchedulingDisabled")
+    roles = sorted({k.removeprefix("node-role.kubernetes.io/") for k in labels
+                    if k.startswith("node-role.kubernetes.io/") and k != "node-role.kubernetes.io/"}
+                   | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set()))
+    info = status.get("nodeInfo") or {}
+
+    def address(kind: str) -> str:
+        return next((a["address"] for a in status.get("addresses") or [] if a.get("type") == kind),
+                    "<none>")
+    kernel = info.get("kernelVersion") or "<unknown>"
+    if info.get("architecture"):
+        kernel += f" ({info['architecture']})"
+    return [o["metadata"]["name"], ",".join(state), ",".join(roles) or "<none>", _age(o),
+            info.get("kubeletVersion", ""), address("InternalIP"), address("ExternalIP"),
+            info.get("osImage") or "<unknown>", kernel,
+            info.get("containerRuntimeVersion") or "<unknown>"]
+
+
 def _col(name: str, priority: int = 0, type_: str = "string") -> dict:
     return {"name": name, "type": type_, "format": "name" if name == "Name" else "",
             "description": name, "priority": priority}
@@ -79,6 +103,9 @@ _COLUMNS = {
     "services": ([_col("Name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"),
                   _col("Port(s)"), _col("Age")], _svc_row),
     "namespaces": ([_col("Name"), _col("Status"), _col("Age")], _ns_row),
+    "nodes": ([_col("Name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version"),
+               _col("Internal-IP", 1), _col("External-IP", 1), _col("OS-Image", 1),
+               _col("Kernel-Version", 1), _col("Container-Runtime", 1)], _node_row),
 }
 
 

@@ -159,6 +159,13 @@ class ControlPlane:
             self._pool.release()
             self._pool = None
 
+    @property
+    def addresses(self) -> AddressPool:
+        """The leased 127.N network: the control plane is on .0.1, pods take the others."""
+        if self._pool is None:
+            raise ControlPlaneError("the control plane is not running")
+        return self._pool
+
     # -- users
     def add_user(self, name: str, *, groups: tuple[str, ...] = (), namespace: str = "default") -> pathlib.Path:
         """A client-certificate user `name` (no rights until a binding grants some); returns
@@ -222,6 +229,10 @@ class ControlPlane:
             f"--kubelet-client-certificate={self.kubelet_client.cert}",
             f"--kubelet-client-key={self.kubelet_client.key}",
             f"--kubelet-certificate-authority={pkidir / 'ca.crt'}",
+            # The node's Hostname address is its name, which no resolver knows on loopback:
+            # reach kubelets on their InternalIP first (the default order puts Hostname first,
+            # cmd/kube-apiserver/app/options/options.go NewServerRunOptions).
+            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
             # The endpoint reconciler refuses loopback addresses for the `kubernetes` Service
             # (pkg/controlplane/reconcilers); pods are given the API server's address instead.
             "--endpoint-reconciler-type=none",

@@ -82,6 +82,22 @@ def test_deployment_table_and_selectors(sb):
                       "-o", "name").stdout.count("pod/") == 2
 
 
+@pytest.mark.parametrize("args,message", [
+    (("pods", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+    (("pods", "--field-selector", "metadata.labels.app=catalog"),
+     "field label not supported: metadata.labels.app"),
+    (("deploy", "--field-selector", "spec.replicas=1"),
+     '"spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace"'),
+    (("pods", "--watch", "--field-selector", "spec.foo=x"), "field label not supported: spec.foo"),
+], ids=["pod-field", "labels-as-field", "deployment-field", "watch"])
+def test_unsupported_field_selectors_are_refused_as_the_real_server_does(sb, args, message):
+    """Only the field labels a kind registers can select (pkg/apis/core/v1/conversion.go);
+    tests/real/test_kubelet.py asks the real API server the same."""
+    out = sb.kubectl("get", *args, "-n", "istioinaction", check=False, timeout=20)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
 def test_service_endpoints_follow_pods(sb):
     ep = json.loads(sb.kubectl("get", "endpoints", "catalog", "-n", "istioinaction", "-o", "json").stdout)
     ips = sorted(a["ip"] for a in ep["subsets"][0]["addresses"])
@@ -362,3 +378,23 @@ def test_a_pods_tcpdump_filter_cannot_reach_another_pods_traffic(sb):
     finally:
         sb.kubectl("delete", "pod", "capture-target", "--grace-period=0", "--wait=false",
                    check=False)
+
+
+def test_the_node_is_a_kubelets(sb):
+    """The double's Node carries what a kubelet registers (sandbox/nodestatus.py), as the
+    real API server's Node from the sandbox's kubelet does (tests/real/test_kubelet.py)."""
+    node = json.loads(sb.kubectl("get", "node", "sandbox-node", "-o", "json").stdout)
+    status = node["status"]
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+    assert status["nodeInfo"]["kubeletVersion"] == "v1.37.2"
+    assert {"cpu", "memory", "pods"} <= set(status["capacity"])
+    assert status["allocatable"] == status["capacity"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert list(conditions) == ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["reason"] == "KubeletReady"
+    assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+    wide = sb.kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP",
+                               "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    assert wide[1].split()[:3] == ["sandbox-node", "Ready", "<none>"]
+    assert "v1.37.2" in wide[1] and "127.0.0.1" in wide[1]

@@ -97,6 +97,7 @@ def test_never_ends_succeeded_or_failed_and_runs_once(sandbox, run):
     for name in ("never-ok", "never-fails"):
         pod = _pod(sandbox, name)
         assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+        assert pod["status"]["containerStatuses"][0]["lastState"] == {}
         assert sandbox.kubectl("logs", name).stdout == "ran\n"
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "False"
@@ -112,6 +113,12 @@ def test_onfailure_restarts_until_success_and_always_restarts_success(sandbox, r
     done = _phase_becomes(sandbox, "on-failure", "Succeeded")
     assert done["status"]["containerStatuses"][0]["restartCount"] == 1
     assert _terminated(done)["exitCode"] == 0
+    # the first run's end, as a kubelet keeps it in lastState (lastTerminationState)
+    last = done["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert last["containerID"] != _terminated(done)["containerID"]
+    # status writes leave the generation alone, and the kubelet observed generation 1
+    assert done["metadata"]["generation"] == 1 and done["status"]["observedGeneration"] == 1
     assert sandbox.kubectl("logs", "on-failure").stdout == "run\nrun\n"
     again = sandbox.wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]
                                       ["restartCount"] >= 2 else None)(_pod(sandbox, "always")),
@@ -176,3 +183,86 @@ def test_the_deadline_may_be_lowered_on_a_running_pod_but_not_raised(sandbox, ru
     sandbox.kubectl("patch", "pod", "lowered", "-p", '{"spec":{"activeDeadlineSeconds":1}}')
     failed = _phase_becomes(sandbox, "lowered", "Failed", timeout=15)
     assert failed["status"]["reason"] == "DeadlineExceeded"
+
+
+def _init_pod(name: str, init_script: str, policy: str = "Always") -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"restartPolicy": policy, "initContainers": [
+                           {"name": "setup", "image": "busybox",
+                            "command": ["sh", "-c", init_script]}],
+                           "containers": [{"name": "main", "image": "busybox",
+                                           "command": ["sh", "-c", "echo main; sleep 600"]}]}})
+
+
+def test_init_containers_run_to_completion_before_the_containers(sandbox):
+    """As a kubelet: the init container runs first and alone (Initialized False, the main
+    container waiting with PodInitializing), then the main container starts; the completed
+    init container is reported terminated and ready (pkg/kubelet/status/generate.go)."""
+    sandbox.kubectl("apply", "-f", "-", input=_init_pod(
+        "with-init", "echo init; while [ ! -e go ]; do sleep 0.1; done"))
+    try:
+        def initializing():
+            pod = _pod(sandbox, "with-init")
+            init = (pod["status"].get("initContainerStatuses") or [{}])[0]
+            return "running" in init.get("state", {}) and pod
+        pod = sandbox.wait_for(initializing, timeout=20, what="init container running")
+        assert pod["status"]["phase"] == "Pending"
+        conditions = {c["type"]: c for c in pod["status"]["conditions"]}
+        assert conditions["Initialized"]["status"] == "False"
+        assert conditions["Initialized"]["reason"] == "ContainersNotInitialized"
+        assert conditions["Initialized"]["message"] == "containers with incomplete status: [setup]"
+        main = pod["status"]["containerStatuses"][0]
+        assert main["state"]["waiting"]["reason"] == "PodInitializing"
+        assert sandbox.kubectl("logs", "with-init", "-c", "setup").stdout == "init\n"
+        waiting = sandbox.kubectl("logs", "with-init", "-c", "main", check=False)
+        assert waiting.returncode != 0
+        assert ('container "main" in pod "with-init" is waiting to start: PodInitializing'
+                in waiting.stderr)
+        (sandbox.state / "pods" / "default" / "with-init" / "setup" / "go").touch()
+        pod = _phase_becomes(sandbox, "with-init", "Running")
+        init = pod["status"]["initContainerStatuses"][0]
+        assert init["state"]["terminated"]["reason"] == "Completed" and init["ready"] is True
+        assert [c["type"] for c in pod["status"]["conditions"]] == [
+            "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+            "PodScheduled"]
+        assert sandbox.wait_for(lambda: sandbox.kubectl("logs", "with-init", "-c", "main")
+                                .stdout == "main\n", timeout=10, what="main's log")
+    finally:
+        sandbox.kubectl("delete", "pod", "with-init", "--grace-period=0", "--wait=false",
+                        check=False)
+
+
+def test_a_failed_init_container_fails_a_never_pod(sandbox):
+    sandbox.kubectl("apply", "-f", "-", input=_init_pod("init-fails", "exit 7", "Never"))
+    try:
+        pod = _phase_becomes(sandbox, "init-fails", "Failed")
+        init = pod["status"]["initContainerStatuses"][0]
+        assert init["state"]["terminated"]["exitCode"] == 7 and init["restartCount"] == 0
+        assert "waiting" in pod["status"]["containerStatuses"][0]["state"]
+    finally:
+        sandbox.kubectl("delete", "pod", "init-fails", "--grace-period=0", "--wait=false",
+                        check=False)
+
+
+def test_a_field_selector_watch_sees_pods_leave_as_deleted(sandbox):
+    """A watch with a field selector sees an object that starts matching as ADDED and one
+    that stops matching as DELETED, as the real API server's watch cache sends them
+    (tests/real/test_kubelet.py asks the real one the same)."""
+    from sandbox.testing import WatchRecorder, kubectl_binary
+    rv = json.loads(sandbox.kubectl("get", "--raw", "/api/v1/namespaces/default/pods").stdout)[
+        "metadata"]["resourceVersion"]
+    watch = WatchRecorder(kubectl_binary(), "/api/v1/namespaces/default/pods?watch=1&"
+                          f"fieldSelector=status.phase%3DPending&resourceVersion={rv}",
+                          env=sandbox.env())
+    try:
+        sandbox.kubectl("run", "leaves-pending", "--image=sandbox/app")
+        _phase_becomes(sandbox, "leaves-pending", "Running")
+        events = sandbox.wait_for(lambda: (lambda e: e if "DELETED" in e else None)(
+            watch.of("default/leaves-pending")), timeout=20, what="DELETED when it leaves Pending")
+        assert events[0] == "ADDED" and events[-1] == "DELETED"
+        (gone,) = [o for t, n, o in watch.events if t == "DELETED" and n == "default/leaves-pending"]
+        assert gone["status"]["phase"] == "Pending"  # the previous content, as the cacher sends
+    finally:
+        watch.stop()
+        sandbox.kubectl("delete", "pod", "leaves-pending", "--grace-period=0", "--wait=false",
+                        check=False)

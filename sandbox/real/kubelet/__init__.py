@@ -1,0 +1,87 @@
+"""The sandbox as the node's kubelet for a real API server (`sandbox.real.controlplane`).
+
+`Kubelet(control_plane).start()` registers the Node and keeps its Lease fresh (`node`),
+runs the pods the scheduler binds to it as local processes with the pod runtime of the API
+double (`sandbox.runtime.Runtime` over `podsource.PodSource`), each on its own address of the
+control plane's leased 127.N network, and serves the kubelet API on port 10250 (`server`).
+
+With `websockets` (the default, as a 1.37 kubelet whose gate ExtendWebSocketsToKubelet is
+on) the Node declares that feature in status.declaredFeatures, and the API server passes
+kubectl's WebSocket exec/attach/port-forward through to the kubelet API unchanged
+(pkg/registry/core/pod/rest/subresources.go `checkNodeSupportsWebsockets`); without it the
+API server translates them to SPDY towards the kubelet.
+
+Its identity is a client certificate from the cluster CA for `system:node:<name>` in
+`system:nodes`, so the API server's Node authorizer and NodeRestriction admission judge
+everything it does, as for a real kubelet."""
+
+from __future__ import annotations
+
+from ...behaviour import Behaviours
+from ...runtime import Runtime
+from . import images
+from .client import NodeClient
+from ...nodestatus import KUBELET_PORT
+from .node import NodeAgent
+from .podsource import PodSource
+from .server import KubeletServer
+
+EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
+
+
+class Kubelet:
+    def __init__(self, control_plane, name: str = "sandbox-node", *,
+                 status_interval: float = 60.0, websockets: bool = True):
+        self.cp = control_plane
+        self.name = name
+        self.status_interval = status_interval
+        self.websockets = websockets
+        self.state_dir = control_plane.state_dir / "kubelet"
+        self.node: NodeAgent | None = None
+        self.pods: PodSource | None = None
+        self.runtime: Runtime | None = None
+        self.server: KubeletServer | None = None
+
+    def __enter__(self) -> "Kubelet":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "Kubelet":
+        cp, name = self.cp, self.name
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        identity = cp.ca.issue(f"kubelet-client-{name}", f"system:node:{name}",
+                               organizations=("system:nodes",))
+        serving = cp.ca.issue(f"kubelet-serving-{name}", f"system:node:{name}",
+                              server_names=(cp.address, name), client=False)
+        client = NodeClient(cp.server, cp.ca.pair, identity)
+        self.node = NodeAgent(client, name, cp.address, self.state_dir,
+                              status_interval=self.status_interval,
+                              declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
+        self.pods = PodSource(client, name)
+        self.runtime = Runtime(self.pods, self.state_dir, cp.kubeconfig, Behaviours([]),
+                               allow_websocket=lambda: self.websockets,
+                               node_name=name, host_ip=cp.address, addresses=cp.addresses,
+                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped)
+        self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
+                                    ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
+                                    key_file=str(serving.key)).start()
+        self.pods.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching, end every pod's processes, close the kubelet API and the beats."""
+        if self.pods is not None:
+            self.pods.stop()
+        if self.runtime is not None:
+            self.runtime.stop_all()
+        if self.server is not None:
+            self.server.stop()
+        if self.node is not None:
+            self.node.stop()
+        self.pods = self.runtime = self.server = self.node = None
