@@ -527,7 +527,7 @@ def test_connections_leave_no_threads_or_descriptors(cluster):
         return len(os.listdir("/proc/self/fd")), threading.active_count()
 
     cluster.kubectl("exec", "web", "--", "true")
-    wait_until(lambda: not _serving(), timeout=10, interval=0.05,
+    wait_until(lambda: not _serving(), timeout=30, interval=0.05,
                what="the API server to finish serving earlier requests")
     gc.collect()
     fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
