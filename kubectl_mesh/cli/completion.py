@@ -104,9 +104,11 @@ def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
             "Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,"
                       "application/json",
             "User-Agent": "kubectl-mesh-completion",
-            **config.auth_headers(),
         }
-        conn.request("GET", url.path.rstrip("/") + path, headers=headers)
+        conn.putrequest("GET", url.path.rstrip("/") + path, skip_accept_encoding=True)
+        for name, value in [*headers.items(), *config.auth_headers()]:
+            conn.putheader(name, value)
+        conn.endheaders()
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:

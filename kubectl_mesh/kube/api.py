@@ -46,10 +46,19 @@ _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patc
 
 
 def tls_adapter(config: ApiConfig):
-    """A requests adapter carrying the kubeconfig's TLS context (CA data, client cert data)."""
+    """A requests adapter carrying the kubeconfig's TLS context (CA data, client cert data)
+    and its credential/impersonation headers (repeated ones too, which a requests header
+    dict cannot hold)."""
     from requests.adapters import HTTPAdapter
+    from urllib3 import HTTPHeaderDict
 
     class _TLSAdapter(HTTPAdapter):
+        def add_headers(self, request, **kwargs):
+            headers = HTTPHeaderDict(request.headers)
+            for name, value in config.auth_headers():
+                headers.add(name, value)
+            request.headers = headers
+
         def __init__(self):
             self._ssl_context = config.ssl_context()
             self._server_hostname = config.tls_server_name
@@ -94,8 +103,7 @@ class KubeApi:
     def __init__(self, config: ApiConfig, timeout: float | None = 10.0):
         self.config = config
         self.timeout = timeout
-        self._headers = {"Accept": "application/json", "User-Agent": "kubectl-mesh",
-                         **config.auth_headers()}
+        self._headers = {"Accept": "application/json", "User-Agent": "kubectl-mesh"}
         # Proxies: the cluster's proxy-url, else the environment - except for loopback
         # servers, which Go's ProxyFromEnvironment never proxies either.
         proxies = proxies_for(config)
@@ -107,6 +115,7 @@ class KubeApi:
             self._session.trust_env = False
             self._session.proxies = proxies
             self._session.mount("https://", tls_adapter(config))
+            self._session.mount("http://", tls_adapter(config))
             self._session.headers.update(self._headers)
         parts = urlsplit(config.server)
         self._https = parts.scheme == "https"
@@ -178,7 +187,12 @@ class KubeApi:
         for attempt in (1, 2):
             conn, reused = self._take()
             try:
-                conn.request(method, target, body=payload, headers=all_headers)
+                conn.putrequest(method, target, skip_accept_encoding=True)
+                for name, value in [*all_headers.items(), *self.config.auth_headers()]:
+                    conn.putheader(name, value)
+                if payload is not None or method in ("POST", "PUT", "PATCH"):
+                    conn.putheader("Content-Length", str(len(payload or b"")))
+                conn.endheaders(payload)
                 resp = conn.getresponse()
                 status, content = resp.status, resp.read()
             except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors

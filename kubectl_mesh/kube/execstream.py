@@ -217,7 +217,7 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
     sslopt: dict = {"context": tls_context(config)} if config.server.startswith("https") else {}
     if config.tls_server_name:
         sslopt["server_hostname"] = config.tls_server_name
-    headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
+    headers = [f"{k}: {v}" for k, v in config.auth_headers()]
     try:
         ws = websocket.create_connection(
             url, timeout=timeout, header=headers, subprotocols=[V5, V4], sslopt=sslopt,

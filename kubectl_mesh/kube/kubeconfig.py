@@ -44,6 +44,12 @@ class ApiConfig:
     insecure: bool = False  # insecure-skip-tls-verify
     tls_server_name: str | None = None
     proxy_url: str | None = None
+    # Impersonation (--as, --as-group, or the kubeconfig user's as, as-groups, as-uid):
+    # client-go's ImpersonatingRoundTripper (transport/round_trippers.go) sends these as
+    # Impersonate-User, one Impersonate-Group per group, Impersonate-Uid on every request.
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+    as_uid: str | None = None
 
     def __post_init__(self) -> None:
         # The loaders check each token where it comes from (naming that source); this is the
@@ -62,8 +68,17 @@ class ApiConfig:
         """Whether the token goes to a plain http:// server (the kubeconfig said so)."""
         return bool(self.token) and self.server.startswith("http://")
 
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def auth_headers(self) -> list[tuple[str, str]]:
+        """The credential and impersonation headers of every request, as (name, value) pairs:
+        Impersonate-Group repeats, one per group (the API server reads each; one header with
+        commas would be one group)."""
+        pairs = [("Authorization", f"Bearer {self.token}")] if self.token else []
+        if self.as_user:
+            pairs.append(("Impersonate-User", self.as_user))
+        pairs += [("Impersonate-Group", group) for group in self.as_groups]
+        if self.as_uid:
+            pairs.append(("Impersonate-Uid", self.as_uid))
+        return pairs
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client TLS context with the CA, client certificate and verification settings."""
@@ -185,21 +200,37 @@ def merge_kubeconfigs(docs: list[dict]) -> dict:
 def load_config(kubeconfig: str | None = None, context: str | None = None,
                 namespace: str | None = None, *, environ: Mapping[str, str] | None = None,
                 service_account_dir: str = SERVICE_ACCOUNT_DIR,
-                exec_timeout: float | None = None) -> ApiConfig:
-    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n` (each may be None).
+                exec_timeout: float | None = None, as_user: str | None = None,
+                as_groups: tuple[str, ...] = ()) -> ApiConfig:
+    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n`, `--as`, `--as-group` (each may
+    be None/empty).
 
-    `exec_timeout` bounds an exec credential plugin (None: the plugin module's default)."""
+    `exec_timeout` bounds an exec credential plugin (None: the plugin module's default).
+    `--as`/`--as-group` override the kubeconfig user's `as`/`as-groups`, as in kubectl
+    (clientcmd's `DirectClientConfig.ClientConfig` copies the overridden AuthInfo's
+    Impersonate, ImpersonateGroups and ImpersonateUID into the rest.Config)."""
+    import dataclasses
+
     env = os.environ if environ is None else environ
     paths, explicit = kubeconfig_paths(kubeconfig, env)
     merged = merge_kubeconfigs([read_kubeconfig(p) for p in paths])
     if not merged["contexts"] and not context and _in_cluster_available(env, service_account_dir):
-        return _in_cluster(env, service_account_dir, namespace)
-    if not paths:
+        config = _in_cluster(env, service_account_dir, namespace)
+    elif not paths:
         where = (f"none of the files in KUBECONFIG exist ({env['KUBECONFIG']})"
                  if env.get("KUBECONFIG") else "no ~/.kube/config and not running in a cluster")
         raise NotFoundError(f"no kubeconfig found: {where}",
                             hint="pass --kubeconfig FILE or set KUBECONFIG")
-    return _from_kubeconfig(merged, paths, explicit, context, namespace, exec_timeout)
+    else:
+        config = _from_kubeconfig(merged, paths, explicit, context, namespace, exec_timeout)
+    if as_user or as_groups:
+        config = dataclasses.replace(config, as_user=as_user or config.as_user,
+                                     as_groups=tuple(as_groups) or config.as_groups)
+    if (config.as_groups or config.as_uid) and not config.as_user:
+        raise BadInputError("impersonating groups or a uid needs a user to impersonate too "
+                            f"(user {config.user!r}, context {config.context})",
+                            hint="add --as USER")
+    return config
 
 
 def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: str | None,
@@ -250,6 +281,9 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name"),
         proxy_url=cluster.get("proxy-url"),
+        as_user=user.get("as") or None,
+        as_groups=tuple(str(g) for g in user.get("as-groups") or ()),
+        as_uid=user.get("as-uid") or None,
         **creds,
     )
 

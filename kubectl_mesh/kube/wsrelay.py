@@ -36,7 +36,7 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
     WebSocketRefused. Pass `ssl_context` (from `tls_context(config)`) to reuse one."""
     path = pod_path(namespace, name, "portforward")
     url = "ws" + config.server[len("http"):] + f"{path}?ports={port}"
-    headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
+    headers = [f"{k}: {v}" for k, v in config.auth_headers()]
     sslopt: dict = {"context": ssl_context or tls_context(config)}
     if config.tls_server_name:
         sslopt["server_hostname"] = config.tls_server_name
