@@ -156,10 +156,13 @@ class KubeApi:
         Errors are translated like `get`'s; the MeshError of a non-2xx answer carries the
         server's Status as `.status` (admission vs RBAC denials differ only there).
         """
-        if self._session is not None:
-            status, content = self._via_requests(method, path, params, json, headers)
-        else:
-            status, content = self._send(method, path, params, json, headers)
+        send = self._via_requests if self._session is not None else self._send
+        token = self.config.bearer_token()
+        status, content = send(method, path, params, json, headers)
+        # An exec plugin's token the server no longer takes (a 15-minute token in a long
+        # command): run the plugin again, once, and retry the request once with its new one.
+        if status == 401 and self.config.renew_credentials(token):
+            status, content = send(method, path, params, json, headers)
         if status == 404 and allow_missing:
             return None
         if not 200 <= status < 300:

@@ -50,6 +50,9 @@ class ApiConfig:
     as_user: str | None = None
     as_groups: tuple[str, ...] = ()
     as_uid: str | None = None
+    # An exec plugin's credential (credplugin.PluginCredentials): renewed on expiry and on a
+    # 401; `token` is then the first one it printed.
+    plugin: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The loaders check each token where it comes from (naming that source); this is the
@@ -68,11 +71,22 @@ class ApiConfig:
         """Whether the token goes to a plain http:// server (the kubeconfig said so)."""
         return bool(self.token) and self.server.startswith("http://")
 
+    def bearer_token(self) -> str | None:
+        """The token to send now (an exec plugin's is re-fetched once it has expired)."""
+        if self.plugin is not None:
+            return self.plugin.current().get("token")
+        return self.token
+
+    def renew_credentials(self, rejected_token: str | None) -> bool:
+        """After a 401 for `rejected_token`: whether a new token came (exec plugins only)."""
+        return self.plugin is not None and self.plugin.renew(rejected_token)
+
     def auth_headers(self) -> list[tuple[str, str]]:
         """The credential and impersonation headers of every request, as (name, value) pairs:
         Impersonate-Group repeats, one per group (the API server reads each; one header with
         commas would be one group)."""
-        pairs = [("Authorization", f"Bearer {self.token}")] if self.token else []
+        token = self.bearer_token()
+        pairs = [("Authorization", f"Bearer {token}")] if token else []
         if self.as_user:
             pairs.append(("Impersonate-User", self.as_user))
         pairs += [("Impersonate-Group", group) for group in self.as_groups]
@@ -305,11 +319,11 @@ def _credentials(user: dict, what: str, merged: dict, context: str,
     }
     if not token and not creds["client_cert_pem"]:
         if isinstance(user.get("exec"), dict):
-            from kubectl_mesh.kube.credplugin import exec_credentials
+            from kubectl_mesh.kube.credplugin import PluginCredentials
 
-            creds.update(exec_credentials(user["exec"], what, merged["clusters"].get(
-                (merged["contexts"].get(context) or {}).get("cluster"), {}),
-                timeout=exec_timeout))
+            plugin = PluginCredentials(user["exec"], what, merged["clusters"].get(
+                (merged["contexts"].get(context) or {}).get("cluster"), {}), exec_timeout)
+            creds.update(plugin.current(), plugin=plugin)
         elif user.get("auth-provider"):
             creds.update(_delegated_credentials(merged, context))
         if creds.get("token"):
