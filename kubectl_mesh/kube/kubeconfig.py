@@ -4,9 +4,8 @@ Order: `--kubeconfig FILE`, else `$KUBECONFIG` (a `:`-separated LIST, merged: th
 that sets a cluster/user/context name or `current-context` wins; missing files are skipped,
 like kubectl), else `~/.kube/config`, else the in-cluster service account. Relative paths in a
 file are relative to that file. Each file's fields, the server URL and every token are
-checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; legacy
-auth-provider credentials are delegated to the `kubernetes` client (imported lazily, only
-then: it costs ~0.2-0.6 s of start-up).
+checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; a legacy
+auth-provider (gcp, azure, oidc) is bad input naming the exec plugin that replaces it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kubectl_mesh.errors import BadInputError, ForbiddenError, NotFoundError
+from kubectl_mesh.errors import BadInputError, NotFoundError
 from kubectl_mesh.kube.kubeconfigcheck import (check_shape, check_token, redact, server_url,
                                                yaml_reason)
 from kubectl_mesh.kube.names import dns1123_label_problem
@@ -325,38 +324,37 @@ def _credentials(user: dict, what: str, merged: dict, context: str,
                 (merged["contexts"].get(context) or {}).get("cluster"), {}), exec_timeout)
             creds.update(plugin.current(), plugin=plugin)
         elif user.get("auth-provider"):
-            creds.update(_delegated_credentials(merged, context))
+            raise _auth_provider_error(user, what)
         if creds.get("token"):
-            check_token(creds["token"], f"the token the exec plugin or auth provider of {what} "
+            check_token(creds["token"], f"the token the exec plugin of {what} "
                                         "returned")
     return creds
 
 
-def _delegated_credentials(merged: dict, context: str) -> dict:
-    """Legacy auth providers (oidc, gcp, azure): let the kubernetes client run them."""
-    try:
-        from kubernetes.client import Configuration
-        from kubernetes.config.kube_config import KubeConfigLoader
-    except ImportError as e:  # pragma: no cover - kubernetes is a dependency
-        raise NotFoundError("the kubeconfig uses auth-provider credentials, which need "
-                            "the Python package 'kubernetes'") from e
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": context}
-    for section, inner in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-        doc[section] = [{"name": n, inner: v} for n, v in merged[section].items()]
-    cfg = Configuration()
-    try:
-        KubeConfigLoader(config_dict=doc, active_context=context).load_and_set(cfg)
-    except Exception as e:  # the loader raises ConfigException, OSError, ...: all one story
-        raise ForbiddenError(f"getting credentials for context {context!r} failed: {e}",
-                             hint="check the exec plugin / auth provider in the kubeconfig") from e
-    out: dict[str, Any] = {}
-    auth = (cfg.api_key or {}).get("authorization") or cfg.api_key.get("BearerToken", "")
-    if auth:
-        out["token"] = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
-    if cfg.cert_file and cfg.key_file:
-        out["client_cert_pem"] = _read_file(cfg.cert_file, "exec client certificate")
-        out["client_key_pem"] = _read_file(cfg.key_file, "exec client key")
-    return out
+# The exec plugin that replaces each legacy auth-provider, and how to switch to it. kubectl
+# removed gcp and azure in 1.26 (client-go plugin/pkg/client/auth/gcp/gcp_stub.go and
+# azure/azure_stub.go: "The gcp auth plugin has been removed. Please use the
+# "gke-gcloud-auth-plugin" ..."); oidc's replacement is kubelogin's `kubectl oidc-login`.
+AUTH_PROVIDER_REPLACEMENTS = {
+    "gcp": ("gke-gcloud-auth-plugin", "install it (gcloud components install "
+                                      "gke-gcloud-auth-plugin) and run gcloud container "
+                                      "clusters get-credentials CLUSTER again"),
+    "azure": ("kubelogin", "install Azure/kubelogin and run kubelogin convert-kubeconfig "
+                           "-l azurecli"),
+    "oidc": ("kubelogin", "install int128/kubelogin (kubectl krew install oidc-login) and "
+                          "run kubectl oidc-login setup to get the exec section"),
+}
+
+
+def _auth_provider_error(user: dict, what: str) -> BadInputError:
+    """Legacy auth-provider credentials: one line naming the exec plugin that replaces them."""
+    provider = user.get("auth-provider") or {}
+    name = str(provider.get("name") or "") if isinstance(provider, dict) else ""
+    plugin, how = AUTH_PROVIDER_REPLACEMENTS.get(
+        name, ("an exec credential plugin", "ask your cluster's provider for one"))
+    return BadInputError(f"{what} uses auth-provider {name or '(no name)'!r}, which kubectl-mesh "
+                         f"does not run: use the exec credential plugin {plugin} instead",
+                         hint=how)
 
 
 def _data_or_file(section: dict, key: str, what: str) -> bytes | None:
