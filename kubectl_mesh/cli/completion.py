@@ -90,6 +90,8 @@ def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
     import socket
     import urllib.parse
 
+    if config.proxy_url:  # never around the kubeconfig's proxy; completion stays quiet
+        raise OSError("the cluster has a proxy-url")
     url = urllib.parse.urlsplit(config.server)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     sock = socket.create_connection((host, port), timeout=timeout)

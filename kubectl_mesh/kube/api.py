@@ -23,9 +23,11 @@ from kubectl_mesh.errors import (
     ForbiddenError,
     MeshError,
     NotFoundError,
+    ToolMissingError,
     UnreachableError,
 )
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.kubeconfigcheck import redact
 
 # The resources the commands read, and the API group/version each lives in.
 RESOURCE_PATHS = {
@@ -69,6 +71,14 @@ def tls_adapter(config: ApiConfig):
             if self._server_hostname:
                 kwargs["server_hostname"] = self._server_hostname
             return super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            # Through a proxy, requests builds another pool manager: the same TLS settings
+            # (else the tunnelled handshake would check the server against the system CAs).
+            proxy_kwargs["ssl_context"] = self._ssl_context
+            if self._server_hostname:
+                proxy_kwargs["server_hostname"] = self._server_hostname
+            return super().proxy_manager_for(proxy, **proxy_kwargs)
 
     return _TLSAdapter()
 
@@ -234,7 +244,10 @@ class KubeApi:
         except requests.exceptions.RequestException as e:
             kind = (TLS_FAILED if isinstance(e, requests.exceptions.SSLError) else
                     TIMED_OUT if isinstance(e, requests.exceptions.Timeout) else None)
-            raise transport_error(e, self.config.where, self.timeout, kind=kind) from e
+            proxy = self._session.proxies.get(urlsplit(url).scheme)
+            raise transport_error(e, self.config.where, self.timeout, kind=kind,
+                                  doing=f" through the proxy {redact(proxy)}" if proxy else "")\
+                from e
         return resp.status_code, resp.content
 
     def get_resource(self, resource: str, namespace: str | None, name: str, *,
@@ -300,6 +313,8 @@ def segment(text: str) -> str:
 def proxies_for(config: ApiConfig) -> dict[str, str]:
     """The proxies requests should use for this API server."""
     if config.proxy_url:
+        if urlsplit(config.proxy_url).scheme == "socks5":
+            _needs_module("socks", "PySocks", config)  # what requests speaks SOCKS with
         return {"https": config.proxy_url, "http": config.proxy_url}
     host = urlsplit(config.server).hostname or ""
     try:
@@ -312,6 +327,17 @@ def proxies_for(config: ApiConfig) -> dict[str, str]:
     import requests
 
     return requests.utils.get_environ_proxies(config.server)
+
+
+def _needs_module(module: str, package: str, config: ApiConfig) -> None:
+    """ToolMissingError naming the proxy when the Python `module` that speaks it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ToolMissingError(f"the proxy-url {redact(config.proxy_url or '')} of cluster "
+                               f"{config.cluster!r} needs the Python package {package!r}",
+                               hint=f"python3 -m pip install --user {package}, or use an "
+                                    "http:// proxy")
 
 
 def status_error(code: int, body: bytes | str, method: str, path: str,

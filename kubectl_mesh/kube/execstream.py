@@ -28,7 +28,7 @@ import websocket
 from kubectl_mesh.errors import MeshError, UnreachableError
 from kubectl_mesh.kube.api import pod_path, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wsrelay import tls_context
+from kubectl_mesh.kube.wsrelay import proxy_options, tls_context
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -221,7 +221,8 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
     try:
         ws = websocket.create_connection(
             url, timeout=timeout, header=headers, subprotocols=[V5, V4], sslopt=sslopt,
-            enable_multithread=True, skip_utf8_validation=True, suppress_origin=True)
+            enable_multithread=True, skip_utf8_validation=True, suppress_origin=True,
+            **proxy_options(config))
     except websocket.WebSocketBadStatusException as e:
         body = e.resp_body or b""
         if e.status_code >= 500 and b"exec failed" in body:  # the runtime could not start it

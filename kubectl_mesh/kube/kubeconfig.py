@@ -15,6 +15,7 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from kubectl_mesh.errors import BadInputError, NotFoundError
 from kubectl_mesh.kube.kubeconfigcheck import (check_shape, check_token, redact, server_url,
@@ -277,6 +278,13 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
             raise BadInputError(f'context "{name}" in kubeconfig {files}: namespace '
                                 f"{ctx['namespace']!r} {problem}",
                                 hint="fix the context's namespace, or pass -n")
+    proxy = cluster.get("proxy-url")
+    if proxy and urlsplit(proxy).scheme not in ("http", "https", "socks5"):
+        # client-go's clientcmd parseProxyURL (tools/clientcmd/helpers.go)
+        raise BadInputError(f'cluster "{cluster_name}" in kubeconfig {files}: proxy-url '
+                            f"{redact(proxy)!r} has the unsupported scheme "
+                            f"{urlsplit(proxy).scheme!r}, must be http, https, or socks5",
+                            hint="fix the cluster's proxy-url")
     creds = _credentials(user, f'user "{user_name}" in kubeconfig {files}', merged, name,
                          exec_timeout)
     if creds["token"] and server.startswith("http://") and not said_scheme:

@@ -21,6 +21,7 @@ import websocket
 from kubectl_mesh.errors import UnreachableError
 from kubectl_mesh.kube.api import pod_path, proxies_for, status_error
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.kubeconfigcheck import redact
 from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, tls_context
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
     sslopt: dict = {"context": ssl_context or tls_context(config)}
     if config.tls_server_name:
         sslopt["server_hostname"] = config.tls_server_name
-    options = _proxy_options(config)
+    options = proxy_options(config)
     try:
         ws = websocket.create_connection(
             url, timeout=timeout, header=headers, subprotocols=[SUBPROTOCOL], sslopt=sslopt,
@@ -70,13 +71,23 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
     return ws
 
 
-def _proxy_options(config: ApiConfig) -> dict:
+def proxy_options(config: ApiConfig) -> dict:
+    """websocket-client's options for the API server's proxy: http:// (CONNECT) or socks5://
+    (with python-socks); an https:// proxy it cannot speak is an error, never a direct
+    connection."""
+    from kubectl_mesh.errors import BadInputError
+    from kubectl_mesh.kube.api import _needs_module
+
     proxy = proxies_for(config).get("https")
     if not proxy:
         return {}
     parts = urlsplit(proxy)
-    if parts.scheme not in ("http", "socks5", "socks5h", "socks4", "socks4a"):
-        return {}
+    if parts.scheme in ("socks5", "socks5h", "socks4", "socks4a"):
+        _needs_module("python_socks", "python-socks", config)
+    elif parts.scheme != "http":
+        raise BadInputError(f"the proxy {redact(proxy)} (cluster {config.cluster!r}) is "
+                            f"{parts.scheme}://, which the port-forward and exec WebSockets "
+                            "cannot go through", hint="use an http:// or socks5:// proxy-url")
     options = {"http_proxy_host": parts.hostname, "http_proxy_port": parts.port or 8080,
                "proxy_type": parts.scheme}
     if parts.username:
