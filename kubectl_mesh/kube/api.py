@@ -15,7 +15,7 @@ import os
 import re
 import ssl
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from kubectl_mesh.errors import (
@@ -28,6 +28,8 @@ from kubectl_mesh.errors import (
 )
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.kubeconfigcheck import redact
+
+T = TypeVar("T")
 
 # The resources the commands read, and the API group/version each lives in.
 RESOURCE_PATHS = {
@@ -329,6 +331,23 @@ def proxies_for(config: ApiConfig) -> dict[str, str]:
     return requests.utils.get_environ_proxies(config.server)
 
 
+class RejectedCredentials(ForbiddenError):
+    """A 401: the server took none of our credentials (an exec plugin may have a new one)."""
+
+
+def with_renewal(config: ApiConfig, attempt: Callable[[], T]) -> T:
+    """`attempt()`, and once more when it met a 401 and the user's exec plugin then gives a
+    new token (client-go's `maybeRefreshCreds`): for WebSockets opened late in a long
+    command, after a short-lived token has expired on the server."""
+    token = config.bearer_token()
+    try:
+        return attempt()
+    except RejectedCredentials:
+        if not config.renew_credentials(token):
+            raise
+    return attempt()
+
+
 def _needs_module(module: str, package: str, config: ApiConfig) -> None:
     """ToolMissingError naming the proxy when the Python `module` that speaks it is missing."""
     import importlib.util
@@ -346,7 +365,7 @@ def status_error(code: int, body: bytes | str, method: str, path: str,
     status = _parse_status(body)
     message = status.get("message") or f"HTTP {code}"
     if code == 401:
-        return ForbiddenError(f"the server {config.where} rejected our credentials (401)",
+        return RejectedCredentials(f"the server {config.where} rejected our credentials (401)",
                               hint=f"check the kubeconfig's user {config.user!r} / token")
     if code == 403:
         verb, resource, ns = _forbidden_parts(message, method, path)

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import websocket
 
 from kubectl_mesh.errors import MeshError, UnreachableError
-from kubectl_mesh.kube.api import pod_path, status_error
+from kubectl_mesh.kube.api import pod_path, status_error, with_renewal
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.wsrelay import proxy_options, tls_context
 
@@ -195,15 +195,17 @@ def open_exec(config: ApiConfig, namespace: str, pod: str, command: Sequence[str
               ) -> ExecStream:
     """Start `command` (an argv list, never a shell line) in a container of `pod`."""
     query: list[tuple[str, str]] = [("command", c) for c in command]
-    return _open(config, namespace, pod, "exec", query, container, stdin, timeout,
-                 f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else ""))
+    what = f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else "")
+    return with_renewal(config, lambda: _open(config, namespace, pod, "exec", list(query),
+                                              container, stdin, timeout, what))
 
 
 def open_attach(config: ApiConfig, namespace: str, pod: str, *, container: str,
                 stdin: bool = True, timeout: float | None = 10.0) -> ExecStream:
     """Attach to a running container's main process (stdin only, unless asked otherwise)."""
-    return _open(config, namespace, pod, "attach", [], container, stdin, timeout,
-                 f"attach to pod {pod}.{namespace} container {container}", stdout=False)
+    what = f"attach to pod {pod}.{namespace} container {container}"
+    return with_renewal(config, lambda: _open(config, namespace, pod, "attach", [], container,
+                                              stdin, timeout, what, stdout=False))
 
 
 def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, container,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from kubectl_mesh.errors import UnreachableError
-from kubectl_mesh.kube.api import pod_path, proxies_for, status_error
+from kubectl_mesh.kube.api import pod_path, proxies_for, status_error, with_renewal
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.kubeconfigcheck import redact
 from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, tls_context
@@ -207,7 +207,8 @@ class WebSocketForward:
         self._closing = False
 
     def connect(self) -> websocket.WebSocket:
-        return connect(self.config, self.namespace, self.name, self.port, self.timeout, self._tls)
+        return with_renewal(self.config, lambda: connect(
+            self.config, self.namespace, self.name, self.port, self.timeout, self._tls))
 
     def start(self) -> None:
         # Open the first WebSocket now, so RBAC denials, refusals and an unreachable API

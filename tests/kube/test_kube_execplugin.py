@@ -208,3 +208,34 @@ def test_on_a_terminal_the_plugin_gets_it_unless_never(sb, mesh, tmp_path, mode,
     assert proc.returncode == 0, err
     assert plugin.runs[0]["tty"] is interactive
     assert plugin.runs[0]["info"]["spec"]["interactive"] is interactive
+
+
+def test_a_port_forward_opened_after_the_token_was_revoked_renews_it(sb, tmp_path):
+    """A long command: the API server stops taking the plugin's token after the kubeconfig was
+    loaded (its rbac.json changes, as a 15-minute token expires); the next port-forward
+    WebSocket meets a 401, runs the plugin again and is retried with the new token."""
+    from types import SimpleNamespace
+
+    from sandbox.apiserver import auth
+
+    from kubectl_mesh.kube.kubeconfig import load_config
+    from kubectl_mesh.kube.portforward import ChannelDialer
+
+    sb.add_user("plugin-short", [], token="plugin-short-lived")
+    sb.add_user("plugin-next", [], token="plugin-next-token")
+    plugin = Plugin(sb, tmp_path, tokens=["plugin-short-lived", "plugin-next-token"],
+                    interactiveMode="Never")
+    config = load_config(str(plugin.kubeconfig), environ={**os.environ, "KUBECONFIG": ""})
+    assert len(plugin.runs) == 1
+    table = sb.state / "rbac.json"
+    tokens = json.loads(table.read_text())["tokens"]
+    del tokens["plugin-short-lived"]
+    auth.write_tokens(table, tokens)
+    pod = sb.pods("istio-system")[0]["metadata"]
+    dialer = ChannelDialer(config, SimpleNamespace(name=pod["name"], namespace="istio-system"),
+                           15000, timeout=10)
+    try:
+        dialer.start()
+    finally:
+        dialer.close()
+    assert len(plugin.runs) == 2
