@@ -42,6 +42,7 @@ from kubectl_mesh.errors import BadInputError, ForbiddenError, ToolMissingError,
 from kubectl_mesh.kube.kubeconfigcheck import check_token
 
 DEFAULT_TIMEOUT = 60.0  # when --request-timeout is 0 (none): a plugin may ask an SSO service
+INTERACTIVE_TIMEOUT = 300.0  # at least this for an interactive plugin: a person logs in
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 # The guard: runs the plugin in the background of its own process group and, on SIGTERM,
@@ -111,6 +112,8 @@ def run_plugin(exec_cfg: dict, what: str, cluster: dict | None = None,
         raise ToolMissingError(f"the exec credential plugin {command!r} of {what} is not "
                                "installed, not on PATH or not executable", hint=hint)
     limit = timeout or DEFAULT_TIMEOUT
+    if interactive:
+        limit = max(limit, INTERACTIVE_TIMEOUT)
     args = [str(a) for a in exec_cfg.get("args") or []]
     # An interactive plugin talks to our terminal: it has to stay in our (foreground) process
     # group, so it runs without the guard and only it is killed on the deadline.
