@@ -46,7 +46,8 @@ class Session:
         from kubectl_mesh.kube.api import KubeApi
         from kubectl_mesh.kube.kubeconfig import load_config
         config = load_config(options.kubeconfig, options.context, options.namespace,
-                             exec_timeout=options.request_timeout)
+                             exec_timeout=options.request_timeout, as_user=options.as_user,
+                             as_groups=options.as_groups)
         if config.token_in_clear_text:
             print(f"warning: sending the token of user {config.user!r} in clear text to "
                   f"{config.where}: the kubeconfig's cluster {config.cluster!r} says http://",

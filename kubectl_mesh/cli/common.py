@@ -177,6 +177,11 @@ def add_cluster_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool =
     if all_namespaces:
         group.add_argument("-A", "--all-namespaces", action="store_true",
                            help="list across all namespaces")
+    group.add_argument("--as", dest="as_user", metavar="USER",
+                       help="impersonate USER for every API request, like kubectl --as")
+    group.add_argument("--as-group", dest="as_groups", metavar="GROUP", action="append",
+                       default=[], help="impersonate GROUP too; repeat for more (needs --as "
+                                        "or the kubeconfig user's as)")
     group.add_argument("--request-timeout", type=parse_timeout, default=DEFAULT_REQUEST_TIMEOUT,
                        metavar="DURATION",
                        help="timeout of each API/admin request, e.g. 500ms, 10s, 1m; 0 = none "
@@ -208,6 +213,8 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
         all_namespaces=bool(getattr(args, "all_namespaces", False)),
         request_timeout=timeout or None,  # kubectl: 0 means no timeout
         proxy_admin_port=getattr(args, "proxy_admin_port", DEFAULT_PROXY_ADMIN_PORT),
+        as_user=getattr(args, "as_user", None) or None,
+        as_groups=tuple(getattr(args, "as_groups", None) or ()),
     )
 
 

@@ -90,6 +90,8 @@ def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
     import socket
     import urllib.parse
 
+    if config.proxy_url:  # never around the kubeconfig's proxy; completion stays quiet
+        raise OSError("the cluster has a proxy-url")
     url = urllib.parse.urlsplit(config.server)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     sock = socket.create_connection((host, port), timeout=timeout)
@@ -104,9 +106,11 @@ def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
             "Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,"
                       "application/json",
             "User-Agent": "kubectl-mesh-completion",
-            **config.auth_headers(),
         }
-        conn.request("GET", url.path.rstrip("/") + path, headers=headers)
+        conn.putrequest("GET", url.path.rstrip("/") + path, skip_accept_encoding=True)
+        for name, value in [*headers.items(), *config.auth_headers()]:
+            conn.putheader(name, value)
+        conn.endheaders()
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:

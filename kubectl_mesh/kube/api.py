@@ -15,7 +15,7 @@ import os
 import re
 import ssl
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from kubectl_mesh.errors import (
@@ -23,9 +23,13 @@ from kubectl_mesh.errors import (
     ForbiddenError,
     MeshError,
     NotFoundError,
+    ToolMissingError,
     UnreachableError,
 )
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.kubeconfigcheck import redact
+
+T = TypeVar("T")
 
 # The resources the commands read, and the API group/version each lives in.
 RESOURCE_PATHS = {
@@ -46,10 +50,19 @@ _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patc
 
 
 def tls_adapter(config: ApiConfig):
-    """A requests adapter carrying the kubeconfig's TLS context (CA data, client cert data)."""
+    """A requests adapter carrying the kubeconfig's TLS context (CA data, client cert data)
+    and its credential/impersonation headers (repeated ones too, which a requests header
+    dict cannot hold)."""
     from requests.adapters import HTTPAdapter
+    from urllib3 import HTTPHeaderDict
 
     class _TLSAdapter(HTTPAdapter):
+        def add_headers(self, request, **kwargs):
+            headers = HTTPHeaderDict(request.headers)
+            for name, value in config.auth_headers():
+                headers.add(name, value)
+            request.headers = headers
+
         def __init__(self):
             self._ssl_context = config.ssl_context()
             self._server_hostname = config.tls_server_name
@@ -60,6 +73,14 @@ def tls_adapter(config: ApiConfig):
             if self._server_hostname:
                 kwargs["server_hostname"] = self._server_hostname
             return super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            # Through a proxy, requests builds another pool manager: the same TLS settings
+            # (else the tunnelled handshake would check the server against the system CAs).
+            proxy_kwargs["ssl_context"] = self._ssl_context
+            if self._server_hostname:
+                proxy_kwargs["server_hostname"] = self._server_hostname
+            return super().proxy_manager_for(proxy, **proxy_kwargs)
 
     return _TLSAdapter()
 
@@ -94,8 +115,7 @@ class KubeApi:
     def __init__(self, config: ApiConfig, timeout: float | None = 10.0):
         self.config = config
         self.timeout = timeout
-        self._headers = {"Accept": "application/json", "User-Agent": "kubectl-mesh",
-                         **config.auth_headers()}
+        self._headers = {"Accept": "application/json", "User-Agent": "kubectl-mesh"}
         # Proxies: the cluster's proxy-url, else the environment - except for loopback
         # servers, which Go's ProxyFromEnvironment never proxies either.
         proxies = proxies_for(config)
@@ -107,6 +127,7 @@ class KubeApi:
             self._session.trust_env = False
             self._session.proxies = proxies
             self._session.mount("https://", tls_adapter(config))
+            self._session.mount("http://", tls_adapter(config))
             self._session.headers.update(self._headers)
         parts = urlsplit(config.server)
         self._https = parts.scheme == "https"
@@ -147,10 +168,13 @@ class KubeApi:
         Errors are translated like `get`'s; the MeshError of a non-2xx answer carries the
         server's Status as `.status` (admission vs RBAC denials differ only there).
         """
-        if self._session is not None:
-            status, content = self._via_requests(method, path, params, json, headers)
-        else:
-            status, content = self._send(method, path, params, json, headers)
+        send = self._via_requests if self._session is not None else self._send
+        token = self.config.bearer_token()
+        status, content = send(method, path, params, json, headers)
+        # An exec plugin's token the server no longer takes (a 15-minute token in a long
+        # command): run the plugin again, once, and retry the request once with its new one.
+        if status == 401 and self.config.renew_credentials(token):
+            status, content = send(method, path, params, json, headers)
         if status == 404 and allow_missing:
             return None
         if not 200 <= status < 300:
@@ -178,7 +202,12 @@ class KubeApi:
         for attempt in (1, 2):
             conn, reused = self._take()
             try:
-                conn.request(method, target, body=payload, headers=all_headers)
+                conn.putrequest(method, target, skip_accept_encoding=True)
+                for name, value in [*all_headers.items(), *self.config.auth_headers()]:
+                    conn.putheader(name, value)
+                if payload is not None or method in ("POST", "PUT", "PATCH"):
+                    conn.putheader("Content-Length", str(len(payload or b"")))
+                conn.endheaders(payload)
                 resp = conn.getresponse()
                 status, content = resp.status, resp.read()
             except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors
@@ -217,7 +246,10 @@ class KubeApi:
         except requests.exceptions.RequestException as e:
             kind = (TLS_FAILED if isinstance(e, requests.exceptions.SSLError) else
                     TIMED_OUT if isinstance(e, requests.exceptions.Timeout) else None)
-            raise transport_error(e, self.config.where, self.timeout, kind=kind) from e
+            proxy = self._session.proxies.get(urlsplit(url).scheme)
+            raise transport_error(e, self.config.where, self.timeout, kind=kind,
+                                  doing=f" through the proxy {redact(proxy)}" if proxy else "")\
+                from e
         return resp.status_code, resp.content
 
     def get_resource(self, resource: str, namespace: str | None, name: str, *,
@@ -283,6 +315,8 @@ def segment(text: str) -> str:
 def proxies_for(config: ApiConfig) -> dict[str, str]:
     """The proxies requests should use for this API server."""
     if config.proxy_url:
+        if urlsplit(config.proxy_url).scheme == "socks5":
+            _needs_module("socks", "PySocks", config)  # what requests speaks SOCKS with
         return {"https": config.proxy_url, "http": config.proxy_url}
     host = urlsplit(config.server).hostname or ""
     try:
@@ -297,13 +331,41 @@ def proxies_for(config: ApiConfig) -> dict[str, str]:
     return requests.utils.get_environ_proxies(config.server)
 
 
+class RejectedCredentials(ForbiddenError):
+    """A 401: the server took none of our credentials (an exec plugin may have a new one)."""
+
+
+def with_renewal(config: ApiConfig, attempt: Callable[[], T]) -> T:
+    """`attempt()`, and once more when it met a 401 and the user's exec plugin then gives a
+    new token (client-go's `maybeRefreshCreds`): for WebSockets opened late in a long
+    command, after a short-lived token has expired on the server."""
+    token = config.bearer_token()
+    try:
+        return attempt()
+    except RejectedCredentials:
+        if not config.renew_credentials(token):
+            raise
+    return attempt()
+
+
+def _needs_module(module: str, package: str, config: ApiConfig) -> None:
+    """ToolMissingError naming the proxy when the Python `module` that speaks it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ToolMissingError(f"the proxy-url {redact(config.proxy_url or '')} of cluster "
+                               f"{config.cluster!r} needs the Python package {package!r}",
+                               hint=f"python3 -m pip install --user {package}, or use an "
+                                    "http:// proxy")
+
+
 def status_error(code: int, body: bytes | str, method: str, path: str,
                  config: ApiConfig) -> MeshError:
     """The MeshError for a non-2xx answer with (maybe) a Kubernetes Status body."""
     status = _parse_status(body)
     message = status.get("message") or f"HTTP {code}"
     if code == 401:
-        return ForbiddenError(f"the server {config.where} rejected our credentials (401)",
+        return RejectedCredentials(f"the server {config.where} rejected our credentials (401)",
                               hint=f"check the kubeconfig's user {config.user!r} / token")
     if code == 403:
         verb, resource, ns = _forbidden_parts(message, method, path)

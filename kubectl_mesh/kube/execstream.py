@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 import websocket
 
 from kubectl_mesh.errors import MeshError, UnreachableError
-from kubectl_mesh.kube.api import pod_path, status_error
+from kubectl_mesh.kube.api import pod_path, status_error, with_renewal
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wsrelay import tls_context
+from kubectl_mesh.kube.wsrelay import proxy_options, tls_context
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -195,15 +195,17 @@ def open_exec(config: ApiConfig, namespace: str, pod: str, command: Sequence[str
               ) -> ExecStream:
     """Start `command` (an argv list, never a shell line) in a container of `pod`."""
     query: list[tuple[str, str]] = [("command", c) for c in command]
-    return _open(config, namespace, pod, "exec", query, container, stdin, timeout,
-                 f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else ""))
+    what = f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else "")
+    return with_renewal(config, lambda: _open(config, namespace, pod, "exec", list(query),
+                                              container, stdin, timeout, what))
 
 
 def open_attach(config: ApiConfig, namespace: str, pod: str, *, container: str,
                 stdin: bool = True, timeout: float | None = 10.0) -> ExecStream:
     """Attach to a running container's main process (stdin only, unless asked otherwise)."""
-    return _open(config, namespace, pod, "attach", [], container, stdin, timeout,
-                 f"attach to pod {pod}.{namespace} container {container}", stdout=False)
+    what = f"attach to pod {pod}.{namespace} container {container}"
+    return with_renewal(config, lambda: _open(config, namespace, pod, "attach", [], container,
+                                              stdin, timeout, what, stdout=False))
 
 
 def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, container,
@@ -217,11 +219,12 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
     sslopt: dict = {"context": tls_context(config)} if config.server.startswith("https") else {}
     if config.tls_server_name:
         sslopt["server_hostname"] = config.tls_server_name
-    headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
+    headers = [f"{k}: {v}" for k, v in config.auth_headers()]
     try:
         ws = websocket.create_connection(
             url, timeout=timeout, header=headers, subprotocols=[V5, V4], sslopt=sslopt,
-            enable_multithread=True, skip_utf8_validation=True, suppress_origin=True)
+            enable_multithread=True, skip_utf8_validation=True, suppress_origin=True,
+            **proxy_options(config))
     except websocket.WebSocketBadStatusException as e:
         body = e.resp_body or b""
         if e.status_code >= 500 and b"exec failed" in body:  # the runtime could not start it

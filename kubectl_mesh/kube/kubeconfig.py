@@ -4,9 +4,8 @@ Order: `--kubeconfig FILE`, else `$KUBECONFIG` (a `:`-separated LIST, merged: th
 that sets a cluster/user/context name or `current-context` wins; missing files are skipped,
 like kubectl), else `~/.kube/config`, else the in-cluster service account. Relative paths in a
 file are relative to that file. Each file's fields, the server URL and every token are
-checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; legacy
-auth-provider credentials are delegated to the `kubernetes` client (imported lazily, only
-then: it costs ~0.2-0.6 s of start-up).
+checked first (`kubeconfigcheck`). Exec credential plugins run in `credplugin`; a legacy
+auth-provider (gcp, azure, oidc) is bad input naming the exec plugin that replaces it.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-from kubectl_mesh.errors import BadInputError, ForbiddenError, NotFoundError
+from kubectl_mesh.errors import BadInputError, NotFoundError
 from kubectl_mesh.kube.kubeconfigcheck import (check_shape, check_token, redact, server_url,
                                                yaml_reason)
 from kubectl_mesh.kube.names import dns1123_label_problem
@@ -44,6 +44,15 @@ class ApiConfig:
     insecure: bool = False  # insecure-skip-tls-verify
     tls_server_name: str | None = None
     proxy_url: str | None = None
+    # Impersonation (--as, --as-group, or the kubeconfig user's as, as-groups, as-uid):
+    # client-go's ImpersonatingRoundTripper (transport/round_trippers.go) sends these as
+    # Impersonate-User, one Impersonate-Group per group, Impersonate-Uid on every request.
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+    as_uid: str | None = None
+    # An exec plugin's credential (credplugin.PluginCredentials): renewed on expiry and on a
+    # 401; `token` is then the first one it printed.
+    plugin: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The loaders check each token where it comes from (naming that source); this is the
@@ -62,8 +71,28 @@ class ApiConfig:
         """Whether the token goes to a plain http:// server (the kubeconfig said so)."""
         return bool(self.token) and self.server.startswith("http://")
 
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def bearer_token(self) -> str | None:
+        """The token to send now (an exec plugin's is re-fetched once it has expired)."""
+        if self.plugin is not None:
+            return self.plugin.current().get("token")
+        return self.token
+
+    def renew_credentials(self, rejected_token: str | None) -> bool:
+        """After a 401 for `rejected_token`: whether a new token came (exec plugins only)."""
+        return self.plugin is not None and self.plugin.renew(rejected_token)
+
+    def auth_headers(self) -> list[tuple[str, str]]:
+        """The credential and impersonation headers of every request, as (name, value) pairs:
+        Impersonate-Group repeats, one per group (the API server reads each; one header with
+        commas would be one group)."""
+        token = self.bearer_token()
+        pairs = [("Authorization", f"Bearer {token}")] if token else []
+        if self.as_user:
+            pairs.append(("Impersonate-User", self.as_user))
+        pairs += [("Impersonate-Group", group) for group in self.as_groups]
+        if self.as_uid:
+            pairs.append(("Impersonate-Uid", self.as_uid))
+        return pairs
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client TLS context with the CA, client certificate and verification settings."""
@@ -185,21 +214,37 @@ def merge_kubeconfigs(docs: list[dict]) -> dict:
 def load_config(kubeconfig: str | None = None, context: str | None = None,
                 namespace: str | None = None, *, environ: Mapping[str, str] | None = None,
                 service_account_dir: str = SERVICE_ACCOUNT_DIR,
-                exec_timeout: float | None = None) -> ApiConfig:
-    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n` (each may be None).
+                exec_timeout: float | None = None, as_user: str | None = None,
+                as_groups: tuple[str, ...] = ()) -> ApiConfig:
+    """The `ApiConfig` for `--kubeconfig`, `--context`, `-n`, `--as`, `--as-group` (each may
+    be None/empty).
 
-    `exec_timeout` bounds an exec credential plugin (None: the plugin module's default)."""
+    `exec_timeout` bounds an exec credential plugin (None: the plugin module's default).
+    `--as`/`--as-group` override the kubeconfig user's `as`/`as-groups`, as in kubectl
+    (clientcmd's `DirectClientConfig.ClientConfig` copies the overridden AuthInfo's
+    Impersonate, ImpersonateGroups and ImpersonateUID into the rest.Config)."""
+    import dataclasses
+
     env = os.environ if environ is None else environ
     paths, explicit = kubeconfig_paths(kubeconfig, env)
     merged = merge_kubeconfigs([read_kubeconfig(p) for p in paths])
     if not merged["contexts"] and not context and _in_cluster_available(env, service_account_dir):
-        return _in_cluster(env, service_account_dir, namespace)
-    if not paths:
+        config = _in_cluster(env, service_account_dir, namespace)
+    elif not paths:
         where = (f"none of the files in KUBECONFIG exist ({env['KUBECONFIG']})"
                  if env.get("KUBECONFIG") else "no ~/.kube/config and not running in a cluster")
         raise NotFoundError(f"no kubeconfig found: {where}",
                             hint="pass --kubeconfig FILE or set KUBECONFIG")
-    return _from_kubeconfig(merged, paths, explicit, context, namespace, exec_timeout)
+    else:
+        config = _from_kubeconfig(merged, paths, explicit, context, namespace, exec_timeout)
+    if as_user or as_groups:
+        config = dataclasses.replace(config, as_user=as_user or config.as_user,
+                                     as_groups=tuple(as_groups) or config.as_groups)
+    if (config.as_groups or config.as_uid) and not config.as_user:
+        raise BadInputError("impersonating groups or a uid needs a user to impersonate too "
+                            f"(user {config.user!r}, context {config.context})",
+                            hint="add --as USER")
+    return config
 
 
 def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: str | None,
@@ -233,6 +278,13 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
             raise BadInputError(f'context "{name}" in kubeconfig {files}: namespace '
                                 f"{ctx['namespace']!r} {problem}",
                                 hint="fix the context's namespace, or pass -n")
+    proxy = cluster.get("proxy-url")
+    if proxy and urlsplit(proxy).scheme not in ("http", "https", "socks5"):
+        # client-go's clientcmd parseProxyURL (tools/clientcmd/helpers.go)
+        raise BadInputError(f'cluster "{cluster_name}" in kubeconfig {files}: proxy-url '
+                            f"{redact(proxy)!r} has the unsupported scheme "
+                            f"{urlsplit(proxy).scheme!r}, must be http, https, or socks5",
+                            hint="fix the cluster's proxy-url")
     creds = _credentials(user, f'user "{user_name}" in kubeconfig {files}', merged, name,
                          exec_timeout)
     if creds["token"] and server.startswith("http://") and not said_scheme:
@@ -250,6 +302,9 @@ def _from_kubeconfig(merged: dict, paths: list[str], explicit: bool, context: st
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name"),
         proxy_url=cluster.get("proxy-url"),
+        as_user=user.get("as") or None,
+        as_groups=tuple(str(g) for g in user.get("as-groups") or ()),
+        as_uid=user.get("as-uid") or None,
         **creds,
     )
 
@@ -271,44 +326,43 @@ def _credentials(user: dict, what: str, merged: dict, context: str,
     }
     if not token and not creds["client_cert_pem"]:
         if isinstance(user.get("exec"), dict):
-            from kubectl_mesh.kube.credplugin import exec_credentials
+            from kubectl_mesh.kube.credplugin import PluginCredentials
 
-            creds.update(exec_credentials(user["exec"], what, merged["clusters"].get(
-                (merged["contexts"].get(context) or {}).get("cluster"), {}),
-                timeout=exec_timeout))
+            plugin = PluginCredentials(user["exec"], what, merged["clusters"].get(
+                (merged["contexts"].get(context) or {}).get("cluster"), {}), exec_timeout)
+            creds.update(plugin.current(), plugin=plugin)
         elif user.get("auth-provider"):
-            creds.update(_delegated_credentials(merged, context))
+            raise _auth_provider_error(user, what)
         if creds.get("token"):
-            check_token(creds["token"], f"the token the exec plugin or auth provider of {what} "
+            check_token(creds["token"], f"the token the exec plugin of {what} "
                                         "returned")
     return creds
 
 
-def _delegated_credentials(merged: dict, context: str) -> dict:
-    """Legacy auth providers (oidc, gcp, azure): let the kubernetes client run them."""
-    try:
-        from kubernetes.client import Configuration
-        from kubernetes.config.kube_config import KubeConfigLoader
-    except ImportError as e:  # pragma: no cover - kubernetes is a dependency
-        raise NotFoundError("the kubeconfig uses auth-provider credentials, which need "
-                            "the Python package 'kubernetes'") from e
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": context}
-    for section, inner in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-        doc[section] = [{"name": n, inner: v} for n, v in merged[section].items()]
-    cfg = Configuration()
-    try:
-        KubeConfigLoader(config_dict=doc, active_context=context).load_and_set(cfg)
-    except Exception as e:  # the loader raises ConfigException, OSError, ...: all one story
-        raise ForbiddenError(f"getting credentials for context {context!r} failed: {e}",
-                             hint="check the exec plugin / auth provider in the kubeconfig") from e
-    out: dict[str, Any] = {}
-    auth = (cfg.api_key or {}).get("authorization") or cfg.api_key.get("BearerToken", "")
-    if auth:
-        out["token"] = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
-    if cfg.cert_file and cfg.key_file:
-        out["client_cert_pem"] = _read_file(cfg.cert_file, "exec client certificate")
-        out["client_key_pem"] = _read_file(cfg.key_file, "exec client key")
-    return out
+# The exec plugin that replaces each legacy auth-provider, and how to switch to it. kubectl
+# removed gcp and azure in 1.26 (client-go plugin/pkg/client/auth/gcp/gcp_stub.go and
+# azure/azure_stub.go: "The gcp auth plugin has been removed. Please use the
+# "gke-gcloud-auth-plugin" ..."); oidc's replacement is kubelogin's `kubectl oidc-login`.
+AUTH_PROVIDER_REPLACEMENTS = {
+    "gcp": ("gke-gcloud-auth-plugin", "install it (gcloud components install "
+                                      "gke-gcloud-auth-plugin) and run gcloud container "
+                                      "clusters get-credentials CLUSTER again"),
+    "azure": ("kubelogin", "install Azure/kubelogin and run kubelogin convert-kubeconfig "
+                           "-l azurecli"),
+    "oidc": ("kubelogin", "install int128/kubelogin (kubectl krew install oidc-login) and "
+                          "run kubectl oidc-login setup to get the exec section"),
+}
+
+
+def _auth_provider_error(user: dict, what: str) -> BadInputError:
+    """Legacy auth-provider credentials: one line naming the exec plugin that replaces them."""
+    provider = user.get("auth-provider") or {}
+    name = str(provider.get("name") or "") if isinstance(provider, dict) else ""
+    plugin, how = AUTH_PROVIDER_REPLACEMENTS.get(
+        name, ("an exec credential plugin", "ask your cluster's provider for one"))
+    return BadInputError(f"{what} uses auth-provider {name or '(no name)'!r}, which kubectl-mesh "
+                         f"does not run: use the exec credential plugin {plugin} instead",
+                         hint=how)
 
 
 def _data_or_file(section: dict, key: str, what: str) -> bytes | None:

@@ -28,7 +28,8 @@ SECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "users": ("user", {
         "client-certificate": STRING, "client-certificate-data": STRING,
         "client-key": STRING, "client-key-data": STRING, "token": STRING, "tokenFile": STRING,
-        "username": STRING, "password": STRING, "exec": MAPPING, "auth-provider": MAPPING}),
+        "username": STRING, "password": STRING, "exec": MAPPING, "auth-provider": MAPPING,
+        "as": STRING, "as-groups": STRINGS, "as-uid": STRING}),
     "contexts": ("context", {"cluster": STRING, "user": STRING, "namespace": STRING}),
 }
 EXEC_FIELDS = {"command": STRING, "args": STRINGS, "env": "a list of {name, value}",
@@ -79,6 +80,10 @@ def _check_exec(exec_cfg: dict, where: str, path: str) -> None:
 
 def _expect(value: Any, kind: str, where: str, path: str) -> None:
     if value is None:
+        return
+    if kind == STRINGS:
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise _wrong(where, value, kind, path)
         return
     wanted = _TYPES[kind]
     # bool is an int in Python but not a string; a string is never a bool.

@@ -62,6 +62,12 @@ class KubectlForward:
             else:  # kubectl's --kubeconfig takes one file; a merged list goes via KUBECONFIG
                 env["KUBECONFIG"] = os.pathsep.join(cfg.kubeconfig_paths)
             cmd += ["--context", cfg.context]
+        # The impersonation in effect (flags or kubeconfig): kubectl's own flags say it again.
+        if cfg.as_user:
+            cmd += [f"--as={cfg.as_user}"]
+        cmd += [f"--as-group={group}" for group in cfg.as_groups]
+        if cfg.as_uid:
+            cmd += [f"--as-uid={cfg.as_uid}"]
         if self.timeout:
             cmd += [f"--request-timeout={self.timeout}s"]
         cmd += ["port-forward", "--address", "127.0.0.1", f"pod/{self.name}", f":{self.port}",

@@ -147,10 +147,12 @@ class ChannelDialer:
                                    f" refused: {e}", hint="retry in a moment") from e
 
     def _dial(self):
+        from kubectl_mesh.kube.api import with_renewal
         from kubectl_mesh.kube.wschannel import dial
 
-        return dial(self.config, self.pod.namespace, self.pod.name, self.port, self.timeout,
-                    self._tls, self.record_error)
+        return with_renewal(self.config, lambda: dial(
+            self.config, self.pod.namespace, self.pod.name, self.port, self.timeout, self._tls,
+            self.record_error))
 
     def record_error(self, message: str) -> None:
         log.debug("port-forward to %s.%s: %s", self.pod.name, self.pod.namespace, message)

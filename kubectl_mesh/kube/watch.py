@@ -32,7 +32,8 @@ def stream_session(config):
     session.trust_env = False
     session.proxies = proxies_for(config)
     session.mount("https://", tls_adapter(config))
-    session.headers.update({"User-Agent": "kubectl-mesh", **config.auth_headers()})
+    session.mount("http://", tls_adapter(config))
+    session.headers.update({"User-Agent": "kubectl-mesh"})
     return session
 
 

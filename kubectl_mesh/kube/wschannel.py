@@ -219,7 +219,7 @@ def dial(config, namespace: str, name: str, port: int, timeout: float | None,
         lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Upgrade: websocket",
                  "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
                  f"Sec-WebSocket-Protocol: {SUBPROTOCOL}", "User-Agent: kubectl-mesh"]
-        lines += [f"{k}: {v}" for k, v in config.auth_headers().items()]
+        lines += [f"{k}: {v}" for k, v in config.auth_headers()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         status, headers, rest = _read_answer(sock)
         if secure and sock.session is not None:  # TLS 1.3 tickets come after the handshake

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 import websocket
 
 from kubectl_mesh.errors import UnreachableError
-from kubectl_mesh.kube.api import pod_path, proxies_for, status_error
+from kubectl_mesh.kube.api import pod_path, proxies_for, status_error, with_renewal
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.kubeconfigcheck import redact
 from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, tls_context
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,11 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
     WebSocketRefused. Pass `ssl_context` (from `tls_context(config)`) to reuse one."""
     path = pod_path(namespace, name, "portforward")
     url = "ws" + config.server[len("http"):] + f"{path}?ports={port}"
-    headers = [f"{k}: {v}" for k, v in config.auth_headers().items()]
+    headers = [f"{k}: {v}" for k, v in config.auth_headers()]
     sslopt: dict = {"context": ssl_context or tls_context(config)}
     if config.tls_server_name:
         sslopt["server_hostname"] = config.tls_server_name
-    options = _proxy_options(config)
+    options = proxy_options(config)
     try:
         ws = websocket.create_connection(
             url, timeout=timeout, header=headers, subprotocols=[SUBPROTOCOL], sslopt=sslopt,
@@ -70,13 +71,23 @@ def connect(config: ApiConfig, namespace: str, name: str, port: int, timeout: fl
     return ws
 
 
-def _proxy_options(config: ApiConfig) -> dict:
+def proxy_options(config: ApiConfig) -> dict:
+    """websocket-client's options for the API server's proxy: http:// (CONNECT) or socks5://
+    (with python-socks); an https:// proxy it cannot speak is an error, never a direct
+    connection."""
+    from kubectl_mesh.errors import BadInputError
+    from kubectl_mesh.kube.api import _needs_module
+
     proxy = proxies_for(config).get("https")
     if not proxy:
         return {}
     parts = urlsplit(proxy)
-    if parts.scheme not in ("http", "socks5", "socks5h", "socks4", "socks4a"):
-        return {}
+    if parts.scheme in ("socks5", "socks5h", "socks4", "socks4a"):
+        _needs_module("python_socks", "python-socks", config)
+    elif parts.scheme != "http":
+        raise BadInputError(f"the proxy {redact(proxy)} (cluster {config.cluster!r}) is "
+                            f"{parts.scheme}://, which the port-forward and exec WebSockets "
+                            "cannot go through", hint="use an http:// or socks5:// proxy-url")
     options = {"http_proxy_host": parts.hostname, "http_proxy_port": parts.port or 8080,
                "proxy_type": parts.scheme}
     if parts.username:
@@ -196,7 +207,8 @@ class WebSocketForward:
         self._closing = False
 
     def connect(self) -> websocket.WebSocket:
-        return connect(self.config, self.namespace, self.name, self.port, self.timeout, self._tls)
+        return with_renewal(self.config, lambda: connect(
+            self.config, self.namespace, self.name, self.port, self.timeout, self._tls))
 
     def start(self) -> None:
         # Open the first WebSocket now, so RBAC denials, refusals and an unreachable API

@@ -2,8 +2,17 @@
 
 The table lives in a JSON file (`DIR/rbac.json`) so tests can change it while the sandbox
 runs: `{"tokens": {"<token>": {"user": "name", "deny": ["create pods/portforward", ...]}}}`.
-A deny entry is `<verb> <resource>[/<subresource>]` (verb `*`: every verb), optionally
-`@<namespace>` (`@` alone: the cluster scope only).
+A deny entry is `<verb> <resource>[/<subresource>]` (verb `*`: every verb; `* *`: everything),
+optionally `@<namespace>` (`@` alone: the cluster scope only).
+
+Impersonation (`Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid`) is honoured like
+the real API server's `WithImpersonation` filter
+(staging/src/k8s.io/apiserver/pkg/endpoints/filters/impersonation/impersonation.go): groups or
+a UID without a user are a 400 (`buildImpersonationRequests`); the caller needs the verb
+`impersonate` on `users` (name = the user), on `groups` (name = each group) and on `uids` in
+API group `authentication.k8s.io`, else a 403 naming that check; the request is then
+authorized as the impersonated user: the rights of the table's entry with that user name, and
+none at all for a name the table does not know (no bindings). Groups carry no rights here.
 
 Everything not denied is allowed, as if granted by a ClusterRoleBinding; an `@<namespace>` deny
 means the grant is RoleBindings in the other namespaces only. So a request at the cluster scope
@@ -55,6 +64,27 @@ class Authorizer:
             return None
         return self._load().get(header.split(None, 1)[1].strip())
 
+    def impersonate(self, caller: User, headers) -> User:
+        """The user a request acts as: `caller`, or whom its Impersonate-* headers name."""
+        from .server import ApiError
+        name = headers.get("Impersonate-User") or ""
+        groups = headers.get_all("Impersonate-Group") or []
+        uid = headers.get("Impersonate-Uid") or ""
+        if not (name or groups or uid):
+            return caller
+        if not name:
+            raise ApiError(400, "BadRequest", "requested impersonation of groups or a uid "
+                                              "without impersonating a user")
+        self.check(caller, "impersonate", "", "users", "", name)
+        for group in groups:
+            self.check(caller, "impersonate", "", "groups", "", group)
+        if uid:
+            self.check(caller, "impersonate", "authentication.k8s.io", "uids", "", uid)
+        for known in self._load().values():
+            if known.name == name:
+                return known
+        return User(name, frozenset({"* *"}))
+
     def check(self, user: User, verb: str, group: str, resource: str, namespace: str,
               name: str) -> None:
         from .server import ApiError
@@ -75,7 +105,7 @@ def _denies(entry: str, verb: str, resource: str, namespace: str) -> bool:
     (`namespace` "" is the cluster scope)."""
     entry_verb, _, target = entry.partition(" ")
     entry_resource, scoped, entry_namespace = target.partition("@")
-    if entry_verb not in (verb, "*") or entry_resource != resource:
+    if entry_verb not in (verb, "*") or entry_resource not in (resource, "*"):
         return False
     # no namespace: denied everywhere; a cluster-scope request: denied by any namespace's deny
     return not scoped or not namespace or entry_namespace == namespace

@@ -173,7 +173,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             user = self.server.api.authorizer.authenticate(self.headers.get("Authorization"))
             if user is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            self.user = user
+            self.user = self.server.api.authorizer.impersonate(user, self.headers)
             self.server.api.route(self, method, url.path.rstrip("/") or "/", query)
         except ApiError as e:
             self._safe_error(e.code, e.body)

@@ -64,7 +64,8 @@ def test_the_longest_request_timeout_works_for_requests_and_exec_plugins(tmp_pat
 
     plugin = tmp_path / "plugin"
     plugin.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps("
-                      "{'status': {'token': 'plugin-token'}}))\n")
+                      "{'apiVersion': 'client.authentication.k8s.io/v1',"
+                      " 'status': {'token': 'plugin-token'}}))\n")
     plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
     kubeconfig = write_kubeconfig(tmp_path / "config", server=server.url,
                                   user={"exec": {"command": str(plugin)}})

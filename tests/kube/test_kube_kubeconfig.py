@@ -218,7 +218,8 @@ def test_exec_plugin_gets_env_args_and_exec_info_and_may_return_a_client_cert(tm
     plugin = _plugin(tmp_path, "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
                                "assert info['spec']['cluster']['server'] == 'https://x', info\n"
                                "assert os.environ['REGION'] == 'eu' and sys.argv[1:] == ['token']\n"
-                               "print(json.dumps({'status': {'clientCertificateData': 'CERT',"
+                               "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1',"
+                               " 'status': {'clientCertificateData': 'CERT',"
                                " 'clientKeyData': 'KEY'}}))")
     creds = exec_credentials({"command": plugin, "args": ["token"], "provideClusterInfo": True,
                               "env": [{"name": "REGION", "value": "eu"}]}, "user 'u'",
@@ -229,7 +230,8 @@ def test_exec_plugin_gets_env_args_and_exec_info_and_may_return_a_client_cert(tm
 @pytest.mark.parametrize("body, error, words", [
     ("sys.exit('no session: run aws sso login')", ForbiddenError, "exited 1: no session"),
     ("print('not json')", BadInputError, "did not print an ExecCredential"),
-    ("print(json.dumps({'status': {}}))", ForbiddenError, "neither a token nor a client"),
+    ("print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1', 'status': {}}))",
+     ForbiddenError, "neither a token nor a client"),
 ], ids=["fails", "not-json", "empty"])
 def test_exec_plugin_failures_are_one_clear_line(tmp_path, body, error, words):
     from kubectl_mesh.kube.credplugin import exec_credentials

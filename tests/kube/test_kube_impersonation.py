@@ -1,0 +1,117 @@
+"""Impersonation end to end: `--as`/`--as-group` and the kubeconfig user's `as`/`as-groups`
+reach every request the product makes (API, WebSocket port-forward, the kubectl fallback),
+and the sandbox's API server honours Impersonate-* like the real one (the caller needs
+`impersonate` on users/groups; the request is then authorized as the impersonated user)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sandbox.testing import MeshCli, RunningSandbox
+
+GATEWAY = ("deploy/istio-ingressgateway", "-n", "istio-system")
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def mesh(sb) -> MeshCli:
+    return MeshCli(sb)
+
+
+def kubectl_as(sb, kubeconfig, *args):
+    return sb.kubectl("--kubeconfig", str(kubeconfig), *args, check=False)
+
+
+# ---- the API double ---------------------------------------------------------------------------
+
+
+def test_the_api_server_authorizes_an_impersonated_request_as_that_user(sb):
+    sb.add_user("imp-viewer", ["list pods"])
+    out = kubectl_as(sb, sb.kubeconfig, "get", "pods", "-n", "istio-system", "--as", "imp-viewer")
+    assert out.returncode == 1, out.stdout
+    assert 'User "imp-viewer" cannot list resource "pods"' in out.stderr
+
+
+def test_impersonating_needs_the_impersonate_verb(sb):
+    caller = sb.add_user("no-imp", ["impersonate users"])
+    out = kubectl_as(sb, caller, "get", "pods", "-n", "istio-system", "--as", "imp-viewer")
+    assert out.returncode == 1
+    assert ('users "imp-viewer" is forbidden: User "no-imp" cannot impersonate resource '
+            '"users"') in out.stderr
+    groups = sb.add_user("no-imp-groups", ["impersonate groups"])
+    out = kubectl_as(sb, groups, "get", "pods", "-n", "istio-system", "--as", "imp-viewer",
+                     "--as-group", "devs")
+    assert 'groups "devs" is forbidden: User "no-imp-groups" cannot impersonate' in out.stderr
+
+
+def test_a_user_the_server_does_not_know_has_no_rights(sb):
+    out = kubectl_as(sb, sb.kubeconfig, "get", "pods", "-n", "istio-system", "--as", "nobody")
+    assert out.returncode == 1
+    assert 'User "nobody" cannot list resource "pods"' in out.stderr
+
+
+# ---- the product ------------------------------------------------------------------------------
+
+
+def test_as_a_denied_user_gets_that_users_403(sb, mesh):
+    sb.add_user("imp-nopf", ["get pods/portforward", "create pods/portforward"])
+    out = mesh("routes", *GATEWAY, "--as", "imp-nopf")
+    assert out.returncode == 4, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pods/portforward in namespace istio-system" in errors[0], \
+        out.stderr
+    assert 'as user "imp-nopf"' in out.stderr
+    plain = mesh("routes", *GATEWAY)
+    assert plain.returncode == 0 and "catalog.istioinaction.io" in plain.stdout, plain.stderr
+
+
+def test_as_group_reaches_the_server(sb, mesh):
+    caller = sb.add_user("imp-caller-g", ["impersonate groups"])
+    out = mesh("routes", *GATEWAY, "--as", "imp-viewer", "--as-group", "devs", "--as-group",
+               "ops", env=mesh.env(KUBECONFIG=str(caller)))
+    assert out.returncode == 4, out.stderr
+    assert "cannot impersonate groups" in out.stderr, out.stderr
+    sb.add_user("imp-all", [])
+    allowed = mesh("routes", *GATEWAY, "--as", "imp-all", "--as-group", "devs")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_the_kubeconfig_users_as_is_used_and_the_flag_overrides_it(sb, mesh, tmp_path):
+    sb.add_user("imp-cfg", ["get pods/portforward", "create pods/portforward"])
+    config = yaml.safe_load(sb.kubeconfig.read_text())
+    for entry in config["users"]:
+        entry["user"]["as"] = "imp-cfg"
+        entry["user"]["as-groups"] = ["devs"]
+    path = tmp_path / "kubeconfig-as"
+    path.write_text(yaml.safe_dump(config))
+    env = mesh.env(KUBECONFIG=str(path))
+    out = mesh("routes", *GATEWAY, env=env)
+    assert out.returncode == 4 and 'as user "imp-cfg"' in out.stderr, out.stderr
+    sb.add_user("imp-ok", [])
+    out = mesh("routes", *GATEWAY, "--as", "imp-ok", env=env)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_kubectl_port_forward_fallback_impersonates_too(sb, mesh):
+    """The caller may not port-forward at all; the impersonated user may `create` but not `get`
+    pods/portforward: the WebSocket (a GET) is refused, and kubectl port-forward (a POST)
+    works only if it impersonates the same user."""
+    caller = sb.add_user("imp-caller-pf", ["get pods/portforward", "create pods/portforward"])
+    sb.add_user("imp-create-only", ["get pods/portforward"])
+    out = mesh("routes", *GATEWAY, "--as", "imp-create-only", env=mesh.env(KUBECONFIG=str(caller)))
+    assert out.returncode == 0, out.stderr
+    assert "catalog.istioinaction.io" in out.stdout
+    assert "using kubectl port-forward" in out.stderr
+
+
+def test_groups_without_a_user_is_bad_input(mesh):
+    out = mesh("routes", *GATEWAY, "--as-group", "devs")
+    assert out.returncode == 6, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs a user to impersonate" in lines[0] and "--as" in lines[0]
