@@ -50,6 +50,10 @@ def main() -> int:
     p.add_argument("--settle-timeout", type=float, default=1800.0)
     args = p.parse_args()
     istioctl = str(locate_binaries() / "istioctl")
+    # As users run it: bytecode compiled (pip does it at install; these machines set
+    # PYTHONDONTWRITEBYTECODE, so a checkout would recompile every module on every run).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "kubectl_mesh")],
+                   check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         if args.vhosts:
