@@ -68,7 +68,12 @@ def walk(demo: Demo) -> None:
     demo.run("mesh", "clusters", *GATEWAY, "--fqdn", "catalog.istioinaction.svc.cluster.local")
     demo.say("The same walk in one command: trace the failing request through the gateway")
     demo.run("mesh", "routes", *GATEWAY, "--trace", "http://catalog.istioinaction.io/items")
-    demo.say("No version-v1/version-v2 clusters: no DestinationRule defines the subsets. Apply one")
+    demo.say("The configuration says the same before any proxy is asked (istioctl analyze's IST0101)")
+    demo.run("mesh", "analyze", "-n", "istioinaction")
+    demo.say("No DestinationRule defines the subsets. Check the fix before applying it")
+    demo.run("mesh", "analyze", str(SCENARIOS / "catalog-destinationrule.yaml"), "-n",
+             "istioinaction")
+    demo.say("Apply it")
     demo.run("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
     demo.say("Wait until every proxy has ACKed it (what a CI pipeline runs after kubectl apply)")
     demo.run("mesh", "sync", "--wait", "--timeout", "30s")
