@@ -47,7 +47,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="keep the change for DURATION (e.g. 30s, 5m), then restore each pod's "
                         "exact previous levels (also on Ctrl-C and SIGTERM)")
     common.add_cluster_flags(p)
-    common.add_output_flag(p)
+    common.add_output_flag(p, ("short", "wide", "json", "yaml"))
     common.add_concurrency_flag(p)
     return p
 

@@ -60,7 +60,7 @@ def show(pods, connect, opts: LogLevelOptions, stdout, stderr, notes: PodNotes) 
 
     current = change.read_levels(pods, connect, concurrency=opts.concurrency)
     listing = Listing.of([(ref, levels) for ref, levels, _ in current])
-    headers, rows = listing.table()
+    headers, rows = listing.table(wide=opts.output == "wide")
     output.write(stdout, opts.output, headers=headers, rows=rows, data=listing.data())
     if len(pods) > 1:
         stderr.write(listing.summary() + "\n")

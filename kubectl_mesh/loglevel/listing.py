@@ -41,8 +41,12 @@ class Listing:
     def differing_loggers(self) -> list[str]:
         return [r.name for r in self.rows if r.differing]
 
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        """(headers, rows) for output.write."""
+    def table(self, wide: bool = False) -> tuple[list[str], list[list[str]]]:
+        """(headers, rows) for output.write; wide: one column per pod with its own level."""
+        if wide:
+            return (["LOGGER", *self.pods],
+                    [[r.name, *(dict(r.differing).get(pod, r.level) for pod in self.pods)]
+                     for r in self.rows])
         if len(self.pods) == 1:
             return ["LOGGER", "LEVEL"], [[r.name, r.level] for r in self.rows]
         return (["LOGGER", "LEVEL", "DIFFERING PODS"],

@@ -35,3 +35,12 @@ def test_agreeing_pods_summary():
     same = {"http": "info"}
     assert Listing.of([("a.ns", same), ("b.ns", same)]).summary() == \
         "all 2 pods have the same levels"
+
+
+def test_wide_has_a_column_per_pod_with_its_own_level():
+    listing = Listing.of([("a.ns", {"http": "debug", "admin": "warning"}),
+                          ("b.ns", {"http": "info", "admin": "warning"}),
+                          ("c.ns", {"http": "info", "admin": "warning"})])
+    headers, rows = listing.table(wide=True)
+    assert headers == ["LOGGER", "a.ns", "b.ns", "c.ns"]
+    assert rows == [["admin", "warning", "warning", "warning"], ["http", "debug", "info", "info"]]

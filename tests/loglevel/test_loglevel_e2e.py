@@ -121,6 +121,13 @@ def test_three_replicas_set_list_and_differing_pod(mesh, sandbox, three_replicas
     assert sorted(data["pods"]) == sorted(three_replicas)
     http = next(lg for lg in data["loggers"] if lg["name"] == "http")
     assert http == {"name": "http", "level": "debug", "differing": {odd: "trace"}}
+    wide = mesh("loglevel", *V2, "-o", "wide")
+    assert wide.returncode == 0, wide.stderr
+    header, *lines = wide.stdout.splitlines()
+    pods = header.split()[1:]
+    assert header.split()[0] == "LOGGER" and sorted(pods) == sorted(three_replicas)
+    http_row = dict(zip(pods, next(line.split()[1:] for line in lines if line.split()[0] == "http")))
+    assert http_row == {p: ("trace" if p == odd else "debug") for p in pods}
 
     assert mesh("loglevel", *V2, "--reset").returncode == 0
     for ip in three_replicas.values():
