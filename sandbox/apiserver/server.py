@@ -74,7 +74,27 @@ def not_found(kind: kinds.Kind, name: str) -> ApiError:
                     {"name": name, "group": kind.group, "kind": kind.plural})
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class ChunkedResponses:
+    """A streamed 200 answer (logs, watches) in HTTP/1.1 chunked encoding; mixed into the API
+    double's and the sandbox kubelet's request handlers."""
+
+    def start_chunked(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def end_chunked(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class Handler(ChunkedResponses, http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_HTTPServer"
 
@@ -97,21 +117,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-
-    def start_chunked(self, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-    def write_chunk(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-
-    def end_chunked(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
 
     def read_body(self) -> bytes:
         self.body_read = True

@@ -19,34 +19,19 @@ import threading
 import urllib.parse
 
 from ... import podio
-from ...apiserver.server import ApiError
+from ...apiserver.server import ApiError, ChunkedResponses
 from ...streams import StreamError
 
 # the API server's names for the stream flags → the names sandbox.streams reads
 STREAM_FLAGS = {"input": "stdin", "output": "stdout", "error": "stderr", "tty": "tty"}
 
 
-class KubeletHandler(http.server.BaseHTTPRequestHandler):
+class KubeletHandler(ChunkedResponses, http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "KubeletServer"
 
     def log_message(self, format, *args):  # noqa: A002 - quiet
         pass
-
-    def start_chunked(self, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-    def write_chunk(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-
-    def end_chunked(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
 
     def _text(self, code: int, text: str) -> None:
         data = text.encode()
