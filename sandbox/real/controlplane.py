@@ -25,8 +25,9 @@ import urllib.request
 
 import yaml
 
+from ..credentials import write_private
 from ..network import AddressPool
-from . import pki
+from ..apiserver import pki
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "real_components.sh"
@@ -88,13 +89,6 @@ def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None 
             "cluster": "sandbox-real", "user": user, "namespace": namespace}}],
         "current-context": "sandbox-real",
     }, sort_keys=False)
-
-
-def _write_private(path: pathlib.Path, text: str) -> pathlib.Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
 
 
 class ControlPlane:
@@ -171,7 +165,7 @@ class ControlPlane:
         """A client-certificate user `name` (no rights until a binding grants some); returns
         the path of its kubeconfig."""
         pair = self.ca.issue(f"user-{name}", name, organizations=groups)
-        return _write_private(self.state_dir / f"kubeconfig-{name}",
+        return write_private(self.state_dir / f"kubeconfig-{name}",
                               kubeconfig_for(self.server, self.ca.pem, name, pair, namespace=namespace))
 
     # -- internals
@@ -184,13 +178,13 @@ class ControlPlane:
                                        organizations=("system:masters",))
         self.sa = pki.write_service_account_keys(ca.directory)
         admin = ca.issue("admin", "kubernetes-admin", organizations=("system:masters",))
-        self.kubeconfig = _write_private(self.state_dir / "kubeconfig",
+        self.kubeconfig = write_private(self.state_dir / "kubeconfig",
                                          kubeconfig_for(self.server, ca.pem, "kubernetes-admin", admin))
         self._admin = admin
         for user, cn in (("controller-manager", "system:kube-controller-manager"),
                          ("scheduler", "system:kube-scheduler")):
             pair = ca.issue(user, cn)
-            _write_private(self.state_dir / f"{user}.kubeconfig",
+            write_private(self.state_dir / f"{user}.kubeconfig",
                            kubeconfig_for(self.server, ca.pem, cn, pair))
 
     def _spawn(self, name: str, args: list[str]) -> None:

@@ -8,7 +8,7 @@ import json
 import ssl
 import urllib.parse
 
-from .. import pki
+from ...apiserver import pki
 
 
 class ApiStatus(Exception):
