@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -27,19 +26,9 @@ BIN = pathlib.Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from routes_scale import start  # noqa: E402
+from routes_scale import run_child, start  # noqa: E402
 from sandbox.real.controlplane import locate_binaries  # noqa: E402
 from sandbox.testing import RunningSandbox, kubectl_binary  # noqa: E402
-
-
-def timed(argv, env) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, env=env, cwd=ROOT)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, argv))} exited {done.returncode}: "
-                         f"{done.stderr.decode(errors='replace')[-500:]}")
-    return elapsed
 
 
 def main() -> int:
@@ -94,12 +83,12 @@ def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
         }
     for commands in cases.values():  # warm caches (kubectl discovery, bytecode) once
         for argv in commands.values():
-            timed(argv, env)
+            run_child(argv, env)
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.runs):
         for case, commands in cases.items():
             for name, argv in commands.items():
-                times.setdefault((case, name), []).append(timed(argv, env))
+                times.setdefault((case, name), []).append(run_child(argv, env))
     print(f"{args.runs} interleaved runs, gateway with "
           f"{args.vhosts or 'the default scenario'}'s virtual hosts; load average "
           f"{os.getloadavg()[0]:.1f}\n")
