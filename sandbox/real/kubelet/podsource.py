@@ -11,6 +11,7 @@ through the pods/status subresource, read-modify-write, retried on conflicts."""
 from __future__ import annotations
 
 import copy
+import http.client
 import threading
 import urllib.parse
 
@@ -116,7 +117,9 @@ class PodSource:
                     rv = ev["object"]["metadata"].get("resourceVersion", rv)
                     if ev["type"] != "BOOKMARK":
                         self._seen(ev["type"], ev["object"])
-            except (OSError, ApiStatus, ValueError):
+            # A watch cut mid-chunk (the API server ending or restarting it) is an
+            # http.client.IncompleteRead, not an OSError: like any lost watch, list again.
+            except (OSError, http.client.HTTPException, ApiStatus, ValueError):
                 if self._closed.wait(1.0):
                     return
                 rv = None
