@@ -139,7 +139,7 @@ def _attach_window(request_timeout: float) -> float:
 def _main(argv, *, prog, stdout, stderr) -> int:
     args = build_parser(prog).parse_args(argv)
     opts = options_from_args(args)
-    from kubectl_mesh.capture.sniff import sniff
+    from kubectl_mesh.capture.command import sniff
     return sniff(opts, common.cluster_options(args), stdout=stdout, stderr=stderr)
 
 

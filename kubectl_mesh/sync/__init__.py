@@ -6,7 +6,7 @@
 - `diff`: istiod's view of one proxy against the proxy's config dump;
 - `wait`: poll until everything selected is SYNCED;
 - `command.run(SyncOptions, stdout, stderr)`: the whole command, used by `cli/sync.py`.
-The syncz model and table writers live in `kubectl_mesh.syncstatus`.
+The syncz model and table writers live in `kubectl_mesh.syncz`.
 """
 
 from kubectl_mesh.sync.options import SyncOptions

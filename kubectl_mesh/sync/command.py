@@ -12,7 +12,7 @@ from kubectl_mesh import output
 from kubectl_mesh.errors import BadInputError, FindingsError, NotFoundError, UsageError
 from kubectl_mesh.sync.options import SyncOptions
 from kubectl_mesh.sync.scope import Scope, scope_for
-from kubectl_mesh.syncstatus import ProxySync, merge_replicas, not_synced, notes, write_status
+from kubectl_mesh.syncz import ProxySync, merge_replicas, not_synced, notes, write_status
 
 
 def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:

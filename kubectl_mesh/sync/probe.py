@@ -12,7 +12,7 @@ from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE,
                                       WARNING_LEVEL, Finding, LAGGING, envoy_state,
                                       pod_control_plane, proxy_findings)
-from kubectl_mesh.syncstatus import ProxySync, parse_syncz
+from kubectl_mesh.syncz import ProxySync, parse_syncz
 
 # config_dump ?mask= per section --diff compares (Envoy applies one mask to every section).
 DIFF_MASKS = ("dynamic_active_clusters", "dynamic_listeners", "dynamic_route_configs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from kubectl_mesh.syncstatus import ProxySync
+from kubectl_mesh.syncz import ProxySync
 
 
 def proxy_namespace(proxy_id: str) -> str:

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kubectl_mesh.syncstatus import ERROR, SYNCED, ProxySync
+from kubectl_mesh.syncz import ERROR, SYNCED, ProxySync
 
 # /stats?filter= for everything the checks read (a partial regex, as Envoy applies it).
 STATS_FILTER = r"(\.version_text|\.update_rejected|^control_plane\.(connected_state|identifier))$"

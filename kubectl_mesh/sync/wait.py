@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Callable, Sequence
 
-from kubectl_mesh.syncstatus import IGNORED, SYNCED, ProxySync, all_synced, not_synced
+from kubectl_mesh.syncz import IGNORED, SYNCED, ProxySync, all_synced, not_synced
 
 DEFAULT_INTERVAL = 0.5
 PROGRESS_EVERY = 5.0  # repeat an unchanged progress line this often (CI logs show liveness)

@@ -56,7 +56,7 @@ def _dump_inputs() -> list[tuple[str, object]]:
 
 def _syncz_inputs() -> list[tuple[str, object]]:
     paths = sorted((TESTS / "sync" / "data").glob("syncz_*.json")) + \
-        sorted((TESTS / "syncstatus" / "golden" / "_payloads").glob("*.json"))
+        sorted((TESTS / "syncz" / "golden" / "_payloads").glob("*.json"))
     return [(p.name, json.loads(p.read_text())) for p in paths]
 
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from kubectl_mesh.syncstatus import merge_replicas
+from kubectl_mesh.syncz import merge_replicas
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,7 +10,7 @@ from kubectl_mesh.sync.verify import (DISCONNECTED, LAGGING, REJECTED, UNKNOWN, 
                                       control_plane_id, envoy_state, has_errors,
                                       pod_control_plane, proxy_findings, sent_version)
 from kubectl_mesh.kube.pods import Pod
-from kubectl_mesh.syncstatus import XDS_TYPES, merge_replicas
+from kubectl_mesh.syncz import XDS_TYPES, merge_replicas
 
 from .cases import load, proxies
 
@@ -208,7 +208,7 @@ class _VanishingSession:
 
 
 def _listed(name: str):
-    from kubectl_mesh.syncstatus import ProxySync
+    from kubectl_mesh.syncz import ProxySync
     return ProxySync(name=name, cluster_id="Kubernetes", proxy_type="sidecar",
                      proxy_version="1.40.0", istio_version="1.28.0", types=(),
                      has_subscriptions=True, istiod="istiod-1")
@@ -288,7 +288,7 @@ class _Istiod:
 
 def _verify_lagging(envoy_cds: str, istiod: _Istiod):
     from kubectl_mesh.sync.probe import verify_proxies
-    from kubectl_mesh.syncstatus import parse_entry
+    from kubectl_mesh.syncz import parse_entry
 
     listed = parse_entry(_syncz_entry(OLD), "istiod-1")  # what the first syncz said
     return verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": POD},

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_mesh.errors import BadInputError
-from kubectl_mesh.syncstatus import (
+from kubectl_mesh.syncz import (
     ERROR, IGNORED, NOT_SENT, STALE, SYNCED, all_synced, format_age, merge_replicas,
     not_synced, notes, parse_entry, parse_go_time, parse_syncz, shown_types, status_of, table,
     write_status,
@@ -150,7 +150,7 @@ def test_write_status_rejects_unknown_format():
 def test_sds_and_nds_have_columns_and_unnamed_types_a_note():
     """Real syncz lists every watched type: SDS (certificates) and NDS (pilot-agent's DNS name
     table) as well as CDS..ECDS; a type with no column that is not in sync is said."""
-    from kubectl_mesh.syncstatus import render
+    from kubectl_mesh.syncz import render
     entry = {"proxy": "p.ns", "resources": {
         "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": {"sent": "s", "acked": "s"},
         "type.googleapis.com/istio.networking.nds.v1.NameTable": {"sent": "n2", "acked": "n1"},

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import IO, Sequence
 
 from kubectl_mesh import output
-from kubectl_mesh.syncstatus.model import ERROR, IGNORED, SYNCED, TYPE_NAMES, ProxySync
+from kubectl_mesh.syncz.model import ERROR, IGNORED, SYNCED, TYPE_NAMES, ProxySync
 
 
 def shown_types(proxies: Sequence[ProxySync]) -> list[str]:

@@ -2,12 +2,12 @@
 shapes), merge istiod replicas, Istio's status words with ages, the `--wait` predicate, and
 the proxy-status table. Pure: the caller fetches syncz from each istiod."""
 
-from kubectl_mesh.syncstatus.model import (
+from kubectl_mesh.syncz.model import (
     ERROR, IGNORED, NOT_SENT, STALE, STATUSES, SYNCED, TYPE_NAMES, XDS_TYPES, ProxySync,
     TypeSync, all_synced, format_age, merge_replicas, not_synced, parse_entry, parse_go_time,
     parse_syncz, status_of,
 )
-from kubectl_mesh.syncstatus.render import notes, shown_types, table, write_status
+from kubectl_mesh.syncz.render import notes, shown_types, table, write_status
 
 __all__ = [
     "ERROR", "IGNORED", "NOT_SENT", "STALE", "STATUSES", "SYNCED", "TYPE_NAMES", "XDS_TYPES",

@@ -1,5 +1,5 @@
 """Golden tests for the proxy-status table; regenerate with
-`pytest tests/syncstatus --update-golden` (never silently)."""
+`pytest tests/syncz --update-golden` (never silently)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from kubectl_mesh.accesslog.source import LogQuery
 from kubectl_mesh.cli import accesslog
 from kubectl_mesh.errors import ForbiddenError
 
-REAL_LOG = Path(__file__).resolve().parents[1] / "accesslog" / "data" / "envoy-1.40-text.log"
+REAL_LOG = Path(__file__).resolve().parent / "data" / "envoy-1.40-text.log"
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
 
 

@@ -1,4 +1,4 @@
-"""Golden cases: tests/syncstatus/golden/<case>/case.json names the syncz payloads (one per
+"""Golden cases: tests/syncz/golden/<case>/case.json names the syncz payloads (one per
 istiod replica, files in golden/_payloads/), `now` and the format; expected.txt holds the
 output. Payloads are hand-written after istio.md until captured ones are added."""
 
@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from kubectl_mesh.syncstatus import merge_replicas, write_status
+from kubectl_mesh.syncz import merge_replicas, write_status
 
 GOLDEN = Path(__file__).parent / "golden"
 PAYLOADS = GOLDEN / "_payloads"
