@@ -84,6 +84,9 @@ def test_arguments_are_never_shell_text(sh, tmp_path):
     marker = tmp_path / "pwned"
     hostile = f"$(touch {marker}); `touch {marker}`; touch {marker}"
     proc = _start(sh, ["printf", "%s", hostile])
-    out, _ = proc.communicate(timeout=5)
-    assert proc.returncode == 0 and out == hostile.encode()
+    # stdin stays open until printf has ended: closing it is the gate's signal to stop the
+    # command (communicate() would close it at once and, on a loaded machine, win the race)
+    out = proc.stdout.read()
+    assert proc.wait(timeout=5) == 0 and out == hostile.encode()
+    proc.stdin.close()
     assert not marker.exists()
