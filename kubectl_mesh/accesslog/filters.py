@@ -93,6 +93,10 @@ class RecordFilter:
         )
 
     @property
+    def keeps_everything(self) -> bool:
+        return self == RecordFilter()
+
+    @property
     def host_is_glob(self) -> bool:
         return self.host is not None and any(c in self.host for c in "*?[")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import IO, Iterable, Sequence
 
 from kubectl_mesh import output
@@ -29,21 +30,36 @@ def format_ms(value: float | None) -> str:
     return f"{minutes}m{rest}s"
 
 
-def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:
-    """The table cells of one request, control characters escaped (`output.printable`): the
-    follow-mode writer prints these without going through `output.render_table`."""
-    # HH:MM:SS.mmm (isoformat is C: a third of strftime's cost, at a million rows)
-    time = record.start_time.isoformat(timespec="milliseconds")[11:23]
-    row = [time, record.pod or "-", str(record.response_code),
-           ",".join(record.response_flags) or "-", record.method or "-",
-           record.authority or "-", record.path or "-", format_ms(record.duration),
-           record.upstream_host or "-"]
+def request_columns(records: Sequence[AccessLogRecord], wide: bool = False) -> list[list[str]]:
+    """The table cells of these requests, column by column (TIME, POD, ... as the headers),
+    control characters escaped (`output.printable`). Column-wise, the attribute reads and
+    the checks run in C over a whole column: half the cost of row by row, at a million."""
+    def text(name: str) -> list[str]:
+        return [value or "-" for value in map(attrgetter(name), records)]
+
+    columns = [
+        # HH:MM:SS.mmm, the wall clock of the logged time (time().isoformat is C and a
+        # third of the datetime's isoformat with a keyword, at a million rows)
+        [t.time().isoformat("milliseconds") for t in map(attrgetter("start_time"), records)],
+        text("pod"),
+        list(map(str, map(attrgetter("response_code"), records))),
+        [",".join(flags) or "-" for flags in map(attrgetter("response_flags"), records)],
+        text("method"), text("authority"), text("path"),
+        list(map(format_ms, map(attrgetter("duration"), records))),
+        text("upstream_host"),
+    ]
     if wide:
-        row += [record.response_code_details or "-", record.upstream_cluster or "-",
-                record.route_name or "-", record.request_id or "-"]
-    if "".join(row).isprintable():  # one check per row; escaping is the rare case
-        return row
-    return [output.printable(cell) for cell in row]
+        columns += [text("response_code_details"), text("upstream_cluster"),
+                    text("route_name"), text("request_id")]
+    # one check per column; escaping is the rare case
+    return [column if "".join(column).isprintable() else list(map(output.printable, column))
+            for column in columns]
+
+
+def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:
+    """The table cells of one request (`request_columns`): the follow-mode writer prints
+    these without going through `output.render_table`."""
+    return [column[0] for column in request_columns((record,), wide)]
 
 
 def write_requests(out: IO[str], fmt: str, records: Iterable[AccessLogRecord],
@@ -56,7 +72,7 @@ def write_requests(out: IO[str], fmt: str, records: Iterable[AccessLogRecord],
     wide = fmt == "wide"
     headers = REQUEST_HEADERS + (REQUEST_WIDE_EXTRA if wide else ())
     if fmt in ("short", "wide"):
-        output.write(out, fmt, headers=headers, rows=[request_row(r, wide) for r in records],
+        output.write(out, fmt, headers=headers, rows=[list(row) for row in zip(*request_columns(records, wide))],
                      gap=3)
     else:
         output.write(out, fmt, data=[r.to_dict() for r in records])
