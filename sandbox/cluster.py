@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import secrets
 import threading
@@ -18,7 +19,7 @@ from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import Store
 from .behaviour import Behaviours
-from .controllers import Controllers, pod_ready
+from .controllers import NATIVE_MODE_DEFAULT, NATIVE_MODE_FILE, Controllers, pod_ready
 from .runtime import Runtime
 
 SCENARIOS = pathlib.Path(__file__).parent / "scenarios"
@@ -74,7 +75,7 @@ class Sandbox:
         self.server = ApiServer(self.api, str(cert), str(key))
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
-        self.controllers = Controllers(self.api)
+        self.controllers = Controllers(self.api, native_mode=lambda: _native_mode(d))
         self.api.admission.append(podvalidation.validate)  # after defaults and injection
         self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
@@ -136,3 +137,12 @@ class Sandbox:
         self.server.stop()
         status = self.state_dir / "status.json"
         status.write_text("[]")
+
+
+def _native_mode(state_dir: pathlib.Path) -> str:
+    """The injector's ENABLE_NATIVE_SIDECARS: `<state>/native-sidecars` (read per pod, so a
+    test can switch a running sandbox), else SANDBOX_NATIVE_SIDECARS, else istiod's `auto`."""
+    try:
+        return (state_dir / NATIVE_MODE_FILE).read_text().strip()
+    except OSError:
+        return os.environ.get("SANDBOX_NATIVE_SIDECARS", NATIVE_MODE_DEFAULT)

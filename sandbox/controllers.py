@@ -35,6 +35,34 @@ def wants_sidecar(pod: dict, namespace: dict | None) -> bool:
     return ns_labels.get("istio-injection") == "enabled" or "istio.io/rev" in ns_labels
 
 
+NATIVE_ANNOTATION = "sidecar.istio.io/nativeSidecar"
+NATIVE_MODE_FILE = "native-sidecars"  # <state>/native-sidecars: true | false | auto
+NATIVE_MODE_DEFAULT = "auto"  # istiod's ENABLE_NATIVE_SIDECARS default
+
+
+def native_sidecar(pod: dict, mode: str, nodes: list[dict]) -> bool:
+    """Whether the injector puts istio-proxy among the init containers with restartPolicy
+    Always (a Kubernetes native sidecar), as istiod decides it: the pod's
+    `sidecar.istio.io/nativeSidecar` annotation wins (pkg/kube/inject/inject.go
+    `injectPod`), then ENABLE_NATIVE_SIDECARS (pilot/pkg/features/pilot.go: true, false,
+    auto by default, anything else false); auto is on when every node's kubelet is 1.33 or
+    newer (pkg/kube/inject/webhook.go `DetectNativeSidecar`: one older node turns it off)."""
+    annotation = ((pod.get("metadata") or {}).get("annotations") or {}).get(NATIVE_ANNOTATION)
+    if annotation in ("true", "false"):
+        return annotation == "true"
+    if mode != "auto":
+        return mode == "true"
+    return all(_kubelet_minor(n) >= 33 for n in nodes)
+
+
+def _kubelet_minor(node: dict) -> int:
+    version = (((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+    try:
+        return int(version.lstrip("v").split(".")[1])
+    except (IndexError, ValueError):
+        return 0  # unreadable: DetectNativeSidecar counts it as too old
+
+
 def sidecar_container() -> dict:
     return {
         "name": "istio-proxy", "image": PROXY_IMAGE,
@@ -54,7 +82,7 @@ def apply_pod_defaults(spec: dict) -> None:
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("serviceAccountName", "default")
-    for c in spec.get("containers") or []:
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         c.setdefault("imagePullPolicy", "IfNotPresent")
         c.setdefault("terminationMessagePath", "/dev/termination-log")
         c.setdefault("terminationMessagePolicy", "File")
@@ -84,8 +112,9 @@ def pod_ready(pod: dict) -> bool:
 class Controllers:
     """Reconciles workloads, endpoints and garbage on a single background thread."""
 
-    def __init__(self, api: Api):
+    def __init__(self, api: Api, native_mode=lambda: NATIVE_MODE_DEFAULT):
         self.api = api
+        self.native_mode = native_mode  # ENABLE_NATIVE_SIDECARS of the injector, read per pod
         self.store = api.store
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -113,9 +142,18 @@ class Controllers:
     def _admit(self, kind: kinds.Kind, obj: dict, old: dict | None) -> None:
         if kind.key == "pods" and old is None:
             ns = self.store.find("namespaces", "", obj["metadata"]["namespace"])
-            containers = obj.setdefault("spec", {}).setdefault("containers", [])
-            if wants_sidecar(obj, ns) and not any(c.get("name") == "istio-proxy" for c in containers):
-                containers.append(sidecar_container())
+            spec = obj.setdefault("spec", {})
+            containers = spec.setdefault("containers", [])
+            present = any(c.get("name") == "istio-proxy"
+                          for c in containers + (spec.get("initContainers") or []))
+            if wants_sidecar(obj, ns) and not present:
+                if native_sidecar(obj, self.native_mode(), self.store.scan("nodes")[0]):
+                    # the proxy starts before the pod's own init containers, which may need
+                    # the network (istio's injection template puts it first)
+                    spec["initContainers"] = [dict(sidecar_container(), restartPolicy="Always")] \
+                        + (spec.get("initContainers") or [])
+                else:
+                    containers.append(sidecar_container())
                 ann = obj["metadata"].setdefault("annotations", {})
                 ann["sidecar.istio.io/status"] = json.dumps(
                     {"containers": ["istio-proxy"], "revision": "default"})
@@ -355,8 +393,16 @@ def resolve_target_port(service_port: dict, pod: dict) -> int:
     target = service_port.get("targetPort", service_port.get("port"))
     if isinstance(target, int) or str(target).isdigit():
         return int(target)
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    for c in port_containers(pod):
         for p in c.get("ports") or []:
             if p.get("name") == target:
                 return int(p["containerPort"])
     return int(service_port.get("port"))
+
+
+def port_containers(pod: dict) -> list[dict]:
+    """Where a named targetPort is looked up: the containers, then the native sidecars
+    (k8s.io/endpointslice utils.go `FindPort`)."""
+    spec = pod.get("spec") or {}
+    return (spec.get("containers") or []) + [c for c in spec.get("initContainers") or []
+                                             if c.get("restartPolicy") == "Always"]

@@ -97,7 +97,8 @@ def _sidecar(spec: dict) -> bool:
 
 
 def proxy_type(pod: dict) -> str:
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    spec = pod.get("spec") or {}
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         if c.get("name") == PROXY and "router" in (c.get("args") or []):
             return "router"
     return "sidecar"

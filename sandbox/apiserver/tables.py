@@ -24,8 +24,15 @@ def _age(obj: dict) -> str:
 def _pod_row(o: dict) -> list:
     spec, status = o.get("spec") or {}, o.get("status") or {}
     statuses = status.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    # native sidecars (restartable init containers) count among READY's containers once
+    # started (k8s pkg/printers/internalversion/printers.go `printPod`)
+    sidecars = {c.get("name") for c in spec.get("initContainers") or []
+                if c.get("restartPolicy") == "Always"}
+    sidecar_statuses = [s for s in status.get("initContainerStatuses") or []
+                        if s.get("name") in sidecars]
+    ready = sum(1 for s in statuses if s.get("ready")) + \
+        sum(1 for s in sidecar_statuses if s.get("started") and s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses + sidecar_statuses)
     phase = status.get("phase", "Pending")
     if (o.get("metadata") or {}).get("deletionTimestamp"):
         phase = "Terminating"
@@ -33,7 +40,8 @@ def _pod_row(o: dict) -> list:
         waiting = (s.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason"):
             phase = waiting["reason"]
-    return [o["metadata"]["name"], f"{ready}/{len(spec.get('containers') or [])}", phase,
+    total = len(spec.get("containers") or []) + len(sidecars)
+    return [o["metadata"]["name"], f"{ready}/{total}", phase,
             restarts, _age(o), status.get("podIP") or "<none>", spec.get("nodeName") or "<none>"]
 
 

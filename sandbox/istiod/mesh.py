@@ -70,7 +70,11 @@ def pod_ready(pod: dict) -> bool:
 
 
 def container_port(pod: dict, port_name: str) -> int | None:
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    """A named port of the pod, looked up as `FindPort` does (containers, then native
+    sidecars: k8s.io/endpointslice utils.go)."""
+    spec = pod.get("spec") or {}
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    for container in (spec.get("containers") or []) + sidecars:
         for port in container.get("ports") or []:
             if port.get("name") == port_name:
                 return int(port["containerPort"])

@@ -20,7 +20,8 @@ def proxies(sandbox: RunningSandbox) -> dict[str, str]:
     """{pod ref: pod IP} of every pod with an istio-proxy."""
     return {f"{p['metadata']['name']}.{p['metadata']['namespace']}": p["status"]["podIP"]
             for p in sandbox.pods()
-            if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])
+            if any(c["name"] == "istio-proxy"  # a native sidecar is an init container
+                   for c in p["spec"]["containers"] + p["spec"].get("initContainers", []))
             and p["status"].get("phase") == "Running"}
 
 

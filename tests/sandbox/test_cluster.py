@@ -187,7 +187,12 @@ spec:
     assert "unchanged" in sb.kubectl("apply", "-f", str(manifest)).stdout
     sb.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=httpbin", "-n", "web", "--timeout=30s")
     pod = sb.pods("web", "app=httpbin")[0]
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["httpbin", "istio-proxy"]
+    # istiod's default (ENABLE_NATIVE_SIDECARS=auto, every kubelet >= 1.33): a native sidecar
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["httpbin"]
+    assert [(c["name"], c.get("restartPolicy")) for c in pod["spec"]["initContainers"]] == \
+        [("istio-proxy", "Always")]
+    assert sb.kubectl("get", "pod", pod["metadata"]["name"], "-n", "web",
+                      "--no-headers").stdout.split()[1] == "2/2"
     reply = json.loads(urllib.request.urlopen(f"http://{pod['status']['podIP']}:8000/get", timeout=5).read())
     assert reply["pod"] == pod["metadata"]["name"]
 
@@ -398,3 +403,34 @@ def test_the_node_is_a_kubelets(sb):
                                "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
     assert wide[1].split()[:3] == ["sandbox-node", "Ready", "<none>"]
     assert "v1.37.2" in wide[1] and "127.0.0.1" in wide[1]
+
+
+def _injected(sb: RunningSandbox, name: str, annotations: dict) -> tuple[list, list]:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "istioinaction", "annotations": annotations},
+           "spec": {"containers": [{"name": "app", "image": "istioinaction/catalog:latest"}]}}
+    created = json.loads(sb.kubectl("create", "-o", "json", "-f", "-",
+                                    input=json.dumps(pod)).stdout)
+    sb.kubectl("delete", "pod", name, "-n", "istioinaction", "--wait=false")
+    spec = created["spec"]
+    return ([c["name"] for c in spec["containers"]],
+            [(c["name"], c.get("restartPolicy")) for c in spec.get("initContainers") or []])
+
+
+def test_native_sidecar_injection_follows_istiods_rule(sb):
+    """pkg/kube/inject: the pod's sidecar.istio.io/nativeSidecar annotation wins over
+    ENABLE_NATIVE_SIDECARS (here `<state>/native-sidecars`), whose `auto` is on with every
+    kubelet >= 1.33 (the sandbox node reports 1.37)."""
+    native = (["app"], [("istio-proxy", "Always")])
+    classic = (["app", "istio-proxy"], [])
+    assert _injected(sb, "auto", {}) == native
+    assert _injected(sb, "opt-out", {"sidecar.istio.io/nativeSidecar": "false"}) == classic
+    mode = sb.state / "native-sidecars"
+    try:
+        mode.write_text("false")
+        assert _injected(sb, "off", {}) == classic
+        assert _injected(sb, "opt-in", {"sidecar.istio.io/nativeSidecar": "true"}) == native
+        mode.write_text("bogus")  # istiod: an unknown value is false
+        assert _injected(sb, "bogus", {}) == classic
+    finally:
+        mode.unlink()

@@ -263,7 +263,8 @@ def test_node_mode_without_a_process_for_the_container_id_says_so(mesh, sandbox,
     """A process whose cgroup does not name its container ID (a runtime whose layout we do not
     know): the lookup finds nothing, says which ID, and the debug pod is still deleted."""
     pod = catalog_v2[0]
-    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "istio-proxy")
+    status = next(s for s in pod["status"]["containerStatuses"]
+                  + pod["status"].get("initContainerStatuses", []) if s["name"] == "istio-proxy")
     hexid = status["containerID"].split("://", 1)[1]
     root = pathlib.Path((sandbox.state / ROOT_FILE).read_text())
     scope = next(root.rglob(f"cri-containerd-{hexid}.scope"))
