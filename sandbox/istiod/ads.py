@@ -34,7 +34,6 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 import grpc
-from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
@@ -122,6 +121,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._packer = resources.Packer()
         self._push_counter = itertools.count(1)
         self._global_push = PushContext(self._next_version(), mesh or Mesh())
+        # what istiod puts in control_plane.identifier of its debug syncz answers
         self._identifier = json.dumps({"Component": "istiod",
                                        "ID": identifier or _hostname(),
                                        "Info": {"version": ISTIOD_VERSION}})
@@ -336,9 +336,11 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         log.debug("push %s to %s: version %s nonce %s (%d resources)",
                   translate.SHORT_NAMES.get(watched.type_url), conn.proxy.id, version, nonce,
                   len(packed))
+        # no control_plane: istiod names itself only on its debug syncz answers
+        # (pilot/pkg/xds/xdsgen.go `ControlPlane(typ)`: nil for every other type), so a
+        # real Envoy's control_plane.identifier stays empty
         return discovery_pb2.DiscoveryResponse(
-            version_info=version, resources=packed, type_url=watched.type_url, nonce=nonce,
-            control_plane=base_pb2.ControlPlane(identifier=self._identifier))
+            version_info=version, resources=packed, type_url=watched.type_url, nonce=nonce)
 
 
 def serve(server, ads: AdsServer) -> None:

@@ -89,6 +89,8 @@ def test_ack_nack_stale_and_recovery(server):
     stream.send(node={"id": NODE})
     first = stream.receive()
     assert first.resources and first.nonce and first.version_info
+    # istiod names itself only on debug syncz answers (pilot/pkg/xds/xdsgen.go ControlPlane)
+    assert not first.HasField("control_plane")
     entry = state(ads)
     assert entry["proxy"] == "gw-1.istio-system" and entry["proxy_type"] == "router"
     assert entry["cluster_sent"] == first.nonce and "cluster_acked" not in entry  # STALE
