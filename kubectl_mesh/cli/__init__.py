@@ -59,6 +59,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("accesslog", "Follow a proxy's access log"),
     Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
             takes_target=False, takes_files=True),
+    Command("describe", "Describe a pod or service and the Istio configuration that affects it",
+            takes_target=False),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).
