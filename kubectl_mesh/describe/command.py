@@ -81,21 +81,24 @@ def _pick_pod(session, text: str, namespace: str, stderr: IO[str]) -> tuple[str,
 
 def _read(session, stderr: IO[str]):
     """analyze's cluster reader over describe's kinds; a kind RBAC refuses is one warning, and
-    the sections that need it say they could not tell."""
+    the sections that need it say they could not tell (Pods and Services: an error). A kind
+    the cluster does not serve (an Istio CRD not installed) has no objects: nothing to say."""
     from kubectl_mesh.analyze import cluster
     from kubectl_mesh.analyze.resources import Store
     from kubectl_mesh.describe.objects import KINDS
 
-    def warn(line: str) -> None:
-        if "does not serve" not in line:  # an Istio CRD not installed: there are none of them
-            print(line, file=stderr, flush=True)
-
-    found = cluster.read(session.api, warn, kinds=KINDS)
+    # analyze's warnings name its analyzers; describe says what it means for the description
+    found = cluster.read(session.api, lambda line: None, kinds=KINDS)
     for kind in ("Pod", "Service"):
         if kind in found.refused:
             raise ForbiddenError(f"cannot list {kind.lower()}s in every namespace, which "
                                  "describe reads to find the pod's services and gateways",
                                  hint=f"ask for RBAC verb list on {kind.lower()}s")
+    for kind in sorted(found.refused):
+        plural = KINDS[kind][1]
+        print(f"warning: cannot list {plural} in every namespace (ask for RBAC verb list on "
+              f"{plural}); what depends on {kind} objects is described as unknown or left out",
+              file=stderr, flush=True)
     store = Store()
     store.extend(found.resources)
     return store, set(found.missing), set(found.refused)

@@ -114,8 +114,6 @@ def _destination_rule(out: Lines, dr: dict) -> None:
         out.add(1, f"Matching subsets: {','.join(matching)}")
         if other:
             out.add(2, f"(Non-matching subsets {','.join(other)})")
-    for name in dr["subsetsSelectingNoPod"]:
-        out.add(1, f"WARNING: subset {name} selects no pod of the service")
     policy = dr["trafficPolicy"]
     if policy is None:
         out.add(1, "No Traffic Policy")
@@ -138,21 +136,25 @@ def _destination_rule(out: Lines, dr: dict) -> None:
 
 
 def _policy_details(out: Lines, level: int, policy: dict) -> None:
-    """The load balancer and outlier detection settings, one line each."""
+    """The load balancer and outlier detection settings, one line each, as the object has them."""
     lb = policy.get("loadBalancer")
     if isinstance(lb, dict) and lb:
-        kind = lb.get("simple") or ("consistent hash" if lb.get("consistentHash") else
-                                    next(iter(lb), ""))
-        out.add(level, f"Load balancer: {kind}")
+        out.add(level, "Load balancer: " + (str(lb["simple"]) if "simple" in lb else _fields(lb)))
     od = policy.get("outlierDetection")
     if isinstance(od, dict):
-        errors = od.get("consecutive5xxErrors", od.get("consecutiveErrors"))
-        parts = [f"{errors} consecutive 5xx" if errors is not None else None,
-                 f"interval {od['interval']}" if od.get("interval") else None,
-                 f"ejection {od['baseEjectionTime']}" if od.get("baseEjectionTime") else None,
-                 f"max {od['maxEjectionPercent']}% ejected"
-                 if od.get("maxEjectionPercent") is not None else None]
-        out.add(level, "Outlier detection: " + (", ".join(p for p in parts if p) or "defaults"))
+        out.add(level, "Outlier detection: " + (_fields(od) or "defaults"))
+
+
+def _fields(settings: dict) -> str:
+    """`key=value` pairs of a settings object, nested ones as `key={...}`."""
+    return " ".join(f"{k}={v}" if not isinstance(v, (dict, list)) else f"{k}={_json(v)}"
+                    for k, v in settings.items())
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def _virtual_service(out: Lines, vs: dict) -> None:
@@ -218,8 +220,9 @@ def _ingress(out: Lines, ingress: dict) -> None:
             out.add(0, f"Exposed on Ingress Gateway {url}")
         for w in exposure["warnings"]:
             out.add(0, w)
-        hosts = ", ".join(exposure["hosts"]) or "none of the VirtualService's hosts"
-        out.add(1, f"Gateway: {exposure['gateway']}, hosts {hosts}")
+        if exposure["gatewayExists"]:
+            hosts = ", ".join(exposure["hosts"]) or "none of the VirtualService's hosts"
+            out.add(1, f"Gateway: {exposure['gateway']}, hosts {hosts}")
         for url in exposure["urls"]:
             out.add(1, curl_hint(url, exposure["hosts"]))
         out.findings(1, exposure["findings"])

@@ -227,7 +227,8 @@ def ingress_report(ctx: Context, services: list[Resource], pods_labels: list[dic
                                        else svc.namespace)
         matching, other = traffic.subsets(dr, pods_labels)
         empty = traffic.subsets(dr, [dict(p.labels) for p in mesh.pods_selected_by(svc)])[1]
-        entry: dict = {"gateway": exposure.ref, "virtualService": None, "urls": [],
+        entry: dict = {"gateway": exposure.ref, "gatewayExists": exposure.gateway is not None,
+                       "virtualService": None, "urls": [],
                        "hosts": ingress.gateway_hosts(exposure),
                        "gatewayPods": [f"{p.name}.{p.namespace}" for p in exposure.pods],
                        "warnings": [], "findings": ctx.findings_of(exposure.gateway)}
@@ -239,7 +240,9 @@ def ingress_report(ctx: Context, services: list[Resource], pods_labels: list[dic
         elif not exposure.pods:
             entry["warnings"].append(f"WARNING: no Running pod matches the selector of Gateway "
                                      f"{exposure.ref}")
-        for gw_service in exposure.services:
+        # printIngressInfo: the gateway Services sorted by address
+        for gw_service in sorted(exposure.services,
+                                 key=lambda s: ingress.address(s, exposure.pods)):
             entry["urls"] += ingress.urls(gw_service, exposure.pods)
         vs_section = traffic.virtual_service(vs, svc, matching, other, dr, empty, ctx.kname)
         vs_section["findings"] = ctx.findings_of(vs)
