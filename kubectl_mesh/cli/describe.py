@@ -50,7 +50,8 @@ def _kind(text: str) -> str:
 def build_parser(prog: str):
     p = common.command_parser(prog, "Describe a pod or service and the Istio configuration that "
                                     "affects it (istioctl x describe).", epilog=EPILOG)
-    p.add_argument("kind", type=_kind, metavar="pod|service", help="pod (po) or service (svc)")
+    p.add_argument("kind", type=_kind, choices=("pod", "service"), metavar="pod|service",
+                   help="pod (po) or service (svc)")
     p.add_argument("target", help="NAME[.NAMESPACE]; for pod also deploy/, sts/, ds/, rs/, svc/NAME")
     p.add_argument("-i", "--istio-namespace", "--istioNamespace", dest="istio_namespace",
                    default="istio-system", metavar="NS", type=common.namespace_name,

@@ -250,3 +250,20 @@ def test_rbac(sandbox, mesh):
     assert result.returncode == 0, result.stderr
     assert f"warning: cannot read the config of proxy {v1}.istioinaction" in result.stderr
     assert "Service: catalog" in result.stdout and "WARNING: proxy" not in result.stdout
+
+
+def test_completion_through_kubectl(sandbox, mesh):
+    import subprocess
+
+    from sandbox.testing import kubectl_binary
+
+    def complete(*words: str) -> list[str]:
+        out = subprocess.run([kubectl_binary(), "__complete", "mesh", *words],
+                             capture_output=True, text=True, timeout=30, env=mesh.env())
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    assert complete("describe", "") == ["pod", "service", ":4"]
+    assert complete("describe", "svc", "-n", "istioinaction", "cat") == ["catalog", ":4"]
+    pods = complete("describe", "pod", "-n", "istioinaction", "catalog-v2")
+    assert pods == pod_names(sandbox, "app=catalog,version=v2") + [":4"]
