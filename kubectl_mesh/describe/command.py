@@ -37,7 +37,7 @@ def describe(session, options: DescribeOptions, namespace: str, stderr: IO[str])
         svc = store.get("Service", svc_namespace, name)
         if svc is None:  # deleted between the get and the list
             raise NotFoundError(f'service "{name}" not found in namespace {svc_namespace}')
-        pods, services = mesh.pods_selected_by(svc)[:1], [svc]
+        pods, services = reports.istio_pods(ctx, svc)[:1], [svc]
     else:
         pod = store.get("Pod", pod_namespace, pod_name)
         if pod is None:  # deleted between the get and the list
@@ -107,17 +107,20 @@ def _read(session, stderr: IO[str]):
 def _root_namespace(session, istio_namespace: str) -> str:
     """The mesh config's rootNamespace (ConfigMap `istio`, key `mesh`), else the Istio
     namespace, as mesh.DefaultMeshConfig has it."""
+    from kubectl_mesh.analyze.resources import as_dict
     from kubectl_mesh.errors import MeshError
 
     try:
         cm = session.api.get_resource("configmaps", istio_namespace, "istio", allow_missing=True)
     except MeshError:
         return istio_namespace
-    text = ((cm or {}).get("data") or {}).get("mesh") or ""
-    try:
-        import yaml
+    text = as_dict(as_dict(cm).get("data")).get("mesh")
+    if not isinstance(text, str):
+        return istio_namespace
+    import yaml
 
-        mesh = yaml.safe_load(text) or {}
+    try:
+        mesh = yaml.safe_load(text)
     except yaml.YAMLError:
         return istio_namespace
     root = mesh.get("rootNamespace") if isinstance(mesh, dict) else None

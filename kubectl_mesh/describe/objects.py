@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Optional
 
 from kubectl_mesh.analyze.analyzers.hosts import CLUSTER_DOMAIN, matches
 from kubectl_mesh.analyze.resources import KINDS as ANALYZED_KINDS
-from kubectl_mesh.analyze.resources import Resource, Store, as_dict, selector_matches, strings
+from kubectl_mesh.analyze.resources import (Resource, Store, as_dict, as_list, selector_matches,
+                                            strings)
 
 KINDS: dict[str, tuple[str, str, bool]] = {
     **ANALYZED_KINDS,
@@ -179,8 +180,8 @@ def _exported_everywhere(dr: Resource) -> bool:
 def _destination_hosts(vs: Resource) -> list[str]:
     out = []
     for section in ("http", "tls", "tcp"):
-        for route in vs.spec.get(section) or []:
-            for dest in as_dict(route).get("route") or []:
+        for route in as_list(vs.spec.get(section)):
+            for dest in as_list(as_dict(route).get("route")):
                 host = as_dict(as_dict(dest).get("destination")).get("host")
                 if isinstance(host, str) and host:
                     out.append(destination_fqdn(host, vs.namespace))

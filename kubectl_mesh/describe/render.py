@@ -126,7 +126,7 @@ def _destination_rule(out: Lines, dr: dict) -> None:
         if policy["portLevelSettings"]:
             out.add(1, "Port Level Settings:")
             for ps in policy["portLevelSettings"]:
-                out.lines.append(f"    {ps['port']}:")
+                out.lines.append(f"    {printable(str(ps['port']))}:")  # istioctl: 4 spaces
                 if ps["tlsMode"] is not None:
                     out.add(2, f"TLS Mode: {ps['tlsMode']}")
                 if ps["policies"]:

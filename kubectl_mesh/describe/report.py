@@ -81,23 +81,7 @@ def describe_service_report(ctx: Context, svc: Resource) -> dict:
     report: dict = {"kind": "service", "service": {"name": svc.name, "namespace": svc.namespace,
                                                    "pods": [p.name for p in pods]},
                     "warnings": [], "services": [], "ingress": None}
-    meshed = []
-    for pod in pods:
-        status = as_dict(pod.obj.get("status"))
-        if status.get("phase") != "Running":
-            report["warnings"].append(f"   Pod {ctx.kname(pod)} is not Running "
-                                      f"({status.get('phase') or 'Pending'})")
-            continue
-        proxy_status = next((as_dict(c) for c in as_list(status.get("containerStatuses"))
-                             + as_list(status.get("initContainerStatuses"))
-                             if as_dict(c).get("name") == "istio-proxy"), None)
-        if proxy_status is None:
-            report["warnings"].append(f'Pod {ctx.kname(pod)}: no container "istio-proxy" in pod')
-        elif not proxy_status.get("ready"):
-            report["warnings"].append(f"WARNING: Pod {ctx.kname(pod)} Container istio-proxy NOT "
-                                      "READY")
-        else:
-            meshed.append(pod)
+    meshed = istio_pods(ctx, svc, report["warnings"])
     if not meshed:
         report["service"]["noIstioPods"] = True
         if not pods:
@@ -113,6 +97,28 @@ def describe_service_report(ctx: Context, svc: Resource) -> dict:
     report["services"] = [service_report(ctx, svc, meshed[0], pods_labels)]
     report["ingress"] = ingress_report(ctx, [svc], pods_labels)
     return report
+
+
+def istio_pods(ctx: Context, svc: Resource, warnings: Optional[list] = None) -> list[Resource]:
+    """svcDescribeCmd's pods: the Service's Running pods whose istio-proxy is Ready; why the
+    others are left out goes to `warnings`, in istioctl's words."""
+    meshed = []
+    say = warnings.append if warnings is not None else (lambda line: None)
+    for pod in ctx.mesh.pods_selected_by(svc):
+        status = as_dict(pod.obj.get("status"))
+        if status.get("phase") != "Running":
+            say(f"   Pod {ctx.kname(pod)} is not Running ({status.get('phase') or 'Pending'})")
+            continue
+        proxy_status = next((as_dict(c) for c in as_list(status.get("containerStatuses"))
+                             + as_list(status.get("initContainerStatuses"))
+                             if as_dict(c).get("name") == "istio-proxy"), None)
+        if proxy_status is None:
+            say(f'Pod {ctx.kname(pod)}: no container "istio-proxy" in pod')
+        elif not proxy_status.get("ready"):
+            say(f"WARNING: Pod {ctx.kname(pod)} Container istio-proxy NOT READY")
+        else:
+            meshed.append(pod)
+    return meshed
 
 
 def _proxy_state(proxy: Optional[live.ProxyConfig]) -> dict:

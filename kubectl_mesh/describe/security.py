@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_mesh.analyze.resources import Resource, as_dict
+from kubectl_mesh.analyze.resources import Resource, as_dict, as_list
 from kubectl_mesh.describe.objects import MeshObjects, sidecar_selector, workload_selector
 
 UNSET = "UNSET"
@@ -75,8 +75,8 @@ def sidecar(mesh: MeshObjects, pod: Resource) -> Optional[dict]:
         return None
     chosen = order[0]
     hosts = []
-    for listener in chosen.spec.get("egress") or []:
-        hosts += [h for h in as_dict(listener).get("hosts") or [] if isinstance(h, str)]
+    for listener in as_list(chosen.spec.get("egress")):
+        hosts += [h for h in as_list(as_dict(listener).get("hosts")) if isinstance(h, str)]
     return {"known": True, "name": chosen.name, "namespace": chosen.namespace,
             "egressHosts": hosts,
             "outboundTrafficPolicy": as_dict(chosen.spec.get("outboundTrafficPolicy")).get("mode")}
@@ -93,5 +93,5 @@ def authorization_policies(mesh: MeshObjects, pod: Resource) -> Optional[list[di
             continue  # bound to a Gateway/Service by reference (waypoints), not to pods
         out.append({"name": ap.name, "namespace": ap.namespace,
                     "action": str(ap.spec.get("action") or "ALLOW"),
-                    "rules": len(ap.spec.get("rules") or [])})
+                    "rules": len(as_list(ap.spec.get("rules")))})
     return out

@@ -54,7 +54,7 @@ def destination_rule(dr: Resource, pods_labels: list[dict], service_pods: list[d
     """The DestinationRule section; `service_pods` (labels of every pod of the service) finds
     subsets that select no pod at all."""
     matching, other = subsets(dr, pods_labels)
-    empty = [name for name in subsets(dr, service_pods)[1]]
+    empty = subsets(dr, service_pods)[1]
     section: dict = {"name": dr.name, "namespace": dr.namespace, "ref": kname(dr),
                      "host": str(dr.spec.get("host") or ""), "matchingSubsets": matching,
                      "nonMatchingSubsets": other, "subsetsSelectingNoPod": empty,
@@ -133,7 +133,7 @@ def render_retries(retries: dict) -> str:
     return text
 
 
-def _mirrors(route: dict, namespace: str) -> list[dict]:
+def _mirrors(route: dict) -> list[dict]:
     out = []
     if route.get("mirror") is not None:
         out.append({"destination": as_dict(route.get("mirror")),
@@ -180,7 +180,8 @@ def _route(kind: str, route: dict, dests: list[dict], vs: Resource, svc_host: st
         dest = as_dict(d.get("destination"))
         host = str(dest.get("host") or "")
         subset = str(dest.get("subset") or "")
-        weight = d.get("weight") if isinstance(d.get("weight"), int) else None
+        weight = d.get("weight")
+        weight = weight if isinstance(weight, int) and not isinstance(weight, bool) else None
         to_service = destination_fqdn(host, vs.namespace) == svc_host
         note = None
         reaches = to_service
@@ -208,7 +209,7 @@ def _route(kind: str, route: dict, dests: list[dict], vs: Resource, svc_host: st
         for key in ("timeout", "retries", "fault"):
             if route.get(key) is not None:
                 entry[key] = route[key]
-        mirrors = _mirrors(route, vs.namespace)
+        mirrors = _mirrors(route)
         if mirrors:
             entry["mirrors"] = mirrors
     return entry

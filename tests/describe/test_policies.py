@@ -163,3 +163,40 @@ spec: {targetRefs: [{kind: Service, name: web}]}
     assert ("Applied AuthorizationPolicy:\n   deny-all.istio-system (DENY, 1 rules), "
             "web-viewers.shop (ALLOW, 2 rules)\n") in text
     assert "cart-only" not in text and "waypoint" not in text
+
+
+class _Api:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def get_resource(self, resource, namespace, name, allow_missing=False):
+        assert (resource, namespace, name) == ("configmaps", "istio-system", "istio")
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class _Session:
+    def __init__(self, answer):
+        self.api = _Api(answer)
+
+
+def test_the_root_namespace_comes_from_the_mesh_config():
+    from kubectl_mesh.describe.command import _root_namespace
+    from kubectl_mesh.errors import ForbiddenError
+
+    def root(answer):
+        return _root_namespace(_Session(answer), "istio-system")
+
+    assert root({"data": {"mesh": "rootNamespace: mesh-root\ndefaultConfig: {}\n"}}) == "mesh-root"
+    assert root({"data": {"mesh": "defaultConfig: {}\n"}}) == "istio-system"
+    assert root(None) == "istio-system"  # no ConfigMap
+    assert root({"data": {"mesh": ": ["}}) == "istio-system"  # not YAML
+    assert root({"data": {"mesh": "- a list"}}) == "istio-system"
+    assert root(ForbiddenError("cannot get configmaps")) == "istio-system"
+
+
+def test_a_mesh_wide_policy_in_a_custom_root_namespace():
+    _, text = describe(BASE + pa("default", "mesh-root", "STRICT"), "web-1", namespace="shop",
+                       root="mesh-root")
+    assert "   Workload mTLS mode: STRICT\n" in text
