@@ -18,6 +18,7 @@ from kubectl_mesh.describe.traffic import route_lines
 from kubectl_mesh.output import printable
 
 SEPARATOR = "--------------------"
+SCOPES = {"mesh": "mesh-wide", "namespace": "namespace", "workload": "workload"}
 INDENT = 3  # printLevel1; printLevel2 is 6
 
 
@@ -171,6 +172,8 @@ def _peer_authentication(out: Lines, pa: dict) -> None:
         out.add(1, "Workload mTLS mode: unknown (PeerAuthentications could not be listed)")
         return
     out.add(1, f"Workload mTLS mode: {pa['mode']}")
+    if pa["source"]:
+        out.add(2, f"(from the {SCOPES[pa['scope']]} PeerAuthentication {pa['source']})")
     if pa["perPort"]:
         out.add(1, "Port Level mTLS mode:")
         for port, mode in pa["perPort"].items():

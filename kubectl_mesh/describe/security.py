@@ -30,8 +30,8 @@ def peer_authentication(mesh: MeshObjects, pod: Resource) -> dict:
     """The effective mTLS mode (workload and per port), where it comes from, and the
     PeerAuthentications that apply (`Applied PeerAuthentication:`)."""
     if "PeerAuthentication" in mesh.refused:
-        return {"known": False, "mode": None, "perPort": {}, "scope": None, "applied": [],
-                "mtlsRequired": None}
+        return {"known": False, "mode": None, "perPort": {}, "scope": None, "source": None,
+                "applied": [], "mtlsRequired": None}
     applied = mesh.selecting("PeerAuthentication", pod, workload_selector)
     mesh_wide = namespace_wide = workload = None
     for pa in applied:  # oldest first, root namespace first
@@ -42,10 +42,10 @@ def peer_authentication(mesh: MeshObjects, pod: Resource) -> dict:
                 namespace_wide = namespace_wide or pa
         elif pa.namespace != mesh.root_namespace:
             workload = workload or pa
-    mode, scope = "PERMISSIVE", "default"
+    mode, scope, source = "PERMISSIVE", "default", None
     for level, pa in (("mesh", mesh_wide), ("namespace", namespace_wide), ("workload", workload)):
         if pa is not None and _mode(pa.spec.get("mtls")) is not None:
-            mode, scope = _mode(pa.spec.get("mtls")), level
+            mode, scope, source = _mode(pa.spec.get("mtls")), level, f"{pa.name}.{pa.namespace}"
     per_port: dict[str, str] = {}
     if workload is not None:
         for port, mtls in as_dict(workload.spec.get("portLevelMtls")).items():
@@ -53,7 +53,7 @@ def peer_authentication(mesh: MeshObjects, pod: Resource) -> dict:
     strict_ports = sorted((p for p, m in per_port.items() if m == "STRICT"), key=_port_key)
     return {"known": True, "mode": mode, "perPort": dict(sorted(per_port.items(),
                                                                 key=lambda kv: _port_key(kv[0]))),
-            "scope": scope, "applied": [f"{pa.name}.{pa.namespace}" for pa in applied],
+            "scope": scope, "source": source, "applied": [f"{pa.name}.{pa.namespace}" for pa in applied],
             "mtlsRequired": mode == "STRICT" and all(m == "STRICT" for m in per_port.values()),
             "mtlsRequiredPorts": strict_ports}
 

@@ -48,12 +48,15 @@ def test_mesh_wide_strict_then_namespace_permissive_overrides_it():
     _, text = describe(BASE + mesh_wide, "web-1", namespace="shop")
     assert peer_lines(text) == ["Effective PeerAuthentication:",
                                 "   Workload mTLS mode: STRICT",
+                                "      (from the mesh-wide PeerAuthentication "
+                                "default.istio-system)",
                                 "   mTLS required: yes (plaintext is refused)",
                                 "Applied PeerAuthentication:",
                                 "   default.istio-system"]
     namespace = pa("relaxed", "shop", "PERMISSIVE")
     report, text = describe(BASE + mesh_wide + namespace, "web-1", namespace="shop")
-    assert "   Workload mTLS mode: PERMISSIVE" in text
+    assert "   Workload mTLS mode: PERMISSIVE\n      (from the namespace PeerAuthentication " \
+        "relaxed.shop)\n" in text
     assert report["peerAuthentication"]["scope"] == "namespace"
     assert "   default.istio-system, relaxed.shop" in text
 
@@ -65,6 +68,7 @@ def test_workload_policy_with_unset_mode_inherits_and_sets_port_levels():
     _, text = describe(BASE + namespace + workload, "web-1", namespace="shop")
     assert peer_lines(text) == ["Effective PeerAuthentication:",
                                 "   Workload mTLS mode: STRICT",
+                                "      (from the namespace PeerAuthentication ns.shop)",
                                 "   Port Level mTLS mode:",
                                 "      8080: DISABLE",
                                 "      9090: STRICT",
