@@ -267,3 +267,47 @@ def test_completion_through_kubectl(sandbox, mesh):
     assert complete("describe", "svc", "-n", "istioinaction", "cat") == ["catalog", ":4"]
     pods = complete("describe", "pod", "-n", "istioinaction", "catalog-v2")
     assert pods == pod_names(sandbox, "app=catalog,version=v2") + [":4"]
+
+
+MESH_VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog-mesh, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - route: [{destination: {host: catalog}}]
+    timeout: 2s
+    retries: {attempts: 2, perTryTimeout: 1s, retryOn: 5xx}
+"""
+FAULT = "sandbox.kubectl-mesh.io/xds-fault"
+
+
+def test_a_mesh_virtual_service_and_a_proxy_that_never_got_it(sandbox, mesh):
+    v1 = pod_names(sandbox, "app=catalog,version=v1")[0]
+    sandbox.kubectl("apply", "-f", str(SCENARIOS / "catalog-timeout.yaml"))
+    # istiod records pushes to this pod as sent and ACKed, but they never reach its Envoy
+    sandbox.kubectl("annotate", "pod", "-n", "istioinaction", v1, f"{FAULT}=lose-pushes")
+    sandbox.kubectl("apply", "-f", "-", input=MESH_VS)
+    try:
+        # another pod of the service gets it: the push has happened
+        v2 = pod_names(sandbox, "app=catalog,version=v2")[0]
+        pushed = describe_until(mesh, "pod", v2, "-n", "istioinaction",
+                                done=lambda r: "VirtualService: catalog-mesh" in r.stdout
+                                and "does not carry VirtualService" not in r.stdout)
+        assert section(pushed.stdout, "VirtualService: catalog-mesh") == [
+            "VirtualService: catalog-mesh", '   Route to host "catalog"', "   Timeout 2s",
+            "   Retries 2 attempts, 1s per try, on 5xx"]
+        result = mesh("describe", "pod", v1, "-n", "istioinaction")
+        assert result.returncode == 0, result.stderr
+        assert section(result.stdout, "VirtualService: catalog-mesh")[-1] == (
+            f"   WARNING: proxy {v1}.istioinaction does not carry VirtualService catalog-mesh "
+            f"(not pushed yet, or rejected: kubectl mesh sync {v1}.istioinaction)")
+        # the gateway's VirtualService, with the timeout catalog-timeout.yaml adds
+        assert "   Timeout 0.5s" in section(result.stdout, "VirtualService: catalog-v1-v2")
+    finally:
+        sandbox.kubectl("delete", "-f", "-", input=MESH_VS)
+        sandbox.kubectl("annotate", "pod", "-n", "istioinaction", v1, f"{FAULT}-")
+        # the default scenario's VirtualService is catalog-timeout.yaml's without the timeout
+        original = (SCENARIOS / "catalog-timeout.yaml").read_text().replace("    timeout: 0.5s\n", "")
+        sandbox.kubectl("apply", "-f", "-", input=original)
