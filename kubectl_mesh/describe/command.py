@@ -22,7 +22,7 @@ def run(options: DescribeOptions, stdout: IO[str], stderr: IO[str]) -> int:
 
 def describe(session, options: DescribeOptions, namespace: str, stderr: IO[str]) -> dict:
     from kubectl_mesh.describe import report as reports
-    from kubectl_mesh.describe.objects import MeshObjects
+    from kubectl_mesh.describe.objects import NOT_READ, MeshObjects
 
     if options.kind == "service":
         svc_namespace, name = _find_service(session, options.target, namespace)
@@ -32,7 +32,8 @@ def describe(session, options: DescribeOptions, namespace: str, stderr: IO[str])
     store, missing, refused = _read(session, stderr)
     mesh = MeshObjects(store, missing=missing, refused=refused,
                        root_namespace=_root_namespace(session, options.istio_namespace))
-    ctx = reports.Context(mesh, namespace, findings=_findings(store, missing | refused))
+    ctx = reports.Context(mesh, namespace,
+                          findings=_findings(store, missing | refused | NOT_READ))
     if options.kind == "service":
         svc = store.get("Service", svc_namespace, name)
         if svc is None:  # deleted between the get and the list

@@ -17,8 +17,11 @@ from kubectl_mesh.analyze.resources import KINDS as ANALYZED_KINDS
 from kubectl_mesh.analyze.resources import (Resource, Store, as_dict, as_list, selector_matches,
                                             strings)
 
+# analyze's kinds but Secrets (only a Gateway's credentialName needs them, and listing them
+# is a right many users lack), plus the policies that select pods.
+NOT_READ = frozenset({"Secret"})
 KINDS: dict[str, tuple[str, str, bool]] = {
-    **ANALYZED_KINDS,
+    **{kind: where for kind, where in ANALYZED_KINDS.items() if kind not in NOT_READ},
     "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),
     "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies", True),
 }

@@ -9,7 +9,7 @@ import yaml
 
 from kubectl_mesh.analyze.resources import Resource, Store
 from kubectl_mesh.describe.command import _findings
-from kubectl_mesh.describe.objects import MeshObjects
+from kubectl_mesh.describe.objects import NOT_READ, MeshObjects
 from kubectl_mesh.describe.render import render
 from kubectl_mesh.describe.report import (Context, describe_pod_report,
                                           describe_service_report)
@@ -63,7 +63,8 @@ def describe(text: str, pod_name: Optional[str] = None, *, namespace: str = "def
     where = where or namespace
     store = store_of(text)
     mesh = MeshObjects(store, refused=refused, root_namespace=root)
-    ctx = Context(mesh, namespace, findings=_findings(store, set(refused)), proxies=proxies)
+    ctx = Context(mesh, namespace, findings=_findings(store, set(refused) | NOT_READ),
+                  proxies=proxies)
     if service is not None:
         report = describe_service_report(ctx, store.get("Service", where, service))
     else:

@@ -204,3 +204,13 @@ def test_a_destination_rule_exported_to_its_namespace_only_is_not_the_gateways()
         "      Warning: Route to subset version-v1 but NO DESTINATION RULE defining subsets!",
         '   Route to host "catalog.shop.svc.cluster.local" subset "version-v2" with weight 80%',
         "      Warning: Route to subset version-v2 but NO DESTINATION RULE defining subsets!"]
+
+
+def test_secrets_are_not_read_so_no_credential_name_is_reported_missing():
+    tls = GATEWAY + """\
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [catalog.example.com]
+    tls: {mode: SIMPLE, credentialName: catalog-cert}
+"""
+    _, text = describe(BASE + tls + EXPOSED + DR, "catalog-v1", namespace="shop")
+    assert "catalog-cert" not in text  # gateway.SecretAnalyzer does not run without Secrets
