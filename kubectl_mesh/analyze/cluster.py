@@ -9,7 +9,7 @@ let us list is one warning line; analysis goes on without it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from kubectl_mesh.analyze.resources import KINDS, Resource
 from kubectl_mesh.errors import ForbiddenError, NotFoundError
@@ -25,8 +25,10 @@ class ClusterObjects:
     missing: set[str] = field(default_factory=set)  # kinds the server does not serve
 
 
-def read(api, warn: Callable[[str], None], concurrency: int = 4) -> ClusterObjects:
-    """Every object of the analyzed kinds, across all namespaces.
+def read(api, warn: Callable[[str], None], concurrency: int = 4,
+         kinds: Optional[dict] = None) -> ClusterObjects:
+    """Every object of the analyzed kinds (or of `kinds`, shaped like `resources.KINDS`), across
+    all namespaces.
 
     A kind RBAC does not let us list cluster-wide is refused as a whole: the objects of one
     namespace would make every reference to another namespace (a DestinationRule in the
@@ -34,9 +36,10 @@ def read(api, warn: Callable[[str], None], concurrency: int = 4) -> ClusterObjec
     from kubectl_mesh.session import for_each
 
     result = ClusterObjects()
-    kinds = list(KINDS)
-    for kind, items, error in for_each(kinds, lambda k: _list(api, k), concurrency=concurrency):
-        prefix, plural, _ = KINDS[kind]
+    kinds = KINDS if kinds is None else kinds
+    for kind, items, error in for_each(list(kinds), lambda k: _list(api, k, kinds[k]),
+                                       concurrency=concurrency):
+        prefix, plural, _ = kinds[kind]
         resource = plural + ("." + prefix.split("/")[2] if prefix.startswith("/apis/") else "")
         if isinstance(error, NotFoundError):
             result.missing.add(kind)
@@ -54,8 +57,8 @@ def read(api, warn: Callable[[str], None], concurrency: int = 4) -> ClusterObjec
     return result
 
 
-def _list(api, kind: str) -> list[Resource]:
-    prefix, plural, namespaced = KINDS[kind]
+def _list(api, kind: str, where: tuple[str, str, bool]) -> list[Resource]:
+    prefix, plural, namespaced = where
     headers = {"Accept": METADATA_ONLY} if kind == "Secret" else None
     answer = api.request("GET", f"{prefix}/{plural}", headers=headers)
     out = []

@@ -27,6 +27,7 @@ class Command:
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
     aliases: tuple[str, ...] = ()  # the names istioctl users type (`route`, `log`)
     takes_files: bool = False  # positionals are file names: the shell completes them
+    kind_first: bool = False  # `describe pod|service TARGET`: the target follows a kind word
 
     @property
     def module(self) -> str:
@@ -59,6 +60,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("accesslog", "Follow a proxy's access log"),
     Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
             takes_target=False, takes_files=True),
+    Command("describe", "Describe a pod or service and the Istio configuration that affects it",
+            kind_first=True),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

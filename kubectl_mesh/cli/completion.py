@@ -188,6 +188,16 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
         return sorted(s for s in options if s.startswith(partial)), NO_FILE_COMPLETION
     if command.takes_files:
         return [], FILE_COMPLETION
+    if command.kind_first:
+        if not positionals:  # the kind word: the first positional's choices
+            kinds = next((a.choices for a in parser._actions  # noqa: SLF001
+                          if not a.option_strings and a.choices), ())
+            return [k for k in kinds if k.startswith(partial)], NO_FILE_COMPLETION
+        if len(positionals) == 1 and "/" not in partial and \
+                KIND_COLLECTIONS.get(positionals[0].lower()) == "api/v1/services":
+            return _quietly(lambda: [n[len("svc/"):] for n in _targets(
+                lister_factory, typed, env, "svc/" + partial)]), NO_FILE_COMPLETION
+        positionals = positionals[1:]
     if command.takes_target and not positionals:
         return _quietly(lambda: _targets(lister_factory, typed, env, partial)), NO_FILE_COMPLETION
     return [], NO_FILE_COMPLETION
@@ -299,3 +309,7 @@ def complete_accesslog() -> int:
 
 def complete_analyze() -> int:
     return main_for("analyze")
+
+
+def complete_describe() -> int:
+    return main_for("describe")

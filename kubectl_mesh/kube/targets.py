@@ -125,17 +125,24 @@ def resolve(api: KubeApi, target: Target, namespace: str, *,
                                                             "--show-labels")
         return _proxies([Pod.from_json(p) for p in pods], what, on_skip, single=False,
                         explain=_explainer(api))
+    pods, what = target_pods(api, target, namespace)
+    return _proxies(pods, what, on_skip, single=not what, explain=_explainer(api))
+
+
+def target_pods(api: KubeApi, target: Target, namespace: str) -> tuple[list[Pod], str]:
+    """Every pod a named `target` means, in any phase, with or without a proxy, and how to
+    name the workload in messages ("" for a pod); NotFoundError when there is none."""
     kind, obj = find_object(api, target, namespace)
     meta = obj["metadata"]
     if kind == "pod":
-        return _proxies([Pod.from_json(obj)], "", on_skip, single=True, explain=_explainer(api))
+        return [Pod.from_json(obj)], ""
     what = f"{kind} {meta['name']}.{meta['namespace']}"
     pods = _pods_of(api, kind, obj)
     if not pods:
         hint = "is it scaled to 0?" if kind != "service" else \
             f"selector {_selector_of(kind, obj)}; are its workloads scaled to 0?"
         raise NotFoundError(f"{what} has no pods", hint=hint)
-    return _proxies(pods, what, on_skip, single=False, explain=_explainer(api))
+    return pods, what
 
 
 def list_proxies(api: KubeApi, namespace: str | None = None,

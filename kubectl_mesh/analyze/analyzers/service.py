@@ -8,30 +8,40 @@ from kubectl_mesh.analyze import messages as msg
 from kubectl_mesh.analyze.messages import Message
 from kubectl_mesh.analyze.resources import Store, as_dict, as_list
 
-# istio/pkg/config/protocol/instance.go Parse.
-PROTOCOLS = frozenset({"tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2", "https",
-                       "tls", "mongo", "redis", "mysql"})
 # istio/pkg/config/kube/conversion.go wellKnownPorts: SMTP, DNS, MySQL, MongoDB → TCP.
 WELL_KNOWN_PORTS = frozenset({25, 53, 3306, 27017})
 GATEWAY_MANAGED = frozenset({"istio.io-gateway-controller", "istio.io-mesh-controller",
                              "istio.io-eastwest-controller"})
-K8S_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss"})
+# istio/pkg/config/protocol/instance.go Parse, and the Instance names it returns.
+PROTOCOL_NAMES = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web",
+                  "http": "HTTP", "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS",
+                  "tls": "TLS", "mongo": "Mongo", "redis": "Redis", "mysql": "MySQL"}
+K8S_APP_PROTOCOL_NAMES = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
+                          "kubernetes.io/wss": "HTTPS"}
+UNSUPPORTED = "UnsupportedProtocol"
+
+
+def port_protocol(port: dict) -> str:
+    """kube.ConvertProtocol: the protocol Istio gives a Service port (`HTTP`, `GRPC-Web`, `TCP`
+    for a well-known port, `UnsupportedProtocol` when it cannot tell)."""
+    if (port.get("protocol") or "TCP") == "UDP":
+        return "UDP"
+    app = port.get("appProtocol")
+    name = str(app if app is not None else port.get("name") or "")
+    if app is not None and name in K8S_APP_PROTOCOL_NAMES:
+        return K8S_APP_PROTOCOL_NAMES[name]
+    if name[:8].lower() == "grpc-web":
+        return "GRPC-Web"
+    known = PROTOCOL_NAMES.get(name.partition("-")[0].lower())
+    if known is not None:
+        return known
+    return "TCP" if port.get("port") in WELL_KNOWN_PORTS else UNSUPPORTED
 
 
 def protocol_known(port: dict) -> bool:
     """kube.ConvertProtocol(...) is not Unsupported: UDP, an appProtocol or port-name prefix
     Istio knows (`http-web`, `grpc`), or a well-known port."""
-    if (port.get("protocol") or "TCP") == "UDP":
-        return True
-    app = port.get("appProtocol")
-    name = str(app if app is not None else port.get("name") or "")
-    if app is not None and name in K8S_APP_PROTOCOLS:
-        return True
-    if name[:8].lower() == "grpc-web":
-        return True
-    if name.partition("-")[0].lower() in PROTOCOLS:
-        return True
-    return port.get("port") in WELL_KNOWN_PORTS
+    return port_protocol(port) != UNSUPPORTED
 
 
 def port_names(store: Store) -> Iterator[Message]:
