@@ -115,8 +115,12 @@ class CaptureRun:
                 notes = []
                 for capture in self.captures:
                     notes += capture.cleanup()
+                failed = any(c.error is not None for c in self.captures)
                 with contextlib.suppress(OSError, ValueError):
-                    self.sink.close()
+                    if failed and self.totals.packets == 0:
+                        self.sink.discard()  # a capture that did not happen leaves no file
+                    else:
+                        self.sink.close()
                 self._report(notes, time.monotonic() - started)
         left = [e for c in self.captures for e in c.left_behind]
         if left:  # worse than any other outcome: it goes first, whatever ended the run
@@ -165,6 +169,9 @@ class CaptureRun:
                 f"({capture.backend.where}); {told}")
         for note in notes:
             say(note)
+        if self.totals.packets == 0 and self.captures and \
+                all(c.error is not None for c in self.captures):
+            return  # nothing was captured: the error says why, no count may look like a result
         rate = self.totals.bytes / elapsed / 1e6 if elapsed > 0 else 0.0
         why = f" ({self.stop_reason})" if self.stop_reason and self.stop_reason != "done" else ""
         say(f"captured {self.totals.packets} packets, {self.totals.bytes} bytes in "
