@@ -95,14 +95,15 @@ class ExecBackend:
 class _Gated:
     """Holding the stdin of a `cat` gate (attach) for the life of the capture."""
 
-    def __init__(self):
+    def __init__(self, notices=None):
+        self.notices = notices
         self._attach: ExecStream | None = None
         self._lock = threading.Lock()
         self._window = 0.0  # the gate's attach window, once the container was created
 
     def _hold(self, config, namespace: str, pod: str, container: str, timeout) -> None:
         attach = open_attach(config, namespace, pod, container=container, stdin=True,
-                             timeout=timeout)
+                             timeout=timeout, notices=self.notices)
         with self._lock:
             self._attach = attach
         threading.Thread(target=attach.run, args=(lambda _: None, lambda _: None),
@@ -128,8 +129,8 @@ class EphemeralBackend(_Gated):
 
     mode = "ephemeral"
 
-    def __init__(self, api, namespace: str, pod: str, target_container: str):
-        super().__init__()
+    def __init__(self, api, namespace: str, pod: str, target_container: str, *, notices=None):
+        super().__init__(notices)
         self.api, self.namespace, self.pod = api, namespace, pod
         self.target_container = target_container
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
@@ -194,8 +195,9 @@ class NodeBackend(_Gated):
 
     mode = "node"
 
-    def __init__(self, api, namespace: str, pod: str, pod_json: dict, container: str):
-        super().__init__()
+    def __init__(self, api, namespace: str, pod: str, pod_json: dict, container: str, *,
+                 notices=None):
+        super().__init__(notices)
         self.api, self.namespace, self.pod = api, namespace, pod
         self.pod_json, self.container = pod_json, container
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
@@ -246,7 +248,8 @@ class NodeBackend(_Gated):
         self._hold(self.api.config, self.namespace, self.name, "sniff", opts.setup_timeout)
         self.pid = nodepid.find_pid(self.api, self.namespace, self.name, "sniff", container_id,
                                     f"container {self.container} of pod {self.pod}."
-                                    f"{self.namespace}", opts.setup_timeout)
+                                    f"{self.namespace}", opts.setup_timeout,
+                                    notices=self.notices)
         self.where += f", entering pid {self.pid} (container {self.container})"
 
     def target(self, argv: list[str]) -> tuple[str, str, list[str]]:

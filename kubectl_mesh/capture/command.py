@@ -16,7 +16,7 @@ def sniff(opts: SniffOptions, cluster, *, stdout: IO[str], stderr: IO[str]) -> i
     from kubectl_mesh.session import Session, ready_pods
 
     bpffilter.check(opts.filter, opts.interface)  # before anything exists in the cluster
-    with Session.open(cluster) as session, contextlib.ExitStack() as stack:
+    with Session.open(cluster, stderr) as session, contextlib.ExitStack() as stack:
         # Any pod, as ksniff captures any: exec, ephemeral and node modes need no Envoy.
         ready = ready_pods(session.proxies(opts.target, opts.selector, stderr=stderr,
                                            any_pod=True),
@@ -26,7 +26,8 @@ def sniff(opts: SniffOptions, cluster, *, stdout: IO[str], stderr: IO[str]) -> i
         sink = _sink(opts, ready, stdout, stderr, stack)
         names = ", ".join(p.ref for p in ready)
         print(f"capturing on {opts.interface} in {names} (mode {opts.mode})", file=stderr)
-        return CaptureRun(session.api, ready, jsons, opts, sink, stderr).run()
+        return CaptureRun(session.api, ready, jsons, opts, sink, stderr,
+                          notices=session.notices).run()
 
 
 def _note_mesh_only(opts: SniffOptions, pods: list, stderr) -> None:

@@ -34,7 +34,7 @@ class CaptureRun:
     """Owns the pod captures, the sink and the stop conditions."""
 
     def __init__(self, api, pods: list, pod_jsons: list[dict], opts: SniffOptions, sink,
-                 stderr: IO[str]):
+                 stderr: IO[str], *, notices=None):
         if opts.buffer_bytes is None:  # the default ring budget is shared by the pods
             opts = dataclasses.replace(opts, buffer_bytes=buffer_per_pod(len(pods)))
         self.opts, self.sink, self.stderr = opts, sink, stderr
@@ -45,7 +45,8 @@ class CaptureRun:
         self._enough = threading.Event()  # --count reached: no more packets, tcpdump ending
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max(1, opts.concurrency))
-        self.captures = [PodCapture(api, p, j, opts, self._on_header, self._on_records)
+        self.captures = [PodCapture(api, p, j, opts, self._on_header, self._on_records,
+                                    notices=notices)
                          for p, j in zip(pods, pod_jsons)]
 
     # -- packets ------------------------------------------------------------------------
