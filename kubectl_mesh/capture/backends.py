@@ -42,7 +42,12 @@ STARTING = ("ContainerCreating", "PodInitializing", "")
 
 
 class SetupFailed(MeshError):
-    """A backend could not be set up; `auto` tries the next one, explaining why."""
+    """A backend could not be set up; `auto` tries the next one, explaining why. `waiting`:
+    the kubelet's reason when it would not start the container (it never ran)."""
+
+    def __init__(self, message: str, hint: str | None = None, waiting: str = ""):
+        super().__init__(message, hint)
+        self.waiting = waiting
 
 
 class LeftBehind(MeshError):
@@ -136,6 +141,7 @@ class EphemeralBackend(_Gated):
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
         self.where = f"ephemeral container {self.name}"
         self._added = False
+        self._never_ran = ""  # the kubelet's waiting reason, when it would not start it
 
     def spec(self, opts: SniffOptions) -> dict:
         return {"name": self.name, "image": opts.image, "command": gate_command(opts),
@@ -169,8 +175,12 @@ class EphemeralBackend(_Gated):
                                  "tcpdump") from e
         self._added = True
         self._window = opts.attach_window
-        _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
-                      ephemeral=True, image=opts.image)
+        try:
+            _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
+                          ephemeral=True, image=opts.image)
+        except SetupFailed as e:
+            self._never_ran = e.waiting
+            raise
         self._hold(self.api.config, self.namespace, self.pod, self.name, opts.setup_timeout)
 
     def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
@@ -179,6 +189,11 @@ class EphemeralBackend(_Gated):
     def cleanup(self) -> list[str]:
         if not self._added:
             return []
+        if self._never_ran:  # no process to wait for; were it started later, its gate ends it
+            return [f"ephemeral container {self.name} stays in pod {self.pod}.{self.namespace} "
+                    f"(Kubernetes cannot remove ephemeral containers); it never ran "
+                    f"({self._never_ran}), and if it starts later it ends by itself within "
+                    f"{math.ceil(self._window)}s"]
         # Detached, the gate ends at once; never attached, at the end of its attach window.
         wait = ENDING if self._release() else self._window + ENDING
         try:
@@ -322,17 +337,17 @@ def _wait_running(api, namespace, pod, container, timeout, *, ephemeral, image) 
             return
         waiting = (state.get("waiting") or {})
         reason = waiting.get("reason") or ""
+        said = f"{reason}: {waiting['message']}" if waiting.get("message") else reason
         if reason in IMAGE_PULL:
             raise SetupFailed(f"image {image} cannot be pulled for {container} in pod "
-                              f"{pod}.{namespace}: {reason} "
-                              f"{waiting.get('message', '')}".strip(),
+                              f"{pod}.{namespace}: {said}",
                               hint=f"pass --image (or set {IMAGE_ENV} once) with an "
                                    "image your nodes can pull that ships tcpdump: a mirror in "
-                                   "your registry for rate limits, air gaps and allow-lists")
+                                   "your registry for rate limits, air gaps and allow-lists",
+                              waiting=reason)
         if reason not in STARTING:
-            raise SetupFailed(f"{container} in pod {pod}.{namespace} cannot start: {reason} "
-                              f"{waiting.get('message', '')}".strip(),
-                              hint=_waiting_hint(reason, pod, namespace))
+            raise SetupFailed(f"{container} in pod {pod}.{namespace} cannot start: {said}",
+                              hint=_waiting_hint(reason, pod, namespace), waiting=reason)
         if "terminated" in state:
             term = state["terminated"]
             raise SetupFailed(f"{container} in pod {pod}.{namespace} exited at start "
