@@ -111,8 +111,7 @@ class _Gated:
                              timeout=timeout, notices=self.notices)
         with self._lock:
             self._attach = attach
-        threading.Thread(target=attach.run, args=(lambda _: None, lambda _: None),
-                         daemon=True, name="sniff-gate").start()
+        threading.Thread(target=_drain, args=(attach,), daemon=True, name="sniff-gate").start()
         try:
             attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
         except Exception as e:  # noqa: BLE001 - websocket-client's errors, or OSError
@@ -127,6 +126,15 @@ class _Gated:
         attach.close_stdin()
         attach.close()
         return True
+
+
+def _drain(attach) -> None:
+    """Read the attach until it ends; how it ends is cleanup's business (kubectl attach, the
+    fallback, raises when kubectl fails after it attached)."""
+    try:
+        attach.run(lambda _: None, lambda _: None)
+    except MeshError:
+        pass
 
 
 class EphemeralBackend(_Gated):

@@ -117,3 +117,22 @@ def test_a_killed_sniff_leaves_no_kubectl_and_no_tcpdump(mesh, sandbox, web, as_
     assert wait_gone(lambda: tcpdumps_for(ip), 15), "tcpdump outlived a kill -9'd sniff"
     assert wait_gone(lambda: kubectl_streams(sandbox), 15), "kubectl exec outlived a kill -9'd sniff"
     assert time.monotonic() - started < 15
+
+
+def test_an_api_server_that_refuses_websockets_is_reached_through_kubectl(mesh, sandbox, web,
+                                                                         tmp_path):
+    # like an HTTP proxy that strips the upgrade: a 400 to every WebSocket, SPDY still works
+    flag = sandbox.state / "refuse-websocket"
+    flag.write_text("")
+    try:
+        with Traffic(f"http://{web['status']['podIP']}:3000/"):
+            result = mesh(*WEB, "-o", str(tmp_path / "p.pcap"), "--count", "2")
+    finally:
+        flag.unlink()
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith(
+        "note: the API server refused the WebSocket pods/exec (HTTP 400: ") \
+        and notes[0].endswith("; using kubectl exec/attach (SPDY)"), err
+    assert len(read_file(str(tmp_path / "p.pcap"))[1]) == 2
