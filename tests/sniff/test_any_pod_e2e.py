@@ -50,6 +50,24 @@ def test_auto_mode_on_a_pod_without_a_sidecar_finds_the_container_with_tcpdump(m
     assert len(read_file(str(out))[1]) == 3
 
 
+@pytest.mark.parametrize("mode", [["--mode", "ephemeral"], ["--mode", "node", "--privileged"]],
+                         ids=["ephemeral", "node"])
+def test_debug_container_modes_target_the_container_chosen_with_c(mesh, web, tmp_path, mode):
+    out = tmp_path / "m.pcap"
+    with Traffic(f"http://{web['status']['podIP']}:3000/"):
+        result = mesh("deploy/web", "-n", "plain", "-c", "helper", *mode, "-o", str(out),
+                      "--count", "3")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert len(read_file(str(out))[1]) == 3
+    if mode[1] == "node":
+        assert "(container helper)" in err  # the PID of the container chosen with -c
+    else:
+        pod = mesh.sb.kubectl("get", "pod", web["metadata"]["name"], "-n", "plain", "-o",
+                              "jsonpath={.spec.ephemeralContainers[-1].targetContainerName}")
+        assert pod.stdout == "helper"
+
+
 def test_lo_on_a_pod_without_a_sidecar_says_once_that_it_is_no_plaintext_leg(mesh, web,
                                                                              tmp_path):
     result = mesh("deploy/web", "-n", "plain", "-c", "web", "-i", "lo", "-o",
