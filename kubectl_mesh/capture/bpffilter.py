@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import threading
 
 from kubectl_mesh.errors import UsageError
 
@@ -23,6 +24,7 @@ DLT_EN10MB, DLT_LINUX_SLL = 1, 113
 LINK_TYPES = {"eth0": DLT_EN10MB, "lo": DLT_EN10MB, "any": DLT_LINUX_SLL}
 SNAPLEN = 262144
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+COMPILE_WAIT = 2.0  # seconds
 # libpcap's messages for names it looked up (gencode.c, nametoaddr.c): the pod's to decide.
 LOOKUPS = ("unknown host", "unknown port", "unknown network", "unknown ether host",
            "unknown protocol", "unknown osi proto", "unknown ip proto", "unknown ether proto")
@@ -56,9 +58,22 @@ def _libpcap():
 
 def compile_error(expression: str, interface: str) -> str | None:
     """libpcap's error for `expression` on `interface`'s link type; None when it compiles,
-    or when this machine cannot judge it (no libpcap, a name lookup, an unknown link type)."""
+    or when this machine cannot judge it (no libpcap, a name lookup, an unknown link type).
+
+    pcap_compile resolves host names as it parses (a cluster name may wait for this
+    machine's DNS to give up): after COMPILE_WAIT seconds the pod's tcpdump judges instead.
+    """
     if not expression.strip():
         return None
+    found: list[str | None] = []
+    worker = threading.Thread(target=lambda: found.append(_compile(expression, interface)),
+                              daemon=True, name="bpf-compile")
+    worker.start()
+    worker.join(COMPILE_WAIT)
+    return found[0] if found else None
+
+
+def _compile(expression: str, interface: str) -> str | None:
     lib = _libpcap()
     if lib is None:
         return None

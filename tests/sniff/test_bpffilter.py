@@ -36,3 +36,19 @@ def test_what_only_the_pod_can_judge_passes(expression, interface):
 def test_without_libpcap_the_pod_judges(monkeypatch):
     monkeypatch.setattr(bpffilter, "_libpcap", lambda: None)
     assert bpffilter.compile_error("tcp port (", "any") is None
+
+
+def test_a_compile_that_waits_on_this_machines_dns_is_left_to_the_pod(monkeypatch):
+    import threading
+    release = threading.Event()
+
+    def slow(expression, interface):
+        release.wait(10)
+        return "syntax error"
+
+    monkeypatch.setattr(bpffilter, "_compile", slow)
+    monkeypatch.setattr(bpffilter, "COMPILE_WAIT", 0.1)
+    try:
+        assert bpffilter.compile_error("host db.cluster.local", "any") is None
+    finally:
+        release.set()
