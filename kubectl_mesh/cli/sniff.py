@@ -78,14 +78,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-l", "--selector", help="label selector instead of a target")
     p.add_argument("-c", "--container",
                    help="container to run tcpdump in (exec) or to target (ephemeral, node); "
-                        "default: the app containers, then istio-proxy, else the first")
+                        "default: exec tries the app containers, then istio-proxy; ephemeral "
+                        "and node target istio-proxy, else the first container")
     p.add_argument("-i", "--interface", default="any",
                    help="interface in the pod (default: any, as ksniff: every interface). "
                         "In a sidecar pod, any holds each request twice: as mTLS on eth0 and "
                         "as the app's plaintext leg on lo (Envoy <-> app); -i eth0 for the "
                         "wire only, -i lo for the plaintext leg only")
     p.add_argument("-f", "--filter", default="",
-                   help="tcpdump filter expression, passed verbatim as one argument")
+                   help="tcpdump filter expression, passed verbatim as one argument; "
+                        "compiled here first (libpcap), so a bad one fails at once")
     p.add_argument("-o", "--output", metavar="FILE|-|DIR/",
                    help="write a pcap (pcapng for several pods) to FILE, '-' = stdout, "
                         "'DIR/' = a pcap per pod (default: live into Wireshark)")
