@@ -73,15 +73,17 @@ class Session:
         self.close()
 
     def proxies(self, target: str | None, selector: str | None = None, *,
-                stderr: IO[str] | None = None) -> list:
-        """The Running proxy pods `target` (or `-l selector`) means; skipped pods are told."""
+                stderr: IO[str] | None = None, any_pod: bool = False) -> list:
+        """The Running proxy pods `target` (or `-l selector`) means (`any_pod`: every Running
+        pod, sidecar or not); skipped pods are told."""
         from kubectl_mesh.kube.targets import parse_target, resolve
 
         def skipped(pod, reason: str) -> None:
             if stderr is not None:
                 print(f"skipping {pod.ref}: {reason}", file=stderr)
 
-        return resolve(self.api, parse_target(target, selector), self.namespace, on_skip=skipped)
+        return resolve(self.api, parse_target(target, selector), self.namespace, on_skip=skipped,
+                       any_pod=any_pod)
 
     def channel(self, pod, port: int):
         """The one way to a pod port (`kube.portforward.open_channel`); close() it."""

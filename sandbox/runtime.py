@@ -28,7 +28,7 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool
-from . import podconditions, podlifecycle, probes, qos, tools
+from . import images, podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
 
@@ -129,6 +129,7 @@ class Runtime:
         self.node_name = node_name
         self.host_ip = host_ip
         self.image_known = image_known
+        self.images = images.Images(state_dir)  # missing images, image users
         self.on_pod_stopped = on_pod_stopped
         self.state_dir = state_dir
         self.kubeconfig = kubeconfig
@@ -204,14 +205,12 @@ class Runtime:
         for init, key in ((True, "initContainers"), (False, "containers")):
             for c_spec in spec.get(key) or []:
                 c = self._container(pod, c_spec, init=init)
-                if not self.image_known(c_spec.get("image") or ""):
-                    # what a kubelet reports after a failed pull (pkg/kubelet/images
-                    # image_manager.go EnsureImageExists: ErrImagePull); never retried here
-                    c.waiting = ("ErrImagePull", f'failed to pull and unpack image '
-                                 f'"{c_spec.get("image")}": the sandbox has no program for it')
+                c.waiting = self._cannot_start(obj, c_spec)
         pod.initialized = not pod.inits()
         pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
+        if any(c.waiting for c in pod.containers.values()):
+            self._back_off(pod, "Pending")
         if any(c.waiting for c in pod.inits()) or not self._run_inits(pod, obj):
             return
         if any(c.waiting for c in pod.regular()):
@@ -239,6 +238,35 @@ class Runtime:
             if all(c.ready for c in pod.kept_ready()):
                 return
             time.sleep(0.05)
+
+    def _cannot_start(self, obj: dict, spec: dict) -> tuple[str, str] | None:
+        """The waiting (reason, message) of a container the kubelet would not start: its
+        image cannot be pulled, or runAsNonRoot refuses the user it would run as
+        (sandbox/images.py cites the kubelet's functions)."""
+        image = spec.get("image") or ""
+        if not self.image_known(image):
+            return ("ErrImagePull", f'failed to pull and unpack image "{image}": the sandbox '
+                                    "has no program for it")
+        if self.images.missing(image):
+            return ("ErrImagePull", images.pull_error(image))
+        refused = images.run_as_non_root_error(obj, spec, self.images.user(image))
+        if refused:
+            return ("CreateContainerConfigError", refused)
+        return None
+
+    def _back_off(self, pod: PodProcesses, phase: str) -> None:
+        """After a failed pull the kubelet backs off: ErrImagePull becomes ImagePullBackOff
+        (with the pull's error) a moment later; the sandbox does not pull again."""
+        def later() -> None:
+            if pod.stopping.wait(1.0):
+                return
+            for c in pod.containers.values():
+                if c.waiting and c.waiting[0] == "ErrImagePull":
+                    c.waiting = ("ImagePullBackOff",
+                                 images.back_off_message(c.spec.get("image") or "", c.waiting[1]))
+            self._set_status(pod, phase=phase)
+
+        threading.Thread(target=later, daemon=True, name=f"backoff-{pod.name}").start()
 
     def _run_inits(self, pod: PodProcesses, obj: dict) -> bool:
         """Run the init containers one after the other, each to a successful end (a sidecar:
@@ -304,7 +332,8 @@ class Runtime:
                     "--file-flush-interval-msec", "100", "-l", "warning",
                     "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v"], env
         labels = obj["metadata"].get("labels") or {}
-        if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system":
+        if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system" \
+                and not c.ephemeral:  # a debug container in istiod's pod runs its own command
             return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
                     "--listen", pod.ip], env
         if c.init and not c.spec.get("command") and not _sidecar(c.spec):
@@ -435,6 +464,11 @@ class Runtime:
         with pod.starting:
             if pod.stopping.is_set() or pod.terminal:
                 return  # a kubelet starts nothing in a pod that has ended: it stays waiting
+            c.waiting = self._cannot_start(obj, c.spec)
+            if c.waiting:
+                self._set_status(pod, phase="Running")
+                self._back_off(pod, "Running")
+                return
             try:
                 self._launch(pod, c, obj)
             except OSError as e:

@@ -42,7 +42,12 @@ STARTING = ("ContainerCreating", "PodInitializing", "")
 
 
 class SetupFailed(MeshError):
-    """A backend could not be set up; `auto` tries the next one, explaining why."""
+    """A backend could not be set up; `auto` tries the next one, explaining why. `waiting`:
+    the kubelet's reason when it would not start the container (it never ran)."""
+
+    def __init__(self, message: str, hint: str | None = None, waiting: str = ""):
+        super().__init__(message, hint)
+        self.waiting = waiting
 
 
 class LeftBehind(MeshError):
@@ -95,18 +100,18 @@ class ExecBackend:
 class _Gated:
     """Holding the stdin of a `cat` gate (attach) for the life of the capture."""
 
-    def __init__(self):
+    def __init__(self, notices=None):
+        self.notices = notices
         self._attach: ExecStream | None = None
         self._lock = threading.Lock()
         self._window = 0.0  # the gate's attach window, once the container was created
 
     def _hold(self, config, namespace: str, pod: str, container: str, timeout) -> None:
         attach = open_attach(config, namespace, pod, container=container, stdin=True,
-                             timeout=timeout)
+                             timeout=timeout, notices=self.notices)
         with self._lock:
             self._attach = attach
-        threading.Thread(target=attach.run, args=(lambda _: None, lambda _: None),
-                         daemon=True, name="sniff-gate").start()
+        threading.Thread(target=_drain, args=(attach,), daemon=True, name="sniff-gate").start()
         try:
             attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
         except Exception as e:  # noqa: BLE001 - websocket-client's errors, or OSError
@@ -123,18 +128,28 @@ class _Gated:
         return True
 
 
+def _drain(attach) -> None:
+    """Read the attach until it ends; how it ends is cleanup's business (kubectl attach, the
+    fallback, raises when kubectl fails after it attached)."""
+    try:
+        attach.run(lambda _: None, lambda _: None)
+    except MeshError:
+        pass
+
+
 class EphemeralBackend(_Gated):
     """An ephemeral container in the pod that shares its network namespace."""
 
     mode = "ephemeral"
 
-    def __init__(self, api, namespace: str, pod: str, target_container: str):
-        super().__init__()
+    def __init__(self, api, namespace: str, pod: str, target_container: str, *, notices=None):
+        super().__init__(notices)
         self.api, self.namespace, self.pod = api, namespace, pod
         self.target_container = target_container
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
         self.where = f"ephemeral container {self.name}"
         self._added = False
+        self._never_ran = ""  # the kubelet's waiting reason, when it would not start it
 
     def spec(self, opts: SniffOptions) -> dict:
         return {"name": self.name, "image": opts.image, "command": gate_command(opts),
@@ -168,8 +183,12 @@ class EphemeralBackend(_Gated):
                                  "tcpdump") from e
         self._added = True
         self._window = opts.attach_window
-        _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
-                      ephemeral=True, image=opts.image)
+        try:
+            _wait_running(self.api, self.namespace, self.pod, self.name, opts.setup_timeout,
+                          ephemeral=True, image=opts.image)
+        except SetupFailed as e:
+            self._never_ran = e.waiting
+            raise
         self._hold(self.api.config, self.namespace, self.pod, self.name, opts.setup_timeout)
 
     def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
@@ -178,6 +197,11 @@ class EphemeralBackend(_Gated):
     def cleanup(self) -> list[str]:
         if not self._added:
             return []
+        if self._never_ran:  # no process to wait for; were it started later, its gate ends it
+            return [f"ephemeral container {self.name} stays in pod {self.pod}.{self.namespace} "
+                    f"(Kubernetes cannot remove ephemeral containers); it never ran "
+                    f"({self._never_ran}), and if it starts later it ends by itself within "
+                    f"{math.ceil(self._window)}s"]
         # Detached, the gate ends at once; never attached, at the end of its attach window.
         wait = ENDING if self._release() else self._window + ENDING
         try:
@@ -194,8 +218,9 @@ class NodeBackend(_Gated):
 
     mode = "node"
 
-    def __init__(self, api, namespace: str, pod: str, pod_json: dict, container: str):
-        super().__init__()
+    def __init__(self, api, namespace: str, pod: str, pod_json: dict, container: str, *,
+                 notices=None):
+        super().__init__(notices)
         self.api, self.namespace, self.pod = api, namespace, pod
         self.pod_json, self.container = pod_json, container
         self.name = f"kubectl-mesh-sniff-{secrets.token_hex(3)}"
@@ -246,7 +271,8 @@ class NodeBackend(_Gated):
         self._hold(self.api.config, self.namespace, self.name, "sniff", opts.setup_timeout)
         self.pid = nodepid.find_pid(self.api, self.namespace, self.name, "sniff", container_id,
                                     f"container {self.container} of pod {self.pod}."
-                                    f"{self.namespace}", opts.setup_timeout)
+                                    f"{self.namespace}", opts.setup_timeout,
+                                    notices=self.notices)
         self.where += f", entering pid {self.pid} (container {self.container})"
 
     def target(self, argv: list[str]) -> tuple[str, str, list[str]]:
@@ -319,17 +345,17 @@ def _wait_running(api, namespace, pod, container, timeout, *, ephemeral, image) 
             return
         waiting = (state.get("waiting") or {})
         reason = waiting.get("reason") or ""
+        said = f"{reason}: {waiting['message']}" if waiting.get("message") else reason
         if reason in IMAGE_PULL:
             raise SetupFailed(f"image {image} cannot be pulled for {container} in pod "
-                              f"{pod}.{namespace}: {reason} "
-                              f"{waiting.get('message', '')}".strip(),
+                              f"{pod}.{namespace}: {said}",
                               hint=f"pass --image (or set {IMAGE_ENV} once) with an "
                                    "image your nodes can pull that ships tcpdump: a mirror in "
-                                   "your registry for rate limits, air gaps and allow-lists")
+                                   "your registry for rate limits, air gaps and allow-lists",
+                              waiting=reason)
         if reason not in STARTING:
-            raise SetupFailed(f"{container} in pod {pod}.{namespace} cannot start: {reason} "
-                              f"{waiting.get('message', '')}".strip(),
-                              hint=_waiting_hint(reason, pod, namespace))
+            raise SetupFailed(f"{container} in pod {pod}.{namespace} cannot start: {said}",
+                              hint=_waiting_hint(reason, pod, namespace), waiting=reason)
         if "terminated" in state:
             term = state["terminated"]
             raise SetupFailed(f"{container} in pod {pod}.{namespace} exited at start "

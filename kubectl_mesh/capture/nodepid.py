@@ -106,11 +106,17 @@ def running_container_id(pod: dict, container: str) -> ContainerId:
 
 
 def find_pid(api, namespace: str, debug_pod: str, debug_container: str,
-             container_id: ContainerId, what: str, timeout: float | None) -> int:
+             container_id: ContainerId, what: str, timeout: float | None, *,
+             notices=None) -> int:
     """The lowest host PID in `container_id`'s cgroup, seen from the hostPID debug pod."""
+    out, err = bytearray(), bytearray()
     try:
         stream = open_exec(api.config, namespace, debug_pod, script_argv(container_id),
-                           container=debug_container, timeout=timeout)
+                           container=debug_container, timeout=timeout, notices=notices)
+        try:  # kubectl exec (the fallback) reports a refused or failed start here
+            status = stream.run(out.extend, err.extend)
+        finally:
+            stream.close()
     except ForbiddenError as e:
         raise ForbiddenError(e.message, hint=f"node mode execs into its debug pod {debug_pod} "
                              "to find the process of the container and to run tcpdump: ask "
@@ -120,11 +126,6 @@ def find_pid(api, namespace: str, debug_pod: str, debug_container: str,
                         f"process of {what}: {e.message}",
                         hint="pass --image with an image that ships sh, grep, nsenter and "
                              "tcpdump") from e
-    out, err = bytearray(), bytearray()
-    try:
-        status = stream.run(out.extend, err.extend)
-    finally:
-        stream.close()
     if status is None or status.code != 0:
         said = bytes(err).decode(errors="replace").strip() or (status.message if status else
                                                                "the connection ended")

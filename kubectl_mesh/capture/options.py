@@ -22,7 +22,7 @@ class SniffOptions:
     target: str | None
     selector: str | None = None
     container: str | None = None  # -c: the container to exec in / the ephemeral target
-    interface: str = "eth0"
+    interface: str = "any"  # every interface of the pod, as ksniff
     filter: str = ""
     output: str | None = None  # None = Wireshark, "-" = stdout, "DIR/" = a file per pod
     count: int | None = None

@@ -1,8 +1,9 @@
 """`-o FILE`: where a capture file is written, without harming what was there.
 
 The packets go to a private (0600) temporary file beside FILE, renamed over FILE only when the
-capture produced something (tcpdump's stream began); a capture that did not happen removes
-the temporary file and leaves FILE as it was. A rename replaces a symlink at FILE itself, so
+capture produced something (tcpdump's stream began); a capture that did not happen - nothing
+came, or it failed before its first packet (`discard`) - removes the temporary file and
+leaves FILE as it was. A rename replaces a symlink at FILE itself, so
 a link planted there (to someone's file) is never written through. Only a FILE that is not a
 regular file - /dev/null, a FIFO, /dev/stdout's link to a pipe - is written directly: there
 is nothing there to keep, and renaming over it would be wrong.
@@ -59,6 +60,15 @@ class CaptureFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
         return keep
+
+    def discard(self) -> None:
+        """Drop the capture whatever was written (it failed before any packet)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.file.close()
+        temporary, self.temporary = self.temporary, None
+        if temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
     def __enter__(self) -> "CaptureFile":
         return self

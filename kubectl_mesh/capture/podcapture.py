@@ -24,8 +24,9 @@ class PodCapture:
     called from any thread, any number of times."""
 
     def __init__(self, api, pod, pod_json: dict, opts: SniffOptions,
-                 on_header: OnHeader, on_records: OnRecords):
+                 on_header: OnHeader, on_records: OnRecords, *, notices=None):
         self.api, self.pod, self.pod_json, self.opts = api, pod, pod_json, opts
+        self.notices = notices  # session.Notices: the exec/attach fallback is said once
         self.on_header, self.on_records = on_header, on_records
         self.key = f"{pod.name}.{pod.namespace}"
         self.reasons: list[str] = []  # why candidates were skipped (auto)
@@ -55,7 +56,7 @@ class PodCapture:
         ns, name = self.pod.namespace, self.pod.name
         target = opts.container or (PROXY if PROXY in names else names[0])
         if opts.mode == "ephemeral":
-            return [EphemeralBackend(self.api, ns, name, target)]
+            return [EphemeralBackend(self.api, ns, name, target, notices=self.notices)]
         if opts.mode == "node":
             sandboxed = _sandboxed_runtime(spec)
             if sandboxed:
@@ -63,7 +64,8 @@ class PodCapture:
                     f"pod {self.key} runs in runtime class {sandboxed}: a gVisor or Kata pod "
                     "has a network stack of its own that node mode cannot enter",
                     hint="use --mode ephemeral or --mode exec")
-            return [NodeBackend(self.api, ns, name, self.pod_json, target)]
+            return [NodeBackend(self.api, ns, name, self.pod_json, target,
+                                notices=self.notices)]
         chosen = [c for c in containers if c["name"] == opts.container] if opts.container else \
             sorted(containers, key=lambda c: c["name"] == PROXY)  # app containers first
         execs = []
@@ -76,7 +78,7 @@ class PodCapture:
                 execs.append(ExecBackend(self.api, ns, name, c["name"]))
         if opts.mode == "exec":
             return execs
-        return execs + [EphemeralBackend(self.api, ns, name, target)]
+        return execs + [EphemeralBackend(self.api, ns, name, target, notices=self.notices)]
 
     # -- running --------------------------------------------------------------------------
     def run(self) -> None:
@@ -112,7 +114,8 @@ class PodCapture:
         reader = PcapStreamReader()
         try:
             stream = open_exec(self.api.config, self.pod.namespace, pod_name, gated(argv),
-                               container=container, stdin=True, timeout=self.api.timeout)
+                               container=container, stdin=True, timeout=self.api.timeout,
+                               notices=self.notices)
         except ExecFailed as e:
             raise self._failure(backend, None, e.message) from None
         with self._lock:
@@ -131,8 +134,12 @@ class PodCapture:
             if records:
                 self.on_records(self, records)
 
-        status = stream.run(on_stdout, self._stderr.extend)
-        stream.close()
+        try:  # kubectl exec (the fallback) reports a refused or failed start here
+            status = stream.run(on_stdout, self._stderr.extend)
+        except ExecFailed as e:
+            raise self._failure(backend, None, e.message) from None
+        finally:
+            stream.close()
         self.stats = TcpdumpStats.parse(bytes(self._stderr))
         self.exit_code = status.code if status else None
         if self._is_stopped():

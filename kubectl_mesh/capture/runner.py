@@ -34,7 +34,7 @@ class CaptureRun:
     """Owns the pod captures, the sink and the stop conditions."""
 
     def __init__(self, api, pods: list, pod_jsons: list[dict], opts: SniffOptions, sink,
-                 stderr: IO[str]):
+                 stderr: IO[str], *, notices=None):
         if opts.buffer_bytes is None:  # the default ring budget is shared by the pods
             opts = dataclasses.replace(opts, buffer_bytes=buffer_per_pod(len(pods)))
         self.opts, self.sink, self.stderr = opts, sink, stderr
@@ -45,7 +45,8 @@ class CaptureRun:
         self._enough = threading.Event()  # --count reached: no more packets, tcpdump ending
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max(1, opts.concurrency))
-        self.captures = [PodCapture(api, p, j, opts, self._on_header, self._on_records)
+        self.captures = [PodCapture(api, p, j, opts, self._on_header, self._on_records,
+                                    notices=notices)
                          for p, j in zip(pods, pod_jsons)]
 
     # -- packets ------------------------------------------------------------------------
@@ -115,8 +116,12 @@ class CaptureRun:
                 notes = []
                 for capture in self.captures:
                     notes += capture.cleanup()
+                failed = any(c.error is not None for c in self.captures)
                 with contextlib.suppress(OSError, ValueError):
-                    self.sink.close()
+                    if failed and self.totals.packets == 0:
+                        self.sink.discard()  # a capture that did not happen leaves no file
+                    else:
+                        self.sink.close()
                 self._report(notes, time.monotonic() - started)
         left = [e for c in self.captures for e in c.left_behind]
         if left:  # worse than any other outcome: it goes first, whatever ended the run
@@ -165,6 +170,9 @@ class CaptureRun:
                 f"({capture.backend.where}); {told}")
         for note in notes:
             say(note)
+        if self.totals.packets == 0 and self.captures and \
+                all(c.error is not None for c in self.captures):
+            return  # nothing was captured: the error says why, no count may look like a result
         rate = self.totals.bytes / elapsed / 1e6 if elapsed > 0 else 0.0
         why = f" ({self.stop_reason})" if self.stop_reason and self.stop_reason != "done" else ""
         say(f"captured {self.totals.packets} packets, {self.totals.bytes} bytes in "

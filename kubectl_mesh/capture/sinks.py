@@ -1,8 +1,11 @@
 """Where packets go: a pcap or pcapng stream (file, stdout, Wireshark, tshark), or one file
-per pod. A sink takes whole records only, so what it wrote is valid whenever it stops."""
+per pod. A sink takes whole records only, so what it wrote is valid whenever it stops.
+`close()` keeps what was written; `discard()` (a capture that failed before its first packet)
+drops the files it wrote, so no header-only file looks like a capture."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import BinaryIO
 
@@ -14,8 +17,9 @@ from kubectl_mesh.capture.pcapng import PcapngWriter
 class PcapSink:
     """Classic pcap for a single pod: tcpdump's own header, then its records unchanged."""
 
-    def __init__(self, out: BinaryIO, flush: bool = True):
+    def __init__(self, out: BinaryIO, flush: bool = True, owner: CaptureFile | None = None):
         self.out, self.flush, self._header = out, flush, None
+        self.owner = owner  # the -o FILE being written, if any
 
     def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
         if self._header is None:
@@ -33,12 +37,19 @@ class PcapSink:
     def close(self) -> None:
         self.out.flush()
 
+    def discard(self) -> None:
+        if self.owner is not None:
+            self.owner.discard()
+        else:
+            self.close()
+
 
 class PcapngSink:
     """One pcapng for many pods, one interface per pod."""
 
-    def __init__(self, out: BinaryIO, flush: bool = True):
+    def __init__(self, out: BinaryIO, flush: bool = True, owner: CaptureFile | None = None):
         self.out, self.flush = out, flush
+        self.owner = owner
         self.writer = PcapngWriter(out)
 
     def add_pod(self, key: str, header: PcapHeader, name: str, description: str) -> None:
@@ -55,12 +66,19 @@ class PcapngSink:
     def close(self) -> None:
         self.out.flush()
 
+    def discard(self) -> None:
+        if self.owner is not None:
+            self.owner.discard()
+        else:
+            self.close()
+
 
 class DirectorySink:
     """`-o DIR/`: a classic pcap file per pod, `DIR/POD.NAMESPACE.pcap` (each written like
     `-o FILE`: `outfile.CaptureFile`); a new DIR is private (0700)."""
 
     def __init__(self, directory: str):
+        self.created = not os.path.isdir(directory)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.directory = directory
         self._sinks: dict[str, PcapSink] = {}
@@ -81,6 +99,14 @@ class DirectorySink:
         for capture_file in self._files:
             capture_file.close()
 
+    def discard(self) -> None:
+        """Drop every pod's file, and DIR when this run made it and it is left empty."""
+        for capture_file in self._files:
+            capture_file.discard()
+        if self.created:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.directory)
+
 
 class TeeSink:
     """The same packets into several sinks (e.g. a file and tshark's summary)."""
@@ -98,3 +124,7 @@ class TeeSink:
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+
+    def discard(self) -> None:
+        for sink in self.sinks:
+            sink.discard()

@@ -18,15 +18,19 @@ modes:
   auto       exec into a container that has tcpdump and may capture, else an ephemeral
              container; says why when neither works
   exec       tcpdump in a container of the pod (-c)
-  ephemeral  an ephemeral debug container (--image, NET_RAW) targeting -c or
-             istio-proxy; Kubernetes cannot remove it afterwards (its process is ended)
+  ephemeral  an ephemeral debug container (--image, NET_RAW) targeting -c, else
+             istio-proxy, else the first container; Kubernetes cannot remove it afterwards
+             (its process is ended)
   node       a privileged hostPID debug pod on the pod's node (needs --privileged)
+Any Running pod can be captured, with or without an istio-proxy sidecar.
 
 examples:
   kubectl mesh sniff deploy/catalog -n istioinaction -i lo -f 'tcp port 3000'
       app <-> sidecar plaintext (-i lo) of every ready catalog pod, live in Wireshark
   kubectl mesh sniff catalog-7d9f.istioinaction -o catalog.pcap --duration 10s
   kubectl mesh sniff deploy/catalog -o - | tshark -r -
+  kubectl mesh sniff deploy/redis -n cache -c redis -o redis.pcap --duration 30s
+      a pod without a sidecar: tcpdump in its redis container, else an ephemeral one
 """
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?", re.I)
@@ -73,11 +77,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         " (a workload: all its ready pods, one pcapng interface per pod)")
     p.add_argument("-l", "--selector", help="label selector instead of a target")
     p.add_argument("-c", "--container",
-                   help="container to run tcpdump in (exec) or to target (ephemeral)")
-    p.add_argument("-i", "--interface", default="eth0",
-                   help="interface in the pod (default: eth0; lo = app<->sidecar plaintext)")
+                   help="container to run tcpdump in (exec) or to target (ephemeral, node); "
+                        "default: exec tries the app containers, then istio-proxy; ephemeral "
+                        "and node target istio-proxy, else the first container")
+    p.add_argument("-i", "--interface", default="any",
+                   help="interface in the pod (default: any, as ksniff: every interface). "
+                        "In a sidecar pod, any holds each request twice: as mTLS on eth0 and "
+                        "as the app's plaintext leg on lo (Envoy <-> app); -i eth0 for the "
+                        "wire only, -i lo for the plaintext leg only")
     p.add_argument("-f", "--filter", default="",
-                   help="tcpdump filter expression, passed verbatim as one argument")
+                   help="tcpdump filter expression, passed verbatim as one argument; "
+                        "compiled here first (libpcap), so a bad one fails at once")
     p.add_argument("-o", "--output", metavar="FILE|-|DIR/",
                    help="write a pcap (pcapng for several pods) to FILE, '-' = stdout, "
                         "'DIR/' = a pcap per pod (default: live into Wireshark)")

@@ -5,6 +5,11 @@ exit `Status` JSON), 4 resize; v5 adds `[255, ch]` = close channel ch (stdin EOF
 handed to callbacks as it arrives, so a capture never holds more than one message in memory.
 Errors before the upgrade are translated once, here (403 -> ForbiddenError, ...).
 
+Where the API server refuses the WebSocket upgrade - a 403 included: from 1.35 the upgrade, a
+GET, also needs `create`, and a Role with `create pods/exec` alone refuses it - or an HTTP
+proxy strips it, `kubectl exec`/`kubectl attach` carry the stream instead (SPDY, a POST that
+needs `create` only: `kube.kubectlexec`), as kubectl itself falls back, said once on stderr.
+
 websocket-client does the handshake (it reads the 101 answer byte by byte, so nothing of the
 stream is buffered in it) and the sends; frames are read by `FrameReader` straight off the
 socket into one large buffer, payloads handed out as views of it (websocket-client's
@@ -20,7 +25,7 @@ import socket
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 from urllib.parse import urlencode
 
 import websocket
@@ -190,22 +195,70 @@ class ExecStream:
             self.ws.close(timeout=0.5)
 
 
+class WebSocketRefused(Exception):
+    """The API server (or a proxy) answered the upgrade with something other than 101, and
+    not 401, 404 or a runtime's exec failure: kubectl's SPDY path may still be allowed."""
+
+    def __init__(self, why: str, error: MeshError | None = None):
+        super().__init__(why)
+        self.error = error  # the ForbiddenError of a 403, else None
+
+
+class Notices(Protocol):
+    def once(self, key: str, message: str) -> None: ...
+
+
 def open_exec(config: ApiConfig, namespace: str, pod: str, command: Sequence[str], *,
-              container: str | None = None, stdin: bool = False, timeout: float | None = 10.0
-              ) -> ExecStream:
-    """Start `command` (an argv list, never a shell line) in a container of `pod`."""
+              container: str | None = None, stdin: bool = False, timeout: float | None = 10.0,
+              notices: Notices | None = None, kubectl: str | None = None):
+    """Start `command` (an argv list, never a shell line) in a container of `pod`: an
+    `ExecStream`, or a `KubectlStream` where the WebSocket is refused."""
     query: list[tuple[str, str]] = [("command", c) for c in command]
     what = f"exec in pod {pod}.{namespace}" + (f" container {container}" if container else "")
-    return with_renewal(config, lambda: _open(config, namespace, pod, "exec", list(query),
-                                              container, stdin, timeout, what))
+    try:
+        return with_renewal(config, lambda: _open(config, namespace, pod, "exec", list(query),
+                                                  container, stdin, timeout, what))
+    except WebSocketRefused as refused:
+        return _fallback(config, namespace, pod, "exec", command, container, timeout, what,
+                         refused, notices, kubectl)
 
 
 def open_attach(config: ApiConfig, namespace: str, pod: str, *, container: str,
-                stdin: bool = True, timeout: float | None = 10.0) -> ExecStream:
+                stdin: bool = True, timeout: float | None = 10.0,
+                notices: Notices | None = None, kubectl: str | None = None):
     """Attach to a running container's main process (stdin only, unless asked otherwise)."""
     what = f"attach to pod {pod}.{namespace} container {container}"
-    return with_renewal(config, lambda: _open(config, namespace, pod, "attach", [], container,
-                                              stdin, timeout, what, stdout=False))
+    try:
+        return with_renewal(config, lambda: _open(config, namespace, pod, "attach", [],
+                                                  container, stdin, timeout, what,
+                                                  stdout=False))
+    except WebSocketRefused as refused:
+        return _fallback(config, namespace, pod, "attach", (), container, timeout, what,
+                         refused, notices, kubectl)
+
+
+def _fallback(config: ApiConfig, namespace: str, pod: str, sub: str, command, container,
+              timeout, what: str, refused: WebSocketRefused, notices: Notices | None,
+              kubectl: str | None):
+    """`kubectl exec`/`attach` (SPDY), said once; a 403 there too names both paths."""
+    from kubectl_mesh.kube.kubectlexec import KubectlStream
+
+    also = (f"the WebSocket path was refused too: ask for get and create on pods/{sub} in "
+            f"namespace {namespace}") if refused.error is not None else ""
+    stream = KubectlStream.start(config, namespace, pod, sub, command, container, timeout,
+                                 what, kubectl=kubectl, why=str(refused), also=also)
+    if sub == "attach":
+        stream.wait_attached(timeout or None)
+    if notices is not None:
+        if refused.error is not None:
+            notices.once("websocket-remotecommand",
+                         f"note: RBAC refused the WebSocket pods/{sub} ({refused.error.message});"
+                         " using kubectl exec/attach (SPDY), which needs only create")
+        else:
+            notices.once("websocket-remotecommand",
+                         f"note: the API server refused the WebSocket pods/{sub} ({refused}); "
+                         "using kubectl exec/attach (SPDY)")
+    return stream
 
 
 def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, container,
@@ -229,15 +282,21 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
         body = e.resp_body or b""
         if e.status_code >= 500 and b"exec failed" in body:  # the runtime could not start it
             raise ExecFailed(_message(body)) from e
-        raise status_error(e.status_code, body, "POST", path, config) from e
+        error = status_error(e.status_code, body, "POST", path, config)
+        if e.status_code in (401, 404):
+            raise error from e
+        # kubectl falls back to SPDY on any failed upgrade (client-go
+        # tools/remotecommand/fallback.go, httpstream.IsUpgradeFailure), a 403 included
+        raise WebSocketRefused(f"HTTP {e.status_code}: {error.message}",
+                               error if e.status_code == 403 else None) from e
     except websocket.WebSocketTimeoutException as e:
         raise UnreachableError(f"{what}: the API server {config.where} did not answer within "
                                f"{timeout}s", hint="retry, or raise --request-timeout") from e
     except (ssl.SSLError, ssl.CertificateError) as e:
         raise UnreachableError(f"TLS handshake with the API server {config.where} failed: {e}")\
             from e
-    except websocket.WebSocketException as e:
-        raise MeshError(f"{what}: the API server refused the WebSocket upgrade: {e}") from e
+    except websocket.WebSocketException as e:  # a 101 without a WebSocket, a proxy's answer
+        raise WebSocketRefused(f"{what}: the WebSocket upgrade failed: {e}") from e
     except OSError as e:
         raise UnreachableError(f"cannot reach the API server {config.where} for {what}: "
                                f"{e.strerror or e}",

@@ -28,7 +28,8 @@ import time
 from kubectl_mesh.errors import (ForbiddenError, NotFoundError, ToolMissingError,
                                  UnreachableError)
 from kubectl_mesh.kube.api import status_error
-from kubectl_mesh.kube.kubeconfig import IN_CLUSTER, ApiConfig
+from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.kubectlexec import kubectl_command
 from kubectl_mesh.stdingate import gated
 
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
@@ -53,23 +54,7 @@ class KubectlForward:
 
     def command(self, kubectl: str) -> tuple[list[str], dict[str, str]]:
         """The argv and environment that reach the same cluster as `config`."""
-        cmd = [kubectl]
-        env = dict(os.environ)
-        cfg = self.config
-        if cfg.context != IN_CLUSTER:
-            if len(cfg.kubeconfig_paths) == 1:
-                cmd += ["--kubeconfig", cfg.kubeconfig_paths[0]]
-            else:  # kubectl's --kubeconfig takes one file; a merged list goes via KUBECONFIG
-                env["KUBECONFIG"] = os.pathsep.join(cfg.kubeconfig_paths)
-            cmd += ["--context", cfg.context]
-        # The impersonation in effect (flags or kubeconfig): kubectl's own flags say it again.
-        if cfg.as_user:
-            cmd += [f"--as={cfg.as_user}"]
-        cmd += [f"--as-group={group}" for group in cfg.as_groups]
-        if cfg.as_uid:
-            cmd += [f"--as-uid={cfg.as_uid}"]
-        if self.timeout:
-            cmd += [f"--request-timeout={self.timeout}s"]
+        cmd, env = kubectl_command(self.config, kubectl, self.timeout)
         cmd += ["port-forward", "--address", "127.0.0.1", f"pod/{self.name}", f":{self.port}",
                 "-n", self.namespace]
         return cmd, env

@@ -10,7 +10,8 @@ Decisions (documented for users):
   that name is accepted (users type the workload name far more often than a hashed pod
   name); if several kinds share the name, the user is asked to say which.
 - Resolution yields the Running pods that have an `istio-proxy` container (gateways have only
-  that one), sorted by name. Terminating pods are dropped while others remain.
+  that one), sorted by name; `sniff`, which captures any pod as ksniff does, asks for every
+  Running pod (`any_pod`). Terminating pods are dropped while others remain.
 """
 
 from __future__ import annotations
@@ -110,12 +111,17 @@ def parse_target(text: str | None, selector: str | None = None) -> Target:
 
 
 def resolve(api: KubeApi, target: Target, namespace: str, *,
-            on_skip: SkipFn | None = None) -> list[Pod]:
-    """The Running pods with an istio-proxy that `target` means, sorted by name.
+            on_skip: SkipFn | None = None, any_pod: bool = False) -> list[Pod]:
+    """The Running pods with an istio-proxy that `target` means, sorted by name (with
+    `any_pod`, every Running pod, sidecar or not).
 
     `namespace` is the default one (-n or the context's). `on_skip(pod, reason)` hears about
     pods left out of a multi-pod target (not running, no sidecar, terminating).
     """
+    def keep(pods: list[Pod], what: str, single: bool) -> list[Pod]:
+        return _proxies(pods, what, on_skip, single=single, explain=_explainer(api),
+                        any_pod=any_pod)
+
     if target.kind == "selector":
         pods = api.list_pods(namespace, label_selector=target.selector)
         what = f'selector "{target.selector}" in namespace {namespace}'
@@ -123,10 +129,9 @@ def resolve(api: KubeApi, target: Target, namespace: str, *,
             raise NotFoundError(f"no pods in namespace {namespace} match the selector "
                                 f'"{target.selector}"', hint=f"kubectl get pods -n {namespace} "
                                                             "--show-labels")
-        return _proxies([Pod.from_json(p) for p in pods], what, on_skip, single=False,
-                        explain=_explainer(api))
+        return keep([Pod.from_json(p) for p in pods], what, single=False)
     pods, what = target_pods(api, target, namespace)
-    return _proxies(pods, what, on_skip, single=not what, explain=_explainer(api))
+    return keep(pods, what, single=not what)
 
 
 def target_pods(api: KubeApi, target: Target, namespace: str) -> tuple[list[Pod], str]:
@@ -290,8 +295,9 @@ def _explainer(api: KubeApi) -> Callable[[Pod], str]:
 
 
 def _proxies(pods: list[Pod], what: str, on_skip: SkipFn | None, *, single: bool,
-             explain: Callable[[Pod], str] | None = None) -> list[Pod]:
-    """Keep the Running pods with an istio-proxy; explain why when none is left."""
+             explain: Callable[[Pod], str] | None = None, any_pod: bool = False) -> list[Pod]:
+    """Keep the Running pods with an istio-proxy (`any_pod`: every Running pod); explain
+    why when none is left."""
     pods = sorted(pods, key=lambda p: p.name)
     skip = on_skip or (lambda pod, reason: None)
     running = [p for p in pods if p.phase == "Running"]
@@ -310,6 +316,8 @@ def _proxies(pods: list[Pod], what: str, on_skip: SkipFn | None, *, single: bool
     for p in running:
         if p not in live:
             skip(p, "terminating")
+    if any_pod:
+        return live
     meshed = [p for p in live if p.has_proxy]
     if not meshed:
         first = live[0]

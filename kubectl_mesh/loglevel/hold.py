@@ -49,19 +49,21 @@ def format_remaining(seconds: float) -> str:
 def countdown(seconds: float, stderr: IO[str], *, what: str = "restoring the previous levels",
               sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], float] = time.monotonic) -> None:
-    """Wait `seconds`, showing the time left on stderr: a live `\\r` line on a terminal, else
-    one line at the start and one per minute (logs stay short)."""
+    """Wait `seconds`, showing the time left on stderr: on a terminal one live line, rewritten
+    in place (`\\r`) and cleared at the end; else one line at the start and one per minute
+    (logs stay short). Whatever stdout is, the line is there once."""
     tty = bool(getattr(stderr, "isatty", lambda: False)())
     end = clock() + seconds
-    stderr.write(f"{what} in {format_remaining(seconds)} (Ctrl-C to restore now)\n")
-    stderr.flush()
+    if not tty:
+        stderr.write(f"{what} in {format_remaining(seconds)} (Ctrl-C to restore now)\n")
+        stderr.flush()
     last_minute = int(seconds // 60)
     while True:
         left = end - clock()
         if left <= 0:
             break
         if tty:
-            stderr.write(f"\r{what} in {format_remaining(left)} \033[K")
+            stderr.write(f"\r{what} in {format_remaining(left)} (Ctrl-C to restore now)\033[K")
             stderr.flush()
         elif int(left // 60) < last_minute:
             last_minute = int(left // 60)

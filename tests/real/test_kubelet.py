@@ -257,15 +257,19 @@ def test_unknown_image_waits_with_err_image_pull(cluster, kubectl):
     def waiting():
         pod = get(cp, "/api/v1/namespaces/default/pods/nowhere")
         statuses = pod["status"].get("containerStatuses") or []
-        return statuses and statuses[0]["state"].get("waiting", {}).get("reason") == "ErrImagePull" and pod
+        return statuses and statuses[0]["state"].get("waiting", {}).get("reason") == \
+            "ImagePullBackOff" and pod
 
-    pod = await_("nowhere waiting with ErrImagePull", waiting)
+    # ErrImagePull first, then ImagePullBackOff while the kubelet backs off (image_manager.go)
+    pod = await_("nowhere waiting with ImagePullBackOff", waiting)
     assert pod["status"]["phase"] == "Pending"
-    assert "ErrImagePull" in kubectl("get", "pod", "nowhere").stdout
+    assert "ErrImagePull: failed to pull and unpack image" in \
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert "ImagePullBackOff" in kubectl("get", "pod", "nowhere").stdout
     logs = kubectl("logs", "nowhere", check=False)
     assert logs.returncode != 0
-    assert ('container "nowhere" in pod "nowhere" is waiting to start: image can\'t be pulled'
-            in logs.stderr)
+    assert ('container "nowhere" in pod "nowhere" is waiting to start: trying and failing to '
+            'pull image' in logs.stderr)
     (proc,) = [p for p in kubelet.runtime.status() if p["name"] == "nowhere"]
     assert proc["containers"][0]["pid"] is None
     kubectl("delete", "pod", "nowhere", "--wait=true", timeout=60)

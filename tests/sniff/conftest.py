@@ -97,3 +97,38 @@ def wait_gone(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return not predicate()
+
+
+# A namespace without sidecar injection (`web`: its pod, for sniff on any pod); the web image ships tcpdump (sandbox/tools: the
+# tools annotation), and the pod runs as root with the runtime's default NET_RAW.
+PLAIN = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: plain}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: plain}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations: {sandbox.kubectl-mesh.io/tools: "web=tcpdump"}
+    spec:
+      containers:
+      - {name: helper, image: example/helper:1, ports: [{containerPort: 3001}]}
+      - {name: web, image: example/web:1, ports: [{containerPort: 3000}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def web(sandbox) -> dict:
+    sandbox.kubectl("apply", "-f", "-", input=PLAIN)
+    sandbox.wait_for(lambda: [p for p in sandbox.pods("plain", "app=web")
+                              if p["status"].get("phase") == "Running"
+                              and p["status"].get("podIP")], timeout=60, what="plain web pod")
+    pod = sandbox.pods("plain", "app=web")[0]
+    assert "istio-proxy" not in [c["name"] for c in pod["spec"]["containers"]]
+    return pod
