@@ -41,7 +41,9 @@ def test_every_container_process_is_in_the_cgroup_its_status_names(sandbox):
     seen = set()
     for pod in pods:
         meta = pod["metadata"]
-        for status in pod["status"]["containerStatuses"]:
+        statuses = pod["status"]["containerStatuses"] + \
+            pod["status"].get("initContainerStatuses", [])  # native sidecars too
+        for status in statuses:
             match = CONTAINERD_ID.fullmatch(status["containerID"])
             assert match, status["containerID"]
             hexid = match[1]
@@ -52,7 +54,9 @@ def test_every_container_process_is_in_the_cgroup_its_status_names(sandbox):
             assert any(p.endswith(expected) and "/kubectl-mesh-sandbox-" in p
                        for p in cgroup_paths(pid)), (pid, cgroup_paths(pid))
             seen.add(hexid)
-    assert len(seen) == sum(len(p["status"]["containerStatuses"]) for p in pods) >= 8
+    assert len(seen) == sum(len(p["status"]["containerStatuses"])
+                            + len(p["status"].get("initContainerStatuses", []))
+                            for p in pods) >= 8
 
 
 @pytest.mark.slow  # restarts a container
