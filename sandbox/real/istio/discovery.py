@@ -51,8 +51,8 @@ class Istiod:
         self.env = dict(env or {})
         self.timeout = timeout
         self.name = name
-        self.state_dir = cp.state_dir / "istiod"
-        self.log = cp.state_dir / "logs" / "pilot-discovery.log"
+        self.state_dir = cp.state_dir / name
+        self.log = cp.state_dir / "logs" / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "Istiod":
@@ -102,6 +102,13 @@ class Istiod:
                                             start_new_session=True, preexec_fn=_die_with_parent)
         self._await_ready()
         return self
+
+    def restart(self, env: dict[str, str]) -> "Istiod":
+        """Stop, then start again on the same address with `env` added to the environment
+        (feature flags are read once, at start: pilot/pkg/features)."""
+        self.stop()
+        self.env.update(env)
+        return self.start()
 
     def stop(self) -> None:
         p, self.process = self.process, None

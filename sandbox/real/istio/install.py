@@ -1,6 +1,8 @@
-"""Apply the rendered control-plane manifests to the API server, as an operator would:
-`kubectl apply --server-side`, the CustomResourceDefinitions first and awaited Established
-(a CR applied before its CRD serves fails with "no matches for kind")."""
+"""Apply the rendered control-plane manifests to the API server, as `istioctl install` does
+(operator/pkg/install/install.go `serverSideApply`: server-side apply, field manager
+istio-operator, forced, so a second install takes back the fields istiod patched, such as the
+validator's failurePolicy), here with `kubectl apply --server-side --force-conflicts`; the
+CustomResourceDefinitions first and awaited Established."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import yaml
 
 from . import manifests
 
-FIELD_MANAGER = "istioctl"
+FIELD_MANAGER = "istio-operator"
 
 
 class InstallError(Exception):
@@ -35,7 +37,8 @@ def install(cp, istioctl: pathlib.Path, istiod_address: str, *,
 
 def _apply(cp, path: pathlib.Path, objects: list[dict]) -> None:
     path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
-    _kubectl(cp, "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(path))
+    _kubectl(cp, "apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}",
+             "-f", str(path))
 
 
 def _kubectl(cp, *args: str) -> str:
