@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from kubectl_mesh.cli.analyze import main as analyze_main
+from kubectl_mesh.sync import diff as sync_diff
 from kubectl_mesh.syncz.model import parse_syncz
 from sandbox.real.controlplane import locate_binaries
 from sandbox.real.istio import Istiod, install
@@ -355,6 +356,42 @@ def test_config_dump_of_real_istiod(mesh, sidecar):
         400, b"You must provide a proxyID in the query string\n")
     assert http_get(f"{base}?proxyID=nobody.{INJECTED_NS}") == (
         404, b"Proxy not connected to this Pilot instance. It may be connected to another instance.\n")
+
+
+def proxy_status_diff(binaries, cp, istiod, sidecar, tmp_path) -> tuple[list[str], list[str]]:
+    """`istioctl proxy-status <pod> --file <Envoy's dump>` (istiod's side over XDS) and
+    `kubectl mesh sync --diff`'s comparison (kubectl_mesh.sync.diff) of real istiod's
+    /debug/config_dump with the same Envoy dump: (istioctl's headlines, ours)."""
+    code, envoy_dump = http_get(sidecar.url(15000) + "/config_dump")
+    assert code == 200
+    path = tmp_path / "envoy.json"
+    path.write_bytes(envoy_dump)
+    out = subprocess.run([str(binaries / "istioctl"), "--kubeconfig", str(cp.kubeconfig),
+                          "proxy-status", sidecar.proxy_id, "--file", str(path),
+                          "--xds-address", istiod.hostport("secure_grpc"), "--authority",
+                          istiod.address], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    theirs = [re.sub(r" \(RDS last loaded at .*\)$", "", line)
+              for line in out.stdout.splitlines() if " Match" in line]
+    code, body = http_get(f"{istiod.url('monitoring')}/debug/config_dump?proxyID={sidecar.proxy_id}")
+    assert code == 200
+    ours = [d.headline() for d in sync_diff.compare(json.loads(body), json.loads(envoy_dump))]
+    return theirs, ours
+
+
+def test_istioctl_finds_istiod_and_envoy_in_sync(mesh, sidecar, binaries, tmp_path):
+    cp, istiod = mesh
+    theirs, _ = proxy_status_diff(binaries, cp, istiod, sidecar, tmp_path)
+    assert theirs == ["Clusters Match", "Listeners Match", "Routes Match"]
+
+
+@pytest.mark.xfail(strict=True, reason="docs/real-istio.md, finding 'sync --diff': keys.normalise "
+                   "renames Struct keys (tlsMode) and loses the underscore before digits "
+                   "(proxy100Continue → proxy100_continue, not proxy_100_continue)")
+def test_sync_diff_agrees_with_istioctl_on_real_istiod(mesh, sidecar, binaries, tmp_path):
+    cp, istiod = mesh
+    theirs, ours = proxy_status_diff(binaries, cp, istiod, sidecar, tmp_path)
+    assert ours == theirs
 
 
 def test_debug_endpoints_are_gone_with_enable_debug_on_http_false(mesh, binaries):
