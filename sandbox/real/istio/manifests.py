@@ -9,8 +9,8 @@ setup): `istiodRemote.injectionURL` and `base.validationURL` render the webhooks
 validatingwebhookconfiguration.yaml) instead of `service: istiod.istio-system:443`.
 
 Why `url:` and not the Service: kube-apiserver resolves a webhook Service to its ClusterIP
-(cmd/kube-apiserver/app/server.go `buildServiceResolver`, `NewClusterIPServiceResolver`), and
-a ClusterIP (10.96/16) routes nowhere on this host: there is no kube-proxy. With
+(cmd/kube-apiserver/app/server.go `buildServiceResolver`, `NewClusterIPServiceResolver`); no
+kube-proxy serves a ClusterIP (10.96/16) here, and a call to one would leave loopback. With
 --enable-aggregator-routing it dials an EndpointSlice address instead, but EndpointSlice and
 Endpoints validation refuse loopback addresses (pkg/apis/core/validation `ValidateEndpointIP`:
 "may not be in the loopback range"), and every address here is loopback – the reason the
