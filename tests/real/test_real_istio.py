@@ -27,6 +27,7 @@ from kubectl_mesh.sync import diff as sync_diff
 from kubectl_mesh.syncz.model import parse_syncz
 from sandbox.real.controlplane import locate_binaries
 from sandbox.real.istio import Istiod, install
+from sandbox.real.istio import sidecar as sidecar_module
 from sandbox.real.istio.sidecar import Sidecar
 
 INJECTED_NS = "istioinaction"
@@ -96,6 +97,36 @@ def pod_of(cp, ns: str, app: str) -> dict:
     items = await_(f"a pod of deploy/{app}.{ns}", lambda: get(
         cp, f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"])
     return items[0]
+
+
+# -- what the kubelet would give the istio-proxy container (pure helpers of sidecar.py)
+
+@pytest.mark.parametrize("text, expected", [
+    ("$(POD_NAMESPACE).svc.cluster.local", "istioinaction.svc.cluster.local"),
+    ("$$(POD_NAMESPACE)", "$(POD_NAMESPACE)"),
+    ("$(UNKNOWN)-$(POD_NAMESPACE)", "$(UNKNOWN)-istioinaction"),
+    ("$(", "$("),
+], ids=["reference", "escaped", "unknown-kept", "unterminated"])
+def test_expand_like_the_kubelet(text, expected):
+    assert sidecar_module.expand(text, {"POD_NAMESPACE": "istioinaction"}) == expected
+
+
+@pytest.mark.parametrize("limit, resource, divisor, expected", [
+    ("2", "limits.cpu", "1", "2"),
+    ("100m", "limits.cpu", "1", "1"),
+    ("1500m", "limits.cpu", "1m", "1500"),
+    ("1Gi", "limits.memory", "1", "1073741824"),
+    ("1Gi", "limits.memory", "1Mi", "1024"),
+    ("1G", "limits.memory", "1Mi", "954"),
+], ids=["cpu", "cpu-rounded-up", "cpu-millis", "memory", "memory-Mi", "memory-rounded-up"])
+def test_resource_field_ref_like_the_kubelet(limit, resource, divisor, expected):
+    limits = {resource.removeprefix("limits."): limit}
+    assert sidecar_module.resource_value(limits, {"resource": resource, "divisor": divisor}) == expected
+
+
+def test_downward_api_file_format():
+    assert sidecar_module.downward_file({"version": "v1", "app": 'we"b'}) == \
+        'app="we\\"b"\nversion="v1"'
 
 
 # -- step 1: installed as an operator would

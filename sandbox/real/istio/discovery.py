@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import subprocess
 import time
 import urllib.error
@@ -114,11 +115,11 @@ class Istiod:
         p, self.process = self.process, None
         if p is None:
             return
-        _signal_group(p, 15)
+        _signal_group(p, signal.SIGTERM)
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            _signal_group(p, 9)
+            _signal_group(p, signal.SIGKILL)
             p.wait(timeout=15)
 
     # -- internals

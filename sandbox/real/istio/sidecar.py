@@ -24,15 +24,18 @@ ports outside on the pod's address."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from fractions import Fraction
 
 from ...credentials import write_private
 from ..controlplane import ROOT, _die_with_parent, _signal_group, _tail, locate_binaries
@@ -176,11 +179,11 @@ class Sidecar:
         p, self.process = self.process, None
         if p is None:
             return
-        _signal_group(p, 15)
+        _signal_group(p, signal.SIGTERM)
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            _signal_group(p, 9)
+            _signal_group(p, signal.SIGKILL)
             p.wait(timeout=15)
 
     # -- what the kubelet would give the container
@@ -244,17 +247,22 @@ class Sidecar:
         (d / "etc/istio/proxy").mkdir(parents=True, exist_ok=True)
 
 
+_SUFFIXES = {"m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str) -> Fraction:
+    """A resource quantity (`100m`, `2`, `1Gi`, `512Mi`) as an exact number."""
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return Fraction(text[:-len(suffix)]) * _SUFFIXES[suffix]
+    return Fraction(text or "0")
+
+
 def resource_value(limits: dict, ref: dict) -> str:
-    """A resourceFieldRef as the kubelet renders it (pkg/api/v1/resource `ExtractContainerResourceValue`):
-    the limit divided by the divisor, rounded up; only the limits the injector asks for."""
-    quantity = limits.get(ref["resource"].removeprefix("limits."), "")
-    divisor = ref.get("divisor", "1")
-    if ref["resource"] == "limits.cpu":
-        millis = int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity or 0) * 1000)
-        per = int(divisor[:-1]) if divisor.endswith("m") else int(divisor) * 1000
-        return str(-(-millis // per))
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
-    for suffix, factor in units.items():
-        if quantity.endswith(suffix):
-            return str(int(quantity[:-len(suffix)]) * factor // int(divisor))
-    return str(int(quantity or 0) // int(divisor))
+    """A resourceFieldRef of a limit as the kubelet renders it: the limit divided by the
+    divisor, rounded up (pkg/api/v1/resource/helpers.go `ExtractContainerResourceValue`,
+    `convertResourceCPUToString` / `convertResourceMemoryToString`). A limit the container
+    does not set is 0 here; the kubelet would use the node's allocatable instead."""
+    value = quantity(limits.get(ref["resource"].removeprefix("limits."), "0"))
+    return str(math.ceil(value / quantity(ref.get("divisor", "1") or "1")))
