@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,10 @@ import pytest
 import yaml
 
 from kubectl_mesh.cli.analyze import main as analyze_main
+from kubectl_mesh.errors import MeshError, NotFoundError, UnreachableError
+from kubectl_mesh.kube.pods import Pod
 from kubectl_mesh.sync import diff as sync_diff
+from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.syncz.model import parse_syncz
 from sandbox.real.controlplane import locate_binaries
 from sandbox.real.istio import Istiod, install
@@ -461,6 +465,47 @@ def test_proxy_config_tables_beside_istioctl_on_real_istiods_config(binaries, en
         [line.rstrip() for line in theirs.stdout.splitlines()]
 
 
+class LoopbackChannel:
+    """A channel (the shape Session.channel gives kubectl mesh's clients) straight to a host
+    port: real istiod is a host process here, not a pod a port-forward could reach."""
+
+    def __init__(self, host: str, port: int):
+        self.describe = f"http://{host}:{port}"
+        self.address = (host, port)
+
+    def connect(self):
+        return socket.create_connection(self.address, timeout=10)
+
+    def errors(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def istiod_client(istiod) -> IstiodDebug:
+    """kubectl mesh's istiod debug client (kubectl_mesh/sync/istiod.py) on istiod's 15014."""
+    pod = Pod.from_json({"metadata": {"name": istiod.name, "namespace": "istio-system"},
+                         "status": {"phase": "Running"}})
+    host, port = istiod.hostport("monitoring").split(":")
+    return IstiodDebug(pod, LoopbackChannel(host, int(port)), timeout=10)
+
+
+def test_kubectl_mesh_istiod_client_reads_real_istiod(mesh, sidecar):
+    _, istiod = mesh
+    client = istiod_client(istiod)
+    try:
+        [proxy] = [p for p in parse_syncz(client.syncz(INJECTED_NS), istiod.name)]
+        assert proxy.name == sidecar.proxy_id and proxy.synced
+        assert client.syncz("no-such-namespace") == []
+        dump = client.config_dump(sidecar.proxy_id)
+        assert dump["configs"][1]["@type"].endswith("ClustersConfigDump")
+        with pytest.raises(NotFoundError, match=f"has no connection from proxy nobody.{INJECTED_NS}"):
+            client.config_dump(f"nobody.{INJECTED_NS}")
+    finally:
+        client.close()
+
+
 def test_debug_endpoints_are_gone_with_enable_debug_on_http_false(mesh, binaries):
     cp, _ = mesh
     with Istiod(cp, binaries=binaries, name="istiod-nodebug",
@@ -472,6 +517,16 @@ def test_debug_endpoints_are_gone_with_enable_debug_on_http_false(mesh, binaries
         assert http_get(quiet.url("http") + "/ready")[0] == 200
         # istioctl asks over XDS, which the flag does not turn off
         assert istioctl_proxy_status(binaries, cp, quiet) == {}
+        # kubectl mesh only knows the HTTP debug API: a one-line error, no traceback
+        # (for config_dump the message blames the proxy: docs/real-istio.md finding 5)
+        client = istiod_client(quiet)
+        try:
+            with pytest.raises(UnreachableError, match="answered 404 to /debug/syncz: 404 page not found"):
+                client.syncz()
+            with pytest.raises(MeshError):
+                client.config_dump(f"nobody.{INJECTED_NS}")
+        finally:
+            client.close()
 
 
 # -- step 4: istioctl analyze and kubectl mesh analyze on the same real API server
