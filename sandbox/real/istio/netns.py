@@ -14,21 +14,31 @@ boundary on loopback only.
 The process unshares its network namespace (unshare(2), CLONE_NEWNET; needs root), brings
 `lo` up, and relays with one thread per direction of each connection; a thread that dials
 the host's side first joins the host's namespace (setns(2) acts on the calling thread only).
-It forwards SIGTERM/SIGINT to the command and exits with its status."""
+It forwards SIGTERM/SIGINT to the command and exits with its status.
+
+The command runs as PID 1 of a PID namespace of its own (`unshare --pid --kill-child`, which
+dies with this process, PR_SET_PDEATHSIG, and takes its child with it): when PID 1 dies the
+kernel kills everything left in its namespace (pid_namespaces(7)), so the Envoy that
+pilot-agent starts – without a death signal of its own (pkg/envoy/proxy.go `Run`) – cannot
+outlive a killed test run. (This process cannot unshare CLONE_NEWPID itself: it could start
+no more relay threads afterwards.)"""
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -93,6 +103,15 @@ def _serve(lsock: socket.socket, target: tuple[str, int], host_ns: int | None) -
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
+def loopback_up() -> None:
+    """`ip link set lo up`, by ioctl (netdevice(7) SIOCGIFFLAGS/SIOCSIFFLAGS): no need for
+    iproute2."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
 def _die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -109,13 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     host_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
     inward = [(listener(listen), target) for listen, target in args.inward]  # host side
     _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    loopback_up()
     for lsock, target in inward:  # dialled inside: these threads start in the new namespace
         threading.Thread(target=_serve, args=(lsock, target, None), daemon=True).start()
     for listen, target in args.out:
         threading.Thread(target=_serve, args=(listener(listen), target, host_ns),
                          daemon=True).start()
-    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    child = subprocess.Popen(["unshare", "--pid", "--kill-child=SIGKILL", "--", *command],
+                             preexec_fn=_die_with_parent)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: child.send_signal(s))
     code = child.wait()
