@@ -331,6 +331,10 @@ def test_upstream_envoy_nacks_istios_own_extensions(mesh, injected_pod, binaries
         theirs = istioctl_proxy_status(binaries, cp, istiod)[sidecar.proxy_id]
         assert ours["CDS"] == theirs["CDS"] == "ERROR"
         assert ours["LDS"] == theirs["LDS"] == "ERROR"
+        # behind a rejected CDS/LDS Envoy never asks for endpoints or routes
+        assert ours["EDS"] == theirs["EDS"] == "IGNORED"
+        assert ours["RDS"] == theirs["RDS"] == "IGNORED"
+        assert "acked" not in entry["resources"][CDS] and "cluster_acked" not in entry
 
 
 @pytest.fixture(scope="module")
