@@ -1,8 +1,15 @@
-"""Real Istio on the real control plane: the minimal profile that `istioctl manifest generate`
-renders, applied as an operator would (`sandbox.real.istio.install`), and the real
-`pilot-discovery discovery` as a host process (`sandbox.real.istio.Istiod`) – its CA writes
-istio-ca-root-cert everywhere, patches its webhooks' caBundle, and the API server calls its
-injection webhook, so the pods the API server stores carry the real sidecar."""
+"""Real Istio on the real control plane (docs/real-istio.md), one control plane per module:
+- the minimal profile that `istioctl manifest generate` renders, applied as `istioctl install`
+  does (`sandbox.real.istio.install`); the real `pilot-discovery discovery` as a host process
+  (`sandbox.real.istio.Istiod`): its CA writes istio-ca-root-cert everywhere and patches its
+  webhooks' caBundle, and the API server calls its injector, so stored pods carry the real
+  sidecar;
+- the injected pod's istio-proxy run by the real pilot-agent with upstream Envoy
+  (`sandbox.real.istio.Sidecar`): the Istio-only extensions Envoy NACKs, the flags that avoid
+  them, the workload certificate from istiod;
+- real istiod's debug API and `istioctl proxy-status`, `proxy-config` and `analyze` beside
+  `kubectl mesh` on the same istiod, Envoy and API server.
+Tests run in file order: the `sidecar` fixture reconfigures the mesh for upstream Envoy."""
 
 from __future__ import annotations
 

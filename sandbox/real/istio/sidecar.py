@@ -99,6 +99,9 @@ def downward_file(values: dict[str, str]) -> str:
 
 
 class Sidecar:
+    """`with Sidecar(cp, istiod, pod) as s:` runs the pod's istio-proxy; `s.await_ready()`
+    waits for Envoy; `s.url(15000)` is its admin API on the pod's address."""
+
     def __init__(self, cp, istiod, pod: dict, *, proxy_config: dict | None = None,
                  env: dict[str, str] | None = None, binaries: pathlib.Path | None = None,
                  timeout: float = 60.0):
@@ -110,7 +113,7 @@ class Sidecar:
         meta = pod["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.address = cp.addresses.allocate()
-        self.directory = cp.state_dir / "pods" / f"{self.namespace}_{self.name}"
+        self.directory = cp.state_dir / "istio-proxies" / f"{self.namespace}_{self.name}"
         self.log = cp.state_dir / "logs" / f"istio-proxy-{self.namespace}_{self.name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -159,7 +162,7 @@ class Sidecar:
         return self
 
     def await_ready(self) -> None:
-        """Until pilot-agent's readiness (Envoy LIVE with its first CDS/LDS) answers 200."""
+        """Wait until pilot-agent's readiness (Envoy LIVE with its first CDS/LDS) answers 200."""
         deadline = time.monotonic() + self.timeout
         while True:
             if self.process is None or self.process.poll() is not None:
