@@ -190,19 +190,38 @@ def test_istiod_writes_its_root_certificate_into_every_namespace(mesh):
     assert base64.b64decode(secret["data"]["ca-cert.pem"]).decode() == root
 
 
+def webhooks(cp, kind: str, name: str) -> list[dict]:
+    return get(cp, f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}")["webhooks"]
+
+
+def bundles(cp, kind: str, name: str) -> set[str]:
+    return {base64.b64decode(w.get("clientConfig", {}).get("caBundle", "")).decode()
+            for w in webhooks(cp, kind, name)}
+
+
+def await_webhooks(cp) -> str:
+    """Until istiod has patched its root into every webhook and made the validator fail
+    closed (its validation controller does once the webhook serves); the root."""
+    root = await_("istio-ca-root-cert", lambda: root_cert(cp, "istio-system"))
+    await_("the injector's caBundle", lambda: bundles(
+        cp, "mutatingwebhookconfigurations", "istio-sidecar-injector") == {root})
+    await_("the validator's caBundle and failurePolicy Fail", lambda: bundles(
+        cp, "validatingwebhookconfigurations", "istio-validator-istio-system") == {root} and {
+        w["failurePolicy"] for w in webhooks(
+            cp, "validatingwebhookconfigurations", "istio-validator-istio-system")} == {"Fail"})
+    return root
+
+
 def test_istiod_patches_the_webhooks_ca_bundle_with_its_root(mesh):
     cp, _ = mesh
-    root = await_("istio-ca-root-cert", lambda: root_cert(cp, "istio-system"))
-
-    def bundles(kind: str, name: str) -> set[str]:
-        webhooks = get(cp, f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}")["webhooks"]
-        return {base64.b64decode(w.get("clientConfig", {}).get("caBundle", "")).decode()
-                for w in webhooks}
-
-    assert await_("the injector's caBundle", lambda: bundles(
-        "mutatingwebhookconfigurations", "istio-sidecar-injector") == {root})
-    assert await_("the validator's caBundle", lambda: bundles(
-        "validatingwebhookconfigurations", "istio-validator-istio-system") == {root})
+    # the chart renders the validator failing open and without a bundle
+    rendered = [o for o in yaml.safe_load_all((cp.state_dir / "istio" / "control-plane.yaml")
+                                              .read_text())
+                if o["kind"] == "ValidatingWebhookConfiguration"]
+    assert [w["failurePolicy"] for w in rendered[0]["webhooks"]] == ["Ignore"]
+    assert not any("caBundle" in w["clientConfig"] for w in rendered[0]["webhooks"])
+    root = await_webhooks(cp)
+    assert bundles(cp, "mutatingwebhookconfigurations", "istio-sidecar-injector") == {root}
 
 
 # -- step 3: the API server stores injected pods
@@ -211,6 +230,7 @@ def test_istiod_patches_the_webhooks_ca_bundle_with_its_root(mesh):
 def injected_pod(mesh) -> dict:
     """deploy/webapp in a namespace labelled istio-injection=enabled: its pod as stored."""
     cp, _ = mesh
+    await_webhooks(cp)
     namespace(cp, INJECTED_NS, {"istio-injection": "enabled"})
     create(cp, f"/apis/apps/v1/namespaces/{INJECTED_NS}/deployments", deployment(
         "webapp", INJECTED_NS, "docker.io/istioinaction/webapp:latest"))
@@ -260,6 +280,7 @@ def test_pods_outside_injected_namespaces_are_left_alone(mesh):
 
 def test_the_validation_webhook_rejects_a_broken_virtual_service(mesh):
     cp, _ = mesh
+    await_webhooks(cp)
     broken = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
               "metadata": {"name": "broken", "namespace": "default",
                            "labels": {"istio.io/rev": "default"}},
