@@ -25,6 +25,34 @@ def snake(key: str) -> str:
     return key
 
 
+# A proto field name in snake_case (what Envoy's admin API writes): lower-case letters and
+# digits joined by single underscores; map keys with dots (filter names) never match.
+_SNAKE_KEY = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+\Z")
+
+
+def camel(key: str) -> str:
+    """protojson's JSON name of a field (protoc `ToJsonName`: each underscore dropped and the
+    next character upper-cased): `proxy_100_continue` → `proxy100Continue`,
+    `http2_protocol_options` → `http2ProtocolOptions`. camelCase keys stay as they are."""
+    if isinstance(key, str) and _SNAKE_KEY.match(key):
+        first, *rest = key.split("_")
+        return first + "".join(part[:1].upper() + part[1:] for part in rest)
+    return key
+
+
+def canonical(obj: Any) -> Any:
+    """`obj` with every key in protojson's spelling, whichever spelling it came in. The
+    snake → camel direction is a function of the name (camel → snake is not:
+    `http2ProtocolOptions` and `proxy100Continue`), and applied to both sides of a
+    comparison it also leaves `google.protobuf.Struct` keys (metadata, transport socket
+    matches), which neither writer renames, equal to each other."""
+    if isinstance(obj, dict):
+        return {camel(key): canonical(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [canonical(item) for item in obj]
+    return obj
+
+
 def looks_camel(obj: Any) -> bool:
     """True if `obj` or its direct children use camelCase keys (checked two levels deep only)."""
     if not isinstance(obj, dict):

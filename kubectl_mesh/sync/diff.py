@@ -5,9 +5,11 @@ last_updated stripped, sorted by name, as unified diffs under `Clusters Match` /
 
 istiod writes its dump through protojson without original field names (`writeJSON` in
 pilot/pkg/xds/debug.go, pkg/util/protomarshal): camelCase keys, inside the resources too.
-Envoy's admin API writes snake_case, and older istiods and saved files may use either. Both
-sides are read in either spelling and shown in Envoy's, the way istioctl's comparator reads
-both into protos and writes them alike (istioctl/pkg/writer/compare).
+Envoy's admin API writes snake_case, and older istiods and saved files may use either.
+istioctl's comparator reads both into protos and writes them alike through protomarshal
+(istioctl/pkg/writer/compare): camelCase. Here both sides are put in that spelling
+(`keys.canonical`: snake → camel is a function of the name; the other way is not, and would
+also rename the keys of Struct values such as a transport socket match's `tlsMode`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kubectl_mesh.configdump.keys import normalise
+from kubectl_mesh.configdump.keys import canonical
 
 SECTIONS = ("Clusters", "Listeners", "Routes")
 
@@ -42,15 +44,15 @@ class SectionDiff:
 
 
 def _configs(dump: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
-    """The dump's `kind` sections, with snake_case keys throughout."""
-    return [normalise(c) for c in (dump or {}).get("configs") or []
+    """The dump's `kind` sections, with protojson's camelCase keys throughout."""
+    return [canonical(c) for c in (dump or {}).get("configs") or []
             if isinstance(c, Mapping) and str(c.get("@type", "")).endswith("." + kind)]
 
 
 def clusters(dump: Mapping[str, Any]) -> list[dict]:
     """Active dynamic clusters, by name (warming ones are not yet in use)."""
     items = [c.get("cluster") or {} for cfg in _configs(dump, "ClustersConfigDump")
-             for c in cfg.get("dynamic_active_clusters") or []]
+             for c in cfg.get("dynamicActiveClusters") or []]
     return sorted(items, key=lambda c: c.get("name", ""))
 
 
@@ -59,22 +61,22 @@ def listeners(dump: Mapping[str, Any]) -> list[dict]:
     it rejected an update – that is part of what differs."""
     items = []
     for cfg in _configs(dump, "ListenersConfigDump"):
-        for item in cfg.get("dynamic_listeners") or []:
+        for item in cfg.get("dynamicListeners") or []:
             entry: dict[str, Any] = {"name": item.get("name", "")}
-            for state in ("active_state", "warming_state"):
+            for state in ("activeState", "warmingState"):
                 if (item.get(state) or {}).get("listener"):
                     entry[state] = item[state]["listener"]
-            error = item.get("error_state")
+            error = item.get("errorState")
             if error:
-                entry["error_state"] = {k: v for k, v in error.items()
-                                        if k != "last_update_attempt"}
+                entry["errorState"] = {k: v for k, v in error.items()
+                                       if k != "lastUpdateAttempt"}
             items.append(entry)
     return sorted(items, key=lambda c: c["name"])
 
 
 def routes(dump: Mapping[str, Any]) -> list[dict]:
-    items = [r.get("route_config") or {} for cfg in _configs(dump, "RoutesConfigDump")
-             for r in cfg.get("dynamic_route_configs") or []]
+    items = [r.get("routeConfig") or {} for cfg in _configs(dump, "RoutesConfigDump")
+             for r in cfg.get("dynamicRouteConfigs") or []]
     return sorted(items, key=lambda r: r.get("name", ""))
 
 

@@ -469,9 +469,6 @@ def test_istioctl_finds_istiod_and_envoy_in_sync(mesh, sidecar, binaries, tmp_pa
     assert theirs == ["Clusters Match", "Listeners Match", "Routes Match"]
 
 
-@pytest.mark.xfail(strict=True, reason="docs/real-istio.md, finding 'sync --diff': keys.normalise "
-                   "renames Struct keys (tlsMode) and loses the underscore before digits "
-                   "(proxy100Continue → proxy100_continue, not proxy_100_continue)")
 def test_sync_diff_agrees_with_istioctl_on_real_istiod(mesh, sidecar, binaries, tmp_path):
     cp, istiod = mesh
     theirs, ours = proxy_status_diff(binaries, cp, istiod, sidecar, tmp_path)

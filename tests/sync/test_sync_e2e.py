@@ -159,7 +159,8 @@ def test_cds_nack_is_error_and_verify_sees_it_from_the_proxy(mesh, sandbox):
         diff = mesh("sync", "deploy/catalog", "-n", "istioinaction", "--diff")
         assert diff.returncode == 7
         assert diff.stdout.startswith("Clusters Don't Match\n--- Istiod Clusters")
-        assert '-    "lb_policy": "RING_HASH"' in diff.stdout
+        # protojson's spelling, as istioctl shows it
+        assert '-    "lbPolicy": "RING_HASH"' in diff.stdout
         assert "Listeners Match" in diff.stdout and "Routes Match" in diff.stdout
     finally:
         sandbox.kubectl("delete", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"),

@@ -133,3 +133,32 @@ def test_wait_rides_out_a_failed_poll():
     done, _ = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
                             clock=iter([0, 0, 1, 2.5]).__next__, sleep=lambda s: None)
     assert done and "retrying: istiod x did not answer" in err.getvalue()
+
+
+def test_diff_compares_protojson_spellings_where_snake_from_camel_is_ambiguous():
+    """istiod writes camelCase (protojson), Envoy snake_case: `proxy100Continue` is
+    `proxy_100_continue` but `http2ProtocolOptions` is `http2_protocol_options`, and keys of
+    Struct values (a transport socket match's `tlsMode`) are written verbatim by both."""
+    from kubectl_mesh.configdump.keys import camel
+    from kubectl_mesh.sync import diff as diffmod
+
+    def dump(cluster, kind="dynamic_active_clusters"):
+        return {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+                             kind: [{"cluster": cluster}]}]}
+
+    envoy = {"name": "outbound|80||a", "http2_protocol_options": {},
+             "transport_socket_matches": [{"name": "tlsMode-istio", "match": {"tlsMode": "istio"}}],
+             "upstream_http_protocol_options": {"proxy_100_continue": True},
+             "metadata": {"filter_metadata": {"istio": {"some_key": "v"}}}}
+    istiod = {"name": "outbound|80||a", "http2ProtocolOptions": {},
+              "transportSocketMatches": [{"name": "tlsMode-istio", "match": {"tlsMode": "istio"}}],
+              "upstreamHttpProtocolOptions": {"proxy100Continue": True},
+              "metadata": {"filterMetadata": {"istio": {"some_key": "v"}}}}
+    [clusters, *_] = diffmod.compare(dump(istiod, "dynamicActiveClusters"), dump(envoy))
+    assert clusters.match, clusters.diff
+    assert camel("proxy_100_continue") == "proxy100Continue"
+    assert camel("envoy.filters.network.http_connection_manager") == \
+        "envoy.filters.network.http_connection_manager"  # a map key, never renamed
+    changed = dict(envoy, upstream_http_protocol_options={"proxy_100_continue": False})
+    [clusters, *_] = diffmod.compare(dump(istiod, "dynamicActiveClusters"), dump(changed))
+    assert not clusters.match and '+      "proxy100Continue": false' in clusters.diff
