@@ -91,11 +91,10 @@ class Session:
 
     @contextlib.contextmanager
     def admin(self, pod) -> Iterator[object]:
-        """An `EnvoyAdmin` for `pod` over the channel to its admin port."""
-        from kubectl_mesh.admin import open_admin
-        with open_admin(self.config, pod, self.options.proxy_admin_port,
-                        self.options.request_timeout, tls=self.tls,
-                        notices=self.notices) as admin:
+        """An `EnvoyAdmin` for `pod` over `channel(pod, admin port)`."""
+        from kubectl_mesh.admin import admin_over
+        with admin_over(self.channel(pod, self.options.proxy_admin_port), pod,
+                        self.options.request_timeout) as admin:
             yield admin
 
 
