@@ -77,6 +77,11 @@ class EnvoyAdmin:
             params["filter"] = filter
         return self._json("GET", "/stats", params)
 
+    def text(self, path: str, params: dict | None = None) -> str:
+        """The text answer of a GET: `/stats` (`name: value` lines), `/stats/prometheus`,
+        `/clusters` (`cluster::host::field::value` lines)."""
+        return self._request("GET", path, params or {}).text
+
     def server_info(self) -> dict:
         return self._json("GET", "/server_info", {})
 

@@ -299,3 +299,23 @@ def complete_accesslog() -> int:
 
 def complete_analyze() -> int:
     return main_for("analyze")
+
+
+def complete_bootstrap() -> int:
+    return main_for("bootstrap")
+
+
+def complete_all() -> int:
+    return main_for("all")
+
+
+def complete_ecds() -> int:
+    return main_for("ecds")
+
+
+def complete_rootca_compare() -> int:
+    return main_for("rootca-compare")
+
+
+def complete_stats() -> int:
+    return main_for("stats")

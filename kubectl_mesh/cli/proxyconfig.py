@@ -66,3 +66,16 @@ def main_for(name: str, build: Callable[[str], argparse.ArgumentParser],
     def main(argv=None, stdout=None, stderr=None) -> int:
         return common.run(_main, argv, prog=common.prog_name(name), stdout=stdout, stderr=stderr)
     return main
+
+
+def flagless(name: str, summary: str, view: str, **parser_kwargs):
+    """(build_parser, main) of a proxy-config command with no flags of its own, showing the
+    `kubectl_mesh.proxyconfig.views` class called `view` (imported on use: `--help` and
+    completion stay light)."""
+    def build(prog: str) -> argparse.ArgumentParser:
+        return build_parser(prog, summary, lambda p: None, **parser_kwargs)
+
+    def view_of(args):
+        from kubectl_mesh.proxyconfig import views
+        return getattr(views, view)()
+    return build, main_for(name, build, view_of)

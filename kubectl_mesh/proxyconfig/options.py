@@ -33,3 +33,12 @@ class RouteWalkOptions:
     headers: tuple[str, ...] = ()  # --header K:V for the trace
     method: str = "GET"
     check: bool = False
+
+
+@dataclass(frozen=True)
+class RootCaOptions:
+    """`rootca-compare`: two pods (or two saved secrets dumps) and whether they share a root."""
+
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    targets: tuple[str, ...] = ()  # two pods or workloads
+    files: tuple[str, ...] = ()  # or two config dumps
