@@ -113,14 +113,16 @@ def ready_pods(pods: list, what: str, stderr: IO[str]) -> list:
     return ready
 
 
-def pick_one(pods: list, what: str, stderr: IO[str]) -> object:
-    """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)."""
+def pick_one(pods: list, what: str, stderr: IO[str],
+             others: str | None = "--all-pods compares them all") -> object:
+    """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)
+    and, when the command has one, how to see the `others`."""
     if len(pods) == 1:
         return pods[0]
     ready = [p for p in pods if p.ready] or pods
     chosen = ready[0]
-    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}; --all-pods compares them all)",
-          file=stderr)
+    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}"
+          f"{f'; {others}' if others else ''})", file=stderr)
     return chosen
 
 

@@ -42,7 +42,7 @@ def _secrets(opts: RootCaOptions, stderr) -> list[tuple[str, dict]]:
     out = []
     with Session.open(opts.cluster) as session:
         for target in opts.targets:
-            pod = pick_one(session.proxies(target, stderr=stderr), target, stderr)
+            pod = pick_one(session.proxies(target, stderr=stderr), target, stderr, others=None)
             with session.admin(pod) as admin:
                 raw = admin.config_dump(mask=MASKS["secrets"])
             dump = ConfigDump(raw, pod.ref)

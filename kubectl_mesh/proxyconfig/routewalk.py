@@ -40,7 +40,7 @@ def _gather(opts: RouteWalkOptions, stderr):
     from kubectl_mesh.session import Session, pick_one
     with Session.open(opts.cluster) as session:
         pods = session.proxies(opts.target, opts.selector, stderr=stderr)
-        pod = pick_one(pods, opts.target or f"-l {opts.selector}", stderr)
+        pod = pick_one(pods, opts.target or f"-l {opts.selector}", stderr, others=None)
         with session.admin(pod) as admin:
             configs = [c for section in TRACE_SECTIONS for c in admin.config_dump(
                 mask=MASKS[section]).get("configs", [])]

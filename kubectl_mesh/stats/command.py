@@ -28,7 +28,7 @@ def run(opts: StatsOptions, stdout: IO[str], stderr: IO[str]) -> int:
                          "yaml")
     with Session.open(opts.cluster) as session:
         pods = session.proxies(opts.target, opts.selector, stderr=stderr)
-        pod = pick_one(pods, opts.target or f"-l {opts.selector}", stderr)
+        pod = pick_one(pods, opts.target or f"-l {opts.selector}", stderr, others=None)
         with session.admin(pod) as admin:
             if opts.kind == "server":
                 data = _server(admin, opts.output, opts.filter)

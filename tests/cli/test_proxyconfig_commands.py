@@ -118,6 +118,14 @@ def test_stats_bad_input(mesh):
     assert missing.returncode == 3 and missing.stderr.count("\n") == 1
 
 
+def test_a_workload_uses_one_pod_and_says_which_without_all_pods(mesh, sandbox):
+    """stats has no --all-pods: the note names the pod and does not offer it."""
+    out = mesh("stats", "deploy/catalog-v2", "-n", "istioinaction", "--filter", "^server.live$")
+    names = sorted(p["metadata"]["name"] for p in sandbox.pods("istioinaction", "version=v2"))
+    assert (out.returncode, out.stdout) == (0, "server.live: 1\n")
+    assert out.stderr == f"using pod {names[0]}.istioinaction (2 pods match deploy/catalog-v2)\n"
+
+
 def test_kubectl_finds_and_completes_the_new_commands(mesh):
     """kubectl turns `rootca-compare` into the executable kubectl-mesh-rootca_compare and its
     completer kubectl_complete-mesh-rootca_compare (k8s.io/kubectl pkg/cmd/plugin)."""
