@@ -42,7 +42,12 @@ def root_ca_certs(secrets_section: dict, source: str) -> tuple[bytes, ...]:
 
 def _data(source_obj: dict, source: str) -> bytes:
     if isinstance(source_obj.get("inline_bytes"), str):
-        try:  # a bytes field: base64 in the JSON dump
+        # A bytes field: base64 in the JSON dump, the PEM once decoded. istioctl decodes it a
+        # second time (istioctl/pkg/util/configdump/secret.go GetRootCAFromSecretConfigDump,
+        # after protojson already did), which fails on Istio's PEM roots: run on
+        # /work/shared/istio-dumps/sidecar_secrets_istio_ca.json its PrintPodRootCAFromDynamic-
+        # SecretDump says "failed to decode inlinebytes: illegal base64 data at input byte 0".
+        try:
             return base64.b64decode(source_obj["inline_bytes"], validate=True)
         except (binascii.Error, ValueError) as e:
             raise BadInputError(f"the ROOTCA of {source} is not base64") from e
