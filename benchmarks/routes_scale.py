@@ -27,7 +27,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(sys.executable).parent
-MASK = "static_route_configs,dynamic_route_configs"  # kubectl_mesh.cli.proxyconfig.MASKS
+MASK = "static_route_configs,dynamic_route_configs"  # kubectl_mesh.proxyconfig.views.MASKS
 TARGET = 1.5
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -254,8 +254,8 @@ PHASES = [
     ("kubeconfig + API client", "session.py", "open"),
     ("resolve the target (API GETs)", "session.py", "proxies"),
     ("resolve + port-forward + admin fetch (rendering imports overlap Envoy) + json parse",
-     "cli/proxyconfig.py", "fetch_dumps"),
-    ("build the route table", "cli/routes.py", "_table"),
+     "proxyconfig/command.py", "fetch_dumps"),
+    ("build the route table", "proxyconfig/views.py", "table"),
     ("render (tabulate)", "kubectl_mesh/output.py", "write"),
 ]
 
@@ -275,7 +275,7 @@ sys.exit(run_command("routes"))
 # The fetch `routes` does, in the main thread so cProfile sees it (target as in `target`).
 FETCH_ONLY = """
 from kubectl_mesh.cli.common import cluster_options
-from kubectl_mesh.cli.proxyconfig import MASKS
+from kubectl_mesh.proxyconfig.views import MASKS
 from kubectl_mesh.session import Session
 import argparse
 args = argparse.Namespace(kubeconfig=None, context=None, namespace="istio-system",

@@ -77,6 +77,11 @@ class EnvoyAdmin:
             params["filter"] = filter
         return self._json("GET", "/stats", params)
 
+    def text(self, path: str, params: dict | None = None) -> str:
+        """The text answer of a GET: `/stats` (`name: value` lines), `/stats/prometheus`,
+        `/clusters` (`cluster::host::field::value` lines)."""
+        return self._request("GET", path, params or {}).text
+
     def server_info(self) -> dict:
         return self._json("GET", "/server_info", {})
 
@@ -141,15 +146,23 @@ class EnvoyAdmin:
 @contextlib.contextmanager
 def open_admin(config, pod, admin_port: int = 15000, timeout: float | None = 10.0, *,
                kubectl: str | None = None, tls=None, notices=None):
-    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over the one channel to the
-    pod's admin port (`kube.portforward.open_channel`). When the admin client cannot reach
-    Envoy and the channel saw an error (e.g. nothing listens on the port), the error says so.
+    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over a channel of its own to the
+    pod's admin port (`kube.portforward.open_channel`; a Session gives `Session.admin`).
     `tls` (a `wschannel.TlsReuse`) lets many channels share one TLS context and session."""
     from kubectl_mesh.kube.portforward import open_channel
 
-    ref = f"{pod.name}.{pod.namespace}"
     channel = open_channel(config, pod, admin_port, timeout=timeout, kubectl=kubectl, tls=tls,
                            notices=notices)
+    with admin_over(channel, pod, timeout) as admin:
+        yield admin
+
+
+@contextlib.contextmanager
+def admin_over(channel, pod, timeout: float | None = 10.0):
+    """`with admin_over(session.channel(pod, 15000), pod) as admin:` an `EnvoyAdmin` on the
+    channel, which is closed on the way out. When the admin client cannot reach Envoy and the
+    channel saw an error (e.g. nothing listens on the port), the error says so."""
+    ref = f"{pod.name}.{pod.namespace}"
     admin = EnvoyAdmin(channel.describe, pod_ref=ref, timeout=timeout, connect=channel.connect)
     try:
         try:

@@ -33,6 +33,14 @@ def write(out: IO[str], fmt: str, *, headers: Sequence[str] = (),
         out.write(render_table(headers, rows, gap))
 
 
+def write_text(out: IO[str], text: str) -> None:
+    """A text answer written as it came (Envoy's `/stats`, Prometheus text), each line with
+    its control characters escaped (`printable`), ending in a newline when not empty."""
+    lines = text.splitlines()
+    if lines:
+        out.write("\n".join(printable(line) for line in lines) + "\n")
+
+
 # What a terminal would act on instead of showing: C0 controls (ESC starts a sequence that
 # can clear or retitle the screen, a newline forges a row), DEL, C1 controls, the Unicode
 # line/paragraph separators and the bidirectional overrides that reorder what is shown.

@@ -93,11 +93,10 @@ class Session:
 
     @contextlib.contextmanager
     def admin(self, pod) -> Iterator[object]:
-        """An `EnvoyAdmin` for `pod` over the channel to its admin port."""
-        from kubectl_mesh.admin import open_admin
-        with open_admin(self.config, pod, self.options.proxy_admin_port,
-                        self.options.request_timeout, tls=self.tls,
-                        notices=self.notices) as admin:
+        """An `EnvoyAdmin` for `pod` over `channel(pod, admin port)`."""
+        from kubectl_mesh.admin import admin_over
+        with admin_over(self.channel(pod, self.options.proxy_admin_port), pod,
+                        self.options.request_timeout) as admin:
             yield admin
 
 
@@ -116,14 +115,16 @@ def ready_pods(pods: list, what: str, stderr: IO[str]) -> list:
     return ready
 
 
-def pick_one(pods: list, what: str, stderr: IO[str]) -> object:
-    """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)."""
+def pick_one(pods: list, what: str, stderr: IO[str],
+             others: str | None = "--all-pods compares them all") -> object:
+    """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)
+    and, when the command has one, how to see the `others`."""
     if len(pods) == 1:
         return pods[0]
     ready = [p for p in pods if p.ready] or pods
     chosen = ready[0]
-    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}; --all-pods compares them all)",
-          file=stderr)
+    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}"
+          f"{f'; {others}' if others else ''})", file=stderr)
     return chosen
 
 

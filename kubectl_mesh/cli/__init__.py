@@ -31,12 +31,14 @@ class Command:
 
     @property
     def module(self) -> str:
-        return f"{__name__}.{self.name}"
+        return f"{__name__}.{self.name.replace('-', '_')}"
 
     @property
     def executable(self) -> str:
-        """The separate plugin executable pip installs, e.g. `kubectl-mesh-routes`."""
-        return f"kubectl-mesh-{self.name}"
+        """The separate plugin executable pip installs, e.g. `kubectl-mesh-routes`; a dash in
+        the name is an underscore, as kubectl looks it up (`kubectl mesh rootca-compare` runs
+        `kubectl-mesh-rootca_compare`: k8s.io/kubectl pkg/cmd/plugin, DefaultPluginHandler)."""
+        return f"kubectl-mesh-{self.name.replace('-', '_')}"
 
     def is_installed(self) -> bool:
         """Whether the command's module can be imported, without importing it."""
@@ -62,6 +64,11 @@ COMMANDS: tuple[Command, ...] = (
             takes_target=False, takes_files=True),
     Command("describe", "Describe a pod or service and the Istio configuration that affects it",
             kind_first=True),
+    Command("bootstrap", "Show a proxy's bootstrap: versions, node, admin, xDS servers"),
+    Command("all", "Show every table of a proxy's config at once"),
+    Command("ecds", "Show a proxy's extension configs (ECDS)"),
+    Command("rootca-compare", "Check whether two pods trust the same root CA"),
+    Command("stats", "Show a proxy's Envoy stats (server or clusters)"),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

@@ -12,18 +12,15 @@ def _flags(p) -> None:
     p.add_argument("--direction", default="", help="only inbound or outbound clusters")
 
 
-def _table(dump, args, fmt):
-    from kubectl_mesh.configdump import ClusterFilter, cluster_table
-    flt = ClusterFilter(fqdn=args.fqdn, port=args.port, subset=args.subset, direction=args.direction)
-    return cluster_table(dump.clusters, flt, wide=fmt == "wide")
-
-
-RESOURCE = proxyconfig.Resource("clusters", "Show a proxy's clusters (upstream services).",
-                                _flags, _table)
-
-
 def build_parser(prog: str):
-    return proxyconfig.build_parser(RESOURCE, prog)
+    return proxyconfig.build_parser(prog, "Show a proxy's clusters (upstream services).", _flags)
 
 
-main = proxyconfig.main_for(RESOURCE)
+def view_of(args):
+    from kubectl_mesh.configdump import ClusterFilter
+    from kubectl_mesh.proxyconfig.views import ClustersView
+    return ClustersView(ClusterFilter(fqdn=args.fqdn, port=args.port, subset=args.subset,
+                                      direction=args.direction))
+
+
+main = proxyconfig.main_for("clusters", build_parser, view_of)

@@ -313,3 +313,23 @@ def complete_analyze() -> int:
 
 def complete_describe() -> int:
     return main_for("describe")
+
+
+def complete_bootstrap() -> int:
+    return main_for("bootstrap")
+
+
+def complete_all() -> int:
+    return main_for("all")
+
+
+def complete_ecds() -> int:
+    return main_for("ecds")
+
+
+def complete_rootca_compare() -> int:
+    return main_for("rootca-compare")
+
+
+def complete_stats() -> int:
+    return main_for("stats")

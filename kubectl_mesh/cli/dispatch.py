@@ -171,6 +171,11 @@ sniff_main = _executable("sniff")
 accesslog_main = _executable("accesslog")
 analyze_main = _executable("analyze")
 describe_main = _executable("describe")
+bootstrap_main = _executable("bootstrap")
+all_main = _executable("all")
+ecds_main = _executable("ecds")
+rootca_compare_main = _executable("rootca-compare")
+stats_main = _executable("stats")
 
 
 if __name__ == "__main__":

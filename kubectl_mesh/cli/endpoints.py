@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from kubectl_mesh.cli import proxyconfig
 
+EPILOG = ("--file takes Envoy's /clusters?format=json (the live table) or a config dump with "
+          "its EDS section (/config_dump?include_eds: istioctl's NAME STATUS LOCALITY CLUSTER).")
+
 
 def _flags(p) -> None:
     p.add_argument("--address", default="", help="only endpoints with this IP")
@@ -12,25 +15,16 @@ def _flags(p) -> None:
     p.add_argument("--status", default="", help="only endpoints with this health status, e.g. HEALTHY")
 
 
-def _table(dump, args, fmt):
-    from kubectl_mesh.configdump import EndpointFilter, endpoint_table
-    from kubectl_mesh.configdump.endpoints import eds_table
-    flt = EndpointFilter(address=args.address, port=args.port, cluster=args.cluster,
-                         status=args.status)
-    # A config dump's EDS section has no outlier state: istioctl's table of it instead.
-    table = endpoint_table if dump.kind == "clusters_status" else eds_table
-    return table(dump.endpoints, flt, wide=fmt == "wide")
-
-
-RESOURCE = proxyconfig.Resource(
-    "endpoints", "Show a proxy's endpoints and their health.", _flags, _table,
-    fetch=lambda admin, while_waiting: admin.clusters(while_waiting=while_waiting),
-    epilog="--file takes Envoy's /clusters?format=json (the live table) or a config dump with "
-           "its EDS section (/config_dump?include_eds: istioctl's NAME STATUS LOCALITY CLUSTER).")
-
-
 def build_parser(prog: str):
-    return proxyconfig.build_parser(RESOURCE, prog)
+    return proxyconfig.build_parser(prog, "Show a proxy's endpoints and their health.", _flags,
+                                    epilog=EPILOG)
 
 
-main = proxyconfig.main_for(RESOURCE)
+def view_of(args):
+    from kubectl_mesh.configdump import EndpointFilter
+    from kubectl_mesh.proxyconfig.views import EndpointsView
+    return EndpointsView(EndpointFilter(address=args.address, port=args.port,
+                                        cluster=args.cluster, status=args.status))
+
+
+main = proxyconfig.main_for("endpoints", build_parser, view_of)

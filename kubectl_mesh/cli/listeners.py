@@ -13,6 +13,15 @@ def _type(text: str) -> str:
     return value
 
 
+def _truth(text: str) -> bool:
+    import argparse
+    value = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}.get(
+        text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: true or false")
+    return value
+
+
 def _flags(p) -> None:
     p.add_argument("--address", default="", help="only listeners with this address")
     p.add_argument("--port", type=int, default=0, help="only listeners on this port")
@@ -23,28 +32,16 @@ def _flags(p) -> None:
                    metavar="BOOL", help="istioctl's spelling: --verbose=false is --summary")
 
 
-def _truth(text: str) -> bool:
-    import argparse
-    value = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}.get(
-        text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: true or false")
-    return value
-
-
-def _table(dump, args, fmt):
-    from kubectl_mesh.configdump import ListenerFilter, listener_table
-    flt = ListenerFilter(address=args.address, port=args.port, type=args.type or "")
-    return listener_table(dump.listeners, flt, verbose=args.verbose and not args.summary,
-                          wide=fmt == "wide")
-
-
-RESOURCE = proxyconfig.Resource("listeners", "Show a proxy's listeners and filter chains.",
-                                _flags, _table)
-
-
 def build_parser(prog: str):
-    return proxyconfig.build_parser(RESOURCE, prog)
+    return proxyconfig.build_parser(prog, "Show a proxy's listeners and filter chains.", _flags)
 
 
-main = proxyconfig.main_for(RESOURCE)
+def view_of(args):
+    from kubectl_mesh.configdump import ListenerFilter
+    from kubectl_mesh.proxyconfig.views import ListenersView
+    return ListenersView(ListenerFilter(address=args.address, port=args.port,
+                                        type=args.type or ""),
+                         verbose=args.verbose and not args.summary)
+
+
+main = proxyconfig.main_for("listeners", build_parser, view_of)

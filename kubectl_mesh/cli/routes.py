@@ -16,10 +16,6 @@ examples:
 --trace exits 0 when the request would reach a healthy endpoint and 7 when it would not;
 --check exits 7 when it finds something."""
 
-# Sections a trace walks: listeners → route configs → clusters. Envoy applies one field mask to
-# every section type, so each section is its own masked fetch.
-TRACE_SECTIONS = ("listeners", "routes", "clusters")
-
 
 def _flags(p) -> None:
     p.add_argument("--name", default="", help="only the route configuration with this exact name")
@@ -35,120 +31,45 @@ def _flags(p) -> None:
                         "shadowed routes in the proxy's live config")
 
 
-def _table(dump, args, fmt):
-    from kubectl_mesh.configdump import RouteFilter, route_table
-    # -o json|yaml prints the selected configs as they are; --all-pods compares rows
-    rows = fmt in ("short", "wide") or args.all_pods
-    return route_table(dump.routes, RouteFilter(name=args.name), verbose=not args.summary,
-                       wide=fmt == "wide", rows=rows)
-
-
-RESOURCE = proxyconfig.Resource("routes", "Show a proxy's routes: virtual hosts, matches and "
-                                "destinations; trace a request; check the live config.",
-                                _flags, _table, epilog=EPILOG)
-
-
 def build_parser(prog: str):
-    return proxyconfig.build_parser(RESOURCE, prog)
+    return proxyconfig.build_parser(prog, "Show a proxy's routes: virtual hosts, matches and "
+                                    "destinations; trace a request; check the live config.",
+                                    _flags, epilog=EPILOG)
 
 
-def _main(argv, *, prog, stdout, stderr):
-    args = build_parser(prog).parse_args(argv)
-    tracing = args.trace is not None  # `--trace ""` is a URL too: a bad one
-    if not (tracing or args.check):
-        if args.header:
-            from kubectl_mesh.errors import UsageError
-            raise UsageError("--header is for --trace")
-        return proxyconfig.run(RESOURCE, argv, prog=prog, stdout=stdout, stderr=stderr)
+def view_of(args):
+    from kubectl_mesh.proxyconfig.views import RoutesView
+    return RoutesView(route_name=args.name, summary=args.summary)
+
+
+def walk_options(args, prog: str):
+    """The frozen RouteWalkOptions of `--trace URL` or `--check`; UsageError for clashes."""
     from kubectl_mesh.errors import UsageError
+    from kubectl_mesh.proxyconfig.options import RouteWalkOptions
+    tracing = args.trace is not None  # `--trace ""` is a URL too: a bad one
     if tracing and args.check:
         raise UsageError("give --trace URL or --check, not both")
     if args.all_pods:
         raise UsageError("--all-pods compares tables; --trace and --check look at one pod")
     if args.header and not tracing:
         raise UsageError("--header is for --trace")
-    from kubectl_mesh.configdump.shape import reading
-    from kubectl_mesh.trace import parse_request
-    request = parse_request(args.trace, args.header, args.method) if tracing else None
-    dump, endpoints, port_map, ref = _gather(args, prog, stderr)
-    with reading(ref):
-        if request is not None:
-            return _trace(dump, request, endpoints, port_map, args.output, stdout)
-        return _check(dump, endpoints, ref, args.output, stdout)
+    proxyconfig.check_source(args, prog, " --check")
+    return RouteWalkOptions(cluster=common.cluster_options(args), target=args.target,
+                            selector=args.selector, file=args.file, output=args.output,
+                            url=args.trace, headers=tuple(args.header), method=args.method,
+                            check=args.check)
 
 
-def _gather(args, prog, stderr):
-    """(config dump, endpoints or None, service port → target port, source) for the walk."""
-    from kubectl_mesh.configdump import ConfigDump, read_dump
-    from kubectl_mesh.configdump.shape import reading
-    from kubectl_mesh.errors import UsageError
-    if args.file:
-        if args.target or args.selector:
-            raise UsageError("give a target or --file, not both")
-        dump = read_dump(args.file)
-        # a dump taken with ?include_eds carries endpoints; otherwise they are not checked
-        with reading(args.file):
-            endpoints = dump.endpoints if dump.has("endpoints") else None
-        return dump, endpoints, {}, args.file
-    if not (args.target or args.selector):
-        raise UsageError("a target or --file is required",
-                         hint=f"e.g. {prog} deploy/istio-ingressgateway -n istio-system --check")
-    from kubectl_mesh.session import Session, pick_one
-    with Session.open(common.cluster_options(args)) as session:
-        pods = session.proxies(args.target, args.selector, stderr=stderr)
-        pod = pick_one(pods, args.target or f"-l {args.selector}", stderr)
-        with session.admin(pod) as admin:
-            configs = [c for section in TRACE_SECTIONS for c in admin.config_dump(
-                mask=proxyconfig.MASKS[section]).get("configs", [])]
-            dump = ConfigDump({"configs": configs}, pod.ref)
-            endpoints = ConfigDump(admin.clusters(), pod.ref).endpoints
-        port_map = service_port_map(session.api, pod)
-    return dump, endpoints, port_map, pod.ref
-
-
-def service_port_map(api, pod) -> dict[int, int]:
-    """Service port → the pod's target port, for the Services that select the pod (a gateway
-    is reached on its Service's port 80 but its listener is on 8080)."""
-    mapping: dict[int, int] = {}
-    services = api.list_resource("services", pod.namespace)
-    for svc in services:
-        spec = svc.get("spec") or {}
-        selector = spec.get("selector") or {}
-        if not selector or any(pod.labels.get(k) != v for k, v in selector.items()):
-            continue
-        for port in spec.get("ports") or []:
-            target = port.get("targetPort", port.get("port"))
-            if isinstance(target, int) or str(target).isdigit():
-                mapping.setdefault(int(port["port"]), int(target))
-    return mapping
-
-
-def _trace(dump, request, endpoints, port_map, fmt, stdout) -> int:
-    from kubectl_mesh import output
-    from kubectl_mesh.errors import FindingsError
-    from kubectl_mesh.trace import trace_request, render_trace
-    result = trace_request(dump, request, port_map=port_map, endpoints=endpoints)
-    if fmt in ("json", "yaml"):
-        output.write(stdout, fmt, data=result.to_dict())
-    else:
-        stdout.write(render_trace(result, use_colour=output.use_colour(stdout)))
-    if not result.ok:
-        answer = result.answers[0].describe() if result.answers else result.outcome
-        raise FindingsError(f"{request.url} would fail: {answer}")
-    return 0
-
-
-def _check(dump, endpoints, ref, fmt, stdout) -> int:
-    from kubectl_mesh import output
-    from kubectl_mesh.errors import FindingsError
-    from kubectl_mesh.trace import check_config, findings_table
-    findings = check_config(dump, endpoints)
-    table = findings_table(findings, wide=fmt == "wide")
-    output.write(stdout, fmt, headers=table.headers, rows=table.rows, data=table.data,
-                 gap=table.gap)
-    if findings:
-        raise FindingsError(f"{len(findings)} problem(s) in the routes of {ref}")
-    return 0
+def _main(argv, *, prog, stdout, stderr):
+    args = build_parser(prog).parse_args(argv)
+    if args.trace is not None or args.check:
+        from kubectl_mesh.proxyconfig import routewalk
+        return routewalk.run(walk_options(args, prog), stdout, stderr)
+    if args.header:
+        from kubectl_mesh.errors import UsageError
+        raise UsageError("--header is for --trace")
+    from kubectl_mesh.proxyconfig.command import run
+    return run(proxyconfig.options_from_args(args, view_of(args), prog), stdout, stderr)
 
 
 def main(argv=None, stdout=None, stderr=None) -> int:

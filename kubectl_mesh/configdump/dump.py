@@ -37,6 +37,7 @@ _SECTION_FIELDS = {
     "listeners": ("static_listeners", "dynamic_listeners"),
     "routes": ("static_route_configs", "dynamic_route_configs"),
     "secrets": ("static_secrets", "dynamic_active_secrets", "dynamic_warming_secrets"),
+    "ecds": ("ecds_filters",),
 }
 
 # `?resource=<field>` answers with a list of element messages; map them back to their field.
@@ -173,6 +174,16 @@ class ConfigDump:
 
         return self._parsed("secrets", parse_secrets)
 
+    @functools.cached_property
+    def ecds(self):
+        """The extension configs (ECDS); none when the dump has no EcdsConfigDump, which Envoy
+        leaves out while no filter is configured over ECDS."""
+        from kubectl_mesh.configdump.ecds import parse_ecds
+
+        if "ecds" not in self._sections and self.kind == "config_dump":
+            return []
+        return self._parsed("ecds", parse_ecds)
+
 
 def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict], dict[str, Any]]:
     """Tell what kind of admin output `raw` is and index its sections by name; also where
@@ -223,6 +234,14 @@ def _classify(raw: Any, source: str) -> tuple[str, dict[str, dict], dict[str, An
             origins.setdefault(name, {}).setdefault(field, []).append(index)
             continue
         name = _section_of(item)
+        if name == "ecds" and name in sections:
+            # Envoy writes one EcdsConfigDump per filter kind (http, network, listener):
+            # their extension configs together, as istioctl's GetEcdsConfigDump merges them.
+            more = {snake(k): v for k, v in item.items()}.get("ecds_filters")
+            if isinstance(more, list):
+                merged = sections[name].get("ecds_filters")
+                sections[name]["ecds_filters"] = (merged if isinstance(merged, list) else []) + more
+            continue
         if name is not None:
             # Only the top-level keys are normalised here; elements are normalised when parsed.
             sections[name] = {snake(k): v for k, v in item.items()}

@@ -7,7 +7,7 @@ import io
 import json
 
 
-from kubectl_mesh.cli import proxyconfig
+from kubectl_mesh.proxyconfig import command as proxyconfig
 from kubectl_mesh.configdump import ConfigDump
 from sandbox.testing import SCENARIOS
 

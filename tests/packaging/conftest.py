@@ -12,10 +12,13 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 VENV_PYTHON = os.path.join(VENV_BIN, "python3")
 KUBECTL = os.path.join(VENV_BIN, "kubectl")
 COMMAND_NAMES = ("sync", "routes", "listeners", "clusters", "endpoints", "secrets", "loglevel",
-                 "sniff", "accesslog", "analyze", "describe")
-PLUGIN_EXECUTABLES = ("kubectl-mesh",) + tuple(f"kubectl-mesh-{c}" for c in COMMAND_NAMES)
+                 "sniff", "accesslog", "analyze", "describe",
+                 "bootstrap", "all", "ecds", "rootca-compare", "stats")
+# kubectl runs `kubectl mesh rootca-compare` as kubectl-mesh-rootca_compare: `-` becomes `_`
+PLUGIN_EXECUTABLES = ("kubectl-mesh",) + tuple(
+    f"kubectl-mesh-{c.replace('-', '_')}" for c in COMMAND_NAMES)
 COMPLETION_EXECUTABLES = ("kubectl_complete-mesh",) + tuple(
-    f"kubectl_complete-mesh-{c}" for c in COMMAND_NAMES)
+    f"kubectl_complete-mesh-{c.replace('-', '_')}" for c in COMMAND_NAMES)
 
 
 def system_path() -> str:

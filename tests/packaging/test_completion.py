@@ -117,7 +117,7 @@ def test_command_names():
     installed = [c.name for c in COMMANDS if c.is_installed()]
     assert completion.complete_mesh_words([""]) == (installed + ["version", "help"], 4)
     assert completion.complete_mesh_words(["ver"]) == (["version"], 4)
-    assert completion.complete_mesh_words(["help", "ro"]) == (["routes"], 4)
+    assert completion.complete_mesh_words(["help", "ro"]) == (["routes", "rootca-compare"], 4)
     # `kubectl mesh routes --ku` through the dispatcher's completion.
     assert completion.complete_mesh_words(["routes", "--ku"]) == (["--kubeconfig"], 4)
 

@@ -48,7 +48,7 @@ def test_registry_matches_the_executables():
     assert COMMANDS[1].module == "kubectl_mesh.cli.routes"
     assert COMMANDS[1].executable == "kubectl-mesh-routes"
     for name in COMMAND_NAMES:  # each console-script function exists
-        assert callable(getattr(dispatch, f"{name}_main"))
+        assert callable(getattr(dispatch, f"{name.replace('-', '_')}_main"))
 
 
 def test_help_lists_installed_commands_with_summaries(fake_command):

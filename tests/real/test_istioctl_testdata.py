@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from kubectl_mesh.cli import endpoints, routes, secrets
+from kubectl_mesh.cli import bootstrap, ecds, endpoints, routes, secrets
 
 ISTIO = "istio.io/istio"
 
@@ -47,8 +47,10 @@ WRITER = "istioctl/pkg/writer/envoy/configdump/testdata"
      "routes/istio-gateway-http-route-prefix/output.txt"),
     (routes, "routes/k8s-gateway-http-route-path-prefix/configdump.json", [],
      "routes/k8s-gateway-http-route-path-prefix/output.txt"),
+    (ecds, "ecds/configdump.json", [], "ecds/output.txt"),
+    (bootstrap, "bootstrapdump.json", [], "versionsummary.txt"),
 ], ids=["endpoints", "endpoints-port", "routes-empty-gateway", "routes-istio-gateway",
-        "routes-k8s-gateway"])
+        "routes-k8s-gateway", "ecds", "bootstrap-versions"])
 def test_tables_as_istioctl_writes_them(istio_source, command, dump, flags, expected):
     out, err = io.StringIO(), io.StringIO()
     code = command.main(["--file", str(istio_source / WRITER / dump), *flags], out, err)
