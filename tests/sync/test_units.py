@@ -133,3 +133,49 @@ def test_wait_rides_out_a_failed_poll():
     done, _ = wait_for_sync(lambda: next(polls), timeout=10, stderr=err,
                             clock=iter([0, 0, 1, 2.5]).__next__, sleep=lambda s: None)
     assert done and "retrying: istiod x did not answer" in err.getvalue()
+
+
+# ---- revision tags ---------------------------------------------------------------------------
+
+
+class _Webhooks:
+    """An API whose MutatingWebhookConfigurations are `hooks` (or that refuses to list them)."""
+
+    def __init__(self, hooks=None, forbidden=False):
+        self.hooks, self.forbidden, self.selectors = hooks or [], forbidden, []
+
+    def list_resource(self, resource, namespace=None, *, label_selector=None,
+                      field_selector=None):
+        from kubectl_mesh.errors import ForbiddenError
+        assert resource == "mutatingwebhookconfigurations"
+        self.selectors.append(label_selector)
+        if self.forbidden:
+            raise ForbiddenError("cannot list mutatingwebhookconfigurations")
+        tag = label_selector.split("=", 1)[1]
+        return [h for h in self.hooks if h["metadata"]["labels"].get("istio.io/tag") == tag]
+
+
+def _hook(tag, rev):
+    return {"metadata": {"name": f"istio-revision-tag-{tag}",
+                         "labels": {"istio.io/tag": tag, "istio.io/rev": rev}}}
+
+
+def test_a_revision_tag_resolves_to_its_webhooks_revision():
+    import io
+
+    from kubectl_mesh.sync.revisions import resolve_revision
+    api, err = _Webhooks([_hook("prod", "1-28"), _hook("canary", "1-29")]), io.StringIO()
+    assert resolve_revision(api, "prod", err) == "1-28"
+    assert api.selectors == ["istio.io/tag=prod"]
+    assert "revision tag prod → revision 1-28" in err.getvalue()
+    assert resolve_revision(api, "1-28") == "1-28"  # no tag of that name: a revision
+    assert resolve_revision(_Webhooks(forbidden=True), "prod") == "prod"
+    assert resolve_revision(api, None) is None
+
+
+def test_a_tag_pointing_at_two_revisions_is_bad_input():
+    from kubectl_mesh.errors import BadInputError
+    from kubectl_mesh.sync.revisions import resolve_revision
+    api = _Webhooks([_hook("prod", "1-28"), _hook("prod", "1-29")])
+    with pytest.raises(BadInputError, match="points at several revisions"):
+        resolve_revision(api, "prod")
