@@ -58,6 +58,21 @@ def test_sync_reads_xds_while_istiods_http_debug_is_off(mesh, sandbox):
     assert FALLBACK_NOTE not in out.stderr and out.stderr == ""
 
 
+def test_verify_prefers_http_and_says_what_xds_cannot_check(mesh, sandbox):
+    out = mesh("sync", "--verify")
+    assert out.returncode == 0, out.stderr
+    assert "note:" not in out.stderr  # HTTP answered: its nonces let LAGGING be checked
+    with sandbox.istiod_debug_http(False):
+        out = mesh("sync", "--verify", "-o", "wide")
+    assert out.returncode == 0, out.stderr
+    assert sorted(_rows(out.stdout.split("\n\n")[0])) == _meshed(sandbox)
+    notes = [line for line in out.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: istiod's HTTP debug interface did not answer (HTTP 15014: answered "
+                     "404 to /debug/syncz: 404 page not found (ENABLE_DEBUG_ON_HTTP=false?)); "
+                     "reading syncz over XDS 15012, which has no nonces: --verify cannot check "
+                     "LAGGING"], out.stderr
+
+
 def test_without_xds_sync_falls_back_to_http_and_says_so_once(mesh, sandbox):
     with sandbox.denied(NO_TOKEN):
         out = mesh("sync", "--wait", "--timeout", "20s")
