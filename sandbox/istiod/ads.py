@@ -282,9 +282,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             conn.proxy = proxy
             log.info("ADS stream from %s (%s)", conn.proxy.id, conn.peer)
         type_url = request.type_url
-        if type_url.startswith(statusgen.DEBUG_TYPE_PREFIX):
-            return [self._debug_response(conn, type_url)]
         names = list(request.resource_names)
+        if type_url.startswith(statusgen.DEBUG_TYPE_PREFIX):
+            return [self._debug_response(conn, type_url, names)]
         watched = conn.watched.get(type_url)
         if request.response_nonce and watched is not None:
             if request.response_nonce != watched.nonce_sent:
@@ -322,12 +322,12 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                                 f"authorization failed: no identities ([{identity.spiffe}]) "
                                 f"matched {proxy.config_namespace}/{proxy.service_account}")
 
-    def _debug_response(self, conn: Connection, type_url: str):
+    def _debug_response(self, conn: Connection, type_url: str, names: list[str]):
         """A debug type's answer (StatusGen), under the current push version."""
         try:
             packed = statusgen.generate(type_url, self.connections(),
                                         conn.identity.namespace if conn.identity else None,
-                                        self.debug_access)
+                                        self.debug_access, names)
         except statusgen.Unauthenticated as e:
             log.warning("proxy %s is not authorized to receive debug info. Ensure you are "
                         "connecting over TLS port and are authenticated.", conn.proxy.id)

@@ -67,6 +67,11 @@ def syncz(ads: AdsServer, namespace: str | None = None) -> list[dict]:
 
 
 def config_dump(conn: Connection, include_eds: bool = False) -> dict:
+    """`config_dump_message` as istiod writes it over HTTP (protojson)."""
+    return protojson(config_dump_message(conn, include_eds))
+
+
+def config_dump_message(conn: Connection, include_eds: bool = False):
     """This proxy's config generated from its last push context, as an Envoy admin v3
     ConfigDump the way istiod's `connectionConfigDump` (pilot/pkg/xds/debug.go) builds it:
     every section stamped with the proxy's `LastPushContext.PushVersion` – a global version
@@ -108,7 +113,7 @@ def config_dump(conn: Connection, include_eds: bool = False) -> dict:
     dump = config_dump_pb2.ConfigDump()
     for message in configs:
         dump.configs.add().Pack(message)
-    return protojson(dump)
+    return dump
 
 
 def protojson(message) -> dict:

@@ -25,6 +25,7 @@ from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 
 DEBUG_TYPE_PREFIX = "istio.io/debug/"
 SYNCZ_TYPE = DEBUG_TYPE_PREFIX + "syncz"
+CONFIG_DUMP_TYPE = DEBUG_TYPE_PREFIX + "config_dump"
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
@@ -109,8 +110,12 @@ def client_config(conn) -> csds_pb2.ClientConfig:
 
 
 def generate(type_url: str, connections, identity_namespace: str | None,
-             access: DebugAccess) -> list[any_pb2.Any]:
-    """The resources of a debug type's response (`handleInternalRequest`)."""
+             access: DebugAccess, names: list[str] = ()) -> list[any_pb2.Any]:
+    """The resources of a debug type's response (`handleInternalRequest`): for syncz the
+    proxies' ClientConfigs; for `istio.io/debug/config_dump` with one resource name (a proxy
+    id) the sections of what istiod would send it, without EDS (`debugConfigDump`:
+    `connectionConfigDump(conn, false)`, `AnyToUnnamedResources`); nothing for a proxy not
+    connected here, in another namespace than a restricted caller's, or not one name."""
     if access.auth and identity_namespace is None:
         raise Unauthenticated("authentication required")
     caller = access.caller_namespace(identity_namespace)
@@ -125,4 +130,10 @@ def generate(type_url: str, connections, identity_namespace: str | None,
             packed = any_pb2.Any()
             packed.Pack(client_config(conn))
             out.append(packed)
+    elif type_url == CONFIG_DUMP_TYPE and len(names) == 1:
+        conn = next((c for c in reversed(list(connections))
+                     if c.proxy is not None and c.proxy.id == names[0]), None)
+        if conn is not None and (not caller or conn.proxy.config_namespace == caller):
+            from sandbox.istiod.debug import config_dump_message
+            out.extend(config_dump_message(conn).configs)
     return out

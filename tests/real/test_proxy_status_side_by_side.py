@@ -88,3 +88,47 @@ def test_same_stale_type_while_the_gateway_is_paused(sandbox, mesh, istioctl):
         sandbox.kubectl("patch", "vs", "catalog-v1-v2", "-n", "istioinaction", "--type",
                         "json", "-p", VS_UNDO, check=False)
     assert mesh("sync", "--wait", "--timeout", "30s").returncode == 0
+
+
+def _verdicts(text: str) -> list[str]:
+    """`Clusters Match`, `Routes Don't Match`, ... (istioctl adds `(RDS last loaded at ...)`)."""
+    return [line.split(" (")[0] for line in text.splitlines()
+            if line.split(" ")[0] in ("Clusters", "Listeners", "Routes")]
+
+
+def test_same_diff_verdicts_over_the_config_dump_debug_type(sandbox, mesh, istioctl):
+    """`istioctl proxy-status <pod>` asks the debug type istio.io/debug/config_dump; `sync
+    --diff` reads /debug/config_dump. A push lost on the way (the `lose-pushes` fault: istiod
+    believes the gateway ACKed new routes its Envoy never got) must show in both."""
+    from sandbox.istiod.faults import FAULT_ANNOTATION
+    gateway = sandbox.pods("istio-system", "istio=ingressgateway")[0]["metadata"]["name"]
+    ref = f"{gateway}.istio-system"
+
+    def both():
+        theirs = subprocess.run([istioctl, "proxy-status", ref], env=sandbox.env(),
+                                capture_output=True, text=True, timeout=60)
+        assert theirs.returncode == 0, theirs.stderr
+        ours = mesh("sync", ref, "--diff")
+        return _verdicts(theirs.stdout), _verdicts(ours.stdout), ours.returncode
+
+    theirs, ours, code = both()
+    assert theirs == ours == ["Clusters Match", "Listeners Match", "Routes Match"]
+    assert code == 0
+    sandbox.kubectl("annotate", "pod", gateway, "-n", "istio-system", "--overwrite",
+                    f"{FAULT_ANNOTATION}=lose-pushes")
+    try:
+        sandbox.kubectl("patch", "vs", "catalog-v1-v2", "-n", "istioinaction", "--type",
+                        "json", "-p", VS_PATCH % "7s")
+        theirs, ours, code = sandbox.wait_for(
+            lambda: (r := both()) and "Routes Don't Match" in r[0] and r, timeout=30,
+            what="istioctl seeing the lost route push")
+        assert theirs == ours == ["Clusters Match", "Listeners Match", "Routes Don't Match"]
+        assert code == 7
+    finally:
+        sandbox.kubectl("annotate", "pod", gateway, "-n", "istio-system", "--overwrite",
+                        f"{FAULT_ANNOTATION}-")
+        sandbox.kubectl("patch", "vs", "catalog-v1-v2", "-n", "istioinaction", "--type",
+                        "json", "-p", VS_UNDO, check=False)
+    sandbox.wait_for(lambda: _verdicts(mesh("sync", ref, "--diff").stdout)
+                     == ["Clusters Match", "Listeners Match", "Routes Match"], timeout=30,
+                     what="the gateway healed")
