@@ -27,12 +27,17 @@ def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
 
     with Session.open(opts.cluster, stderr=stderr) as session:
         revision = resolve_revision(session.api, opts.revision, stderr)
-        istiod_pods = [] if opts.reach.xds_address else \
-            find_istiods(session.api, opts.istio_namespace, revision)
+        reach = opts.reach
+        istiod_pods = []
+        if not reach.xds_address:
+            try:
+                istiod_pods = find_istiods(session.api, opts.istio_namespace, revision)
+            except NotFoundError as no_pod:
+                reach = _external_control_plane(session.api, opts, revision, no_pod, stderr)
         target_pods = _target_pods(session, opts, stderr)
         scope = scope_for(opts.cluster.namespace, opts.cluster.all_namespaces,
                           None if target_pods is None else [p.ref for p in target_pods])
-        with open_istiods(session, istiod_pods, opts.reach, opts.istio_namespace, revision,
+        with open_istiods(session, istiod_pods, reach, opts.istio_namespace, revision,
                           opts.cluster.request_timeout, http_first=opts.verify) as istiods:
             if opts.diff:
                 return _diff(session, opts, target_pods, istiods, stdout, stderr)
@@ -60,6 +65,21 @@ def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
                             hint="raise --timeout, or look at the table above")
     _raise_findings(proxies, missing, findings, scope, [i.name for i in istiods], stderr)
     return 0
+
+
+def _external_control_plane(api, opts: SyncOptions, revision, no_pod: NotFoundError, stderr):
+    """No istiod pod: the ReachOptions for the control plane its revision's injection webhook
+    points at (a control plane outside the cluster), or `no_pod` is raised."""
+    import dataclasses
+
+    from kubectl_mesh.sync.revisions import webhook_xds_address
+    found = webhook_xds_address(api, revision)
+    if found is None or opts.diff:
+        raise no_pod
+    hook, address = found
+    print(f"no istiod pod in namespace {opts.istio_namespace}: asking the control plane at "
+          f"{address}, the injection URL of MutatingWebhookConfiguration {hook}", file=stderr)
+    return dataclasses.replace(opts.reach, xds_address=address)
 
 
 # ---- selection -------------------------------------------------------------------------------

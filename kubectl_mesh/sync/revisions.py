@@ -40,3 +40,35 @@ def resolve_revision(api, name: str | None, stderr: IO[str] | None = None) -> st
     if stderr is not None:
         print(f"revision tag {name} → revision {revisions[0]}", file=stderr)
     return revisions[0]
+
+
+def webhook_xds_address(api, revision: str | None) -> tuple[str, str] | None:
+    """(webhook configuration name, HOST:PORT) of a control plane that runs outside the
+    cluster, from the injection URL of its revision's webhook (`clientConfig.url`; port 443 if
+    none), as istioctl finds one when no istiod pod runs (istioctl/pkg/multixds/gather.go
+    `getXdsAddressFromWebhooks`: selector `istio.io/rev=<rev>,!istio.io/tag`; the revision
+    defaults to the `default` tag's, else `default`). None: no such webhook, or no right to
+    list them."""
+    from urllib.parse import urlsplit
+
+    if not revision:
+        revision = resolve_revision(api, "default") or "default"
+    try:
+        hooks = api.list_resource("mutatingwebhookconfigurations",
+                                  label_selector=f"{REVISION_LABEL}={revision},!{TAG_LABEL}")
+    except ForbiddenError:
+        return None
+    for config in sorted(hooks, key=lambda h: h.get("metadata", {}).get("name", "")):
+        for hook in config.get("webhooks") or []:
+            url = (hook.get("clientConfig") or {}).get("url")
+            if not isinstance(url, str) or not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                host, port = parts.hostname, parts.port or 443
+            except ValueError:
+                continue
+            if host:
+                address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                return config["metadata"]["name"], address
+    return None

@@ -187,3 +187,32 @@ def test_an_istiod_in_another_namespace_is_reached_over_xds(mesh, sandbox):
         sandbox.kubectl("delete", "mutatingwebhookconfigurations",
                         "istio-sidecar-injector-asm-1-28-aks-istio-system", check=False)
         sandbox.kubectl("delete", "namespace", AKS_NAMESPACE, check=False)
+
+
+def test_without_istiod_pods_the_webhooks_injection_url_names_the_control_plane(mesh, sandbox):
+    """A control plane outside the cluster (e.g. a remote or managed istiod): no istiod pod
+    in the istio namespace, only an injector webhook with a URL. Like istioctl, sync asks the
+    xDS server at that URL's host and port."""
+    ip = _istiod_ip(sandbox)
+    hook = {"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-sidecar-injector-external",
+                         "labels": {"istio.io/rev": "external", "app": "sidecar-injector"}},
+            "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io",
+                          "clientConfig": {"url": f"https://{ip}:15012/inject/cluster/c1"},
+                          "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}
+    sandbox.kubectl("apply", "-f", "-", input=json.dumps(hook))
+    try:
+        with sandbox.istiod_debug_http(False):
+            out = mesh("sync", "--revision", "external", "--authority",
+                       "istiod.istio-system.svc")
+        assert out.returncode == 0, out.stderr
+        assert sorted(_rows(out.stdout)) == _meshed(sandbox)
+        assert (f"no istiod pod in namespace istio-system: asking the control plane at "
+                f"{ip}:15012, the injection URL of MutatingWebhookConfiguration "
+                "istio-sidecar-injector-external") in out.stderr
+    finally:
+        sandbox.kubectl("delete", "mutatingwebhookconfigurations",
+                        "istio-sidecar-injector-external", check=False)
+    out = mesh("sync", "--revision", "external")
+    assert out.returncode == 3 and "istio.io/rev=external" in out.stderr

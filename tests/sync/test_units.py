@@ -179,3 +179,30 @@ def test_a_tag_pointing_at_two_revisions_is_bad_input():
     api = _Webhooks([_hook("prod", "1-28"), _hook("prod", "1-29")])
     with pytest.raises(BadInputError, match="points at several revisions"):
         resolve_revision(api, "prod")
+
+
+class _UrlWebhooks:
+    def __init__(self, hooks):
+        self.hooks, self.selectors = hooks, []
+
+    def list_resource(self, resource, namespace=None, *, label_selector=None,
+                      field_selector=None):
+        self.selectors.append(label_selector)
+        return [] if label_selector.startswith("istio.io/tag=") else self.hooks
+
+
+@pytest.mark.parametrize("url,address", [
+    ("https://istiod.example.com:15012/inject", "istiod.example.com:15012"),
+    ("https://istiod.example.com/inject", "istiod.example.com:443"),
+    ("https://[fd00::1]:15012/inject", "[fd00::1]:15012"),
+], ids=["port", "default-443", "ipv6"])
+def test_webhook_injection_url_gives_the_xds_address(url, address):
+    from kubectl_mesh.sync.revisions import webhook_xds_address
+    api = _UrlWebhooks([{"metadata": {"name": "b"}, "webhooks": [{"clientConfig": {
+        "service": {"name": "istiod"}}}]},
+        {"metadata": {"name": "a"}, "webhooks": [{"clientConfig": {"url": url}}]}])
+    assert webhook_xds_address(api, None) == ("a", address)
+    # no --revision: the `default` tag's revision, else `default`; tag webhooks left out
+    assert api.selectors == ["istio.io/tag=default", "istio.io/rev=default,!istio.io/tag"]
+    assert webhook_xds_address(_UrlWebhooks([{"metadata": {"name": "b"}, "webhooks": [
+        {"clientConfig": {"service": {"name": "istiod"}}}]}]), "1-28") is None
