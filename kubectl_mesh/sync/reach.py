@@ -121,23 +121,28 @@ class _Credentials:
     def _make(self) -> tuple[xds.XdsCredentials | None, str]:
         reach, name = self._reach, self._reach.authority or xds.server_name(self._namespace,
                                                                              self._revision)
-        token = None
-        if not reach.cert_dir:
-            try:
-                token = xds.request_token(self._api, self._namespace)
-            except (MeshError, xds.XdsUnavailable) as e:
-                return None, f"no token for serviceaccount {self._namespace}/" \
-                             f"{xds.TOKEN_SERVICE_ACCOUNT} ({_one_line(e)})"
-        root = None
-        if not (reach.cert_dir or reach.insecure):
-            try:
-                root = xds.root_certificate(self._api, self._namespace)
-            except MeshError as e:
-                return None, f"cannot read ConfigMap {self._namespace}/{xds.ROOT_CONFIGMAP} " \
-                             f"({_one_line(e)})"
-            if root is None and not reach.xds_address:
-                return None, f"no ConfigMap {self._namespace}/{xds.ROOT_CONFIGMAP} to verify " \
-                             "istiod's certificate with (--insecure skips the check)"
+        # The token and the root certificate are two API requests: both at once.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            token_f = None if reach.cert_dir else pool.submit(xds.request_token, self._api,
+                                                               self._namespace)
+            root_f = None if (reach.cert_dir or reach.insecure) else pool.submit(
+                xds.root_certificate, self._api, self._namespace)
+            token = root = None
+            if token_f is not None:
+                try:
+                    token = token_f.result()
+                except (MeshError, xds.XdsUnavailable) as e:
+                    return None, f"no token for serviceaccount {self._namespace}/" \
+                                 f"{xds.TOKEN_SERVICE_ACCOUNT} ({_one_line(e)})"
+            if root_f is not None:
+                try:
+                    root = root_f.result()
+                except MeshError as e:
+                    return None, f"cannot read ConfigMap {self._namespace}/" \
+                                 f"{xds.ROOT_CONFIGMAP} ({_one_line(e)})"
+                if root is None and not reach.xds_address:
+                    return None, f"no ConfigMap {self._namespace}/{xds.ROOT_CONFIGMAP} to " \
+                                 "verify istiod's certificate with (--insecure skips the check)"
         try:
             tls = xds.tls_context(root, insecure=reach.insecure, cert_dir=reach.cert_dir)
         except (OSError, ValueError) as e:
@@ -164,7 +169,11 @@ def _reach_pod(pod, channel_to, creds: _Credentials, reach: ReachOptions, namesp
                                                                xds.PLAINTEXT_PORT]
         for port in ports:
             if port == xds.SECURE_PORT:
-                credentials, why = creds.get()
+                # the forward opens while the token and root certificate are fetched
+                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                    opening = pool.submit(_channel, port, f"XDS {port}")
+                    credentials, why = creds.get()
+                    channel = opening.result()
                 if credentials is None:
                     failures.append(f"XDS {port}: {why}")
                     continue
@@ -172,7 +181,7 @@ def _reach_pod(pod, channel_to, creds: _Credentials, reach: ReachOptions, namesp
                 continue  # 15012 could be tried: 15010 would refuse the debug type anyway
             else:
                 credentials = xds.XdsCredentials(None, None, None)
-            channel = _channel(port, f"XDS {port}")
+                channel = _channel(port, f"XDS {port}")
             if channel is None:
                 continue
             client = xds.IstiodXds(pod.name, channel.connect, credentials, namespace, timeout,
