@@ -110,11 +110,10 @@ def grpc_frame(message: bytes) -> bytes:
 
 def call_first(sock, path: str, message: bytes, *, authority: str,
                metadata: dict[str, str] | None = None, tls: ssl.SSLContext | None = None,
-               server_hostname: str | None = None, timeout: float | None = None,
-               accept=lambda message: True) -> bytes:
-    """Open a stream to `path`, send `message`, and return the first response message that
-    `accept(message)` takes; the stream is cancelled afterwards (ADS streams never end on
-    their own). CallError (or TimeoutError/OSError from the socket) on failure."""
+               server_hostname: str | None = None, timeout: float | None = None) -> bytes:
+    """Open a stream to `path`, send `message`, and return the first response message; the
+    stream is cancelled afterwards (ADS streams never end on their own). CallError (or
+    TimeoutError/OSError from the socket) on failure."""
     import h2.config
     import h2.connection
     import h2.events
@@ -174,15 +173,13 @@ def call_first(sock, path: str, message: bytes, *, authority: str,
                         if len(pending) < 5 + size:
                             break
                         reply = bytes(pending[5:5 + size])
-                        del pending[:5 + size]
-                        if accept(reply):
-                            try:
-                                conn.reset_stream(stream_id, error_code=8)  # CANCEL
-                                conn.close_connection()
-                                stream.send(conn.data_to_send())
-                            except (OSError, h2.exceptions.H2Error):
-                                pass
-                            return reply
+                        try:
+                            conn.reset_stream(stream_id, error_code=8)  # CANCEL
+                            conn.close_connection()
+                            stream.send(conn.data_to_send())
+                        except (OSError, h2.exceptions.H2Error):
+                            pass
+                        return reply
                 elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
                     raise CallError("the server ended the stream without an answer")
                 elif isinstance(event, h2.events.StreamReset) and event.stream_id == stream_id:

@@ -9,6 +9,10 @@ from concurrent import futures
 
 import grpc
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.status.v3 import csds_pb2
+from google.protobuf import any_pb2
 
 from kubectl_mesh.sync import istiodxds as xds
 from sandbox.istiod import ads, security, statusgen
@@ -87,3 +91,39 @@ def test_the_certificate_must_come_from_the_mesh_root(istiod):
 def test_tls_to_a_plaintext_port_says_so(istiod):
     with pytest.raises(xds.XdsUnavailable, match="--plaintext"):
         _ask(istiod["plain"], _tls(istiod, "good"))
+
+
+class _BigSyncz(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    """Answers any request with `count` ClientConfigs (several MB: HTTP/2 flow control)."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def StreamAggregatedResources(self, request_iterator, context):
+        next(request_iterator)
+        resources = []
+        for i in range(self.count):
+            packed = any_pb2.Any()
+            packed.Pack(csds_pb2.ClientConfig(
+                node=base_pb2.Node(id=f"app-{i:05d}-{'x' * 200}.ns{i % 7}"),
+                generic_xds_configs=[csds_pb2.ClientConfig.GenericXdsConfig(
+                    type_url="type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                    config_status=csds_pb2.SYNCED)]))
+            resources.append(packed)
+        yield discovery_pb2.DiscoveryResponse(type_url=statusgen.SYNCZ_TYPE,
+                                              resources=resources)
+
+
+def test_a_syncz_of_many_megabytes_arrives_whole():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_BigSyncz(20000), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        proxies = _ask(port, xds.XdsCredentials(None, None, None))
+    finally:
+        server.stop(0)
+    assert len(proxies) == 20000
+    assert proxies[-1].name.startswith("app-19999-") and proxies[-1].name.endswith(".ns0")  # 19999 % 7
+    assert all(p.synced for p in proxies)
