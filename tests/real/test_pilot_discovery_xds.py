@@ -147,3 +147,58 @@ def test_the_real_istiods_certificate_is_checked(istiod):
     assert out.returncode == 5 and "TLS: IP address mismatch" in out.stderr
     out = _sync(istiod, "--xds-address", f"{istiod['address']}:15012", "--insecure")
     assert out.returncode == 0, out.stderr
+
+
+def _client_certificate(istiod, directory, spiffe: str):
+    """cert-chain.pem/key.pem for `spiffe` signed by the real istiod's self-signed CA
+    (Secret istio-system/istio-ca-secret), and its root-cert.pem, in `directory`."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    env = dict(os.environ, KUBECONFIG=istiod["kubeconfig"])
+    secret = subprocess.run([kubectl_binary(), "get", "secret", "istio-ca-secret", "-n",
+                             "istio-system", "-o", "json"], env=env, capture_output=True,
+                            text=True, timeout=30, check=True)
+    data = json.loads(secret.stdout)["data"]
+    ca_pem, ca_key_pem = (base64.b64decode(data["ca-cert.pem"]),
+                          base64.b64decode(data["ca-key.pem"]))
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(spiffe)]), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    directory.mkdir()
+    (directory / "cert-chain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (directory / "root-cert.pem").write_bytes(ca_pem)
+    return directory
+
+
+def test_cert_dir_authenticates_with_a_client_certificate(istiod, tmp_path):
+    """--cert-dir as istioctl's: no token, the client certificate's SPIFFE identity (real
+    istiod's ClientCertAuthenticator), root-cert.pem to check the server with."""
+    xds = f"{istiod['address']}:15012"
+    mine = _client_certificate(istiod, tmp_path / "system",
+                               "spiffe://cluster.local/ns/istio-system/sa/default")
+    out = _sync(istiod, "--xds-address", xds, "--authority", "istiod.istio-system.svc",
+                "--cert-dir", str(mine))
+    assert out.returncode == 0, out.stderr
+    assert "connected to istiod (istiod-real)" in out.stderr
+    # an identity of another namespace than the node claims is refused (checkConnectionIdentity)
+    other = _client_certificate(istiod, tmp_path / "shop",
+                                "spiffe://cluster.local/ns/shop/sa/default")
+    out = _sync(istiod, "--xds-address", xds, "--authority", "istiod.istio-system.svc",
+                "--cert-dir", str(other))
+    assert out.returncode == 5 and "PermissionDenied" in out.stderr, out.stderr
