@@ -332,8 +332,9 @@ class Runtime:
                     "--file-flush-interval-msec", "100", "-l", "warning",
                     "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v"], env
         labels = obj["metadata"].get("labels") or {}
-        if labels.get("app") == "istiod" and obj["metadata"]["namespace"] == "istio-system" \
-                and not c.ephemeral:  # a debug container in istiod's pod runs its own command
+        # any namespace (e.g. a managed aks-istio-system); a debug container in istiod's pod
+        # runs its own command
+        if labels.get("app") == "istiod" and not c.ephemeral:
             return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
                     "--listen", pod.ip], env
         if c.init and not c.spec.get("command") and not _sidecar(c.spec):

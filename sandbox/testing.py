@@ -96,6 +96,18 @@ class RunningSandbox:
         from sandbox.apiserver.latency import write_rtt
         write_rtt(self.state, seconds)
 
+    @contextlib.contextmanager
+    def istiod_debug_http(self, on: bool):
+        """Within the block, istiod's HTTP /debug/* is on or off (ENABLE_DEBUG_ON_HTTP, as a
+        state switch the running istiods read per request); on again after."""
+        from sandbox.istiod.controlplane import DEBUG_HTTP_SWITCH
+        path = self.state / DEBUG_HTTP_SWITCH
+        path.write_text("on\n" if on else "off\n")
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
     def add_user(self, user: str, deny: list[str], token: str | None = None) -> pathlib.Path:
         """A new user whose RBAC denies `deny`, and a kubeconfig for it (see `add_user`)."""
         return add_user(self.state, self.kubeconfig, user, deny, token)

@@ -21,10 +21,16 @@ examples:
   kubectl apply -f vs.yaml && kubectl mesh sync -n istioinaction --wait --timeout 2m
   kubectl mesh sync deploy/catalog -n istioinaction --diff
 
+reaching istiod: XDS first, like istioctl proxy-status (port 15012, TLS checked against the
+istio-ca-root-cert ConfigMap, a token for serviceaccount default of the istio namespace,
+audience istio-ca; 15010 plaintext when no token can be had), then HTTP /debug/syncz on
+15014 (said once on stderr). --xds-address for a control plane outside the cluster.
+
 exit codes: 0 all selected proxies SYNCED (and --verify/--diff found nothing); 7 a proxy is not
 SYNCED, --verify found a problem, --diff found a difference, or --wait timed out; 3 no
 istiod / target; 4 RBAC (needs: list pods and create pods/portforward in the istio namespace,
-and pods/portforward in the proxies' namespaces for --verify/--diff); 5 unreachable."""
+and pods/portforward in the proxies' namespaces for --verify/--diff); 5 unreachable (neither
+XDS nor HTTP answered: the message names each one's failure)."""
 
 
 def build_parser(prog: str):
@@ -43,7 +49,22 @@ def build_parser(prog: str):
                    type=common.namespace_name,
                    help=f"where istiod runs (default: {DEFAULT_ISTIO_NAMESPACE})")
     p.add_argument("--revision", metavar="REV",
-                   help="only the istiod of this revision (label istio.io/rev=REV)")
+                   help="only the istiod of this revision or revision tag (label "
+                        "istio.io/rev=REV; a tag is followed to its revision)")
+    xds = p.add_argument_group("reaching istiod (XDS first, then HTTP 15014; istioctl's flags)")
+    xds.add_argument("--xds-address", metavar="HOST:PORT",
+                     help="istiod's xDS address outside the cluster (external or managed "
+                          "control plane); no pod discovery, no HTTP fallback")
+    xds.add_argument("--plaintext", action="store_true",
+                     help="plaintext xDS (port 15010, or --xds-address) without TLS or token")
+    xds.add_argument("--cert-dir", metavar="DIR",
+                     help="client certificate instead of a token: DIR/cert-chain.pem, "
+                          "key.pem, root-cert.pem")
+    xds.add_argument("--insecure", action="store_true",
+                     help="do not verify istiod's certificate (NOT SECURE)")
+    xds.add_argument("--authority", metavar="NAME",
+                     help="the name istiod's certificate must carry (default "
+                          "istiod[-REV].<istio namespace>.svc; the host with --xds-address)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--verify", action="store_true",
                       help="also ask each proxy's Envoy: rejected config, lagging versions, "
@@ -76,9 +97,25 @@ def options_from_args(args):
     if args.file and (args.verify or args.diff or args.wait or args.selector):
         raise UsageError("--file shows a saved syncz; --verify, --diff, --wait and -l need a "
                          "cluster")
+    if args.plaintext and (args.cert_dir or args.insecure):
+        raise UsageError("--plaintext uses no TLS: give it without --cert-dir and --insecure")
+    if args.xds_address and args.revision:
+        raise UsageError("--xds-address names one control plane; --revision selects istiod "
+                         "pods: give one of them")
+    if args.xds_address and args.diff:
+        raise UsageError("--diff reads istiod's /debug/config_dump over HTTP from its pod: it "
+                         "cannot use --xds-address")
+    from kubectl_mesh.sync.options import ReachOptions
+    reach = ReachOptions(xds_address=args.xds_address, plaintext=args.plaintext,
+                         cert_dir=args.cert_dir, insecure=args.insecure,
+                         authority=args.authority)
+    if args.xds_address:
+        from kubectl_mesh.sync.reach import split_address
+        split_address(args.xds_address)
     return SyncOptions(cluster=common.cluster_options(args), target=args.target,
                        selector=args.selector, istio_namespace=args.istio_namespace,
-                       revision=args.revision, output=args.output, verify=args.verify,
+                       revision=args.revision, reach=reach, output=args.output,
+                       verify=args.verify,
                        diff=args.diff, wait=args.wait, timeout=args.timeout,
                        concurrency=args.concurrency, file=args.file)
 

@@ -37,8 +37,10 @@ RESOURCE_PATHS = {
     "configmaps": "/api/v1", "secrets": "/api/v1", "nodes": "/api/v1",
     "deployments": "/apis/apps/v1", "replicasets": "/apis/apps/v1",
     "statefulsets": "/apis/apps/v1", "daemonsets": "/apis/apps/v1",
+    "serviceaccounts": "/api/v1",
+    "mutatingwebhookconfigurations": "/apis/admissionregistration.k8s.io/v1",
 }
-CLUSTER_SCOPED = {"namespaces", "nodes"}
+CLUSTER_SCOPED = {"namespaces", "nodes", "mutatingwebhookconfigurations"}
 
 # `pods "x" is forbidden: User "u" cannot create resource "pods/portforward" in API group ""
 # in the namespace "ns"` - the apiserver's wording since 1.11.

@@ -12,7 +12,8 @@ from kubectl_mesh import output
 from kubectl_mesh.errors import BadInputError, FindingsError, NotFoundError, UsageError
 from kubectl_mesh.sync.options import SyncOptions
 from kubectl_mesh.sync.scope import Scope, scope_for
-from kubectl_mesh.syncz import ProxySync, merge_replicas, not_synced, notes, write_status
+from kubectl_mesh.syncz import (ProxySync, merge_proxies, merge_replicas, not_synced, notes,
+                                write_status)
 
 
 def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
@@ -20,15 +21,24 @@ def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
     if opts.file:
         return _from_file(opts, stdout, stderr)
     from kubectl_mesh.session import Session
-    from kubectl_mesh.sync.istiod import find_istiods, open_istiods
+    from kubectl_mesh.sync.istiod import find_istiods
+    from kubectl_mesh.sync.reach import open_istiods
+    from kubectl_mesh.sync.revisions import resolve_revision
 
-    with Session.open(opts.cluster) as session:
-        istiod_pods = find_istiods(session.api, opts.istio_namespace, opts.revision)
+    with Session.open(opts.cluster, stderr=stderr) as session:
+        revision = resolve_revision(session.api, opts.revision, stderr)
+        reach = opts.reach
+        istiod_pods = []
+        if not reach.xds_address:
+            try:
+                istiod_pods = find_istiods(session.api, opts.istio_namespace, revision)
+            except NotFoundError as no_pod:
+                reach = _external_control_plane(session.api, opts, revision, no_pod, stderr)
         target_pods = _target_pods(session, opts, stderr)
         scope = scope_for(opts.cluster.namespace, opts.cluster.all_namespaces,
                           None if target_pods is None else [p.ref for p in target_pods])
-        with open_istiods(session.channel, istiod_pods,
-                          opts.cluster.request_timeout) as istiods:
+        with open_istiods(session, istiod_pods, reach, opts.istio_namespace, revision,
+                          opts.cluster.request_timeout, http_first=opts.verify) as istiods:
             if opts.diff:
                 return _diff(session, opts, target_pods, istiods, stdout, stderr)
             missing: list[str] = []
@@ -53,8 +63,23 @@ def run(opts: SyncOptions, stdout: IO[str], stderr: IO[str]) -> int:
         raise FindingsError(f"timed out after {opts.timeout:g}s waiting for sync: "
                             f"{Snapshot(proxies, missing).summary()}",
                             hint="raise --timeout, or look at the table above")
-    _raise_findings(proxies, missing, findings, scope, [p.name for p in istiod_pods], stderr)
+    _raise_findings(proxies, missing, findings, scope, [i.name for i in istiods], stderr)
     return 0
+
+
+def _external_control_plane(api, opts: SyncOptions, revision, no_pod: NotFoundError, stderr):
+    """No istiod pod: the ReachOptions for the control plane its revision's injection webhook
+    points at (a control plane outside the cluster), or `no_pod` is raised."""
+    import dataclasses
+
+    from kubectl_mesh.sync.revisions import webhook_xds_address
+    found = webhook_xds_address(api, revision)
+    if found is None or opts.diff:
+        raise no_pod
+    hook, address = found
+    print(f"no istiod pod in namespace {opts.istio_namespace}: asking the control plane at "
+          f"{address}, the injection URL of MutatingWebhookConfiguration {hook}", file=stderr)
+    return dataclasses.replace(opts.reach, xds_address=address)
 
 
 # ---- selection -------------------------------------------------------------------------------
@@ -68,8 +93,8 @@ def _target_pods(session, opts: SyncOptions, stderr) -> list | None:
 
 
 def _selected(istiods, scope: Scope) -> list[ProxySync]:
-    from kubectl_mesh.sync.istiod import fetch_syncz
-    return scope.select(merge_replicas(fetch_syncz(istiods)))
+    from kubectl_mesh.sync.reach import fetch_proxies
+    return scope.select(merge_proxies(fetch_proxies(istiods)))
 
 
 def _pods_in_scope(session, scope: Scope, target_pods) -> list:

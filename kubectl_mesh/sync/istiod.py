@@ -1,17 +1,15 @@
 """istiod discovery and its debug API (port 15014) over ONE port-forward per istiod pod.
 
 `find_istiods()` lists the Running istiod pods (label `app=istiod`, with a revision also
-`istio.io/rev=<rev>`); `open_istiods()` opens a channel to each (the session's one way to a pod
-port) and yields an `IstiodDebug` per pod, closing every channel on exit. Transport errors become
+`istio.io/rev=<rev>`); `IstiodDebug` reads one pod's debug endpoints over a channel to its port
+15014 (`sync.reach` decides whether that or xDS is used). Transport errors become
 `kubectl_mesh.errors` types here, once, naming the istiod pod.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import json
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from kubectl_mesh import podhttp
 from kubectl_mesh.errors import BadInputError, NotFoundError, UnreachableError
@@ -52,8 +50,11 @@ class IstiodDebug:
     """One istiod's debug endpoints, over the channel to its port 15014; safe to call from
     several threads (kept-alive connections are pooled)."""
 
+    via = f"HTTP {DEBUG_PORT}"
+
     def __init__(self, pod: Pod, channel, timeout: float | None):
         self.pod = pod
+        self.where = pod.ref
         self.channel = channel
         self.timeout = timeout
         self._http = podhttp.PodHttp(channel.describe, timeout, connect=channel.connect)
@@ -69,6 +70,11 @@ class IstiodDebug:
         """The decoded `/debug/syncz` (a JSON array, or None for Go's empty slice); with
         `namespace`, only that namespace's proxies (istiod's `?namespace=`)."""
         return self._json("/debug/syncz", {"namespace": namespace} if namespace else {})
+
+    def proxies(self, namespace: str | None = None) -> list:
+        """The proxies of `syncz(namespace)`, parsed (`syncz.ProxySync`)."""
+        from kubectl_mesh.syncz import parse_syncz
+        return parse_syncz(self.syncz(namespace), self.name)
 
     def config_dump(self, proxy_id: str) -> dict:
         """What this istiod would send `proxy_id` (`pod.namespace`), as an Envoy ConfigDump."""
@@ -102,39 +108,3 @@ class IstiodDebug:
             raise BadInputError(f"{where} answered {path} with something that is not JSON "
                                 f"({len(resp.content)} bytes)",
                                 hint=f"is port {DEBUG_PORT} istiod's monitoring port?") from e
-
-
-@contextlib.contextmanager
-def open_istiods(channel_to, pods: Sequence[Pod],
-                 timeout: float | None) -> Iterator[list[IstiodDebug]]:
-    """A channel to every istiod pod's debug port, opened in parallel (`channel_to(pod, port)`
-    is the session's one way to a pod port); all are closed on exit."""
-    channels: list = []
-    clients: list[IstiodDebug] = []
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(pods))) as pool:
-            futures = [pool.submit(channel_to, pod, DEBUG_PORT) for pod in pods]
-            errors = []
-            for future in futures:  # collect every channel, so the finally closes them all
-                try:
-                    channels.append(future.result())
-                except Exception as e:  # noqa: BLE001 - re-raised below after the others
-                    errors.append(e)
-        if errors:
-            raise errors[0]
-        clients = [IstiodDebug(pod, ch, timeout) for pod, ch in zip(pods, channels)]
-        yield clients
-    finally:
-        for client in clients:
-            client.close()
-        for channel in channels:
-            channel.close()
-
-
-def fetch_syncz(istiods: Sequence[IstiodDebug]) -> dict[str, Any]:
-    """{istiod pod name: syncz payload}, every istiod asked at once."""
-    if len(istiods) == 1:
-        return {istiods[0].name: istiods[0].syncz()}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(istiods)) as pool:
-        payloads = list(pool.map(lambda i: i.syncz(), istiods))
-    return {i.name: payload for i, payload in zip(istiods, payloads)}

@@ -8,11 +8,10 @@ import time
 from typing import IO, Mapping, Sequence
 
 from kubectl_mesh.errors import NotFoundError, UnreachableError
-from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.sync.verify import (GONE, LISTENERS_MASK, STATS_FILTER, UNREACHABLE,
                                       WARNING_LEVEL, Finding, LAGGING, envoy_state,
                                       pod_control_plane, proxy_findings)
-from kubectl_mesh.syncz import ProxySync, parse_syncz
+from kubectl_mesh.syncz import ProxySync
 
 # config_dump ?mask= per section --diff compares (Envoy applies one mask to every section).
 DIFF_MASKS = ("dynamic_active_clusters", "dynamic_listeners", "dynamic_route_configs")
@@ -20,7 +19,7 @@ RECHECK_DELAY = 0.3  # a push racing the checks settles within this on a healthy
 
 
 def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, object],
-                   istiods: Mapping[str, IstiodDebug], *, concurrency: int,
+                   istiods: Mapping[str, object], *, concurrency: int,
                    stderr: IO[str] | None) -> list[Finding]:
     """Findings for every proxy in `proxies` (istiod's) and `pods` (the cluster's, by ref).
 
@@ -79,11 +78,12 @@ def _check_once(session, proxy_id, pod, sync) -> list[Finding]:
     return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), injected_for)
 
 
-def _fresh_sync(istiod: IstiodDebug, sync: ProxySync) -> ProxySync:
-    """`sync` as the istiod that owns it lists it now (its namespace's syncz only); `sync`
-    itself if it is no longer listed there (it reconnected: the first reading stands)."""
+def _fresh_sync(istiod, sync: ProxySync) -> ProxySync:
+    """`sync` as the istiod that owns it (a `reach.Istiod`) lists it now (its namespace's
+    syncz only); `sync` itself if it is no longer listed there (it reconnected: the first
+    reading stands)."""
     namespace = sync.name.rpartition(".")[2]
-    fresh = parse_syncz(istiod.syncz(namespace), istiod.name)
+    fresh = istiod.proxies(namespace)
     return next((p for p in fresh if p.name == sync.name), sync)
 
 

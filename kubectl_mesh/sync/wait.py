@@ -36,9 +36,11 @@ class Snapshot:
         return self.error is None and not self.missing and all_synced(self.proxies)
 
     def pushes(self) -> tuple:
-        """What istiod last sent each selected proxy (nonces): a new push changes it."""
-        return tuple(sorted((p.name, t.type, t.sent or "") for p in self.proxies
-                            for t in p.types))
+        """What istiod last sent each selected proxy (nonces; over XDS, which has none, the
+        send times): a new push changes it."""
+        return tuple(sorted((p.name, t.type, t.sent or (t.sent_time.isoformat()
+                                                        if t.sent_time else ""))
+                            for p in self.proxies for t in p.types))
 
     def summary(self, now: datetime | None = None) -> str:
         """`2/3 proxies SYNCED; waiting for catalog-x.ns (CDS STALE (12s)), ...`."""

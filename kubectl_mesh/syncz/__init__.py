@@ -4,14 +4,16 @@ the proxy-status table. Pure: the caller fetches syncz from each istiod."""
 
 from kubectl_mesh.syncz.model import (
     ERROR, IGNORED, NOT_SENT, STALE, STATUSES, SYNCED, TYPE_NAMES, XDS_TYPES, ProxySync,
-    TypeSync, all_synced, format_age, merge_replicas, not_synced, parse_entry, parse_go_time,
+    TypeSync, all_synced, format_age, from_client_config, merge_proxies, merge_replicas,
+    not_synced, parse_entry, parse_go_time,
     parse_syncz, status_of,
 )
 from kubectl_mesh.syncz.render import notes, shown_types, table, write_status
 
 __all__ = [
     "ERROR", "IGNORED", "NOT_SENT", "STALE", "STATUSES", "SYNCED", "TYPE_NAMES", "XDS_TYPES",
-    "ProxySync", "TypeSync", "all_synced", "format_age", "merge_replicas", "not_synced", "notes",
+    "ProxySync", "TypeSync", "all_synced", "format_age", "from_client_config", "merge_proxies",
+    "merge_replicas", "not_synced", "notes",
     "parse_entry", "parse_go_time", "parse_syncz", "shown_types", "status_of", "table",
     "write_status",
 ]

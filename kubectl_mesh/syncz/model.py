@@ -226,14 +226,52 @@ def parse_syncz(payload: Any, istiod: str | None = None) -> list[ProxySync]:
     return [parse_entry(e, istiod) for e in payload if isinstance(e, Mapping) and e.get("proxy")]
 
 
+# envoy.service.status.v3.ConfigStatus → Istio's word (istioctl/pkg/writer/pilot/status.go
+# `formatStatus`: UNKNOWN shows as IGNORED)
+_CONFIG_STATUS = {"SYNCED": SYNCED, "NOT_SENT": NOT_SENT, "STALE": STALE, "ERROR": ERROR,
+                  "UNKNOWN": IGNORED}
+
+
+def from_client_config(config, istiod: str | None = None) -> ProxySync:
+    """One `ClientConfig` of the xDS debug type `istio.io/debug/syncz` (a
+    `kubectl_mesh.xds.messages.ClientConfig`) → ProxySync. It lists the types the proxy
+    watches (others are IGNORED), each with its status and last send time; there are no
+    nonces and no proxy type."""
+    by_url = {c.type_url: c for c in config.configs}
+    types = []
+    for short, url, _ in XDS_TYPES:
+        c = by_url.pop(url, None)
+        if c is None:
+            types.append(TypeSync(short, url, IGNORED))
+        else:
+            types.append(TypeSync(short, url, _CONFIG_STATUS.get(c.config_status, IGNORED),
+                                  sent_time=c.last_updated, last_error=c.error))
+    for url in sorted(by_url):
+        c = by_url[url]
+        types.append(TypeSync(url, url, _CONFIG_STATUS.get(c.config_status, IGNORED),
+                              sent_time=c.last_updated, last_error=c.error))
+    meta = config.metadata
+    return ProxySync(name=config.node_id, cluster_id=_text(meta.get("CLUSTER_ID")),
+                     proxy_type=None, proxy_version=None,
+                     istio_version=_text(meta.get("ISTIO_VERSION")), types=tuple(types),
+                     has_subscriptions=True, istiod=istiod)
+
+
 def merge_replicas(payloads: Mapping[str, Any]) -> list[ProxySync]:
     """Merge the syncz of several istiod replicas ({istiod pod name: payload}) so each proxy
-    is listed once, owned by the replica with the most recent activity (latest `sentTime`;
+    is listed once (see `merge_proxies`)."""
+    return merge_proxies({istiod: parse_syncz(payload, istiod)
+                          for istiod, payload in payloads.items()})
+
+
+def merge_proxies(listed: Mapping[str, Iterable[ProxySync]]) -> list[ProxySync]:
+    """Merge what several istiod replicas list ({istiod name: proxies}) so each proxy is
+    listed once, owned by the replica with the most recent activity (latest send time;
     ties and missing times: the replica name first in order). The others are noted in
     `also_listed_by`. Sorted by proxy name."""
     seen: dict[str, list[ProxySync]] = {}
-    for istiod in sorted(payloads):
-        for proxy in parse_syncz(payloads[istiod], istiod):
+    for istiod in sorted(listed):
+        for proxy in listed[istiod]:
             seen.setdefault(proxy.name, []).append(proxy)
     merged = []
     floor = datetime.min.replace(tzinfo=timezone.utc)

@@ -40,7 +40,8 @@ KINDS = (
     Kind("", ("v1",), "Service", "services", short_names=("svc",), subresources=("status",)),
     Kind("", ("v1",), "Endpoints", "endpoints", short_names=("ep",)),
     Kind("", ("v1",), "ConfigMap", "configmaps", short_names=("cm",)),
-    Kind("", ("v1",), "ServiceAccount", "serviceaccounts", short_names=("sa",)),
+    Kind("", ("v1",), "ServiceAccount", "serviceaccounts", short_names=("sa",),
+         subresources=("token",)),
     Kind("", ("v1",), "Secret", "secrets"),
     Kind("", ("v1",), "Event", "events", short_names=("ev",)),
     Kind("apps", ("v1",), "Deployment", "deployments", short_names=("deploy",),
@@ -50,6 +51,11 @@ KINDS = (
     Kind("apps", ("v1",), "StatefulSet", "statefulsets", short_names=("sts",),
          subresources=("status", "scale")),
     Kind("apps", ("v1",), "DaemonSet", "daemonsets", short_names=("ds",), subresources=("status",)),
+    # istiod's injector webhooks, labelled istio.io/rev and istio.io/tag (istioctl's tags)
+    Kind("admissionregistration.k8s.io", ("v1",), "MutatingWebhookConfiguration",
+         "mutatingwebhookconfigurations", namespaced=False),
+    # create-only, never stored (sandbox/apiserver/tokens.py)
+    Kind("authentication.k8s.io", ("v1",), "TokenReview", "tokenreviews", namespaced=False),
     Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService",
          "virtualservices", short_names=("vs",)),
     Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "DestinationRule",
@@ -98,13 +104,16 @@ def resource_list(group: str, version: str) -> dict:
             continue
         resources.append({
             "name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
-            "kind": k.kind, "verbs": VERBS, "shortNames": list(k.short_names),
+            "kind": k.kind, "verbs": ["create"] if k.plural == "tokenreviews" else VERBS,
+            "shortNames": list(k.short_names),
         })
         for sub in k.subresources:
             sub_kind = {"log": "Pod", "exec": "PodExecOptions", "attach": "PodAttachOptions",
-                        "portforward": "PodPortForwardOptions", "scale": "Scale"}.get(sub, k.kind)
+                        "portforward": "PodPortForwardOptions", "scale": "Scale",
+                        "token": "TokenRequest"}.get(sub, k.kind)
             verbs = {"log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"],
-                     "portforward": ["create", "get"]}.get(sub, ["get", "patch", "update"])
+                     "portforward": ["create", "get"], "token": ["create"]
+                     }.get(sub, ["get", "patch", "update"])
             resources.append({"name": f"{k.plural}/{sub}", "singularName": "",
                               "namespaced": k.namespaced, "kind": sub_kind, "verbs": verbs})
     return {"kind": "APIResourceList", "apiVersion": "v1",

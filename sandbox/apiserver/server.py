@@ -23,6 +23,7 @@ from .auth import Authorizer
 from .latency import Latency
 from .version import ServedVersion
 from .store import Conflict, Gone, NotFound, Store
+from .tokens import Tokens, service_account_uid
 
 STREAMING = ("exec", "attach", "portforward")
 
@@ -243,6 +244,7 @@ class Api:
         self.latency = Latency(None)  # a Sandbox points it at its state dir
         self.version = ServedVersion(None)  # likewise
         self.admission: list = []  # callables(kind, obj, old) run before a write
+        self.tokens = Tokens()  # TokenRequest / TokenReview
 
     # -- routing
     def route(self, h: Handler, method: str, path: str, query: dict) -> None:
@@ -326,6 +328,19 @@ class Api:
             if self.hooks is None:
                 raise ApiError(503, "ServiceUnavailable", "no pod runtime")
             return self.hooks.on_pod_subresource(h, verb, pod, sub, query)
+        if sub == "token" and verb == "create":
+            uid = service_account_uid(self.store, store_ns, name)
+            if uid is None:
+                raise not_found(kind, name)
+            body = (self._token_request_body(h) if "protobuf" in h.headers.get("Content-Type", "")
+                    else h.read_object())
+            return h.send_json(*self.tokens.request(store_ns, name, uid, body))
+        if kind.plural == "tokenreviews":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed",
+                               f"the server does not allow this method on the requested "
+                               f"resource")
+            return h.send_json(*self.tokens.review(h.read_object()))
         if verb == "watch":
             return self._watch(h, kind, version, namespace, query)
         if verb == "list":
@@ -352,6 +367,16 @@ class Api:
                 if match(o):
                     self.delete(kind, o["metadata"].get("namespace", ""), o["metadata"]["name"])
             return h.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+    @staticmethod
+    def _token_request_body(h) -> dict:
+        """`kubectl create token` sends its TokenRequest as protobuf (the one body here
+        decoded from it)."""
+        from .tokens import token_request_from_protobuf
+        try:
+            return token_request_from_protobuf(h.read_body())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, "BadRequest", f"cannot decode the TokenRequest: {e}") from None
 
     def _get(self, kind, namespace, name) -> dict:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,8 @@ def parse_args(argv: list[str] | None) -> Options:
                                      description="Sandbox control plane (xDS over gRPC ADS).")
     parser.add_argument("--listen", required=True, help="IP to bind (the istiod pod's IP)")
     parser.add_argument("--xds-port", type=int, default=15010)
+    parser.add_argument("--secure-xds-port", type=int, default=15012,
+                        help="TLS xDS with token authentication (0: off)")
     parser.add_argument("--debug-port", type=int, default=15014)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kubeconfig", help="read objects from this cluster (list + watch)")
@@ -25,8 +28,15 @@ def parse_args(argv: list[str] | None) -> Options:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Options(listen=args.listen, xds_port=args.xds_port, debug_port=args.debug_port,
-                   kubeconfig=args.kubeconfig, objects=args.objects, debounce=args.debounce)
+    from sandbox.istiod.statusgen import env_bool
+    # As istiod: its namespace from POD_NAMESPACE, its revision from REVISION (the chart's
+    # env), ENABLE_DEBUG_ON_HTTP from the environment (pilot/pkg/features).
+    return Options(listen=args.listen, xds_port=args.xds_port,
+                   secure_xds_port=args.secure_xds_port, debug_port=args.debug_port,
+                   kubeconfig=args.kubeconfig, objects=args.objects, debounce=args.debounce,
+                   namespace=os.environ.get("POD_NAMESPACE") or "istio-system",
+                   revision=os.environ.get("REVISION") or "default",
+                   debug_on_http=env_bool("ENABLE_DEBUG_ON_HTTP", True))
 
 
 def main(argv: list[str] | None = None) -> int:

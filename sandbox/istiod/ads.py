@@ -35,11 +35,13 @@ from typing import Iterator
 
 import grpc
 from google.protobuf import json_format
+from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from sandbox.istiod import faults, resources, translate
+from sandbox.istiod import faults, resources, statusgen, translate
 from sandbox.istiod.mesh import Mesh
 from sandbox.istiod.proxy import BadNodeId, Proxy
+from sandbox.istiod.security import AuthenticationError, Identity
 
 log = logging.getLogger("sandbox.istiod.ads")
 
@@ -84,6 +86,7 @@ class Connection:
     push: PushContext | None = None
     watched: dict[str, WatchedResource] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    identity: Identity | None = None  # verified on the TLS port (con.proxy.VerifiedIdentity)
 
     def watched_copy(self) -> dict[str, WatchedResource]:
         with self.lock:
@@ -101,6 +104,14 @@ def _metadata(node) -> dict:
     return json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
 
 
+class StreamRefused(Exception):
+    """End the stream with a gRPC status (istiod returns `status.Error(code, msg)`)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 def _hostname() -> str:
     """Go's os.Hostname() in a pod is the pod name; sandbox pods share the host's UTS
     namespace, so the runtime passes the pod name as $HOSTNAME, as container runtimes do."""
@@ -110,7 +121,12 @@ def _hostname() -> str:
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Serves the current Mesh to every connected proxy and pushes when it changes."""
 
-    def __init__(self, mesh: Mesh | None = None, identifier: str | None = None):
+    def __init__(self, mesh: Mesh | None = None, identifier: str | None = None,
+                 authenticator=None, debug_access: statusgen.DebugAccess | None = None):
+        """`authenticator` reviews the callers of the TLS port (None: they stay anonymous);
+        `debug_access` says who may ask the debug types."""
+        self._authenticator = authenticator
+        self.debug_access = debug_access or statusgen.DebugAccess()
         self._lock = threading.Lock()
         self._connections: dict[str, Connection] = {}
         # proxy id → the connection a `half-open` fault left behind, listed until it heals
@@ -182,6 +198,16 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def StreamAggregatedResources(self, request_iterator, context) -> Iterator:
         conn = Connection(id=f"{context.peer()}-{next(self._ids)}", peer=context.peer(),
                           connected_at=datetime.now(timezone.utc))
+        if self._secure(context) and self._authenticator is not None:
+            # authenticate() in pilot/pkg/xds/auth.go, before the stream is read
+            try:
+                conn.identity = self._authenticator.authenticate(context.invocation_metadata())
+            except AuthenticationError as e:
+                log.info("ADS stream from %s refused: %s", conn.peer, e)
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failure: {e}")
+            except Exception as e:  # the API server unreachable: the same answer
+                log.warning("token review for %s failed: %s", conn.peer, e)
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failure: {e}")
         context.add_callback(lambda: conn.events.put(("closed", None)))
         threading.Thread(target=self._read, args=(request_iterator, conn), daemon=True,
                          name=f"ads-read-{conn.id}").start()
@@ -201,6 +227,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 except BadNodeId as e:
                     log.warning("closing stream %s: %s", conn.peer, e)
                     return
+                except StreamRefused as e:
+                    log.info("ADS stream %s refused: %s", conn.peer, e)
+                    context.abort(e.code, str(e))
                 except Exception:  # never let one bad request or push kill the stream
                     log.exception("ADS error for %s", conn.proxy.id if conn.proxy else conn.peer)
                     continue
@@ -212,6 +241,12 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             with self._lock:
                 self._connections.pop(conn.id, None)
             log.info("ADS stream closed: %s", conn.proxy.id if conn.proxy else conn.peer)
+
+    @staticmethod
+    def _secure(context) -> bool:
+        """Whether the stream came in over TLS (the 15012 port)."""
+        kind = context.auth_context().get("transport_security_type") or []
+        return b"ssl" in kind
 
     def _half_open(self, conn: Connection) -> bool:
         """Whether a `half-open` fault applies to `conn`'s proxy; if so, the first of its
@@ -242,11 +277,15 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     def _on_request(self, conn: Connection, request) -> list:
         if conn.proxy is None:
-            conn.proxy = Proxy.from_node_id(request.node.id, _metadata(request.node),
-                                            _envoy_version(request.node))
+            proxy = Proxy.from_node_id(request.node.id, _metadata(request.node),
+                                       _envoy_version(request.node))
+            self._authorize(proxy, conn.identity)
+            conn.proxy = proxy
             log.info("ADS stream from %s (%s)", conn.proxy.id, conn.peer)
         type_url = request.type_url
         names = list(request.resource_names)
+        if type_url.startswith(statusgen.DEBUG_TYPE_PREFIX):
+            return [self._debug_response(conn, type_url, names)]
         watched = conn.watched.get(type_url)
         if request.response_nonce and watched is not None:
             if request.response_nonce != watched.nonce_sent:
@@ -271,6 +310,34 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             watched = conn.watched.setdefault(type_url, WatchedResource(type_url))
             watched.names = names
         return [r for r in [self._respond(conn, watched, force=True)] if r]
+
+    @staticmethod
+    def _authorize(proxy: Proxy, identity: Identity | None) -> None:
+        """`authorize`/`checkConnectionIdentity` (pilot/pkg/xds/auth.go): a verified caller
+        must be the namespace (and service account, if the node names one) it claims."""
+        if identity is None:
+            return
+        if proxy.config_namespace != identity.namespace or (
+                proxy.service_account and proxy.service_account != identity.service_account):
+            raise StreamRefused(grpc.StatusCode.PERMISSION_DENIED,
+                                f"authorization failed: no identities ([{identity.spiffe}]) "
+                                f"matched {proxy.config_namespace}/{proxy.service_account}")
+
+    def _debug_response(self, conn: Connection, type_url: str, names: list[str]):
+        """A debug type's answer (StatusGen), under the current push version."""
+        try:
+            packed = statusgen.generate(type_url, self.connections(),
+                                        conn.identity.namespace if conn.identity else None,
+                                        self.debug_access, names)
+        except statusgen.Unauthenticated as e:
+            log.warning("proxy %s is not authorized to receive debug info. Ensure you are "
+                        "connecting over TLS port and are authenticated.", conn.proxy.id)
+            raise StreamRefused(grpc.StatusCode.UNAUTHENTICATED, str(e)) from e
+        version = self.push_version
+        return discovery_pb2.DiscoveryResponse(
+            version_info=version, resources=packed, type_url=type_url,
+            nonce=version + str(uuid.uuid4()),
+            control_plane=base_pb2.ControlPlane(identifier=self._identifier))
 
     def _on_push(self, conn: Connection, push: PushContext) -> list:
         with conn.lock:  # computeProxyState: the proxy's LastPushContext moves on regardless

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent import futures
@@ -15,13 +16,18 @@ from sandbox.istiod.debug import DebugServer
 from sandbox.istiod.mesh import Mesh
 
 log = logging.getLogger("sandbox.istiod")
+DEBUG_HTTP_SWITCH = "istiod-debug-http"  # in the sandbox state dir, beside the kubeconfig
 
 
 @dataclass(frozen=True)
 class Options:
     listen: str
     xds_port: int = 15010
+    secure_xds_port: int = 15012  # TLS + token (needs kubeconfig: CA secret, TokenReview)
     debug_port: int = 15014
+    namespace: str = "istio-system"
+    revision: str = "default"
+    debug_on_http: bool = True  # ENABLE_DEBUG_ON_HTTP
     kubeconfig: str | None = None
     objects: str | None = None
     debounce: float = 0.05
@@ -69,7 +75,12 @@ class Debouncer:
 class ControlPlane:
     def __init__(self, options: Options):
         self.options = options
-        self.ads = ads_module.AdsServer()
+        from sandbox.istiod.statusgen import DebugAccess
+        access = DebugAccess.from_env()
+        authenticator, tls = None, None
+        if options.kubeconfig:
+            authenticator, tls = self._security(options)
+        self.ads = ads_module.AdsServer(authenticator=authenticator, debug_access=access)
         self._ready = threading.Event()
         self._debouncer = Debouncer(options.debounce, self._apply)
         if options.kubeconfig:
@@ -89,8 +100,47 @@ class ControlPlane:
         bound = self.grpc_server.add_insecure_port(f"{options.listen}:{options.xds_port}")
         if not bound:
             raise OSError(f"cannot listen on {options.listen}:{options.xds_port}")
+        if tls is not None and options.secure_xds_port:
+            bound = self.grpc_server.add_secure_port(
+                f"{options.listen}:{options.secure_xds_port}",
+                grpc.ssl_server_credentials([tls]))
+            if not bound:
+                raise OSError(f"cannot listen on {options.listen}:{options.secure_xds_port}")
         self.debug = DebugServer(self.ads, (options.listen, options.debug_port),
-                                 ready=self._ready.is_set)
+                                 ready=self._ready.is_set, debug_on_http=self._debug_on_http)
+
+    def _debug_on_http(self) -> bool:
+        """ENABLE_DEBUG_ON_HTTP, which the sandbox can also turn off while istiod runs (no
+        restart, so the proxies keep their connections): `<state>/istiod-debug-http`
+        holding `off` (`RunningSandbox.istiod_debug_http`)."""
+        if not self.options.debug_on_http:
+            return False
+        if not self.options.kubeconfig:
+            return True
+        switch = os.path.join(os.path.dirname(os.path.abspath(self.options.kubeconfig)),
+                              DEBUG_HTTP_SWITCH)
+        try:
+            with open(switch, encoding="utf-8") as f:
+                return f.read().strip() != "off"
+        except OSError:
+            return True
+
+    @staticmethod
+    def _security(options: Options):
+        """The token authenticator and the (key, chain) of the TLS port, from the cluster;
+        the injector webhooks of this revision and its tags are created there too."""
+        from sandbox.istiod import security
+        from sandbox.istiod.source import KubeConfig
+        config = KubeConfig.load(options.kubeconfig)
+        session = config.session()
+        cert, key = security.ClusterCa(session, config.server, options.namespace) \
+            .load_or_create()
+        chain, serving_key = security.issue_serving(
+            cert, key, security.serving_names(options.namespace, options.revision))
+        from sandbox.istiod import webhooks
+        tags = [t for t in os.environ.get("REVISION_TAGS", "").split(",") if t]
+        webhooks.install(session, config.server, options.revision, options.namespace, tags)
+        return security.TokenAuthenticator(session, config.server), (serving_key, chain)
 
     def _apply(self, objects: list) -> None:
         try:
@@ -108,8 +158,10 @@ class ControlPlane:
         self.grpc_server.start()
         self.debug.start()
         self.source.start()
-        log.info("istiod listening: xDS %s:%d, debug %s:%d", self.options.listen,
-                 self.options.xds_port, self.options.listen, self.options.debug_port)
+        log.info("istiod listening: xDS %s:%d (TLS %d), debug %s:%d%s", self.options.listen,
+                 self.options.xds_port, self.options.secure_xds_port, self.options.listen,
+                 self.options.debug_port,
+                 "" if self.options.debug_on_http else " (/debug/* off: ENABLE_DEBUG_ON_HTTP)")
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)

@@ -60,11 +60,18 @@ def sync_status(conn: Connection) -> dict:
 
 
 def syncz(ads: AdsServer, namespace: str | None = None) -> list[dict]:
+    """Every connection, debug clients included (`Syncz` in pilot/pkg/xds/debug.go does not
+    filter; the xDS debug type lists proxies only)."""
     return [sync_status(c) for c in ads.connections()
             if not namespace or c.proxy.namespace == namespace]
 
 
 def config_dump(conn: Connection, include_eds: bool = False) -> dict:
+    """`config_dump_message` as istiod writes it over HTTP (protojson)."""
+    return protojson(config_dump_message(conn, include_eds))
+
+
+def config_dump_message(conn: Connection, include_eds: bool = False):
     """This proxy's config generated from its last push context, as an Envoy admin v3
     ConfigDump the way istiod's `connectionConfigDump` (pilot/pkg/xds/debug.go) builds it:
     every section stamped with the proxy's `LastPushContext.PushVersion` – a global version
@@ -106,7 +113,7 @@ def config_dump(conn: Connection, include_eds: bool = False) -> dict:
     dump = config_dump_pb2.ConfigDump()
     for message in configs:
         dump.configs.add().Pack(message)
-    return protojson(dump)
+    return dump
 
 
 def protojson(message) -> dict:
@@ -170,9 +177,14 @@ class DumpCache:
 class DebugServer:
     """A threaded HTTP server exposing the debug endpoints of one AdsServer."""
 
-    def __init__(self, ads: AdsServer, address: tuple[str, int], ready=lambda: True):
+    def __init__(self, ads: AdsServer, address: tuple[str, int], ready=lambda: True,
+                 debug_on_http=lambda: True):
+        """`debug_on_http()` False: /debug/* answers 404 (ENABLE_DEBUG_ON_HTTP=false in
+        pilot/pkg/features; pilot/pkg/bootstrap/server.go registers the debug handlers on
+        the monitoring port only when it is true)."""
         handler = type("Handler", (_Handler,), {"ads": ads, "ready": staticmethod(ready),
-                                                "dumps": DumpCache()})
+                                                "dumps": DumpCache(),
+                                                "debug_on_http": staticmethod(debug_on_http)})
         self.httpd = ThreadingHTTPServer(address, handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
@@ -217,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path == "/ready":
                 ok = self.ready()
                 self._send(200 if ok else 503, "ready\n" if ok else "not ready\n")
+            elif url.path.startswith("/debug") and not self.debug_on_http():
+                self._send(404, "404 page not found\n")  # Go's http.NotFound
             elif url.path == "/debug/syncz":
                 self._json(syncz(self.ads, query.get("namespace")))
             elif url.path == "/debug/config_dump":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sandbox.istiod.mesh import Mesh, labels_of
@@ -22,6 +23,14 @@ class Proxy:
     labels: dict = field(default_factory=dict, hash=False)
     istio_version: str = ""
     envoy_version: str = ""
+    # Metadata istiod's debug types look at (pilot/pkg/model/context.go NodeMetadata):
+    # a node without PROXY_CONFIG is not a proxy (e.g. istioctl's own debug stream) and is
+    # left out of syncz; NAMESPACE and SERVICE_ACCOUNT are checked against the caller's
+    # identity on the TLS port (pilot/pkg/xds/auth.go `checkConnectionIdentity`).
+    is_proxy: bool = True
+    config_namespace: str = ""
+    service_account: str = ""
+    cluster_id: str = ""
 
     @property
     def id(self) -> str:
@@ -41,13 +50,14 @@ class Proxy:
         return cls(type=parts[0], ip=parts[1], name=name, namespace=namespace,
                    labels=dict(labels) if isinstance(labels, dict) else {},
                    istio_version=str(metadata.get("ISTIO_VERSION", "")),
-                   envoy_version=envoy_version)
+                   envoy_version=envoy_version, is_proxy="PROXY_CONFIG" in metadata,
+                   config_namespace=str(metadata.get("NAMESPACE") or namespace),
+                   service_account=str(metadata.get("SERVICE_ACCOUNT") or ""),
+                   cluster_id=str(metadata.get("CLUSTER_ID") or ""))
 
     def with_pod(self, mesh: Mesh) -> Proxy:
         """The Pod object is the truth for labels (they may change after Envoy started)."""
         pod = mesh.pod(self.name, self.namespace)
         if pod is None:
             return self
-        return Proxy(type=self.type, ip=self.ip, name=self.name, namespace=self.namespace,
-                     labels=dict(labels_of(pod)), istio_version=self.istio_version,
-                     envoy_version=self.envoy_version)
+        return dataclasses.replace(self, labels=dict(labels_of(pod)))

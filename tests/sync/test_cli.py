@@ -43,10 +43,27 @@ def test_file_json_target():
     (["deploy/x", "-l", "a=b"], "not both"),
     (["--diff", "--wait", "x"], "--diff compares once"),
     (["--file", "x.json", "--verify"], "need a cluster"),
-], ids=["A-and-n", "target-and-selector", "diff-wait", "file-verify"])
+    (["--plaintext", "--insecure"], "--plaintext uses no TLS"),
+    (["--xds-address", "istiod:15012", "--revision", "canary"], "give one of them"),
+    (["--xds-address", "istiod:15012", "--diff", "x"], "cannot use --xds-address"),
+    (["--xds-address", "istiod"], "is not HOST:PORT"),
+    (["--xds-address", "istiod:99999"], "is not HOST:PORT"),
+], ids=["A-and-n", "target-and-selector", "diff-wait", "file-verify", "plaintext-insecure",
+        "address-revision", "address-diff", "address-no-port", "address-bad-port"])
 def test_usage_errors(argv, needle):
     code, _, err = run(*argv)
     assert code == ExitCode.USAGE and needle in err
+
+
+def test_control_plane_flags_make_reach_options():
+    from kubectl_mesh.cli.sync import build_parser, options_from_args
+    args = build_parser("kubectl mesh sync").parse_args(
+        ["--xds-address", "[::1]:15012", "--authority", "istiod.x.svc", "--insecure"])
+    reach = options_from_args(args).reach
+    assert (reach.xds_address, reach.authority, reach.insecure, reach.plaintext) == (
+        "[::1]:15012", "istiod.x.svc", True, False)
+    from kubectl_mesh.sync.reach import split_address
+    assert split_address(reach.xds_address) == ("::1", 15012)
 
 
 def test_verify_and_diff_are_exclusive():

@@ -162,3 +162,76 @@ def test_diff_compares_protojson_spellings_where_snake_from_camel_is_ambiguous()
     changed = dict(envoy, upstream_http_protocol_options={"proxy_100_continue": False})
     [clusters, *_] = diffmod.compare(dump(istiod, "dynamicActiveClusters"), dump(changed))
     assert not clusters.match and '+      "proxy100Continue": false' in clusters.diff
+
+
+# ---- revision tags ---------------------------------------------------------------------------
+
+
+class _Webhooks:
+    """An API whose MutatingWebhookConfigurations are `hooks` (or that refuses to list them)."""
+
+    def __init__(self, hooks=None, forbidden=False):
+        self.hooks, self.forbidden, self.selectors = hooks or [], forbidden, []
+
+    def list_resource(self, resource, namespace=None, *, label_selector=None,
+                      field_selector=None):
+        from kubectl_mesh.errors import ForbiddenError
+        assert resource == "mutatingwebhookconfigurations"
+        self.selectors.append(label_selector)
+        if self.forbidden:
+            raise ForbiddenError("cannot list mutatingwebhookconfigurations")
+        tag = label_selector.split("=", 1)[1]
+        return [h for h in self.hooks if h["metadata"]["labels"].get("istio.io/tag") == tag]
+
+
+def _hook(tag, rev):
+    return {"metadata": {"name": f"istio-revision-tag-{tag}",
+                         "labels": {"istio.io/tag": tag, "istio.io/rev": rev}}}
+
+
+def test_a_revision_tag_resolves_to_its_webhooks_revision():
+    import io
+
+    from kubectl_mesh.sync.revisions import resolve_revision
+    api, err = _Webhooks([_hook("prod", "1-28"), _hook("canary", "1-29")]), io.StringIO()
+    assert resolve_revision(api, "prod", err) == "1-28"
+    assert api.selectors == ["istio.io/tag=prod"]
+    assert "revision tag prod → revision 1-28" in err.getvalue()
+    assert resolve_revision(api, "1-28") == "1-28"  # no tag of that name: a revision
+    assert resolve_revision(_Webhooks(forbidden=True), "prod") == "prod"
+    assert resolve_revision(api, None) is None
+
+
+def test_a_tag_pointing_at_two_revisions_is_bad_input():
+    from kubectl_mesh.errors import BadInputError
+    from kubectl_mesh.sync.revisions import resolve_revision
+    api = _Webhooks([_hook("prod", "1-28"), _hook("prod", "1-29")])
+    with pytest.raises(BadInputError, match="points at several revisions"):
+        resolve_revision(api, "prod")
+
+
+class _UrlWebhooks:
+    def __init__(self, hooks):
+        self.hooks, self.selectors = hooks, []
+
+    def list_resource(self, resource, namespace=None, *, label_selector=None,
+                      field_selector=None):
+        self.selectors.append(label_selector)
+        return [] if label_selector.startswith("istio.io/tag=") else self.hooks
+
+
+@pytest.mark.parametrize("url,address", [
+    ("https://istiod.example.com:15012/inject", "istiod.example.com:15012"),
+    ("https://istiod.example.com/inject", "istiod.example.com:443"),
+    ("https://[fd00::1]:15012/inject", "[fd00::1]:15012"),
+], ids=["port", "default-443", "ipv6"])
+def test_webhook_injection_url_gives_the_xds_address(url, address):
+    from kubectl_mesh.sync.revisions import webhook_xds_address
+    api = _UrlWebhooks([{"metadata": {"name": "b"}, "webhooks": [{"clientConfig": {
+        "service": {"name": "istiod"}}}]},
+        {"metadata": {"name": "a"}, "webhooks": [{"clientConfig": {"url": url}}]}])
+    assert webhook_xds_address(api, None) == ("a", address)
+    # no --revision: the `default` tag's revision, else `default`; tag webhooks left out
+    assert api.selectors == ["istio.io/tag=default", "istio.io/rev=default,!istio.io/tag"]
+    assert webhook_xds_address(_UrlWebhooks([{"metadata": {"name": "b"}, "webhooks": [
+        {"clientConfig": {"service": {"name": "istiod"}}}]}]), "1-28") is None

@@ -277,13 +277,14 @@ class _Istiod:
         self.cds_version = cds_version
         self.asked: list = []
 
-    def syncz(self, namespace=None):
+    def proxies(self, namespace=None):
         from kubectl_mesh.errors import UnreachableError
 
         self.asked.append(namespace)
         if self.cds_version is None:
             raise UnreachableError("istiod istio-system/istiod-1 did not answer within 5s")
-        return [_syncz_entry(self.cds_version)]
+        from kubectl_mesh.syncz import parse_syncz
+        return parse_syncz([_syncz_entry(self.cds_version)], self.name)
 
 
 def _verify_lagging(envoy_cds: str, istiod: _Istiod):
