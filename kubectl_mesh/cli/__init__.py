@@ -59,6 +59,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("accesslog", "Follow a proxy's access log"),
     Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
             takes_target=False, takes_files=True),
+    Command("admin", "Call a proxy's Envoy admin API and print the answer"),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

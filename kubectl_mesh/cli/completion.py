@@ -299,3 +299,7 @@ def complete_accesslog() -> int:
 
 def complete_analyze() -> int:
     return main_for("analyze")
+
+
+def complete_admin() -> int:
+    return main_for("admin")
