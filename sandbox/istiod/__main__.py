@@ -17,6 +17,8 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--listen", required=True, help="IP to bind (the istiod pod's IP)")
     parser.add_argument("--xds-port", type=int, default=15010)
     parser.add_argument("--debug-port", type=int, default=15014)
+    parser.add_argument("--ctrlz-port", "--ctrlz_port", type=int, default=9876,
+                        help="ControlZ port (0 = none)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kubeconfig", help="read objects from this cluster (list + watch)")
     source.add_argument("--objects", help="read objects from this multi-document YAML file")
@@ -26,6 +28,7 @@ def parse_args(argv: list[str] | None) -> Options:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Options(listen=args.listen, xds_port=args.xds_port, debug_port=args.debug_port,
+                   controlz_port=args.ctrlz_port,
                    kubeconfig=args.kubeconfig, objects=args.objects, debounce=args.debounce)
 
 

@@ -22,6 +22,7 @@ class Options:
     listen: str
     xds_port: int = 15010
     debug_port: int = 15014
+    controlz_port: int = 9876  # 0: no ControlZ (istiod's --ctrlz_port)
     kubeconfig: str | None = None
     objects: str | None = None
     debounce: float = 0.05
@@ -91,6 +92,10 @@ class ControlPlane:
             raise OSError(f"cannot listen on {options.listen}:{options.xds_port}")
         self.debug = DebugServer(self.ads, (options.listen, options.debug_port),
                                  ready=self._ready.is_set)
+        self.controlz = None
+        if options.controlz_port:
+            from sandbox.istiod.controlz import ControlZServer
+            self.controlz = ControlZServer((options.listen, options.controlz_port))
 
     def _apply(self, objects: list) -> None:
         try:
@@ -107,6 +112,8 @@ class ControlPlane:
     def start(self) -> None:
         self.grpc_server.start()
         self.debug.start()
+        if self.controlz is not None:
+            self.controlz.start()
         self.source.start()
         log.info("istiod listening: xDS %s:%d, debug %s:%d", self.options.listen,
                  self.options.xds_port, self.options.listen, self.options.debug_port)
@@ -119,3 +126,5 @@ class ControlPlane:
         self._debouncer.cancel()
         self.grpc_server.stop(grace=0.5).wait(2)
         self.debug.stop()
+        if self.controlz is not None:
+            self.controlz.stop()
