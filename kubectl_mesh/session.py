@@ -115,14 +115,14 @@ def ready_pods(pods: list, what: str, stderr: IO[str]) -> list:
 
 
 def pick_one(pods: list, what: str, stderr: IO[str],
-             all_pods: str = "compares them all") -> object:
+             instead: str = "--all-pods compares them all") -> object:
     """One ready pod of a multi-pod target, saying which on stderr (like `kubectl logs deploy/x`)
-    and what `--all-pods` would do instead."""
+    and what the user can do `instead`."""
     if len(pods) == 1:
         return pods[0]
     ready = [p for p in pods if p.ready] or pods
     chosen = ready[0]
-    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}; --all-pods {all_pods})",
+    print(f"using pod {chosen.ref} ({len(pods)} pods match {what}; {instead})",
           file=stderr)
     return chosen
 

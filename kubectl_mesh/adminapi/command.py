@@ -52,7 +52,7 @@ def run(opts: AdminOptions, stdout: IO[str], stderr: IO[str]) -> int:
                     f"{what} has {len(pods)} pods: {method} {path.path} would change only one; "
                     "nothing was sent",
                     hint="add --all-pods to send it to every pod, or name one pod")
-            pods = [pick_one(pods, what, stderr, all_pods="prints every pod's answer")]
+            pods = [pick_one(pods, what, stderr, instead="--all-pods prints every pod's answer")]
         if method == "POST":
             return _write(session, pods, path, stdout, stderr, terminal)
         for pod in pods:

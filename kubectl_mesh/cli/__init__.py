@@ -27,6 +27,8 @@ class Command:
     takes_target: bool = True  # first positional is a pod/workload (shell completion)
     aliases: tuple[str, ...] = ()  # the names istioctl users type (`route`, `log`)
     takes_files: bool = False  # positionals are file names: the shell completes them
+    target_words: tuple[str, ...] = ()  # words the target may also be (`dashboard istiod`)
+    takes_admin_path: bool = False  # the positional after the target is an Envoy admin path
 
     @property
     def module(self) -> str:
@@ -59,7 +61,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("accesslog", "Follow a proxy's access log"),
     Command("analyze", "Find misconfigured Istio objects in the cluster or in files",
             takes_target=False, takes_files=True),
-    Command("admin", "Call a proxy's Envoy admin API and print the answer"),
+    Command("dashboard", "Open a proxy's Envoy admin page (or istiod's ControlZ) in the browser",
+            target_words=("istiod", "istiod-debug", "controlz")),
+    Command("admin", "Call a proxy's Envoy admin API and print the answer",
+            takes_admin_path=True),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

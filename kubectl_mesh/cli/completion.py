@@ -189,7 +189,12 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
     if command.takes_files:
         return [], FILE_COMPLETION
     if command.takes_target and not positionals:
-        return _quietly(lambda: _targets(lister_factory, typed, env, partial)), NO_FILE_COMPLETION
+        words = [w for w in command.target_words if w.startswith(partial)]
+        return words + _quietly(lambda: _targets(lister_factory, typed, env, partial)), \
+            NO_FILE_COMPLETION
+    if command.takes_admin_path and len(positionals) == 1:
+        from kubectl_mesh.adminapi.endpoints import READS, WRITES
+        return sorted(p for p in (*READS, *WRITES) if p.startswith(partial)), NO_FILE_COMPLETION
     return [], NO_FILE_COMPLETION
 
 
@@ -299,6 +304,10 @@ def complete_accesslog() -> int:
 
 def complete_analyze() -> int:
     return main_for("analyze")
+
+
+def complete_dashboard() -> int:
+    return main_for("dashboard")
 
 
 def complete_admin() -> int:

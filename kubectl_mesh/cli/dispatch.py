@@ -170,6 +170,7 @@ loglevel_main = _executable("loglevel")
 sniff_main = _executable("sniff")
 accesslog_main = _executable("accesslog")
 analyze_main = _executable("analyze")
+dashboard_main = _executable("dashboard")
 admin_main = _executable("admin")
 
 

@@ -12,7 +12,7 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 VENV_PYTHON = os.path.join(VENV_BIN, "python3")
 KUBECTL = os.path.join(VENV_BIN, "kubectl")
 COMMAND_NAMES = ("sync", "routes", "listeners", "clusters", "endpoints", "secrets", "loglevel",
-                 "sniff", "accesslog", "analyze", "admin")
+                 "sniff", "accesslog", "analyze", "dashboard", "admin")
 PLUGIN_EXECUTABLES = ("kubectl-mesh",) + tuple(f"kubectl-mesh-{c}" for c in COMMAND_NAMES)
 COMPLETION_EXECUTABLES = ("kubectl_complete-mesh",) + tuple(
     f"kubectl_complete-mesh-{c}" for c in COMMAND_NAMES)
