@@ -2,7 +2,8 @@
 
 Imitated from istio pkg/ctrlz: `Run` serves the home page (templates/home.html in the layout
 of templates/layouts/main.html, title "Istio ControlZ", a sidebar of the core topics from
-`getTopics`: `<a href="/<prefix>z/">Title</a>`) and one page per topic; the topics and their
+`getTopics`: `<a href="/<prefix>z/">Title</a>`; the page title `ControlZ / <title>` from
+templates/layouts/base.html) and one page per topic; the topics and their
 order are `coreTopics` (ctrlz.go) with each topic's Title()/Prefix() (pkg/ctrlz/topics).
 Here each topic page holds the little the sandbox knows; unknown paths are Go's 404.
 """
@@ -31,7 +32,7 @@ def _page(title: str, content: str) -> bytes:
                         for name, prefix in TOPICS)
     return f"""<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<head><meta charset="utf-8"><title>ControlZ / {html.escape(title)}</title></head>
 <body>
 <main>
 <nav class="sidebar"><div class="card"><div class="card-header" id="header"><div>ControlZ</div></div>
