@@ -196,3 +196,22 @@ def test_bad_targets_and_arguments(mesh, args, code, message):
     assert out.returncode == code, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                          (signal.SIGHUP, 129)], ids=["INT", "TERM", "HUP"])
+def test_a_signal_mid_request_ends_it_quietly_with_its_code(mesh, sandbox, signum, code):
+    """With a slow API server (1 s round trips), the signal arrives while the port-forward
+    to the chosen pod is being opened: the command ends at once with 128 + the signal, no
+    traceback, nothing on stdout."""
+    sandbox.set_rtt(1.0)
+    try:
+        proc = mesh.popen("admin", *V2, "/config_dump", text=True)
+        first = proc.stderr.readline()  # said once the pods are listed, before the request
+        assert first.startswith("using pod catalog-v2-"), first
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        sandbox.set_rtt(0)
+    assert proc.returncode == code, err
+    assert out == "" and "Traceback" not in err and "error" not in err
