@@ -25,7 +25,14 @@ def server():
             pass
 
         def do_GET(self):  # noqa: N802
-            if self.path == "/slow":
+            if self.path == "/big":
+                piece = b"x" * (1024 * 1024)
+                self.send_response(200)
+                self.send_header("Content-Length", str(32 * len(piece)))
+                self.end_headers()
+                for _ in range(32):
+                    self.wfile.write(piece)
+            elif self.path == "/slow":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -82,3 +89,36 @@ def test_a_closed_port_is_unreachable_naming_the_pod():
         with pytest.raises(UnreachableError, match="p.ns"):
             with admin.stream("GET", "/stats"):
                 pass
+
+
+def test_a_32_mib_answer_goes_to_stdout_without_being_held(server):
+    """The whole path of `kubectl mesh admin` into a pipe: stream → write_raw. Python's own
+    allocations stay far below the answer's size (tracemalloc's peak)."""
+    import io
+    import tracemalloc
+
+    from kubectl_mesh.adminapi.render import write_raw
+
+    class Sink(io.RawIOBase):
+        size = 0
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.size += len(b)
+            return len(b)
+
+    sink = Sink()
+    stdout = io.TextIOWrapper(io.BufferedWriter(sink), encoding="utf-8")
+    port, _ = server
+    with EnvoyAdmin(f"http://127.0.0.1:{port}", "p.ns", timeout=10) as admin:
+        tracemalloc.start()
+        try:
+            with admin.stream("GET", "/big") as answer:
+                written = write_raw(answer.chunks(), stdout)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert written == sink.size == 32 * 1024 * 1024
+    assert peak < 2 * 1024 * 1024, f"peak {peak} bytes"
