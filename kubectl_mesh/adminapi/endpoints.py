@@ -52,7 +52,8 @@ class AdminPath:
         """`/stats?filter=http` as typed (`stats?filter=http` too): checked, encoded."""
         raw = text.strip()
         if not raw:
-            raise UsageError("the admin PATH is empty", hint="e.g. /server_info or /stats?filter=http")
+            raise UsageError("the admin PATH is empty",
+                             hint="e.g. /server_info or /stats?filter=http")
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
             raise UsageError(f"the admin PATH {raw!r} has control characters")
         if "#" in raw:

@@ -35,7 +35,8 @@ def _page(title: str, content: str) -> bytes:
 <head><meta charset="utf-8"><title>ControlZ / {html.escape(title)}</title></head>
 <body>
 <main>
-<nav class="sidebar"><div class="card"><div class="card-header" id="header"><div>ControlZ</div></div>
+<nav class="sidebar"><div class="card">
+<div class="card-header" id="header"><div>ControlZ</div></div>
 <div class="card-body"><ul class="tree">
 {sidebar}
 </ul></div></div></nav>
