@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from kubectl_mesh import podhttp
 from kubectl_mesh.errors import AdminError, BadInputError, UnreachableError
@@ -101,7 +101,48 @@ class EnvoyAdmin:
             self._request("POST", "/logging", {"paths": paths})
         return parse_loggers(self._request("POST", "/logging", {}).text)
 
+    @contextlib.contextmanager
+    def stream(self, method: str, target: str) -> Iterator[AdminStream]:
+        """Any admin request (`target` = encoded path and query) whose 200 answer is read as it
+        arrives (`chunks()`); any other status is raised as `AdminError` with the first line
+        of Envoy's text."""
+        path = target.split("?", 1)[0]
+        with self._translated(path):
+            with self._http.stream(method, target) as resp:
+                if resp.status_code != 200:
+                    body = resp.head(64 * 1024).decode("utf-8", errors="replace")
+                    raise self._status_error(method, target, resp.status_code, body)
+                yield AdminStream(resp, self)
+
     # -- transport ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self, path: str) -> Iterator[None]:
+        """podhttp's transport failures as this pod's `UnreachableError`."""
+        try:
+            yield
+        except podhttp.Timeout as e:
+            raise UnreachableError(
+                f"Envoy admin of {self.pod_ref} did not answer {path} within "
+                f"{self.timeout:g}s",
+                hint="raise --request-timeout, or check the pod is not overloaded",
+            ) from e
+        except podhttp.Unreachable as e:
+            raise UnreachableError(
+                f"cannot connect to Envoy admin of {self.pod_ref} at {self.base_url}"
+                f" (connection refused or reset)",
+                hint="is the istio-proxy container running?",
+            ) from e
+
+    def _status_error(self, method: str, path: str, status: int, body: str) -> AdminError:
+        first = body.strip().splitlines()[0][:200] if body.strip() else ""
+        # a 404 for an unknown path goes on with the whole `admin commands are:` help
+        first = first.removesuffix(" admin commands are:")
+        return AdminError(
+            f"Envoy admin of {self.pod_ref} answered {status} to {method} {path}"
+            + (f": {first}" if first else ""),
+            status=status, body=body,
+        )
 
     def _json(self, method: str, path: str, params: dict,
               while_waiting: Callable[[], object] | None = None) -> Any:
@@ -118,29 +159,25 @@ class EnvoyAdmin:
     def _request(self, method: str, path: str, params: dict,
                  ok: tuple[int, ...] = (200,), *,
                  while_waiting: Callable[[], object] | None = None) -> AdminResponse:
-        try:
+        with self._translated(path):
             resp = self._http.request(method, path, params, while_waiting=while_waiting)
-        except podhttp.Timeout as e:
-            raise UnreachableError(
-                f"Envoy admin of {self.pod_ref} did not answer {path} within "
-                f"{self.timeout:g}s",
-                hint="raise --request-timeout, or check the pod is not overloaded",
-            ) from e
-        except podhttp.Unreachable as e:
-            raise UnreachableError(
-                f"cannot connect to Envoy admin of {self.pod_ref} at {self.base_url}"
-                f" (connection refused or reset)",
-                hint="is the istio-proxy container running?",
-            ) from e
         if resp.status_code not in ok:
-            body = resp.text
-            first = body.strip().splitlines()[0][:200] if body.strip() else ""
-            raise AdminError(
-                f"Envoy admin of {self.pod_ref} answered {resp.status_code} to {method} {path}"
-                + (f": {first}" if first else ""),
-                status=resp.status_code, body=body,
-            )
+            raise self._status_error(method, path, resp.status_code, resp.text)
         return resp
+
+
+class AdminStream:
+    """A 200 answer of the admin API being read: `content_type`, and `chunks()` whose
+    transport failures are the pod's `UnreachableError`."""
+
+    def __init__(self, resp: podhttp.StreamedResponse, admin: EnvoyAdmin):
+        self._resp = resp
+        self._admin = admin
+        self.content_type = resp.content_type
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        with self._admin._translated(self._resp.path):
+            yield from self._resp.chunks(size)
 
 
 @contextlib.contextmanager

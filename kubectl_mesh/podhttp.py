@@ -9,10 +9,11 @@ one-line message (it knows what it talked to), once, at its boundary.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlencode, urlsplit
 
 _HEADERS = {"Accept": "*/*", "User-Agent": "kubectl-mesh"}
@@ -44,6 +45,39 @@ class Response:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
+
+
+class StreamedResponse:
+    """An answer read as it arrives (`chunks()`), never whole in memory; transport failures
+    while reading are raised as `Timeout` / `Unreachable` like the request's own."""
+
+    def __init__(self, answer: http.client.HTTPResponse, path: str):
+        self._answer = answer
+        self.path = path
+        self.status_code = answer.status
+        self.content_type = answer.getheader("Content-Type", "") or ""
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        """The body in pieces of at most `size` bytes, as they arrive."""
+        while True:
+            try:
+                chunk = self._answer.read1(size)
+            except TimeoutError as e:
+                raise Timeout(self.path) from e
+            except (OSError, http.client.HTTPException) as e:
+                raise Unreachable(self.path) from e
+            if not chunk:
+                return
+            yield chunk
+
+    def head(self, limit: int) -> bytes:
+        """Up to `limit` bytes of the body (for an error's message)."""
+        out = bytearray()
+        for chunk in self.chunks(min(limit, 64 * 1024)):
+            out += chunk
+            if len(out) >= limit:
+                break
+        return bytes(out[:limit])
 
 
 class _CarriedConnection(http.client.HTTPConnection):
@@ -107,15 +141,37 @@ class PodHttp:
             return resp
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+    @contextlib.contextmanager
+    def stream(self, method: str, target: str) -> Iterator[StreamedResponse]:
+        """One request (`target` = path and query, already encoded) whose answer the caller
+        reads as it arrives; on its own connection, closed on exit (a half-read body cannot
+        go back to the pool)."""
+        path = target.split("?", 1)[0]
+        conn, _ = self._take_new()
+        try:
+            try:
+                conn.request(method, target, headers=_HEADERS)
+                answer = conn.getresponse()
+            except TimeoutError as e:
+                raise Timeout(path) from e
+            except (OSError, http.client.HTTPException) as e:
+                raise Unreachable(path) from e
+            yield StreamedResponse(answer, path)
+        finally:
+            conn.close()
+
+    def _take_new(self) -> tuple[http.client.HTTPConnection, bool]:
         if self._connect is not None:
             return _CarriedConnection(self._connect, self.timeout), False
         parts = urlsplit(self.base_url)
         return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
                                           timeout=self.timeout), False
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._take_new()
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:

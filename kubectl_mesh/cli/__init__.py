@@ -28,6 +28,8 @@ class Command:
     aliases: tuple[str, ...] = ()  # the names istioctl users type (`route`, `log`)
     takes_files: bool = False  # positionals are file names: the shell completes them
     kind_first: bool = False  # `describe pod|service TARGET`: the target follows a kind word
+    target_words: tuple[str, ...] = ()  # words the target may also be (`dashboard istiod`)
+    takes_admin_path: bool = False  # the positional after the target is an Envoy admin path
 
     @property
     def module(self) -> str:
@@ -69,6 +71,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("ecds", "Show a proxy's extension configs (ECDS)"),
     Command("rootca-compare", "Check whether two pods trust the same root CA"),
     Command("stats", "Show a proxy's Envoy stats (server or clusters)"),
+    Command("dashboard", "Open a proxy's Envoy admin page (or istiod's ControlZ) in the browser",
+            target_words=("istiod", "istiod-debug", "controlz")),
+    Command("admin", "Call a proxy's Envoy admin API and print the answer",
+            takes_admin_path=True),
 )
 
 # Dispatcher-only commands (handled in dispatch.py, no module of their own).

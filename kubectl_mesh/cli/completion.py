@@ -199,7 +199,12 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
                 lister_factory, typed, env, "svc/" + partial)]), NO_FILE_COMPLETION
         positionals = positionals[1:]
     if command.takes_target and not positionals:
-        return _quietly(lambda: _targets(lister_factory, typed, env, partial)), NO_FILE_COMPLETION
+        words = [w for w in command.target_words if w.startswith(partial)]
+        return words + _quietly(lambda: _targets(lister_factory, typed, env, partial)), \
+            NO_FILE_COMPLETION
+    if command.takes_admin_path and len(positionals) == 1:
+        from kubectl_mesh.adminapi.endpoints import READS, WRITES
+        return sorted(p for p in (*READS, *WRITES) if p.startswith(partial)), NO_FILE_COMPLETION
     return [], NO_FILE_COMPLETION
 
 
@@ -333,3 +338,11 @@ def complete_rootca_compare() -> int:
 
 def complete_stats() -> int:
     return main_for("stats")
+
+
+def complete_dashboard() -> int:
+    return main_for("dashboard")
+
+
+def complete_admin() -> int:
+    return main_for("admin")

@@ -176,6 +176,8 @@ all_main = _executable("all")
 ecds_main = _executable("ecds")
 rootca_compare_main = _executable("rootca-compare")
 stats_main = _executable("stats")
+dashboard_main = _executable("dashboard")
+admin_main = _executable("admin")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -59,12 +60,17 @@ class ChannelSocket:
         self._prefix = {DATA: 2, ERROR: 2}  # port-prefix bytes still to skip per channel
         self._on_error = on_error
         self._eof = False
+        # A reader answering a ping and a writer in another thread (a local port piped to
+        # the channel) must not interleave their frames.
+        self._send_lock = threading.Lock()
 
     # -- what http.client uses -------------------------------------------------------------
 
     def sendall(self, data) -> None:
         """Send `data` as one masked binary message on the data channel."""
-        self._sock.sendall(_client_frame(b"\x00" + bytes(data)))
+        frame = _client_frame(b"\x00" + bytes(data))
+        with self._send_lock:
+            self._sock.sendall(frame)
 
     def makefile(self, mode: str = "rb", buffering: int | None = None) -> io.BufferedReader:
         if "w" in mode:
@@ -73,6 +79,12 @@ class ChannelSocket:
 
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
+
+    def shutdown(self, how: int = socket.SHUT_RDWR) -> None:
+        """Wake a read blocked in another thread (close() would not); the base socket's
+        shutdown, not SSLSocket's, which would try to unwrap TLS first."""
+        with _quiet():
+            socket.socket.shutdown(self._sock, how)
 
     def close(self) -> None:
         with _quiet():
@@ -112,7 +124,8 @@ class ChannelSocket:
             return
         if opcode == _OP_PING:
             payload = bytes(self._read_exact(length))
-            self._sock.sendall(_client_frame(payload, 0xA))
+            with self._send_lock:
+                self._sock.sendall(_client_frame(payload, 0xA))
             return
         if opcode not in (_OP_BINARY, _OP_CONT):
             self._read_exact(length)  # text / pong: not part of the stream

@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--secure-xds-port", type=int, default=15012,
                         help="TLS xDS with token authentication (0: off)")
     parser.add_argument("--debug-port", type=int, default=15014)
+    parser.add_argument("--ctrlz-port", "--ctrlz_port", type=int, default=9876,
+                        help="ControlZ port (0 = none)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kubeconfig", help="read objects from this cluster (list + watch)")
     source.add_argument("--objects", help="read objects from this multi-document YAML file")
@@ -33,6 +35,7 @@ def parse_args(argv: list[str] | None) -> Options:
     # env), ENABLE_DEBUG_ON_HTTP from the environment (pilot/pkg/features).
     return Options(listen=args.listen, xds_port=args.xds_port,
                    secure_xds_port=args.secure_xds_port, debug_port=args.debug_port,
+                   controlz_port=args.ctrlz_port,
                    kubeconfig=args.kubeconfig, objects=args.objects, debounce=args.debounce,
                    namespace=os.environ.get("POD_NAMESPACE") or "istio-system",
                    revision=os.environ.get("REVISION") or "default",

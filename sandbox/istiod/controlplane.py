@@ -28,6 +28,7 @@ class Options:
     namespace: str = "istio-system"
     revision: str = "default"
     debug_on_http: bool = True  # ENABLE_DEBUG_ON_HTTP
+    controlz_port: int = 9876  # 0: no ControlZ (istiod's --ctrlz_port)
     kubeconfig: str | None = None
     objects: str | None = None
     debounce: float = 0.05
@@ -108,6 +109,10 @@ class ControlPlane:
                 raise OSError(f"cannot listen on {options.listen}:{options.secure_xds_port}")
         self.debug = DebugServer(self.ads, (options.listen, options.debug_port),
                                  ready=self._ready.is_set, debug_on_http=self._debug_on_http)
+        self.controlz = None
+        if options.controlz_port:
+            from sandbox.istiod.controlz import ControlZServer
+            self.controlz = ControlZServer((options.listen, options.controlz_port))
 
     def _debug_on_http(self) -> bool:
         """ENABLE_DEBUG_ON_HTTP, which the sandbox can also turn off while istiod runs (no
@@ -157,6 +162,8 @@ class ControlPlane:
     def start(self) -> None:
         self.grpc_server.start()
         self.debug.start()
+        if self.controlz is not None:
+            self.controlz.start()
         self.source.start()
         log.info("istiod listening: xDS %s:%d (TLS %d), debug %s:%d%s", self.options.listen,
                  self.options.xds_port, self.options.secure_xds_port, self.options.listen,
@@ -171,3 +178,5 @@ class ControlPlane:
         self._debouncer.cancel()
         self.grpc_server.stop(grace=0.5).wait(2)
         self.debug.stop()
+        if self.controlz is not None:
+            self.controlz.stop()

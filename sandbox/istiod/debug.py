@@ -34,6 +34,28 @@ SYNCZ_FIELDS = {
 }
 
 
+# The debug handlers the sandbox serves, with istiod's help texts (`addDebugHandler` calls in
+# pilot/pkg/xds/debug.go).
+DEBUG_HANDLERS = {
+    "/debug/config_dump": "ConfigDump in the form of the Envoy admin config dump API for "
+                          "passed in proxyID",
+    "/debug/list": "List all supported debug commands in json",
+    "/debug/syncz": "Synchronization status of all Envoys connected to this Pilot instance",
+}
+
+
+def debug_index() -> str:
+    """`/debug`: istiod's HTML index of its debug endpoints (`Debug` and `indexTmpl` in
+    pilot/pkg/xds/debug.go), sorted by name, each linked by its absolute path."""
+    import html
+
+    rows = "".join(f"\n\t<tr>\n\t<td><a href='{path}'>{path}</a></td><td>{html.escape(text)}"
+                   f"</td>\n\t</tr>\n" for path, text in sorted(DEBUG_HANDLERS.items()))
+    return ("<html>\n<head>\n<title>Pilot Debug Console</title>\n</head>\n<body>\n<br/>\n"
+            "<table id=\"endpoints\">\n<tr><th>Endpoint</th><th>Description</th></tr>\n"
+            f"{rows}</table>\n<br/>\n</body>\n</html>\n")
+
+
 def go_time(value: datetime | None) -> str:
     """Go's RFC 3339 time as encoding/json writes it (UTC, fractional seconds trimmed)."""
     if value is None:
@@ -244,8 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self._send(200, self.dumps.body(conn, "include_eds" in query),
                            "application/json")
-            elif url.path in ("/debug", "/debug/list"):
-                self._json(["/debug/syncz", "/debug/config_dump", "/ready"])
+            elif url.path == "/debug":
+                self._send(200, debug_index(), "text/html; charset=utf-8")
+            elif url.path == "/debug/list":
+                self._json(sorted(path.removeprefix("/debug/") for path in DEBUG_HANDLERS
+                                  if path != "/debug/list"))
             else:
                 self._send(404, f"404 page not found: {url.path}\n")
         except BrokenPipeError:

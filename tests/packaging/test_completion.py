@@ -301,3 +301,16 @@ def test_unreachable_server_is_quiet_and_quick(tmp_path):
     result, elapsed = _run_completer([""], _kubeconfig(tmp_path, "https://127.0.0.1:9", b""))
     assert (result.returncode, result.stdout, result.stderr) == (0, ":4\n", "")
     assert elapsed < 3
+
+
+def test_dashboard_targets_include_istiods_pages_and_admin_completes_envoy_paths():
+    dashboard, admin = find_command("dashboard"), find_command("admin")
+    assert completion.complete_command(dashboard, ["istiod"], lister_factory=FakeCluster()) == (
+        ["istiod", "istiod-debug"], 4)
+    assert completion.complete_command(dashboard, ["rev"], lister_factory=FakeCluster()) == (
+        ["reviews-v1-xyz", "reviews-v2-qrs"], 4)
+    assert completion.complete_command(admin, ["reviews-v1-xyz", "/health"],
+                                       lister_factory=FakeCluster()) == (
+        ["/healthcheck/fail", "/healthcheck/ok"], 4)
+    assert completion.complete_command(admin, ["-n", "x", "pod/a", "/config"],
+                                       lister_factory=FakeCluster()) == (["/config_dump"], 4)
