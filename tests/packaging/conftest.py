@@ -12,8 +12,8 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 VENV_PYTHON = os.path.join(VENV_BIN, "python3")
 KUBECTL = os.path.join(VENV_BIN, "kubectl")
 COMMAND_NAMES = ("sync", "routes", "listeners", "clusters", "endpoints", "secrets", "loglevel",
-                 "sniff", "accesslog", "analyze", "describe", "dashboard", "admin",
-                 "bootstrap", "all", "ecds", "rootca-compare", "stats")
+                 "sniff", "accesslog", "analyze", "describe",
+                 "bootstrap", "all", "ecds", "rootca-compare", "stats", "dashboard", "admin")
 # kubectl runs `kubectl mesh rootca-compare` as kubectl-mesh-rootca_compare: `-` becomes `_`
 PLUGIN_EXECUTABLES = ("kubectl-mesh",) + tuple(
     f"kubectl-mesh-{c.replace('-', '_')}" for c in COMMAND_NAMES)
