@@ -21,6 +21,7 @@ from kubectl_mesh.cli import BUILTINS, COMMANDS, Command, find_command
 from kubectl_mesh.cli import common
 
 NO_FILE_COMPLETION = 4  # cobra ShellCompDirectiveNoFileComp
+NO_SPACE = 2  # cobra ShellCompDirectiveNoSpace: the word goes on (`http:` then a level)
 FILE_COMPLETION = 0  # cobra ShellCompDirectiveDefault: let the shell complete file names
 API_TIMEOUT = 2.0
 
@@ -172,6 +173,10 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
             names = _quietly(lambda: context_names(typed.get("kubeconfig"), env))
         elif action.dest == "namespace":
             names = _quietly(lambda: _list(lister_factory, typed, env, "api/v1/namespaces", None))
+        elif action.dest == "level":
+            return _level_spec(prefix, value)
+        elif action.dest == "flags":
+            return _list_items(prefix, value, _response_flags()), NO_FILE_COMPLETION
         else:
             names = []
         return [prefix + n for n in names if n.startswith(value)], NO_FILE_COMPLETION
@@ -206,6 +211,34 @@ def complete_command(command: Command, args: Sequence[str], *, env: Mapping[str,
         from kubectl_mesh.adminapi.endpoints import READS, WRITES
         return sorted(p for p in (*READS, *WRITES) if p.startswith(partial)), NO_FILE_COMPLETION
     return [], NO_FILE_COMPLETION
+
+
+def _list_items(prefix: str, value: str, names: Sequence[str]) -> list[str]:
+    """Candidates for the last item of a comma-separated value (`UT,U` → `UT,UH`, ...),
+    leaving out the items already given."""
+    done, _, last = value.rpartition(",")
+    given = set(done.split(",")) if done else set()
+    head = prefix + (done + "," if done else "")
+    return [head + n for n in names if n.startswith(last) and n not in given]
+
+
+def _level_spec(prefix: str, value: str) -> tuple[list[str], int]:
+    """`--level`: a level for every logger, or LOGGER:LEVEL items (Envoy's logger names)."""
+    from kubectl_mesh.loglevel.levels import ENVOY_LOGGERS, LEVELS
+    done, _, last = value.rpartition(",")
+    head = prefix + (done + "," if done else "")
+    logger, colon, level = last.partition(":")
+    if colon:
+        return [f"{head}{logger}:{n}" for n in LEVELS if n.startswith(level)], \
+            NO_FILE_COMPLETION
+    loggers = [f"{head}{n}:" for n in ENVOY_LOGGERS if n.startswith(last)]
+    levels = [] if done else [head + n for n in LEVELS if n.startswith(last)]
+    return levels + loggers, NO_FILE_COMPLETION | (NO_SPACE if loggers and not levels else 0)
+
+
+def _response_flags() -> list[str]:
+    from kubectl_mesh.accesslog.flags import FLAGS
+    return list(FLAGS)
 
 
 def _targets(lister_factory, typed: dict, env, partial: str) -> list[str]:

@@ -17,6 +17,20 @@ from kubectl_mesh.errors import UsageError
 LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 # Accepted spellings Envoy itself refuses (`?level=warn` answers 400 "unknown logger level").
 ALIASES = {"warn": "warning", "err": "error", "crit": "critical"}
+# Envoy 1.40's loggers (POST /logging on the proxy image's Envoy), for shell completion;
+# the commands themselves always work from the pod's own list.
+ENVOY_LOGGERS = (
+    "a2a", "admin", "ai_protocol_manager", "alternate_protocols_cache", "aws", "assert",
+    "backtrace", "basic_auth", "cache_filter", "client", "config", "connection",
+    "conn_handler", "compression", "credential_injector", "decompression", "dns", "dubbo",
+    "envoy_bug", "ext_authz", "ext_proc", "rocketmq", "file", "filter", "forward_proxy",
+    "geolocation", "grpc", "happy_eyeballs", "hc", "health_checker", "http", "http2",
+    "hystrix", "init", "io", "jwt", "json_rpc", "kafka", "key_value_store", "lua",
+    "local_rate_limit", "main", "matcher", "mcp", "misc", "mongo", "multi_connection",
+    "notification", "oauth2", "quic", "quic_stream", "pool", "rate_limit_quota", "rbac",
+    "rds", "redis", "router", "runtime", "stats", "secret", "sse", "tap", "testing",
+    "thrift", "tracing", "upstream", "udp", "wasm", "websocket", "go",
+)
 FALLBACK_LEVEL = "warning"  # Istio's default when the injector ConfigMap says nothing
 
 

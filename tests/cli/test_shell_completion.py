@@ -122,6 +122,22 @@ def test_flags_and_command_names(mesh):
         "listeners", ":4"]
 
 
+def test_level_specs_and_response_flags(mesh):
+    """`--level` offers the levels and Envoy's logger names (then that logger's levels, no
+    space after `logger:`); `--flags` the response flags, item by item."""
+    lines = complete_via_kubectl(mesh, "loglevel", "deploy/catalog", "--level", "d")
+    assert lines[-1] == ":4" and "debug" in lines and "dns:" in lines
+    assert complete_via_kubectl(mesh, "loglevel", "--level", "rou") == ["router:", ":6"]
+    assert complete_via_kubectl(mesh, "loglevel", "--level=http:debug,router:t") == [
+        "--level=http:debug,router:trace", ":4"]
+    assert complete_via_kubectl(mesh, "log", "--level", "http:") == [
+        f"http:{level}" for level in ("trace", "debug", "info", "warning", "error",
+                                      "critical", "off")] + [":4"]
+    lines = complete_via_kubectl(mesh, "accesslog", "deploy/catalog", "--flags", "UT,U")
+    assert lines[-1] == ":4" and "UT,UH" in lines and "UT,UF" in lines
+    assert not any(line in ("UT,UT", "UT,NR") for line in lines)
+
+
 def test_context_values_and_kubeconfig_list(mesh, sandbox, tmp_path):
     """KUBECONFIG with two files: the first's current context is unreachable; --context picks
     the sandbox's from the second file, and --kubeconfig typed on the line overrides the list."""
