@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from kubectl_mesh.cli.analyze import main as analyze_main
-from kubectl_mesh.cli.proxyconfig import MASKS as PROXY_CONFIG_MASKS
+from kubectl_mesh.proxyconfig.views import MASKS as PROXY_CONFIG_MASKS
 from kubectl_mesh.admin import EnvoyAdmin
 from kubectl_mesh.errors import BadInputError, MeshError, NotFoundError, UnreachableError
 from kubectl_mesh.kube.pods import Pod
