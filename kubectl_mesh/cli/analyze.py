@@ -26,15 +26,6 @@ flags; 3 a file or the namespace not found; 4 RBAC refused the namespace list; 5
 unreachable; 6 a file that is no YAML or no Kubernetes object (file:line named)."""
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "t", "1", "yes"):
-        return True
-    if value in ("false", "f", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (true or false)")
-
-
 def _level(text: str):
     from kubectl_mesh.analyze.messages import Level
 
@@ -62,7 +53,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="YAML/JSON files or folders to analyze ('-' = stdin)")
     p.add_argument("-R", "--recursive", action="store_true",
                    help="read the subfolders of folders too")
-    p.add_argument("-k", "--use-kube", type=_bool, nargs="?", const=True, default=True,
+    p.add_argument("-k", "--use-kube", type=common.boolean, nargs="?", const=True, default=True,
                    metavar="BOOL", help="read the cluster (default true); --use-kube=false "
                                         "analyzes the files alone")
     p.add_argument("--output-threshold", type=_level, default=None, metavar="LEVEL",

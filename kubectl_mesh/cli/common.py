@@ -98,6 +98,17 @@ def namespace_name(text: str) -> str:
     return text
 
 
+def boolean(text: str) -> bool:
+    """A `--flag=true|false` value as Go's flag package reads one (istioctl's
+    `--use-kube=false`, `--browser=false`)."""
+    value = text.strip().lower()
+    if value in ("true", "t", "1", "yes"):
+        return True
+    if value in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (true or false)")
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)

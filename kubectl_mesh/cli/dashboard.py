@@ -32,15 +32,6 @@ def _port(text: str) -> int:
     return port
 
 
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "t", "1", "yes"):
-        return True
-    if value in ("false", "f", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (true or false)")
-
-
 def build_parser(prog: str) -> argparse.ArgumentParser:
     from kubectl_mesh.sync.istiod import DEFAULT_ISTIO_NAMESPACE
 
@@ -55,7 +46,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1",
                    help="local address to listen on: an IP address or localhost "
                         "(default: 127.0.0.1)")
-    p.add_argument("--browser", type=_boolean, nargs="?", const=True, default=True,
+    p.add_argument("--browser", type=common.boolean, nargs="?", const=True, default=True,
                    metavar="true|false",
                    help="open the browser (default: true; --browser=false only prints the URL)")
     p.add_argument("-i", "--istio-namespace", "--istioNamespace", dest="istio_namespace",
