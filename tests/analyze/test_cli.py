@@ -14,6 +14,18 @@ from kubectl_mesh.cli.analyze import main
 
 SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
 DEFAULT = str(SCENARIOS / "default.yaml")
+
+
+def line_of(path: str, text: str) -> int:
+    """The 1-based line of the first occurrence of `text` in the file (where istioctl's
+    reference for a VirtualService destination points)."""
+    for number, line in enumerate(pathlib.Path(path).read_text().splitlines(), 1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+V1_LINE = line_of(DEFAULT, "subset: version-v1}")
 FIX = str(SCENARIOS / "catalog-destinationrule.yaml")
 
 VS = """\
@@ -48,10 +60,10 @@ def test_the_default_scenario_and_its_fix():
     code, out, err = analyze(DEFAULT, "-n", "istioinaction")
     assert code == 7
     assert out.splitlines() == [
-        f'Error [IST0101] (VirtualService istioinaction/catalog-v1-v2 {DEFAULT}:173) Referenced '
+        f'Error [IST0101] (VirtualService istioinaction/catalog-v1-v2 {DEFAULT}:{V1_LINE}) Referenced '
         f'host+subset in destinationrule not found: '
         f'"catalog.istioinaction.svc.cluster.local+version-v1"',
-        f'Error [IST0101] (VirtualService istioinaction/catalog-v1-v2 {DEFAULT}:175) Referenced '
+        f'Error [IST0101] (VirtualService istioinaction/catalog-v1-v2 {DEFAULT}:{V1_LINE + 2}) Referenced '
         f'host+subset in destinationrule not found: '
         f'"catalog.istioinaction.svc.cluster.local+version-v2"']
     code, out, err = analyze(DEFAULT, FIX, "-n", "istioinaction")
@@ -152,7 +164,7 @@ def test_json_and_yaml_output():
         "message": 'Referenced host+subset in destinationrule not found: '
                    '"catalog.istioinaction.svc.cluster.local+version-v1"',
         "origin": "VirtualService istioinaction/catalog-v1-v2",
-        "reference": f"{DEFAULT}:173"}
+        "reference": f"{DEFAULT}:{V1_LINE}"}
     code, out, _ = analyze(DEFAULT, "-n", "istioinaction", "-o", "yaml")
     assert yaml.safe_load(out) == data
     code, out, _ = analyze(FIX, "-o", "json")
