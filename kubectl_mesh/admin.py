@@ -144,7 +144,7 @@ def open_admin(config, pod, admin_port: int = 15000, timeout: float | None = 10.
     """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over the one channel to the
     pod's admin port (`kube.portforward.open_channel`). When the admin client cannot reach
     Envoy and the channel saw an error (e.g. nothing listens on the port), the error says so.
-    `tls` (a `wschannel.TlsReuse`) lets many channels share one TLS context and session."""
+    `tls` (a `wsdial.TlsReuse`) lets many channels share one TLS context and session."""
     from kubectl_mesh.kube.portforward import open_channel
 
     ref = f"{pod.name}.{pod.namespace}"

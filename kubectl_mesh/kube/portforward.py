@@ -21,7 +21,7 @@ from typing import Iterator, Protocol
 
 from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused
+from kubectl_mesh.kube.wsdial import WebSocketForbidden, WebSocketRefused
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ class Notices(Protocol):
 def open_forward(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | None = 10.0,
                  kubectl: str | None = None, notices: Notices | None = None) -> Forward:
     """Start forwarding 127.0.0.1:<free port> to `pod`:`port`; the caller must close() it."""
-    from kubectl_mesh.kube.wsrelay import (
-        WebSocketForward,  # websocket-client: imported on use
-    )
+    from kubectl_mesh.kube.wsrelay import WebSocketForward
 
     if not 0 < int(port) < 65536:
         raise ValueError(f"invalid port {port}")
@@ -118,7 +116,7 @@ class ChannelDialer:
 
     def __init__(self, config: ApiConfig, pod: PodRef, port: int, timeout: float | None,
                  tls=None):
-        from kubectl_mesh.kube.wschannel import TlsReuse
+        from kubectl_mesh.kube.wsdial import TlsReuse
 
         if not 0 < int(port) < 65536:
             raise ValueError(f"invalid port {port}")
@@ -171,7 +169,7 @@ class ChannelDialer:
 
 
 def _proxied(config: ApiConfig) -> bool:
-    """Whether the API server is reached through a proxy (websocket-client handles those)."""
+    """Whether the API server is reached through a proxy (the relay carries those)."""
     from kubectl_mesh.kube.api import proxies_for
 
     return bool(proxies_for(config).get("https"))

@@ -150,7 +150,7 @@ def test_a_proxy_that_is_down_is_named_never_bypassed(sb, mesh, tmp_path):
 def test_the_websockets_refuse_an_https_proxy_in_one_line():
     from kubectl_mesh.errors import BadInputError
     from kubectl_mesh.kube.kubeconfig import ApiConfig
-    from kubectl_mesh.kube.wsrelay import proxy_options
+    from kubectl_mesh.kube.wsdial import proxy_options
 
     config = ApiConfig(server="https://10.0.0.1:6443", context="x", namespace="default",
                        cluster="c", proxy_url="https://user:pw@proxy:3128")
@@ -168,7 +168,7 @@ def test_a_socks5_proxy_without_its_python_package_names_the_package(monkeypatch
     from kubectl_mesh.errors import ExitCode, ToolMissingError
     from kubectl_mesh.kube.api import proxies_for
     from kubectl_mesh.kube.kubeconfig import ApiConfig
-    from kubectl_mesh.kube.wsrelay import proxy_options
+    from kubectl_mesh.kube.wsdial import proxy_options
 
     config = ApiConfig(server="https://10.0.0.1:6443", context="x", namespace="default",
                        cluster="c", proxy_url="socks5://127.0.0.1:1080")
