@@ -181,3 +181,16 @@ def test_a_socks5_proxy_without_its_python_package_names_the_package(monkeypatch
     with pytest.raises(ToolMissingError) as info:
         proxy_options(config)
     assert "'python-socks'" in info.value.message
+
+
+def test_completion_goes_through_the_proxy(sb, tmp_path):
+    """`kubectl_complete-mesh-*` reads names with the API client: through the proxy-url too
+    (never around it, and not silently without names)."""
+    from kubectl_mesh.cli.completion import cluster_lister
+
+    with ConnectProxy() as proxy:
+        path, target = with_proxy(sb, tmp_path, proxy.url)
+        list_names, _ = cluster_lister(str(path), None, env={})
+        names = list_names("api/v1/pods", "istio-system")
+    assert sorted(names) == sorted(p["metadata"]["name"] for p in sb.pods("istio-system"))
+    assert proxy.tunnels and set(proxy.tunnels) == {f"CONNECT {target}"}
