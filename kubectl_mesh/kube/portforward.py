@@ -21,6 +21,7 @@ from typing import Iterator, Protocol
 
 from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
+from kubectl_mesh.kube.wschannel import ForwardErrors
 from kubectl_mesh.kube.wsdial import WebSocketForbidden, WebSocketRefused
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ class ChannelDialer:
             tls = TlsReuse(config)
         self._tls = tls
         self._lock = threading.Lock()
-        self._errors: list[str] = []
+        self._errors = ForwardErrors(f"{pod.name}.{pod.namespace}")
+        self.record_error = self._errors.record
         self._spare = None
         self.describe = f"port-forward {pod.name}.{pod.namespace}:{port}"
 
@@ -152,14 +154,8 @@ class ChannelDialer:
             self.config, self.pod.namespace, self.pod.name, self.port, self.timeout, self._tls,
             self.record_error))
 
-    def record_error(self, message: str) -> None:
-        log.debug("port-forward to %s.%s: %s", self.pod.name, self.pod.namespace, message)
-        with self._lock:
-            self._errors.append(message)
-
     def errors(self) -> list[str]:
-        with self._lock:
-            return list(self._errors)
+        return self._errors.messages()
 
     def close(self) -> None:
         with self._lock:

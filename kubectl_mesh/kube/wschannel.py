@@ -11,6 +11,8 @@ the pod's port) is recorded and ends the stream.
 from __future__ import annotations
 
 import io
+import logging
+import threading
 from collections.abc import Callable
 
 from kubectl_mesh.kube.api import pod_path
@@ -19,6 +21,8 @@ from kubectl_mesh.kube.wsframes import V4_CHANNEL, ChannelReader, WebSocket
 
 DATA, ERROR = 0, 1  # the channels of the first (only) port
 _READ_BUFFER = 256 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class ChannelSocket:
@@ -70,6 +74,25 @@ def read_port_forward_error(channels: ChannelReader, on_error: Callable[[str], N
         on_error(text)
         return True
     return False
+
+
+class ForwardErrors:
+    """What the error channels of a port-forward's connections said (e.g. nothing listens on
+    the pod's port), for its `errors()`; shared by threads."""
+
+    def __init__(self, pod_ref: str):
+        self.pod_ref = pod_ref
+        self._lock = threading.Lock()
+        self._messages: list[str] = []
+
+    def record(self, message: str) -> None:
+        log.debug("port-forward to %s: %s", self.pod_ref, message)
+        with self._lock:
+            self._messages.append(message)
+
+    def messages(self) -> list[str]:
+        with self._lock:
+            return list(self._messages)
 
 
 class _Reader(io.RawIOBase):

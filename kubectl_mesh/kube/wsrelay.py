@@ -8,17 +8,19 @@ There is no half-close: when either side ends, both do (as containerd does in re
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 
 from kubectl_mesh.kube.api import with_renewal
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import DATA, open_port_forward, read_port_forward_error
+from kubectl_mesh.kube.wschannel import (
+    DATA,
+    ForwardErrors,
+    open_port_forward,
+    read_port_forward_error,
+)
 from kubectl_mesh.kube.wsdial import TlsReuse
 from kubectl_mesh.kube.wsframes import ChannelReader, WebSocket
-
-log = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
 
@@ -103,7 +105,8 @@ class WebSocketForward:
         self._tls = TlsReuse(config) if config.server.startswith("https") else None
         self._lock = threading.Lock()
         self._relays: set[_Relay] = set()
-        self._errors: list[str] = []
+        self._errors = ForwardErrors(f"{name}.{namespace}")
+        self.record_error = self._errors.record
         self._spare: WebSocket | None = None
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -144,14 +147,8 @@ class WebSocketForward:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             relay.thread.start()
 
-    def record_error(self, message: str) -> None:
-        log.debug("port-forward to %s.%s: %s", self.name, self.namespace, message)
-        with self._lock:
-            self._errors.append(message)
-
     def errors(self) -> list[str]:
-        with self._lock:
-            return list(self._errors)
+        return self._errors.messages()
 
     def discard(self, relay: _Relay) -> None:
         with self._lock:
