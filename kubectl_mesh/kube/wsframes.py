@@ -141,7 +141,8 @@ class FrameReader:
 
     def next_header(self) -> tuple[bool, int, int]:
         """(fin, opcode, payload length) of the next frame; its payload is read next."""
-        self._need(2)
+        if self._end - self._start < 2:
+            self._need(2)
         b0, b1 = self._buf[self._start], self._buf[self._start + 1]
         n, head = b1 & 0x7F, 2
         if n == 126:
@@ -157,10 +158,18 @@ class FrameReader:
 
     def payload(self, n: int) -> memoryview:
         """The next `n` payload bytes, as a view of the buffer."""
-        self._need(n)
+        if self._end - self._start < n:
+            self._need(n)
         begin = self._start
         self._start += n
         return self._view[begin:begin + n]
+
+    def payload_byte(self) -> int:
+        """The next payload byte (a channel byte)."""
+        if self._end == self._start:
+            self._need(1)
+        self._start += 1
+        return self._buf[self._start - 1]
 
     def payload_into(self, view: memoryview) -> int:
         """Up to len(view) payload bytes into `view`: buffered ones first, else straight from
@@ -203,34 +212,37 @@ class ChannelReader:
 
     def _advance(self) -> bool:
         """Stand on unread payload bytes of a channel message; False once closed."""
+        frames = self.frames
         while self._left == 0:
             if self.closed:
                 return False
-            fin, opcode, length = self.frames.next_header()
-            if opcode == OP_CLOSE:
-                self.frames.payload(length)
-                self.closed = True
-                return False
-            if opcode == OP_PING:
-                with contextlib.suppress(OSError):
-                    self._pong(bytes(self.frames.payload(length)))
-                continue
-            if opcode not in (OP_BINARY, OP_TEXT, OP_CONTINUATION):
-                self.frames.payload(length)  # a pong: not part of any stream
-                continue
-            self._fin = fin
-            if opcode == OP_CONTINUATION and fin and length == 0:
-                return True  # an empty last fragment: the message ends with an empty piece
-            if opcode != OP_CONTINUATION:
+            fin, opcode, length = frames.next_header()
+            if opcode == OP_BINARY or opcode == OP_TEXT:  # a message's first frame
                 if length == 0:
                     continue
-                self.channel = self.frames.payload(1)[0]
-                length -= 1
-            self._left = length
+                self._fin = fin
+                self.channel = frames.payload_byte()
+                self._left = length - 1
+            elif opcode == OP_CONTINUATION:
+                self._fin = fin
+                if fin and length == 0:
+                    return True  # an empty last fragment: the message ends with an empty piece
+                self._left = length
+            elif opcode == OP_CLOSE:
+                frames.payload(length)
+                self.closed = True
+                return False
+            elif opcode == OP_PING:
+                with contextlib.suppress(OSError):
+                    self._pong(bytes(frames.payload(length)))
+                continue
+            else:
+                frames.payload(length)  # a pong: not part of any stream
+                continue
             if self._prefix is not None:  # the port opens the channel: not data
-                skip = min(self._prefix.setdefault(self.channel, 2), length)
+                skip = min(self._prefix.setdefault(self.channel, 2), self._left)
                 if skip:
-                    self.frames.payload(skip)
+                    frames.payload(skip)
                     self._prefix[self.channel] -= skip
                     self._left -= skip
         return True
@@ -238,7 +250,7 @@ class ChannelReader:
     def read(self, limit: int | None = None) -> tuple[int, memoryview] | None:
         """The next piece of a message: (channel, up to `limit` bytes of the frame, as a view
         valid until the next read), or None once the server closed the connection."""
-        if not self._advance():
+        if self._left == 0 and not self._advance():
             return None
         n = self._left if limit is None else min(limit, self._left)
         self._left -= n
@@ -247,7 +259,7 @@ class ChannelReader:
     def next_channel(self) -> int:
         """The channel of the next unread payload bytes (read them with `readinto` or
         `rest_of_message`); -1 once the server closed the connection."""
-        return self.channel if self._advance() else -1
+        return self.channel if self._left or self._advance() else -1
 
     def readinto(self, view: memoryview) -> int:
         """Up to len(view) bytes of the message `next_channel()` stands on, into `view`."""
