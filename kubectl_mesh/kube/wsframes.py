@@ -122,6 +122,8 @@ class FrameReader:
         """Make `n` bytes available from `_start` (ConnectionEnded when the peer is gone)."""
         if self._end - self._start >= n:
             return
+        if self._start == self._end:  # all read: fill from the front (no small reads at the end)
+            self._start = self._end = 0
         if self._start + n > len(self._buf):
             if n > MAX_FRAME:
                 raise ProtocolError(f"the server sent a frame of {n} bytes")
