@@ -183,9 +183,10 @@ class AdminStream:
 @contextlib.contextmanager
 def open_admin(config, pod, admin_port: int = 15000, timeout: float | None = 10.0, *,
                kubectl: str | None = None, tls=None, notices=None):
-    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over a channel of its own to the
-    pod's admin port (`kube.portforward.open_channel`; a Session gives `Session.admin`).
-    `tls` (a `wschannel.TlsReuse`) lets many channels share one TLS context and session."""
+    """`with open_admin(cfg, pod) as admin:` an `EnvoyAdmin` over the one channel to the
+    pod's admin port (`kube.portforward.open_channel`). When the admin client cannot reach
+    Envoy and the channel saw an error (e.g. nothing listens on the port), the error says so.
+    `tls` (a `wsdial.TlsReuse`) lets many channels share one TLS context and session."""
     from kubectl_mesh.kube.portforward import open_channel
 
     channel = open_channel(config, pod, admin_port, timeout=timeout, kubectl=kubectl, tls=tls,

@@ -38,7 +38,7 @@ class Session:
     options: ClusterOptions
     config: object  # kube.kubeconfig.ApiConfig
     api: object  # kube.api.KubeApi
-    tls: object = None  # kube.wschannel.TlsReuse: shared by this session's port-forwards
+    tls: object = None  # kube.wsdial.TlsReuse: shared by this session's port-forwards
     notices: Notices | None = None
 
     @classmethod
@@ -54,7 +54,7 @@ class Session:
                   file=sys.stderr)
         tls = None
         if config.server.startswith("https"):
-            from kubectl_mesh.kube.wschannel import TlsReuse
+            from kubectl_mesh.kube.wsdial import TlsReuse
             tls = TlsReuse(config)
         return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls,
                    Notices(stderr or sys.stderr))

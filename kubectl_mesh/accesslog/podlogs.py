@@ -62,8 +62,7 @@ def _collect_pods(session, pods: list, opts, stdout, stderr) -> int:
     stats = {p.name: ParseStats() for p in pods}
 
     def fetch(pod):
-        with PodLogStream(session.config, pod.namespace, pod.name, opts.query,
-                          opts.cluster.request_timeout) as stream:
+        with PodLogStream(session.api, pod.namespace, pod.name, opts.query) as stream:
             return _matching(stream.lines(), opts, stats[pod.name], pod.name)
 
     results = for_each(pods, fetch, concurrency=opts.concurrency, stderr=stderr, label="logs")

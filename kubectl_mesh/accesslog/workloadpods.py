@@ -45,8 +45,8 @@ class FollowedPods:
         left open."""
         from kubectl_mesh.session import for_each
         opts = self.opts
-        streams = [PodLogStream(self.session.config, p.namespace, p.name, opts.query,
-                                opts.cluster.request_timeout) for p in pods]
+        streams = [PodLogStream(self.session.api, p.namespace, p.name, opts.query)
+                   for p in pods]
         with self._lock:
             self.streams.update((s.pod, s) for s in streams)
         opened = for_each(streams, lambda s: s.open(), concurrency=opts.concurrency)
@@ -79,8 +79,7 @@ class FollowedPods:
             with self._lock:
                 if self._closed:
                     return
-                self._watch = PodWatch(self.session.config, *where,
-                                       timeout=self.opts.cluster.request_timeout)
+                self._watch = PodWatch(self.session.api, *where)
             for etype, obj in self._watch.events():
                 pod = Pod.from_json(obj)
                 if etype == "DELETED":
@@ -104,8 +103,7 @@ class FollowedPods:
     def _join(self, pod: Pod, join: Join) -> None:
         since = max(1, math.ceil(time.time() - self.started))
         query = dataclasses.replace(self.opts.query, since_seconds=since, tail_lines=None)
-        stream = PodLogStream(self.session.config, pod.namespace, pod.name, query,
-                              self.opts.cluster.request_timeout)
+        stream = PodLogStream(self.session.api, pod.namespace, pod.name, query)
         with self._lock:
             if self._closed:
                 return

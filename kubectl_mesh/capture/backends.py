@@ -114,7 +114,7 @@ class _Gated:
         threading.Thread(target=_drain, args=(attach,), daemon=True, name="sniff-gate").start()
         try:
             attach.send_stdin(ATTACHED)  # the gate holds on until this attach detaches
-        except Exception as e:  # noqa: BLE001 - websocket-client's errors, or OSError
+        except OSError as e:
             raise UnreachableError(f"attach to {container} in pod {pod}.{namespace} ended at "
                                    f"once: {e}") from e
 

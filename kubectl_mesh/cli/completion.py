@@ -3,10 +3,11 @@
 kubectl runs `kubectl_complete-mesh-routes <words typed so far> <word being completed>` and
 shows what we print: one candidate per line, then a cobra directive line (`:4` = no file
 completion). Flags come from the command's parser; the TARGET argument is completed with pod
-(or `deploy/`, `svc/`, ... workload) names read from the API server with one lean HTTPS GET.
-It runs on every <TAB>, so it imports neither the kubernetes client nor requests: the context
-comes from `kubectl_mesh.kube.kubeconfig` (the commands' own reader: KUBECONFIG path list,
---kubeconfig, --context, -n), the GET is the standard library's, and errors are silent.
+(or `deploy/`, `svc/`, ... workload) names read from the API server with one GET.
+It runs on every <TAB>, so it imports no kubernetes client: the context comes from
+`kubectl_mesh.kube.kubeconfig` (the commands' own reader: KUBECONFIG path list,
+--kubeconfig, --context, -n), the GET is the commands' own API client (`kube.api.KubeApi`:
+its proxy policy, TLS and credentials; `requests` only behind a proxy), and errors are silent.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ KIND_COLLECTIONS = {
 NameLister = Callable[[str, "str | None"], Sequence[str]]
 
 
-# ---- the cluster: kubectl_mesh.kube.kubeconfig for the context, one stdlib HTTPS GET ---------
+# ---- the cluster: kubectl_mesh.kube.kubeconfig for the context, one GET of the API client --
 
 
 def cluster_lister(kubeconfig: str | None, context: str | None,
@@ -61,7 +62,7 @@ def cluster_lister(kubeconfig: str | None, context: str | None,
             return []  # no namespace has that name; it must not reach the request path
         group, _, resource = collection.rpartition("/")
         path = f"/{group}/namespaces/{namespace}/{resource}" if namespace else f"/{collection}"
-        items = api_get_json(config, path + "?limit=500").get("items") or []
+        items = api_get_json(config, path).get("items") or []
         return [item["metadata"]["name"] for item in items if item.get("metadata", {}).get("name")]
 
     return list_names, config.namespace
@@ -81,44 +82,16 @@ def _expand(path: str | None) -> str | None:
 
 
 def api_get_json(config, path: str, timeout: float = API_TIMEOUT) -> dict:
-    """GET `path` from `config`'s API server (an `ApiConfig`), decoded JSON.
+    """GET `path` from `config`'s API server (an `ApiConfig`), decoded JSON; a MeshError on
+    any failure (the caller stays quiet)."""
+    from kubectl_mesh.kube.api import KubeApi
 
-    Plain http.client rather than `KubeApi`: importing requests would add ~80 ms to every
-    <TAB>. Raises OSError/ValueError/ssl.SSLError on any failure; the caller stays quiet.
-    """
-    import http.client
-    import json
-    import socket
-    import urllib.parse
-
-    if config.proxy_url:  # never around the kubeconfig's proxy; completion stays quiet
-        raise OSError("the cluster has a proxy-url")
-    url = urllib.parse.urlsplit(config.server)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    sock = socket.create_connection((host, port), timeout=timeout)
-    try:
-        if url.scheme == "https":
-            sock = config.ssl_context().wrap_socket(
-                sock, server_hostname=config.tls_server_name or host)
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn.sock = sock
-        headers = {
-            # Names are all we need: ask for metadata only; servers that cannot, send full JSON.
-            "Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,"
-                      "application/json",
-            "User-Agent": "kubectl-mesh-completion",
-        }
-        conn.putrequest("GET", url.path.rstrip("/") + path, skip_accept_encoding=True)
-        for name, value in [*headers.items(), *config.auth_headers()]:
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise OSError(f"GET {path}: HTTP {response.status}")
-        return json.loads(body)
-    finally:
-        sock.close()
+    # Names are all we need: ask for metadata only; servers that cannot, send full JSON.
+    headers = {"Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,"
+                         "application/json",
+               "User-Agent": "kubectl-mesh-completion"}
+    with KubeApi(config, timeout=timeout) as api:
+        return api.request("GET", path, params={"limit": 500}, headers=headers) or {}
 
 
 # ---- completing words ------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 credentials (`requests` only when a proxy is involved: it costs ~70 ms of start-up).
 
 Building the `kubernetes` client's typed API costs ~0.6 s of start-up (performance notes);
-the commands only need a few GETs of raw JSON. HTTP and transport errors are translated into
-`kubectl_mesh.errors` types here, once.
+the commands only need a few GETs of raw JSON. One request path (`KubeApi._call`, like kr8s
+`_api.py` `call_api(..., stream=...)`) for plain requests and streams (a followed log, a
+watch): the proxy policy, TLS, the retry of a stale keep-alive connection, the exec plugin's
+renewal on a 401, and the translation of HTTP and transport errors into
+`kubectl_mesh.errors` types, once.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
 import threading
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from kubectl_mesh.errors import (
@@ -54,7 +58,8 @@ _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patc
 def tls_adapter(config: ApiConfig):
     """A requests adapter carrying the kubeconfig's TLS context (CA data, client cert data)
     and its credential/impersonation headers (repeated ones too, which a requests header
-    dict cannot hold)."""
+    dict cannot hold). Its pool keeps up to STREAMS_KEPT connections: each followed log or
+    watch holds one, and a smaller pool would discard (and warn about) the rest."""
     from requests.adapters import HTTPAdapter
     from urllib3 import HTTPHeaderDict
 
@@ -68,7 +73,7 @@ def tls_adapter(config: ApiConfig):
         def __init__(self):
             self._ssl_context = config.ssl_context()
             self._server_hostname = config.tls_server_name
-            super().__init__()
+            super().__init__(pool_maxsize=STREAMS_KEPT)
 
         def init_poolmanager(self, *args, **kwargs):
             kwargs["ssl_context"] = self._ssl_context
@@ -102,10 +107,70 @@ class _ApiConnection(http.client.HTTPConnection):
             self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)
 
 
+STREAMS_KEPT = 256
+
+
+class ApiStream:
+    """A streamed answer (a followed log, a watch) on a connection of its own: its pieces as
+    they arrive, or its lines. `close()` may be called from another thread; the reading then
+    ends quietly. A connection that breaks is an UnreachableError naming `what`."""
+
+    def __init__(self, pieces: Iterator[bytes], sock: socket.socket | None,
+                 release: Callable[[], None], what: str):
+        self._pieces, self._sock, self._release, self.what = pieces, sock, release, what
+        self._closed = False
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            for piece in self._pieces:
+                if piece:
+                    yield piece
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as e:
+            if not self._closed:  # close() from another thread ends the read this way
+                raise UnreachableError(f"{self.what} broke: {_reason(e)}") from e
+
+    def lines(self, max_line: int | None = None) -> Iterator[bytes]:
+        """The lines, newline stripped (split on `\\n` only, not on a bare `\\r`); a line
+        longer than `max_line` bytes comes in pieces. Memory: one chunk plus one line."""
+        pending = b""
+        for chunk in self.chunks():
+            pending += chunk
+            if b"\n" not in chunk:
+                if max_line is not None and len(pending) > max_line:
+                    yield pending
+                    pending = b""
+                continue
+            *complete, pending = pending.split(b"\n")
+            yield from complete
+        if pending and not self._closed:
+            yield pending
+
+    def close(self) -> None:
+        """End the stream; safe to call twice and from any thread."""
+        self._closed = True
+        if self._sock is not None:  # wakes a reader blocked in recv(); close() alone may not
+            try:  # socket.socket's shutdown: SSLSocket's would pull TLS from under the reader
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - closing a broken stream is best effort
+            pass
+
+
 # A kept-alive connection the server closed meanwhile fails on first use; it is retried once
 # on a new one (urllib3 does the same for the same reason).
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
           http.client.BadStatusLine)
+CHUNK_BYTES = 64 * 1024  # what a stream reads at a time
+
+
+def _socket_of(resp) -> socket.socket | None:
+    """The socket under a streamed requests answer (to wake a reader blocked on it)."""
+    conn = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 class KubeApi:
@@ -170,20 +235,8 @@ class KubeApi:
         Errors are translated like `get`'s; the MeshError of a non-2xx answer carries the
         server's Status as `.status` (admission vs RBAC denials differ only there).
         """
-        send = self._via_requests if self._session is not None else self._send
-        token = self.config.bearer_token()
-        status, content = send(method, path, params, json, headers)
-        # An exec plugin's token the server no longer takes (a 15-minute token in a long
-        # command): run the plugin again, once, and retry the request once with its new one.
-        if status == 401 and self.config.renew_credentials(token):
-            status, content = send(method, path, params, json, headers)
-        if status == 404 and allow_missing:
-            return None
-        if not 200 <= status < 300:
-            error = status_error(status, content, method, path, self.config)
-            error.status = _parse_status(content)
-            raise error
-        if not content and method != "GET":
+        content = self._call(method, path, params, json, headers, allow_missing=allow_missing)
+        if content is None or (not content and method != "GET"):
             return None
         try:
             return _json_loads(content)
@@ -191,9 +244,40 @@ class KubeApi:
             raise BadInputError(f"the API server {self.config.where} answered {method} {path} "
                                 f"with something that is not JSON") from e
 
+    def stream(self, path: str, params: Mapping[str, Any] | None = None, *, what: str,
+               read_timeout: float | None = None) -> ApiStream:
+        """GET `path` as a stream (a followed log, a watch) on a connection of its own,
+        closed with the stream. Only the connect and the request are timed by `timeout`; the
+        answer's reads by `read_timeout` (None: a follow may be quiet for hours). `what`
+        names it in messages ("the watch on pods in namespace x"). Errors like `request`'s."""
+        return self._call("GET", path, params, None, None, stream=what,
+                          read_timeout=read_timeout)
+
+    def _call(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
+              headers: Mapping[str, str] | None, *, stream: str | None = None,
+              read_timeout: float | None = None, allow_missing: bool = False):
+        """The one request path: the answer's body (bytes), or an ApiStream when `stream`
+        says what it is for; None on a 404 if allowed."""
+        send = self._via_requests if self._session is not None else self._send
+        token = self.config.bearer_token()
+        status, answer = send(method, path, params, body, headers, stream, read_timeout)
+        # An exec plugin's token the server no longer takes (a 15-minute token in a long
+        # command): run the plugin again, once, and retry the request once with its new one.
+        if status == 401 and self.config.renew_credentials(token):
+            status, answer = send(method, path, params, body, headers, stream, read_timeout)
+        if status == 404 and allow_missing:
+            return None
+        if not 200 <= status < 300:
+            error = status_error(status, answer, method, path, self.config)
+            error.status = _parse_status(answer)
+            raise error
+        return answer
+
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
-              headers: Mapping[str, str] | None) -> tuple[int, bytes]:
-        """(status, body) over a kept-alive `http.client` connection; errors translated."""
+              headers: Mapping[str, str] | None, stream: str | None,
+              read_timeout: float | None) -> tuple[int, Any]:
+        """(status, body or ApiStream) over a kept-alive `http.client` connection; errors
+        translated. A stream keeps its connection; an error answer is read whole."""
         target = self._prefix + path + ("?" + urlencode(params, doseq=True) if params else "")
         all_headers = {**self._headers, **(headers or {})}
         payload = None
@@ -210,14 +294,23 @@ class KubeApi:
                 if payload is not None or method in ("POST", "PUT", "PATCH"):
                     conn.putheader("Content-Length", str(len(payload or b"")))
                 conn.endheaders(payload)
+                if stream:
+                    conn.sock.settimeout(read_timeout)
                 resp = conn.getresponse()
+                if stream and 200 <= resp.status < 300:
+                    def release(resp=resp, conn=conn) -> None:
+                        resp.close()
+                        conn.close()
+                    return resp.status, ApiStream(iter(lambda: resp.read1(CHUNK_BYTES), b""),
+                                                  conn.sock, release, stream)
                 status, content = resp.status, resp.read()
             except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors
                 conn.close()
                 if reused and attempt == 1 and isinstance(e, _STALE):  # no SSLError is one
                     continue
-                raise transport_error(e, self.config.where, self.timeout) from e
-            if resp.will_close:
+                raise transport_error(e, self.config.where, self.timeout,
+                                      doing=f" for {stream}" if stream else "") from e
+            if resp.will_close or stream:
                 conn.close()
             else:
                 with self._lock:
@@ -237,21 +330,29 @@ class KubeApi:
                               self.config.tls_server_name), False
 
     def _via_requests(self, method: str, path: str, params: Mapping[str, Any] | None,
-                      body: Any, headers: Mapping[str, str] | None) -> tuple[int, bytes]:
+                      body: Any, headers: Mapping[str, str] | None, stream: str | None,
+                      read_timeout: float | None) -> tuple[int, Any]:
         import requests
 
         url = self.config.server + path
         try:
             resp = self._session.request(method, url, params=params, json=body,
-                                         headers=dict(headers or {}), timeout=self.timeout,
-                                         verify=True)
+                                         headers=dict(headers or {}), verify=True,
+                                         stream=bool(stream),
+                                         timeout=(self.timeout, read_timeout) if stream
+                                         else self.timeout)
         except requests.exceptions.RequestException as e:
             kind = (TLS_FAILED if isinstance(e, requests.exceptions.SSLError) else
                     TIMED_OUT if isinstance(e, requests.exceptions.Timeout) else None)
             proxy = self._session.proxies.get(urlsplit(url).scheme)
+            doing = f" for {stream}" if stream else ""
+            if proxy:
+                doing += f" through the proxy {redact(proxy)}"
             raise transport_error(e, self.config.where, self.timeout, kind=kind,
-                                  doing=f" through the proxy {redact(proxy)}" if proxy else "")\
-                from e
+                                  doing=doing) from e
+        if stream and 200 <= resp.status_code < 300:
+            return resp.status_code, ApiStream(resp.iter_content(CHUNK_BYTES),
+                                               _socket_of(resp), resp.close, stream)
         return resp.status_code, resp.content
 
     def get_resource(self, resource: str, namespace: str | None, name: str, *,

@@ -21,7 +21,8 @@ from typing import Iterator, Protocol
 
 from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused
+from kubectl_mesh.kube.wschannel import ForwardErrors
+from kubectl_mesh.kube.wsdial import WebSocketForbidden, WebSocketRefused
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,7 @@ class Notices(Protocol):
 def open_forward(config: ApiConfig, pod: PodRef, port: int, *, timeout: float | None = 10.0,
                  kubectl: str | None = None, notices: Notices | None = None) -> Forward:
     """Start forwarding 127.0.0.1:<free port> to `pod`:`port`; the caller must close() it."""
-    from kubectl_mesh.kube.wsrelay import (
-        WebSocketForward,  # websocket-client: imported on use
-    )
+    from kubectl_mesh.kube.wsrelay import WebSocketForward
 
     if not 0 < int(port) < 65536:
         raise ValueError(f"invalid port {port}")
@@ -118,7 +117,7 @@ class ChannelDialer:
 
     def __init__(self, config: ApiConfig, pod: PodRef, port: int, timeout: float | None,
                  tls=None):
-        from kubectl_mesh.kube.wschannel import TlsReuse
+        from kubectl_mesh.kube.wsdial import TlsReuse
 
         if not 0 < int(port) < 65536:
             raise ValueError(f"invalid port {port}")
@@ -127,7 +126,8 @@ class ChannelDialer:
             tls = TlsReuse(config)
         self._tls = tls
         self._lock = threading.Lock()
-        self._errors: list[str] = []
+        self._errors = ForwardErrors(f"{pod.name}.{pod.namespace}")
+        self.record_error = self._errors.record
         self._spare = None
         self.describe = f"port-forward {pod.name}.{pod.namespace}:{port}"
 
@@ -154,14 +154,8 @@ class ChannelDialer:
             self.config, self.pod.namespace, self.pod.name, self.port, self.timeout, self._tls,
             self.record_error))
 
-    def record_error(self, message: str) -> None:
-        log.debug("port-forward to %s.%s: %s", self.pod.name, self.pod.namespace, message)
-        with self._lock:
-            self._errors.append(message)
-
     def errors(self) -> list[str]:
-        with self._lock:
-            return list(self._errors)
+        return self._errors.messages()
 
     def close(self) -> None:
         with self._lock:
@@ -171,7 +165,7 @@ class ChannelDialer:
 
 
 def _proxied(config: ApiConfig) -> bool:
-    """Whether the API server is reached through a proxy (websocket-client handles those)."""
+    """Whether the API server is reached through a proxy (the relay carries those)."""
     from kubectl_mesh.kube.api import proxies_for
 
     return bool(proxies_for(config).get("https"))

@@ -1,5 +1,6 @@
 """A Kubernetes watch on pods: `GET .../pods?watch=true&labelSelector=...`, one JSON event per
-line, on a connection of its own (a watch holds it for as long as the command runs).
+line, a stream of the API client (`KubeApi.stream`: its proxy policy, TLS, credentials and
+renewal on a 401) on a connection of its own, held for as long as the command runs.
 
 Like client-go's RetryWatcher (k8s.io/client-go/tools/watch/retrywatcher.go, `doReceive`):
 the server ends every watch after `timeoutSeconds`, and the watch is then resumed from the
@@ -10,31 +11,16 @@ one, which replays the current pods as ADDED. Consumers must treat events as ide
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from typing import Iterator
 
 from kubectl_mesh.errors import MeshError, UnreachableError
+from kubectl_mesh.kube.api import resource_path
 
 WATCH_SECONDS = 300  # the server ends each watch after this; it is then resumed
 RECONNECTS = 3  # a broken watch is reopened this many times in a row before giving up
 RECONNECT_BACKOFF = 0.5  # seconds, doubled per attempt
-
-
-def stream_session(config):
-    """A `requests.Session` with the kubeconfig's TLS context, proxies and credentials, for
-    one long-lived stream (a followed log, a watch)."""
-    import requests
-
-    from kubectl_mesh.kube.api import proxies_for, tls_adapter
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = proxies_for(config)
-    session.mount("https://", tls_adapter(config))
-    session.mount("http://", tls_adapter(config))
-    session.headers.update({"User-Agent": "kubectl-mesh"})
-    return session
 
 
 class PodWatch:
@@ -42,19 +28,17 @@ class PodWatch:
     ADDED, MODIFIED, DELETED. The current pods come first as ADDED. `close()` may be called
     from another thread; the iteration then ends."""
 
-    def __init__(self, config, namespace: str, selector: str, timeout: float | None = 10.0):
-        self.config = config  # kube.kubeconfig.ApiConfig
+    def __init__(self, api, namespace: str, selector: str):
+        self.api = api  # kube.api.KubeApi
         self.namespace = namespace
         self.selector = selector
-        self.timeout = timeout
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._response = None
-        self._session = None
+        self._stream = None
 
     @property
     def path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/pods"
+        return resource_path("pods", self.namespace)
 
     def events(self) -> Iterator[tuple[str, dict]]:
         version = ""
@@ -82,61 +66,38 @@ class PodWatch:
 
     def _one_watch(self, version: str) -> Iterator[tuple[str, dict]]:
         """One watch request until the server ends it (or close())."""
-        import requests
-
-        from kubectl_mesh.kube.api import _reason, status_error
         params = {"watch": "true", "labelSelector": self.selector,
                   "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SECONDS)}
         if version:
             params["resourceVersion"] = version
+        if self._closed.is_set():
+            return
+        # Only the connect is timed: a watch is quiet for as long as nothing changes.
+        stream = self.api.stream(self.path, params,
+                                 what=f"the watch on pods in namespace {self.namespace}")
         with self._lock:
-            if self._closed.is_set():
-                return
-            if self._session is None:
-                self._session = stream_session(self.config)
-            session = self._session
+            self._stream = stream
+        if self._closed.is_set():  # close() came while it opened
+            stream.close()
         try:
-            # Only the connect is timed: a watch is quiet for as long as nothing changes.
-            resp = session.get(self.config.server + self.path, params=params, stream=True,
-                               timeout=(self.timeout, None))
-        except requests.exceptions.RequestException as e:
-            raise UnreachableError(f"cannot watch pods in namespace {self.namespace} on "
-                                   f"{self.config.where}: {_reason(e)}") from e
-        if resp.status_code != 200:
-            body = resp.content
-            resp.close()
-            raise status_error(resp.status_code, body, "GET", self.path + "?watch=true",
-                               self.config)
-        with self._lock:
-            self._response = resp
-        try:
-            for line in resp.iter_lines(chunk_size=None):
+            for line in stream.lines():
                 if not line:
                     continue
-                event = json.loads(line)
+                try:
+                    event = json.loads(line)
+                except ValueError as e:
+                    raise UnreachableError(f"the watch on pods in namespace {self.namespace} "
+                                           f"broke: {e}") from e
                 yield event.get("type", ""), event.get("object") or {}
-        except (requests.exceptions.RequestException, OSError, ValueError, AttributeError) as e:
-            if self._closed.is_set():
-                return
-            raise UnreachableError(f"the watch on pods in namespace {self.namespace} broke: "
-                                   f"{_reason(e)}") from e
         finally:
             with self._lock:
-                self._response = None
-            resp.close()
+                self._stream = None
+            stream.close()
 
     def close(self) -> None:
         """End the watch; safe to call twice and from another thread."""
         self._closed.set()
         with self._lock:
-            resp, session = self._response, self._session
-        if resp is not None:
-            conn = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
-            sock = getattr(conn, "sock", None)
-            if isinstance(sock, socket.socket):  # wakes a reader blocked in recv()
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if session is not None:
-            session.close()
+            stream = self._stream
+        if stream is not None:
+            stream.close()

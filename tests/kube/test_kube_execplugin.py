@@ -239,3 +239,83 @@ def test_a_port_forward_opened_after_the_token_was_revoked_renews_it(sb, tmp_pat
     finally:
         dialer.close()
     assert len(plugin.runs) == 2
+
+
+def _revoke(sb, token: str) -> None:
+    """The API server stops taking `token` (its rbac.json changes, as a short token expires)."""
+    from sandbox.apiserver import auth
+
+    table = sb.state / "rbac.json"
+    tokens = json.loads(table.read_text())["tokens"]
+    del tokens[token]
+    auth.write_tokens(table, tokens)
+
+
+def test_a_watch_whose_token_is_revoked_mid_run_renews_it_once_and_goes_on(sb, tmp_path,
+                                                                          monkeypatch):
+    """The watch is resumed after the server ends it (timeoutSeconds); the resumed request
+    meets a 401, runs the plugin again, and the events go on."""
+    import queue
+    import threading
+
+    from kubectl_mesh.kube import watch
+    from kubectl_mesh.kube.api import KubeApi
+    from kubectl_mesh.kube.kubeconfig import load_config
+
+    monkeypatch.setattr(watch, "WATCH_SECONDS", 1)
+    sb.add_user("plugin-watch", [], token="plugin-watch-token")
+    sb.add_user("plugin-watch-next", [], token="plugin-watch-next")
+    plugin = Plugin(sb, tmp_path, tokens=["plugin-watch-token", "plugin-watch-next"],
+                    interactiveMode="Never")
+    config = load_config(str(plugin.kubeconfig), environ={**os.environ, "KUBECONFIG": ""})
+    pod = sb.pods("istio-system")[0]["metadata"]
+    selector = ",".join(f"{k}={v}" for k, v in sorted(pod["labels"].items()))
+    events: queue.Queue = queue.Queue()
+    with KubeApi(config) as api:
+        pods = watch.PodWatch(api, "istio-system", selector)
+
+        def follow():
+            try:
+                for etype, obj in pods.events():
+                    events.put((etype, obj["metadata"].get("annotations") or {}))
+            except Exception as e:  # noqa: BLE001 - the test reads it from the queue
+                events.put(e)
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            assert events.get(timeout=20)[0] == "ADDED"
+            _revoke(sb, "plugin-watch-token")
+            # Past the 1 s the server gives each watch: the next one met the 401.
+            sb.wait_for(lambda: len(plugin.runs) == 2, timeout=20, what="the plugin run again")
+            sb.kubectl("annotate", "pod", pod["name"], "-n", "istio-system",
+                       "mesh-test/renewed=yes", "--overwrite")
+            while True:
+                got = events.get(timeout=20)
+                assert not isinstance(got, Exception), got
+                if got[1].get("mesh-test/renewed") == "yes":
+                    break
+        finally:
+            pods.close()
+            thread.join(10)
+    assert len(plugin.runs) == 2
+
+
+def test_a_followed_log_opened_after_the_token_was_revoked_renews_it(sb, tmp_path):
+    """A pod that joins an `accesslog --follow` late: its log stream meets a 401, runs the
+    plugin again and is opened with the new token."""
+    from kubectl_mesh.accesslog.source import LogQuery, PodLogStream
+    from kubectl_mesh.kube.api import KubeApi
+    from kubectl_mesh.kube.kubeconfig import load_config
+
+    sb.add_user("plugin-log", [], token="plugin-log-token")
+    sb.add_user("plugin-log-next", [], token="plugin-log-next")
+    plugin = Plugin(sb, tmp_path, tokens=["plugin-log-token", "plugin-log-next"],
+                    interactiveMode="Never")
+    config = load_config(str(plugin.kubeconfig), environ={**os.environ, "KUBECONFIG": ""})
+    _revoke(sb, "plugin-log-token")
+    pod = sb.pods("istio-system")[0]["metadata"]
+    with KubeApi(config) as api:
+        stream = PodLogStream(api, "istio-system", pod["name"], LogQuery(follow=True))
+        with stream:
+            assert len(plugin.runs) == 2

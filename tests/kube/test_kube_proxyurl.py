@@ -150,7 +150,7 @@ def test_a_proxy_that_is_down_is_named_never_bypassed(sb, mesh, tmp_path):
 def test_the_websockets_refuse_an_https_proxy_in_one_line():
     from kubectl_mesh.errors import BadInputError
     from kubectl_mesh.kube.kubeconfig import ApiConfig
-    from kubectl_mesh.kube.wsrelay import proxy_options
+    from kubectl_mesh.kube.wsdial import proxy_options
 
     config = ApiConfig(server="https://10.0.0.1:6443", context="x", namespace="default",
                        cluster="c", proxy_url="https://user:pw@proxy:3128")
@@ -168,7 +168,7 @@ def test_a_socks5_proxy_without_its_python_package_names_the_package(monkeypatch
     from kubectl_mesh.errors import ExitCode, ToolMissingError
     from kubectl_mesh.kube.api import proxies_for
     from kubectl_mesh.kube.kubeconfig import ApiConfig
-    from kubectl_mesh.kube.wsrelay import proxy_options
+    from kubectl_mesh.kube.wsdial import proxy_options
 
     config = ApiConfig(server="https://10.0.0.1:6443", context="x", namespace="default",
                        cluster="c", proxy_url="socks5://127.0.0.1:1080")
@@ -181,3 +181,16 @@ def test_a_socks5_proxy_without_its_python_package_names_the_package(monkeypatch
     with pytest.raises(ToolMissingError) as info:
         proxy_options(config)
     assert "'python-socks'" in info.value.message
+
+
+def test_completion_goes_through_the_proxy(sb, tmp_path):
+    """`kubectl_complete-mesh-*` reads names with the API client: through the proxy-url too
+    (never around it, and not silently without names)."""
+    from kubectl_mesh.cli.completion import cluster_lister
+
+    with ConnectProxy() as proxy:
+        path, target = with_proxy(sb, tmp_path, proxy.url)
+        list_names, _ = cluster_lister(str(path), None, env={})
+        names = list_names("api/v1/pods", "istio-system")
+    assert sorted(names) == sorted(p["metadata"]["name"] for p in sb.pods("istio-system"))
+    assert proxy.tunnels and set(proxy.tunnels) == {f"CONNECT {target}"}

@@ -13,7 +13,8 @@ import pytest
 from kubectl_mesh.admin import EnvoyAdmin
 from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
-from kubectl_mesh.kube.wschannel import WebSocketForbidden, WebSocketRefused, dial
+from kubectl_mesh.kube.wschannel import dial
+from kubectl_mesh.kube.wsdial import WebSocketForbidden, WebSocketRefused
 from sandbox.streams.websocket import (
     OP_BINARY,
     OP_CONTINUATION,

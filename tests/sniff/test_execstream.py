@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from kubectl_mesh.kube.execstream import ExecStream, FrameReader
+from kubectl_mesh.kube.execstream import ExecStream
+from kubectl_mesh.kube.wsframes import FrameReader
 from sandbox.streams.process import PIPE_SIZE, widen_pipe
 from sandbox.streams.websocket import ChannelFramer, WebSocket, frame
 
@@ -109,6 +110,7 @@ def test_frame_reader_refuses_masked_server_frames():
 
 class _FakeWebSocket:
     subprotocol = "v5.channel.k8s.io"
+    pending = b""
 
     def __init__(self, data: bytes):
         self.sock = Trickle(data, 5)
