@@ -188,6 +188,8 @@ def _open(config: ApiConfig, namespace: str, pod: str, sub: str, query: list, co
         # 0 or 101: a proxy's answer, or not a subprotocol we offered
         if e.status == 403:
             raise WebSocketForbidden(status_error(403, e.body, "POST", path, config)) from e
+        if e.status not in (0, 101):
+            raise WebSocketRefused(str(e)) from e  # "HTTP 400: ..."
         raise WebSocketRefused(f"{what}: the WebSocket upgrade failed: {e}") from e
     ws.settimeout(None)  # a quiet capture may send nothing for a long time
     return ExecStream(ws, what)
