@@ -120,14 +120,7 @@ class Sandbox:
             time.sleep(0.1)
 
     def _write_status_loop(self) -> None:
-        last = None
-        while not self._status_stop.wait(0.3):
-            status = self.runtime.status()
-            if status != last:
-                tmp = self.state_dir / "status.json.tmp"
-                tmp.write_text(json.dumps(status, indent=1))
-                tmp.replace(self.state_dir / "status.json")
-                last = status
+        write_status_loop(self.runtime, self.state_dir, self._status_stop)
 
     def stop(self) -> None:
         self._status_stop.set()
@@ -136,3 +129,16 @@ class Sandbox:
         self.server.stop()
         status = self.state_dir / "status.json"
         status.write_text("[]")
+
+
+def write_status_loop(runtime: Runtime, state_dir: pathlib.Path, stop: threading.Event) -> None:
+    """Keep `<state>/status.json` (pods, their IPs and container pids: what `python -m sandbox
+    status` shows and `down` kills if the supervisor died) current until `stop` is set."""
+    last = None
+    while not stop.wait(0.3):
+        status = runtime.status()
+        if status != last:
+            tmp = state_dir / "status.json.tmp"
+            tmp.write_text(json.dumps(status, indent=1))
+            tmp.replace(state_dir / "status.json")
+            last = status

@@ -114,7 +114,10 @@ class ControlPlane:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "ControlPlane":
+    def start(self, *, await_controllers: bool = True) -> "ControlPlane":
+        """Start every component; with `await_controllers=False` return once the API server
+        is ready (the controller manager and scheduler still starting: `await_controllers()`
+        waits for them), so a caller can register a node and create objects meanwhile."""
         self.binaries = self.binaries or locate_binaries()
         d = self.state_dir
         d.mkdir(parents=True, exist_ok=True)
@@ -131,20 +134,26 @@ class ControlPlane:
         self._await("kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz"), deadline)
         self._start_controller_manager()
         self._start_scheduler()
+        self._deadline = deadline
+        if await_controllers:
+            self.await_controllers()
+        return self
+
+    def await_controllers(self) -> None:
+        deadline = self._deadline
         self._await("kube-controller-manager (default service account)",
                     lambda: self._http_ok(f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"),
                     deadline)
         self._await("kube-scheduler", lambda: self._http_ok(f"https://{self.address}:10259/healthz",
                                                              verify=False), deadline)
-        return self
 
     def stop(self) -> None:
+        # One after the other, etcd last: an API server whose etcd is gone spends its whole
+        # grace period retrying it. A sandbox's cluster needs no long graceful drain.
         for c in reversed(self.components):
             _signal_group(c.process, signal.SIGTERM)
-        deadline = time.monotonic() + 5  # a test fixture's cluster needs no graceful drain
-        for c in reversed(self.components):
             try:
-                c.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                c.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 _signal_group(c.process, signal.SIGKILL)
                 c.process.wait(timeout=15)

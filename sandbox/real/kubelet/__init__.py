@@ -31,12 +31,18 @@ EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
 
 class Kubelet:
     def __init__(self, control_plane, name: str = "sandbox-node", *,
-                 status_interval: float = 60.0, websockets: bool = True):
+                 status_interval: float = 60.0, websockets: bool = True,
+                 state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None):
+        """`state_dir`: where pods' directories, logs and cgroup records go (default
+        `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
+        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's)."""
         self.cp = control_plane
         self.name = name
         self.status_interval = status_interval
         self.websockets = websockets
-        self.state_dir = control_plane.state_dir / "kubelet"
+        self.state_dir = state_dir or control_plane.state_dir / "kubelet"
+        self.behaviours = behaviours or Behaviours([])
+        self.pod_kubeconfig = pod_kubeconfig or control_plane.kubeconfig
         self.node: NodeAgent | None = None
         self.pods: PodSource | None = None
         self.runtime: Runtime | None = None
@@ -64,7 +70,7 @@ class Kubelet:
                               status_interval=self.status_interval,
                               declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
         self.pods = PodSource(client, name)
-        self.runtime = Runtime(self.pods, self.state_dir, cp.kubeconfig, Behaviours([]),
+        self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
                                allow_websocket=lambda: self.websockets,
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
                                image_known=images.known, on_pod_stopped=self.pods.pod_stopped)
