@@ -16,7 +16,7 @@ from .apiserver import auth, kinds, pki, podsecurity, podvalidation
 from .apiserver.latency import Latency, write_rtt
 from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
-from .apiserver.store import Store
+from .apiserver.store import NotFound, Store
 from .behaviour import Behaviours
 from .controllers import Controllers, pod_ready
 from .runtime import Runtime
@@ -78,7 +78,8 @@ class Sandbox:
         self.api.admission.append(podvalidation.validate)  # after defaults and injection
         self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
-                               allow_websocket=lambda: not (d / "refuse-websocket").exists())
+                               allow_websocket=lambda: not (d / "refuse-websocket").exists(),
+                               on_pod_stopped=self._pod_stopped)
         self.api.hooks = self.runtime
         self.server.start()
         self.controllers.start()
@@ -97,6 +98,20 @@ class Sandbox:
                                 f"({(obj.get('metadata') or {}).get('name')})")
         ns = (obj.get("metadata") or {}).get("namespace") or ("default" if kind.namespaced else "")
         return self.api.create(kind, ns, obj)
+
+    def _pod_stopped(self, obj: dict) -> None:
+        """A gracefully deleted pod's processes are gone: remove it, if it is still that pod
+        (the kubelet's final delete with grace 0 and a UID precondition,
+        pkg/kubelet/status/status_manager.go `syncPod`)."""
+        m = obj["metadata"]
+        if not m.get("deletionTimestamp"):
+            return
+        current = self.store.find("pods", m["namespace"], m["name"])
+        if current is not None and current["metadata"].get("uid") == m.get("uid"):
+            try:
+                self.store.delete("pods", m["namespace"], m["name"])
+            except NotFound:
+                pass
 
     def apply(self, objects: list[dict]) -> None:
         """Create objects, namespaces first (like `kubectl apply -f` of a whole scenario)."""

@@ -241,6 +241,10 @@ class Controllers:
         spec = owner.get("spec") or {}
         desired = 1 if key == "daemonsets.apps" else int(spec.get("replicas", 1))
         pods = [p for p in self.store.scan("pods", ns)[0] if _owned_by(p, owner["metadata"]["uid"])]
+        if key != "statefulsets.apps":
+            # a terminating pod is not a replica any more: its replacement starts at once
+            # (pkg/controller/controller_utils.go FilterActivePods / IsPodActive)
+            pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         kind_name = {"replicasets.apps": "ReplicaSet", "statefulsets.apps": "StatefulSet",
                      "daemonsets.apps": "DaemonSet"}[key]
         pod_kind = kinds.by_key("pods")
@@ -288,7 +292,7 @@ class Controllers:
         else:
             uids = cur_uids = {obj["metadata"]["uid"]}
         pods = [p for p in self.store.scan("pods", ns)[0]
-                if any(_owned_by(p, u) for u in uids)]
+                if any(_owned_by(p, u) for u in uids) and not p["metadata"].get("deletionTimestamp")]
         ready = sum(1 for p in pods if pod_ready(p))
         updated = sum(1 for p in pods if any(_owned_by(p, u) for u in cur_uids))
         status = {"observedGeneration": obj["metadata"].get("generation", 1),

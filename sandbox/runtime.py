@@ -165,6 +165,13 @@ class Runtime:
                 threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
             elif self.on_pod_stopped is not None:
                 self.on_pod_stopped(ev.obj)
+        elif ev.type == "MODIFIED" and ev.obj["metadata"].get("deletionTimestamp"):
+            # a graceful delete: stop the pod, then `on_pod_stopped` removes it (the API
+            # double; the real kubelet's PodSource hands these on as DELETED already)
+            with self._lock:
+                pod = self._pods.pop(uid, None)
+            if pod:
+                threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
         elif ev.type == "MODIFIED":
             with self._lock:
                 pod = self._pods.get(uid)
