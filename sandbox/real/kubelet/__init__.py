@@ -25,6 +25,7 @@ from ...nodestatus import KUBELET_PORT
 from .node import NodeAgent
 from .podsource import PodSource
 from .server import KubeletServer
+from .volumes import PodVolumes
 
 EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
 
@@ -47,6 +48,7 @@ class Kubelet:
         self.pods: PodSource | None = None
         self.runtime: Runtime | None = None
         self.server: KubeletServer | None = None
+        self.volumes: PodVolumes | None = None
 
     def __enter__(self) -> "Kubelet":
         try:
@@ -70,10 +72,12 @@ class Kubelet:
                               status_interval=self.status_interval,
                               declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
         self.pods = PodSource(client, name)
+        self.volumes = PodVolumes(client, self.state_dir).start()
         self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
                                allow_websocket=lambda: self.websockets,
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
-                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped)
+                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped,
+                               volumes=self.volumes)
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()
@@ -90,4 +94,6 @@ class Kubelet:
             self.server.stop()
         if self.node is not None:
             self.node.stop()
-        self.pods = self.runtime = self.server = self.node = None
+        if self.volumes is not None:
+            self.volumes.stop()
+        self.pods = self.runtime = self.server = self.node = self.volumes = None
