@@ -77,8 +77,10 @@ class RealSandbox:
             crd_thread = threading.Thread(target=_collect_errors(applier.create_all, crd_errors),
                                           args=(crds,), daemon=True, name="istio-crds")
             crd_thread.start()
+            refuse = self.state_dir / "refuse-websocket"
             self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
-                                   pod_kubeconfig=self._pod_kubeconfig(applier)).start()
+                                   pod_kubeconfig=self._pod_kubeconfig(applier),
+                                   refuse_websocket=refuse.exists).start()
             done("node registered")
             # the scenario's built-in kinds while the CRDs are created: pods start sooner
             groups = {c["spec"]["group"] for c in crds}

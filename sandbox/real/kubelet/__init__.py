@@ -33,10 +33,14 @@ EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
 class Kubelet:
     def __init__(self, control_plane, name: str = "sandbox-node", *,
                  status_interval: float = 60.0, websockets: bool = True,
-                 state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None):
+                 state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
+                 refuse_websocket=lambda: False):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
-        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's)."""
+        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
+        `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
+        the double's `<state>/refuse-websocket` makes its API server refuse them)."""
+        self.refuse_websocket = refuse_websocket
         self.cp = control_plane
         self.name = name
         self.status_interval = status_interval
@@ -74,7 +78,8 @@ class Kubelet:
         self.pods = PodSource(client, name)
         self.volumes = PodVolumes(client, self.state_dir).start()
         self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
-                               allow_websocket=lambda: self.websockets,
+                               allow_websocket=lambda: self.websockets
+                               and not self.refuse_websocket(),
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
                                image_known=images.known, on_pod_stopped=self.pods.pod_stopped,
                                volumes=self.volumes)
