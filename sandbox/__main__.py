@@ -67,6 +67,9 @@ def cmd_up(args) -> int:
         except ControlPlaneError as e:
             print(f"error: the real control plane did not start: {e}", file=sys.stderr)
             return 1
+        except (OSError, ValueError) as e:  # a component that stopped answering, say
+            print(f"error: the sandbox did not start: {e}; logs in {state}", file=sys.stderr)
+            return 1
         print(sandbox.kubeconfig_path, flush=True)
         if not args.no_wait:
             missing = sandbox.wait_ready(args.timeout, stop)

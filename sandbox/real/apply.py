@@ -77,7 +77,11 @@ class Applier:
 
     def create(self, obj: dict, *, wait: float = 0.0, exist_ok: bool = True) -> dict:
         meta = obj.get("metadata") or {}
-        prefix, namespaced = self.resource(obj.get("apiVersion", ""), obj.get("kind", ""), wait)
+        try:
+            prefix, namespaced = self.resource(obj.get("apiVersion", ""), obj.get("kind", ""), wait)
+        except ApplyError as e:
+            raise ApplyError(f"{obj.get('kind')} {meta.get('name')}: {e}; a custom kind needs "
+                             f"its CustomResourceDefinition in the scenario") from None
         path = prefix
         if namespaced:
             ns = urllib.parse.quote(meta.get("namespace") or "default", safe="")

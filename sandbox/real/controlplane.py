@@ -297,9 +297,19 @@ class ControlPlane:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, context=context, timeout=10) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                return r.status, decode_body(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            return e.code, decode_body(e.read())
+
+
+def decode_body(data: bytes) -> dict:
+    """A JSON body, or a plain-text one (`404 page not found` for a path no API serves) as
+    {"message": text}."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return {"message": data.decode(errors="replace").strip()}
+    return body if isinstance(body, dict) else {"message": str(body)}
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:

@@ -25,7 +25,7 @@ import yaml
 
 from ..apiserver import pki
 from ..credentials import write_private
-from .controlplane import kubeconfig_for
+from .controlplane import decode_body, kubeconfig_for
 
 IMPERSONATION = (("", "users"), ("", "groups"), ("", "serviceaccounts"),
                  ("authentication.k8s.io", "uids"))
@@ -48,9 +48,9 @@ class Admin:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, context=self._context, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                return r.status, decode_body(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            return e.code, decode_body(e.read())
 
     def put(self, collection: str, obj: dict) -> None:
         """Create `obj` in `collection`, or replace it."""

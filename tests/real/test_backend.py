@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from sandbox.testing import SCENARIOS, RunningSandbox, kubectl_binary, pid_alive, wait_until
+from sandbox.testing import ROOT, SCENARIOS, RunningSandbox, kubectl_binary, pid_alive, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,18 @@ def test_down_ends_every_process(sb):
     assert not left, [open(f"/proc/{p}/cmdline").read() for p in left]
     assert not (sb.state / "sandbox.pid").exists()
     assert os.listdir(sb.state / "pods")  # the pods' logs are kept, as the double keeps them
+
+
+def test_an_unserved_kind_is_exit_2_in_one_line_and_nothing_is_left(tmp_path):
+    scenario = tmp_path / "widget.yaml"
+    scenario.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    state = tmp_path / "state"
+    out = subprocess.run([sys.executable, "-m", "sandbox", "up", "--backend", "real",
+                          "--state", str(state), "--scenario", str(scenario),
+                          "--owner", str(os.getpid())],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        "error: Widget w: the API server does not serve Widget (example.com/v1); a custom kind "
+        "needs its CustomResourceDefinition in the scenario"]
+    assert not _processes_of(state)
