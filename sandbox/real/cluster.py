@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+import yaml
+
 from ..behaviour import Behaviours
 from ..cluster import BEHAVIOUR_API, ScenarioError, load_documents, write_status_loop
 from ..controllers import pod_ready
@@ -34,7 +36,8 @@ from .controlplane import ControlPlane, ControlPlaneError, kubeconfig_for
 from .injection import InjectionWebhook, webhook_configuration
 from .kubelet import Kubelet
 
-POD_IDENTITY = ("kube-system", "sandbox-pods")  # the service account pods act as
+POD_IDENTITY = ("kube-system", "sandbox-pods")
+DOUBLE_ADMIN = "sandbox-admin"  # the double's kubeconfig user entry  # the service account pods act as
 TOKEN_SECONDS = 7 * 24 * 3600
 
 
@@ -66,8 +69,10 @@ class RealSandbox:
                 print(f"sandbox: {what} ({time.monotonic() - started:.1f} s)", file=sys.stderr,
                       flush=True)
         try:
-            self.cp = cp = ControlPlane(self.state_dir, timeout=self.timeout)
+            # the double's context and cluster name, so `--context sandbox` works on both
+            self.cp = cp = ControlPlane(self.state_dir, timeout=self.timeout, context="sandbox")
             cp.start(await_controllers=False)
+            self._name_admin_as_the_double_does()
             done(f"kube-apiserver ready on {cp.server}")
             applier = Applier(cp.request)
             self.webhook = InjectionWebhook(cp.address, cp.ca).start()
@@ -109,6 +114,16 @@ class RealSandbox:
         self._status_thread.start()
         return self
 
+    def _name_admin_as_the_double_does(self) -> None:
+        """The kubeconfig's user entry named `sandbox-admin`, as the double names it (the
+        identity stays the certificate's kubernetes-admin), so a kubeconfig that refers to
+        cluster `sandbox` and user `sandbox-admin` works on either backend."""
+        config = yaml.safe_load(self.kubeconfig_path.read_text())
+        config["users"][0]["name"] = DOUBLE_ADMIN
+        for context in config["contexts"]:
+            context["context"]["user"] = DOUBLE_ADMIN
+        write_private(self.kubeconfig_path, yaml.safe_dump(config, sort_keys=False))
+
     def _pod_kubeconfig(self, applier: Applier) -> pathlib.Path:
         """A kubeconfig for the pods (the sandbox istiod lists and watches with it): a token
         of service account kube-system/sandbox-pods, bound to cluster-admin, from the
@@ -128,7 +143,8 @@ class RealSandbox:
         if code != 201:
             raise ControlPlaneError(f"TokenRequest for {ns}/{name}: {body.get('message', body)}")
         return write_private(self.state_dir / "pods.kubeconfig", kubeconfig_for(
-            self.cp.server, self.cp.ca.pem, name, token=body["status"]["token"]))
+            self.cp.server, self.cp.ca.pem, name, token=body["status"]["token"],
+            name=self.cp.context))
 
     def not_ready(self) -> list[str]:
         """What is not Ready yet: Deployments short of ready replicas, and pods."""

@@ -71,9 +71,10 @@ class Component:
 
 
 def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None = None,
-                   token: str | None = None, namespace: str = "default") -> str:
-    """A kubeconfig (cluster `sandbox-real`, context `sandbox-real`) for a client-certificate
-    or bearer-token user."""
+                   token: str | None = None, namespace: str = "default",
+                   name: str = "sandbox-real") -> str:
+    """A kubeconfig (cluster and context `name`) for a client-certificate or bearer-token
+    user."""
     credentials: dict = {}
     if pair is not None:
         credentials = {"client-certificate-data": base64.b64encode(pair.cert.read_bytes()).decode(),
@@ -82,12 +83,12 @@ def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None 
         credentials = {"token": token}
     return yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "sandbox-real", "cluster": {
+        "clusters": [{"name": name, "cluster": {
             "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
         "users": [{"name": user, "user": credentials}],
-        "contexts": [{"name": "sandbox-real", "context": {
-            "cluster": "sandbox-real", "user": user, "namespace": namespace}}],
-        "current-context": "sandbox-real",
+        "contexts": [{"name": name, "context": {
+            "cluster": name, "user": user, "namespace": namespace}}],
+        "current-context": name,
     }, sort_keys=False)
 
 
@@ -95,7 +96,10 @@ class ControlPlane:
     """`with ControlPlane(state_dir) as cp:` – cp.kubeconfig is the admin's kubeconfig."""
 
     def __init__(self, state_dir: pathlib.Path, *, binaries: pathlib.Path | None = None,
-                 feature_gates: dict[str, bool] | None = None, timeout: float = 90.0):
+                 feature_gates: dict[str, bool] | None = None, timeout: float = 90.0,
+                 context: str = "sandbox-real"):
+        """`context`: the name of the cluster and context in the kubeconfigs it writes."""
+        self.context = context
         self.state_dir = pathlib.Path(state_dir).resolve()
         self.binaries = binaries
         self.feature_gates = dict(feature_gates or {})
@@ -175,7 +179,8 @@ class ControlPlane:
         the path of its kubeconfig."""
         pair = self.ca.issue(f"user-{name}", name, organizations=groups)
         return write_private(self.state_dir / f"kubeconfig-{name}",
-                              kubeconfig_for(self.server, self.ca.pem, name, pair, namespace=namespace))
+                              kubeconfig_for(self.server, self.ca.pem, name, pair, namespace=namespace,
+                                             name=self.context))
 
     # -- internals
     def _issue_certificates(self) -> None:
@@ -188,7 +193,8 @@ class ControlPlane:
         self.sa = pki.write_service_account_keys(ca.directory)
         admin = ca.issue("admin", "kubernetes-admin", organizations=("system:masters",))
         self.kubeconfig = write_private(self.state_dir / "kubeconfig",
-                                         kubeconfig_for(self.server, ca.pem, "kubernetes-admin", admin))
+                                         kubeconfig_for(self.server, ca.pem, "kubernetes-admin", admin,
+                                                        name=self.context))
         self._admin = admin
         for user, cn in (("controller-manager", "system:kube-controller-manager"),
                          ("scheduler", "system:kube-scheduler")):

@@ -38,6 +38,7 @@ class Admin:
         self.state = state
         config = yaml.safe_load((state / "kubeconfig").read_text())
         self.server = config["clusters"][0]["cluster"]["server"]
+        self.context = config["current-context"]
         pkidir = state / "pki"
         self._context = ssl.create_default_context(cafile=str(pkidir / "ca.crt"))
         self._context.load_cert_chain(str(pkidir / "admin.crt"), str(pkidir / "admin.key"))
@@ -151,7 +152,7 @@ def add_user(state: pathlib.Path, user: str, deny: list[str]) -> pathlib.Path:
     ca = pki.Authority.load(state / "pki")
     pair = ca.issue(f"user-{user}", user)
     return write_private(state / f"kubeconfig-{user}",
-                         kubeconfig_for(admin.server, ca.pem, user, pair))
+                         kubeconfig_for(admin.server, ca.pem, user, pair, name=admin.context))
 
 
 def denied_user(deny: tuple[str, ...]) -> str:
