@@ -27,15 +27,24 @@ PORT = 15017  # istiod's webhook port
 NAME = "istio-sidecar-injector"
 
 
-def patch_for(pod: dict) -> list[dict]:
-    """The JSONPatch (RFC 6902) that injects the sidecar into `pod`; [] when none is wanted."""
+def patch_for(pod: dict, native: bool = False) -> list[dict]:
+    """The JSONPatch (RFC 6902) that injects the sidecar into `pod`; [] when none is wanted.
+    `native`: as a native sidecar, the first init container with restartPolicy Always
+    (istio's injection template puts it first when ENABLE_NATIVE_SIDECARS is on)."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    containers = (pod.get("spec") or {}).get("containers") or []
+    spec = pod.get("spec") or {}
+    present = (spec.get("containers") or []) + (spec.get("initContainers") or [])
     if annotations.get(INJECT_ANNOTATION) == "false" or \
-            any(c.get("name") == "istio-proxy" for c in containers):
+            any(c.get("name") == "istio-proxy" for c in present):
         return []
-    ops: list[dict] = [{"op": "add", "path": "/spec/containers/-", "value": sidecar_container()}]
+    if native:
+        sidecar = dict(sidecar_container(), restartPolicy="Always")
+        ops: list[dict] = [{"op": "add", "path": "/spec/initContainers", "value": [sidecar]}] \
+            if "initContainers" not in spec else \
+            [{"op": "add", "path": "/spec/initContainers/0", "value": sidecar}]
+    else:
+        ops = [{"op": "add", "path": "/spec/containers/-", "value": sidecar_container()}]
     status = json.dumps({"containers": ["istio-proxy"], "revision": "default"})
     if "annotations" not in meta:
         ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
@@ -49,11 +58,13 @@ def patch_for(pod: dict) -> list[dict]:
     return ops
 
 
-def review_response(review: dict) -> dict:
-    """The AdmissionReview answer to `review` (always allowed; patched when injected)."""
+def review_response(review: dict, native=lambda pod: False) -> dict:
+    """The AdmissionReview answer to `review` (always allowed; patched when injected);
+    `native(pod)`: whether to inject a native sidecar."""
     request = review.get("request") or {}
     response: dict = {"uid": request.get("uid", ""), "allowed": True}
-    ops = patch_for(request.get("object") or {})
+    pod = request.get("object") or {}
+    ops = patch_for(pod, native(pod))
     if ops:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
@@ -107,7 +118,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length") or 0)
             review = json.loads(self.rfile.read(length) or b"{}")
-            code, body = (200, review_response(review)) if self.path.split("?")[0] == PATH \
+            code, body = (200, review_response(review, self.server.native)) \
+                if self.path.split("?")[0] == PATH \
                 else (404, {"message": "not found"})
         except (ValueError, AttributeError) as e:
             code, body = 400, {"message": f"not an AdmissionReview: {e}"}
@@ -123,8 +135,10 @@ class InjectionWebhook(http.server.ThreadingHTTPServer):
     """The webhook over TLS on `address`:15017, with a serving certificate from `ca`."""
     daemon_threads = True
 
-    def __init__(self, address: str, ca, port: int = PORT):
+    def __init__(self, address: str, ca, port: int = PORT, native=lambda pod: False):
+        """`native(pod)`: inject a native sidecar (an init container) into `pod`."""
         super().__init__((address, port), _Handler)
+        self.native = native
         serving = ca.issue("sidecar-injector", "istiod.istio-system.svc", server_names=(address,),
                            client=False)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

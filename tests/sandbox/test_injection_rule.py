@@ -59,3 +59,16 @@ def test_the_webhook_configuration_has_istios_four_injectors():
         "rev.namespace.sidecar-injector.istio.io", "rev.object.sidecar-injector.istio.io",
         "namespace.sidecar-injector.istio.io", "object.sidecar-injector.istio.io"]
     assert {w["failurePolicy"] for w in config["webhooks"]} == {"Fail"}
+
+
+def test_the_webhook_injects_a_native_sidecar_first_among_init_containers():
+    bare = patch_for(pod(), native=True)
+    assert bare[0] == {"op": "add", "path": "/spec/initContainers",
+                       "value": [bare[0]["value"][0]]}
+    assert bare[0]["value"][0]["restartPolicy"] == "Always"
+    with_inits = pod()
+    with_inits["spec"]["initContainers"] = [{"name": "setup", "image": "sandbox/app"}]
+    first = patch_for(with_inits, native=True)[0]
+    assert first["path"] == "/spec/initContainers/0" and first["value"]["name"] == "istio-proxy"
+    with_inits["spec"]["initContainers"].insert(0, {"name": "istio-proxy"})
+    assert patch_for(with_inits, native=True) == []
