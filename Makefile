@@ -34,8 +34,10 @@ test-fast: $(STAMP)
 real-components:
 	scripts/real_components.sh
 
-demo: $(STAMP)
-	$(PY) -m sandbox.demo
+# BACKEND=real: the demo on the real control plane (needs `make real-components`)
+BACKEND ?= double
+demo: $(STAMP) $(if $(filter real,$(BACKEND)),real-components)
+	$(PY) -m sandbox.demo --backend $(BACKEND)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

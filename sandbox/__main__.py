@@ -51,14 +51,25 @@ def cmd_up(args) -> int:
     signal.signal(signal.SIGHUP, lambda *_: stop.set())
     if args.owner:
         _stop_when_gone(args.owner, stop)
-    sandbox = Sandbox(state, scenarios, verbose=args.verbose)
+    if args.backend == "real":
+        from .real.cluster import RealSandbox
+        sandbox = RealSandbox(state, scenarios, verbose=args.verbose)
+    else:
+        sandbox = Sandbox(state, scenarios, verbose=args.verbose)
     pid_file.write_text(str(os.getpid()))
     try:
+        from .real.controlplane import ControlPlaneError
         try:
             sandbox.start()
         except ScenarioError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except ControlPlaneError as e:
+            print(f"error: the real control plane did not start: {e}", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as e:  # a component that stopped answering, say
+            print(f"error: the sandbox did not start: {e}; logs in {state}", file=sys.stderr)
+            return 1
         print(sandbox.kubeconfig_path, flush=True)
         if not args.no_wait:
             missing = sandbox.wait_ready(args.timeout, stop)
@@ -101,14 +112,15 @@ def _up_detached(args, state: pathlib.Path, scenarios) -> int:
     private_dir(state)  # it holds the kubeconfig and the token table
     (state / "ready").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
-           "--timeout", str(args.timeout)] + [a for s in scenarios for a in ("--scenario", str(s))]
+           "--timeout", str(args.timeout), "--backend", args.backend] + [a for s in scenarios for a in ("--scenario", str(s))]
     if args.owner:
         cmd += ["--owner", str(args.owner)]
     log = open(state / "sandbox.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              start_new_session=True, env=env)
-    deadline = time.monotonic() + args.timeout + 15
+    # the real backend's control plane starts before the pods' timeout begins
+    deadline = time.monotonic() + args.timeout + (105 if args.backend == "real" else 15)
     while time.monotonic() < deadline:
         if (state / "ready").exists():
             print(state / "kubeconfig")
@@ -199,6 +211,10 @@ def main(argv=None) -> int:
     up.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `down`")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for pods to be Ready")
+    up.add_argument("--backend", choices=("double", "real"), default="double",
+                    help="double: the Python API double (fast); real: etcd, kube-apiserver, "
+                         "controller manager and scheduler built by `make real-components`, "
+                         "the sandbox as the node's kubelet")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--verbose", action="store_true")
     up.add_argument("--owner", type=int, metavar="PID",

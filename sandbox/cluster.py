@@ -17,7 +17,7 @@ from .apiserver import auth, kinds, pki, podsecurity, podvalidation
 from .apiserver.latency import Latency, write_rtt
 from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
-from .apiserver.store import Store
+from .apiserver.store import NotFound, Store
 from .behaviour import Behaviours
 from .controllers import NATIVE_MODE_DEFAULT, NATIVE_MODE_FILE, Controllers, pod_ready
 from .runtime import Runtime
@@ -75,11 +75,12 @@ class Sandbox:
         self.server = ApiServer(self.api, str(cert), str(key))
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
-        self.controllers = Controllers(self.api, native_mode=lambda: _native_mode(d))
+        self.controllers = Controllers(self.api, native_mode=lambda: native_mode(d))
         self.api.admission.append(podvalidation.validate)  # after defaults and injection
         self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,
-                               allow_websocket=lambda: not (d / "refuse-websocket").exists())
+                               allow_websocket=lambda: not (d / "refuse-websocket").exists(),
+                               on_pod_stopped=self._pod_stopped)
         self.api.hooks = self.runtime
         self.server.start()
         self.controllers.start()
@@ -98,6 +99,20 @@ class Sandbox:
                                 f"({(obj.get('metadata') or {}).get('name')})")
         ns = (obj.get("metadata") or {}).get("namespace") or ("default" if kind.namespaced else "")
         return self.api.create(kind, ns, obj)
+
+    def _pod_stopped(self, obj: dict) -> None:
+        """A gracefully deleted pod's processes are gone: remove it, if it is still that pod
+        (the kubelet's final delete with grace 0 and a UID precondition,
+        pkg/kubelet/status/status_manager.go `syncPod`)."""
+        m = obj["metadata"]
+        if not m.get("deletionTimestamp"):
+            return
+        current = self.store.find("pods", m["namespace"], m["name"])
+        if current is not None and current["metadata"].get("uid") == m.get("uid"):
+            try:
+                self.store.delete("pods", m["namespace"], m["name"])
+            except NotFound:
+                pass
 
     def apply(self, objects: list[dict]) -> None:
         """Create objects, namespaces first (like `kubectl apply -f` of a whole scenario)."""
@@ -121,14 +136,7 @@ class Sandbox:
             time.sleep(0.1)
 
     def _write_status_loop(self) -> None:
-        last = None
-        while not self._status_stop.wait(0.3):
-            status = self.runtime.status()
-            if status != last:
-                tmp = self.state_dir / "status.json.tmp"
-                tmp.write_text(json.dumps(status, indent=1))
-                tmp.replace(self.state_dir / "status.json")
-                last = status
+        write_status_loop(self.runtime, self.state_dir, self._status_stop)
 
     def stop(self) -> None:
         self._status_stop.set()
@@ -139,10 +147,23 @@ class Sandbox:
         status.write_text("[]")
 
 
-def _native_mode(state_dir: pathlib.Path) -> str:
+def native_mode(state_dir: pathlib.Path) -> str:
     """The injector's ENABLE_NATIVE_SIDECARS: `<state>/native-sidecars` (read per pod, so a
     test can switch a running sandbox), else SANDBOX_NATIVE_SIDECARS, else istiod's `auto`."""
     try:
         return (state_dir / NATIVE_MODE_FILE).read_text().strip()
     except OSError:
         return os.environ.get("SANDBOX_NATIVE_SIDECARS", NATIVE_MODE_DEFAULT)
+
+
+def write_status_loop(runtime: Runtime, state_dir: pathlib.Path, stop: threading.Event) -> None:
+    """Keep `<state>/status.json` (pods, their IPs and container pids: what `python -m sandbox
+    status` shows and `down` kills if the supervisor died) current until `stop` is set."""
+    last = None
+    while not stop.wait(0.3):
+        status = runtime.status()
+        if status != last:
+            tmp = state_dir / "status.json.tmp"
+            tmp.write_text(json.dumps(status, indent=1))
+            tmp.replace(state_dir / "status.json")
+            last = status

@@ -25,14 +25,26 @@ PROXY_IMAGE = "docker.io/istio/proxyv2:1.28.0"
 
 
 def wants_sidecar(pod: dict, namespace: dict | None) -> bool:
-    """Istio's injection rule: the pod's label/annotation wins over the namespace label."""
+    """Whether Istio's injector (default revision) injects `pod`: which of its webhooks the
+    API server calls is decided by label selectors (manifests/charts/istio-control/
+    istio-discovery/templates/mutatingwebhook.yaml: `namespace` – the namespace's
+    istio-injection=enabled; `rev.namespace` – its istio.io/rev; without either, `rev.object`
+    – the pod's istio.io/rev label – and `object` – the pod's sidecar.istio.io/inject=true
+    label), each unless the pod's label says "false"; the injector then also declines a pod
+    whose annotation says "false" (pkg/kube/inject/inject.go `injectRequired`)."""
     meta = pod.get("metadata") or {}
-    explicit = (meta.get("labels") or {}).get(INJECT_ANNOTATION) or \
-        (meta.get("annotations") or {}).get(INJECT_ANNOTATION)
-    if explicit is not None:
-        return explicit == "true"
+    labels = meta.get("labels") or {}
+    if labels.get(INJECT_ANNOTATION) == "false" or \
+            (meta.get("annotations") or {}).get(INJECT_ANNOTATION) == "false":
+        return False
     ns_labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-    return ns_labels.get("istio-injection") == "enabled" or "istio.io/rev" in ns_labels
+    if "istio-injection" in ns_labels:
+        return ns_labels["istio-injection"] == "enabled"
+    if "istio.io/rev" in ns_labels:
+        return ns_labels["istio.io/rev"] == "default"
+    if "istio.io/rev" in labels:
+        return labels["istio.io/rev"] == "default"
+    return labels.get(INJECT_ANNOTATION) == "true"
 
 
 NATIVE_ANNOTATION = "sidecar.istio.io/nativeSidecar"
@@ -267,6 +279,10 @@ class Controllers:
         spec = owner.get("spec") or {}
         desired = 1 if key == "daemonsets.apps" else int(spec.get("replicas", 1))
         pods = [p for p in self.store.scan("pods", ns)[0] if _owned_by(p, owner["metadata"]["uid"])]
+        if key != "statefulsets.apps":
+            # a terminating pod is not a replica any more: its replacement starts at once
+            # (pkg/controller/controller_utils.go FilterActivePods / IsPodActive)
+            pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         kind_name = {"replicasets.apps": "ReplicaSet", "statefulsets.apps": "StatefulSet",
                      "daemonsets.apps": "DaemonSet"}[key]
         pod_kind = kinds.by_key("pods")
@@ -314,7 +330,7 @@ class Controllers:
         else:
             uids = cur_uids = {obj["metadata"]["uid"]}
         pods = [p for p in self.store.scan("pods", ns)[0]
-                if any(_owned_by(p, u) for u in uids)]
+                if any(_owned_by(p, u) for u in uids) and not p["metadata"].get("deletionTimestamp")]
         ready = sum(1 for p in pods if pod_ready(p))
         updated = sum(1 for p in pods if any(_owned_by(p, u) for u in cur_uids))
         status = {"observedGeneration": obj["metadata"].get("generation", 1),

@@ -95,12 +95,16 @@ def walk(demo: Demo) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
     p.add_argument("--pause", type=float, default=0.0, help="seconds to pause between steps")
+    p.add_argument("--backend", choices=("double", "real"), default="double",
+                   help="real: etcd, kube-apiserver, controller manager and scheduler (`make "
+                        "real-components`) with the sandbox as the node's kubelet")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kubectl-mesh-demo-") as tmp:
-        print("# Starting the sandbox (a Kubernetes API double, istiod and real Envoys)...",
-              flush=True)
+        what = {"double": "a Kubernetes API double",
+                "real": "a real kube-apiserver, controllers and scheduler"}[args.backend]
+        print(f"# Starting the sandbox ({what}, istiod and real Envoys)...", flush=True)
         started = time.monotonic()
-        with RunningSandbox(pathlib.Path(tmp) / "state") as sb:
+        with RunningSandbox(pathlib.Path(tmp) / "state", backend=args.backend) as sb:
             print(f"# Up in {time.monotonic() - started:.1f}s; KUBECONFIG={sb.kubeconfig}",
                   flush=True)
             try:

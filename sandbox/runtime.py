@@ -124,8 +124,11 @@ class Runtime:
                  envoy: str | None = None, allow_websocket=lambda: True, *,
                  node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
                  addresses: AddressPool | None = None, image_known=any_image,
-                 on_pod_stopped=None):
+                 on_pod_stopped=None, volumes=None):
         self.store = store
+        # the pods' volumes (`sandbox.real.kubelet.volumes.PodVolumes`: mount, mounts,
+        # unmount), or None: the double sets up none
+        self.volumes = volumes
         self.node_name = node_name
         self.host_ip = host_ip
         self.image_known = image_known
@@ -167,6 +170,13 @@ class Runtime:
                 threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
             elif self.on_pod_stopped is not None:
                 self.on_pod_stopped(ev.obj)
+        elif ev.type == "MODIFIED" and ev.obj["metadata"].get("deletionTimestamp"):
+            # a graceful delete: stop the pod, then `on_pod_stopped` removes it (the API
+            # double; the real kubelet's PodSource hands these on as DELETED already)
+            with self._lock:
+                pod = self._pods.pop(uid, None)
+            if pod:
+                threading.Thread(target=self._stop_pod, args=(pod, ev.obj), daemon=True).start()
         elif ev.type == "MODIFIED":
             with self._lock:
                 pod = self._pods.get(uid)
@@ -209,6 +219,8 @@ class Runtime:
         pod.initialized = not pod.inits()
         pod.started = time.monotonic()
         self._set_status(pod, phase="Pending", scheduled=True)
+        if self.volumes is not None and not self._mount(pod, obj):
+            return
         if any(c.waiting for c in pod.containers.values()):
             self._back_off(pod, "Pending")
         if any(c.waiting for c in pod.inits()) or not self._run_inits(pod, obj):
@@ -268,6 +280,27 @@ class Runtime:
 
         threading.Thread(target=later, daemon=True, name=f"backoff-{pod.name}").start()
 
+    def _mount(self, pod: PodProcesses, obj: dict) -> bool:
+        """Set up the pod's volumes, again every second while one fails (the containers
+        wait in ContainerCreating, as behind a kubelet's FailedMount: a configMap the
+        controller manager has not published yet, say). False if the pod stops first."""
+        failing: list[Container] = []
+        while True:
+            try:
+                pod.env.update(self.volumes.mount(obj))
+            except RuntimeError as e:
+                if not failing:
+                    failing = [c for c in pod.containers.values() if c.waiting is None]
+                    for c in failing:
+                        c.waiting = ("ContainerCreating", f"MountVolume.SetUp failed: {e}")
+                    self._set_status(pod, phase="Pending")
+                if pod.stopping.wait(1.0):
+                    return False
+                continue
+            for c in failing:
+                c.waiting = None
+            return True
+
     def _run_inits(self, pod: PodProcesses, obj: dict) -> bool:
         """Run the init containers one after the other, each to a successful end (a sidecar:
         until started), as pkg/kubelet/kuberuntime/kuberuntime_manager.go `computePodActions`
@@ -319,6 +352,8 @@ class Runtime:
 
     def _command(self, pod: PodProcesses, c: Container, obj: dict) -> tuple[list[str], dict]:
         env = dict(pod.env)
+        if self.volumes is not None:
+            env["SANDBOX_MOUNTS"] = json.dumps(self.volumes.mounts(obj, c.spec))
         for e in c.spec.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
@@ -573,6 +608,9 @@ class Runtime:
         self._kill_containers(pod)
         for c in pod.containers.values():
             c.log.close()
+        if self.volumes is not None:
+            self.volumes.unmount({"metadata": {"namespace": pod.namespace, "name": pod.name,
+                                               "uid": pod.uid}})
         if obj is not None and self.on_pod_stopped is not None:
             self.on_pod_stopped(obj)
 

@@ -29,20 +29,24 @@ class RunningSandbox:
     """A detached `python -m sandbox up`, stopped by `down()` (or the context manager)."""
 
     def __init__(self, state: pathlib.Path, scenarios: list[pathlib.Path] | None = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, backend: str = "double"):
+        """`backend`: "double" (the API double) or "real" (the real control plane with the
+        sandbox as its kubelet: `python -m sandbox up --backend real`)."""
         self.state = pathlib.Path(state)
         self.scenarios = scenarios or []
         self.timeout = timeout
+        self.backend = backend
         self.kubeconfig = self.state / "kubeconfig"
         self.cache_dir = self.state / "kubectl-cache"
 
     def up(self) -> "RunningSandbox":
         cmd = [sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(self.state),
-               "--timeout", str(self.timeout), "--owner", str(os.getpid())]
+               "--timeout", str(self.timeout), "--owner", str(os.getpid()),
+               "--backend", self.backend]
         for s in self.scenarios:
             cmd += ["--scenario", str(s)]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                             timeout=self.timeout + 30)
+                             timeout=self.timeout + (150 if self.backend == "real" else 30))
         if out.returncode != 0:
             log = (self.state / "sandbox.log")
             raise RuntimeError(f"sandbox up failed: {out.stderr}\n"
@@ -114,7 +118,19 @@ class RunningSandbox:
 
     @contextlib.contextmanager
     def denied(self, *deny: str):
-        """Within the block, every existing token is also denied `deny`; restored after."""
+        """Within the block, every existing token is also denied `deny`; restored after. On
+        the real backend the admin (system:masters, whom RBAC cannot deny) is swapped in
+        `kubeconfig` for a user with every right but `deny` (`sandbox.real.users`)."""
+        if is_real(self.state):
+            from sandbox.real.users import add_user as add_real_user, denied_user
+            restricted = add_real_user(self.state, denied_user(deny), list(deny))
+            original_config = self.kubeconfig.read_text()
+            write_private(self.kubeconfig, restricted.read_text())
+            try:
+                yield
+            finally:
+                write_private(self.kubeconfig, original_config)
+            return
         path = self.state / "rbac.json"
         original = path.read_text()
         tokens = json.loads(original)["tokens"]
@@ -170,6 +186,10 @@ def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: lis
 
     import yaml
 
+    if is_real(state):
+        # the real backend's users are client certificates: a chosen token is not used
+        from sandbox.real.users import add_user as add_real_user
+        return add_real_user(state, user, list(deny))
     token = token or secrets.token_hex(16)
     path = state / "rbac.json"
     tokens = json.loads(path.read_text())["tokens"]
@@ -179,6 +199,11 @@ def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: lis
     for entry in config["users"]:
         entry["user"]["token"] = token
     return write_private(state / f"kubeconfig-{user}", yaml.safe_dump(config))
+
+
+def is_real(state: pathlib.Path) -> bool:
+    """Whether `state` is a real-backend sandbox's (`up --backend real`: it has etcd's data)."""
+    return (pathlib.Path(state) / "etcd").is_dir()
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "", interval: float = 0.1):

@@ -11,10 +11,45 @@ import pytest
 from sandbox.testing import MeshCli, RunningSandbox
 
 
+BACKENDS = ("double", "real")
+
+
+def _backends(config) -> list[str]:
+    chosen = config.getoption("--backend")
+    return list(BACKENDS) if chosen == "both" else [chosen]
+
+
+def pytest_generate_tests(metafunc):
+    """With `--backend both`, every test on the `sandbox` fixture runs on each backend
+    (ids `[double]`, `[real]`); with one backend the ids stay as they are."""
+    if "sandbox" in metafunc.fixturenames and len(_backends(metafunc.config)) > 1:
+        metafunc.parametrize("backend", _backends(metafunc.config), indirect=True,
+                             scope="module")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the real backend need the real components: marked `real` (`make test-fast`
+    leaves them out)."""
+    for item in items:
+        if "sandbox" not in getattr(item, "fixturenames", ()):
+            continue
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else _backends(config)[0]
+        if backend == "real":
+            item.add_marker(pytest.mark.real)
+
+
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    """One sandbox (default scenario) per test module; tests restore what they change."""
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as sb:
+def backend(request) -> str:
+    """The sandbox backend of this module's tests: `--backend double|real|both`."""
+    return getattr(request, "param", None) or _backends(request.config)[0]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory, backend):
+    """One sandbox (default scenario) per test module, on the chosen backend; tests restore
+    what they change."""
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state", backend=backend) as sb:
         yield sb
 
 
@@ -27,6 +62,9 @@ def mesh(sandbox) -> MeshCli:
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files instead of comparing against them")
+    parser.addoption("--backend", choices=(*BACKENDS, "both"), default="double",
+                     help="the sandbox the end-to-end tests run on: the API double (default), "
+                          "the real control plane (`python -m sandbox up --backend real`), or both")
 
 
 @pytest.fixture

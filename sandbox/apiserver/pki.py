@@ -62,6 +62,18 @@ class Authority:
         if keep_key:
             write_private(self.pair.key, _key_pem(self._key))
 
+    @classmethod
+    def load(cls, directory: pathlib.Path) -> "Authority":
+        """The CA a previous `Authority(directory)` wrote (ca.crt, ca.key), to issue more
+        certificates from another process (a test adding a user to a running cluster)."""
+        ca = cls.__new__(cls)
+        ca.directory = directory
+        ca._now = datetime.datetime.now(datetime.timezone.utc)
+        ca.pair = Pair(directory / "ca.crt", directory / "ca.key")
+        ca._cert = x509.load_pem_x509_certificate(ca.pair.cert.read_bytes())
+        ca._key = serialization.load_pem_private_key(ca.pair.key.read_bytes(), password=None)
+        return ca
+
     @property
     def pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)

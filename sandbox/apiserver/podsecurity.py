@@ -134,7 +134,9 @@ def _capabilities_restricted(spec, containers) -> str | None:
 
 
 def _host_namespaces(spec, containers) -> str | None:
-    used = [k for k in ("hostIPC", "hostNetwork", "hostPID") if spec.get(k)]
+    """staging/src/k8s.io/pod-security-admission/policy/check_hostNamespaces.go
+    `hostNamespaces_1_0`: `hostNetwork=true, hostPID=true, hostIPC=true`, in that order."""
+    used = [f"{k}=true" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
     return f"host namespaces ({', '.join(used)})" if used else None
 
 

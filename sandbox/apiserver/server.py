@@ -7,6 +7,7 @@ a `PodHooks` object (the sandbox runtime); the upgrade protocols live in `sandbo
 from __future__ import annotations
 
 import copy
+import datetime
 import http.server
 import json
 import socket
@@ -356,8 +357,8 @@ class Api:
         if verb in ("update", "patch"):
             return h.send_json(200, self._out(self._modify(h, verb, kind, store_ns, name, sub, query), version))
         if verb == "delete":
-            h.read_body()  # DeleteOptions; drained so the connection stays usable
-            obj = self.delete(kind, store_ns, name)
+            options = _delete_options(h.read_body(), query)
+            obj = self.delete(kind, store_ns, name, options.get("gracePeriodSeconds"))
             return h.send_json(200, self._out(obj, version))
         if verb == "deletecollection":
             h.read_body()
@@ -545,7 +546,13 @@ class Api:
             return obj
         return self.store.replace(kind.key, obj)
 
-    def delete(self, kind: kinds.Kind, namespace: str, name: str) -> dict:
+    def delete(self, kind: kinds.Kind, namespace: str, name: str,
+               grace_period: int | None = None) -> dict:
+        """Delete an object; a pod on a node is deleted gracefully (below)."""
+        if kind.key == "pods":
+            terminating = self._delete_gracefully(namespace, name, grace_period)
+            if terminating is not None:
+                return terminating
         try:
             obj = self.store.delete(kind.key, namespace, name)
         except NotFound:
@@ -559,6 +566,36 @@ class Api:
                         except NotFound:
                             pass
         return obj
+
+    def _delete_gracefully(self, namespace: str, name: str, grace_period: int | None) -> dict | None:
+        """A pod bound to a node and not terminal is not removed: it gets a deletionTimestamp
+        `grace` seconds ahead and deletionGracePeriodSeconds, and stays (Terminating) until
+        its kubelet has stopped its containers and deletes it with grace 0 (the runtime's
+        `on_pod_stopped`). The grace is the request's gracePeriodSeconds, else the pod's
+        terminationGracePeriodSeconds; 0 for a pod not scheduled or already terminal
+        (pkg/registry/core/pod/strategy.go `CheckGracefulDelete`, the timestamp as
+        pkg/registry/rest/delete.go `BeforeDelete` sets it). None: delete it now."""
+        obj = self.store.find("pods", namespace, name)
+        if obj is None:
+            return None
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        grace = grace_period if grace_period is not None else \
+            spec.get("terminationGracePeriodSeconds", 30)
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            grace = 0
+        if grace <= 0:
+            return None
+        if obj["metadata"].get("deletionTimestamp"):
+            return obj  # already terminating (a shorter grace is not modelled)
+
+        def mark(o: dict) -> None:
+            at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=grace)
+            o["metadata"]["deletionTimestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            o["metadata"]["deletionGracePeriodSeconds"] = grace
+        try:
+            return self.store.update("pods", namespace, name, mark, bump_generation=False)
+        except NotFound:
+            return None
 
     @staticmethod
     def _scale_of(obj: dict) -> dict:
@@ -595,3 +632,20 @@ class ApiServer:
         self.httpd.api.store.close()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _delete_options(body: bytes, query: dict) -> dict:
+    """The DeleteOptions of a DELETE: its JSON body, `gracePeriodSeconds` also as a query
+    parameter (as the real server reads either)."""
+    try:
+        options = json.loads(body or b"{}")
+    except ValueError:
+        options = {}
+    if not isinstance(options, dict):
+        options = {}
+    if _one(query, "gracePeriodSeconds"):
+        try:
+            options["gracePeriodSeconds"] = int(_one(query, "gracePeriodSeconds"))
+        except ValueError:
+            pass
+    return options

@@ -71,9 +71,10 @@ class Component:
 
 
 def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None = None,
-                   token: str | None = None, namespace: str = "default") -> str:
-    """A kubeconfig (cluster `sandbox-real`, context `sandbox-real`) for a client-certificate
-    or bearer-token user."""
+                   token: str | None = None, namespace: str = "default",
+                   name: str = "sandbox-real") -> str:
+    """A kubeconfig (cluster and context `name`) for a client-certificate or bearer-token
+    user."""
     credentials: dict = {}
     if pair is not None:
         credentials = {"client-certificate-data": base64.b64encode(pair.cert.read_bytes()).decode(),
@@ -82,12 +83,12 @@ def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None 
         credentials = {"token": token}
     return yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "sandbox-real", "cluster": {
+        "clusters": [{"name": name, "cluster": {
             "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
         "users": [{"name": user, "user": credentials}],
-        "contexts": [{"name": "sandbox-real", "context": {
-            "cluster": "sandbox-real", "user": user, "namespace": namespace}}],
-        "current-context": "sandbox-real",
+        "contexts": [{"name": name, "context": {
+            "cluster": name, "user": user, "namespace": namespace}}],
+        "current-context": name,
     }, sort_keys=False)
 
 
@@ -95,7 +96,10 @@ class ControlPlane:
     """`with ControlPlane(state_dir) as cp:` – cp.kubeconfig is the admin's kubeconfig."""
 
     def __init__(self, state_dir: pathlib.Path, *, binaries: pathlib.Path | None = None,
-                 feature_gates: dict[str, bool] | None = None, timeout: float = 90.0):
+                 feature_gates: dict[str, bool] | None = None, timeout: float = 90.0,
+                 context: str = "sandbox-real"):
+        """`context`: the name of the cluster and context in the kubeconfigs it writes."""
+        self.context = context
         self.state_dir = pathlib.Path(state_dir).resolve()
         self.binaries = binaries
         self.feature_gates = dict(feature_gates or {})
@@ -114,7 +118,10 @@ class ControlPlane:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "ControlPlane":
+    def start(self, *, await_controllers: bool = True) -> "ControlPlane":
+        """Start every component; with `await_controllers=False` return once the API server
+        is ready (the controller manager and scheduler still starting: `await_controllers()`
+        waits for them), so a caller can register a node and create objects meanwhile."""
         self.binaries = self.binaries or locate_binaries()
         d = self.state_dir
         d.mkdir(parents=True, exist_ok=True)
@@ -131,20 +138,26 @@ class ControlPlane:
         self._await("kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz"), deadline)
         self._start_controller_manager()
         self._start_scheduler()
+        self._deadline = deadline
+        if await_controllers:
+            self.await_controllers()
+        return self
+
+    def await_controllers(self) -> None:
+        deadline = self._deadline
         self._await("kube-controller-manager (default service account)",
                     lambda: self._http_ok(f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"),
                     deadline)
         self._await("kube-scheduler", lambda: self._http_ok(f"https://{self.address}:10259/healthz",
                                                              verify=False), deadline)
-        return self
 
     def stop(self) -> None:
+        # One after the other, etcd last: an API server whose etcd is gone spends its whole
+        # grace period retrying it. A sandbox's cluster needs no long graceful drain.
         for c in reversed(self.components):
             _signal_group(c.process, signal.SIGTERM)
-        deadline = time.monotonic() + 5  # a test fixture's cluster needs no graceful drain
-        for c in reversed(self.components):
             try:
-                c.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                c.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 _signal_group(c.process, signal.SIGKILL)
                 c.process.wait(timeout=15)
@@ -166,7 +179,8 @@ class ControlPlane:
         the path of its kubeconfig."""
         pair = self.ca.issue(f"user-{name}", name, organizations=groups)
         return write_private(self.state_dir / f"kubeconfig-{name}",
-                              kubeconfig_for(self.server, self.ca.pem, name, pair, namespace=namespace))
+                              kubeconfig_for(self.server, self.ca.pem, name, pair, namespace=namespace,
+                                             name=self.context))
 
     # -- internals
     def _issue_certificates(self) -> None:
@@ -179,7 +193,8 @@ class ControlPlane:
         self.sa = pki.write_service_account_keys(ca.directory)
         admin = ca.issue("admin", "kubernetes-admin", organizations=("system:masters",))
         self.kubeconfig = write_private(self.state_dir / "kubeconfig",
-                                         kubeconfig_for(self.server, ca.pem, "kubernetes-admin", admin))
+                                         kubeconfig_for(self.server, ca.pem, "kubernetes-admin", admin,
+                                                        name=self.context))
         self._admin = admin
         for user, cn in (("controller-manager", "system:kube-controller-manager"),
                          ("scheduler", "system:kube-scheduler")):
@@ -288,9 +303,19 @@ class ControlPlane:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, context=context, timeout=10) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                return r.status, decode_body(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            return e.code, decode_body(e.read())
+
+
+def decode_body(data: bytes) -> dict:
+    """A JSON body, or a plain-text one (`404 page not found` for a path no API serves) as
+    {"message": text}."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return {"message": data.decode(errors="replace").strip()}
+    return body if isinstance(body, dict) else {"message": str(body)}
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:

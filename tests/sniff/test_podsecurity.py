@@ -38,7 +38,7 @@ def test_baseline_message_lists_every_violation_in_the_real_order():
     assert violations(spec, "baseline") == [
         'non-default capabilities (container "debugger" must not include "NET_ADMIN", '
         '"NET_RAW" in securityContext.capabilities.add)',
-        "host namespaces (hostNetwork, hostPID)",
+        "host namespaces (hostNetwork=true, hostPID=true)",
         'privileged (container "sniff" must not set securityContext.privileged=true)']
 
 
@@ -89,3 +89,10 @@ def test_unlabelled_or_privileged_namespaces_admit_everything(label):
     pod = {"metadata": {"name": "web", "namespace": "ns"},
            "spec": {"hostPID": True, "containers": [debugger("SYS_ADMIN", privileged=True)]}}
     _admission(label)(PODS, pod, None)  # no ApiError
+
+
+def test_host_namespaces_in_the_real_order_and_form():
+    """pod-security-admission/policy/check_hostNamespaces.go: hostNetwork, hostPID, hostIPC,
+    each `=true` (the real API server's message, seen on the real backend)."""
+    spec = {"hostIPC": True, "hostNetwork": True, "containers": [{"name": "app", "image": "a"}]}
+    assert violations(spec, "baseline") == ["host namespaces (hostNetwork=true, hostIPC=true)"]

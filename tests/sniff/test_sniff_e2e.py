@@ -31,7 +31,7 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       containers:
-      - {name: web, image: example/web:1, ports: [{containerPort: 3000}]}
+      - {name: web, image: sandbox/app:1, ports: [{containerPort: 3000}]}
 """
 
 pytestmark = pytest.mark.timeout(180)
@@ -328,7 +328,7 @@ def test_pod_security_refuses_the_node_debug_pod(mesh, sandbox, baseline_pod):
     result = mesh(ref(baseline_pod), "--mode", "node", "--privileged", "-o", "/dev/null")
     err = result.stderr.decode()
     assert result.returncode == 4, err
-    assert "host namespaces (hostNetwork, hostPID)" in err
+    assert "host namespaces (hostNetwork=true, hostPID=true)" in err
     assert 'privileged (container "sniff" must not set securityContext.privileged=true)' in err
     assert "a privileged hostPID/hostNetwork debug pod" in err and "enforce=privileged" in err
     assert [p["metadata"]["name"] for p in sandbox.pods("psa")] == \

@@ -10,6 +10,7 @@ import socket
 import stat
 import threading
 import time
+import urllib.parse
 
 import pytest
 import yaml
@@ -192,8 +193,8 @@ class Relay:
 def test_api_server_gone_mid_capture_exits_5_and_keeps_the_packets(mesh, sandbox, gateway,
                                                                    tmp_path):
     config = yaml.safe_load(sandbox.kubeconfig.read_text())
-    server = config["clusters"][0]["cluster"]["server"]  # https://127.0.0.1:PORT
-    relay = Relay("127.0.0.1", int(server.rsplit(":", 1)[1]))
+    server = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    relay = Relay(server.hostname, server.port)  # the double's 127.0.0.1, the real one's 127.N.0.1
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
     through_relay = tmp_path / "kubeconfig"
     through_relay.write_text(yaml.safe_dump(config))

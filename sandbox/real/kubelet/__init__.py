@@ -25,22 +25,34 @@ from ...nodestatus import KUBELET_PORT
 from .node import NodeAgent
 from .podsource import PodSource
 from .server import KubeletServer
+from .volumes import PodVolumes
 
 EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
 
 
 class Kubelet:
     def __init__(self, control_plane, name: str = "sandbox-node", *,
-                 status_interval: float = 60.0, websockets: bool = True):
+                 status_interval: float = 60.0, websockets: bool = True,
+                 state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
+                 refuse_websocket=lambda: False):
+        """`state_dir`: where pods' directories, logs and cgroup records go (default
+        `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
+        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
+        `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
+        the double's `<state>/refuse-websocket` makes its API server refuse them)."""
+        self.refuse_websocket = refuse_websocket
         self.cp = control_plane
         self.name = name
         self.status_interval = status_interval
         self.websockets = websockets
-        self.state_dir = control_plane.state_dir / "kubelet"
+        self.state_dir = state_dir or control_plane.state_dir / "kubelet"
+        self.behaviours = behaviours or Behaviours([])
+        self.pod_kubeconfig = pod_kubeconfig or control_plane.kubeconfig
         self.node: NodeAgent | None = None
         self.pods: PodSource | None = None
         self.runtime: Runtime | None = None
         self.server: KubeletServer | None = None
+        self.volumes: PodVolumes | None = None
 
     def __enter__(self) -> "Kubelet":
         try:
@@ -64,10 +76,13 @@ class Kubelet:
                               status_interval=self.status_interval,
                               declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
         self.pods = PodSource(client, name)
-        self.runtime = Runtime(self.pods, self.state_dir, cp.kubeconfig, Behaviours([]),
-                               allow_websocket=lambda: self.websockets,
+        self.volumes = PodVolumes(client, self.state_dir).start()
+        self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
+                               allow_websocket=lambda: self.websockets
+                               and not self.refuse_websocket(),
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
-                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped)
+                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped,
+                               volumes=self.volumes)
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()
@@ -84,4 +99,6 @@ class Kubelet:
             self.server.stop()
         if self.node is not None:
             self.node.stop()
-        self.pods = self.runtime = self.server = self.node = None
+        if self.volumes is not None:
+            self.volumes.stop()
+        self.pods = self.runtime = self.server = self.node = self.volumes = None

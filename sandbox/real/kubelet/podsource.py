@@ -48,12 +48,19 @@ class PodSource:
         """Write what `mutate` makes of the pod through pods/status (which never changes
         the generation: `bump_generation` is there for the Store's signature)."""
         path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}"
-        for _ in range(10):
+        for attempt in range(50):
             try:
                 obj = self.client.request("GET", path)
             except ApiStatus as e:
                 if e.code == 404:
                     raise NotFound(name) from None
+                if e.code == 403 and attempt < 49:
+                    # The Node authorizer learns of the binding from its own pod informer
+                    # (plugin/pkg/auth/authorizer/node/graph_populator.go): the watch can
+                    # tell the node first; until its graph has the edge the node is denied.
+                    # A kubelet's status manager just syncs again later.
+                    self._closed.wait(0.2)
+                    continue
                 raise
             mutate(obj)
             try:
@@ -61,8 +68,9 @@ class PodSource:
             except ApiStatus as e:
                 if e.code == 404:
                     raise NotFound(name) from None
-                if e.code != 409:
+                if e.code not in (403, 409):
                     raise
+                self._closed.wait(0.2 if e.code == 403 else 0)
         raise NotFound(f"{name}: status kept conflicting")
 
     # -- life cycle

@@ -18,7 +18,6 @@ import time
 import pytest
 
 from kubectl_mesh.cli import accesslog
-from sandbox.apiserver.auth import write_tokens
 from sandbox.testing import SCENARIOS, wait_until
 
 from .conftest import GW, get
@@ -248,31 +247,20 @@ def test_explain_usage_errors_and_a_target_without_sidecar(mesh):
 
 
 def test_rbac_without_pods_log_is_4_and_without_cluster_list_the_names_still_resolve(
-        story, sandbox, mesh, tmp_path):
-    rbac = sandbox.state / "rbac.json"
-    original = rbac.read_text()
-    tokens = json.loads(original)["tokens"]
-    admin = next(iter(tokens))
-    tokens["no-logs-token"] = {"user": "no-logs", "deny": ["get pods/log"]}
-    tokens["ns-only-token"] = {"user": "ns-only", "deny": ["list pods@"]}
-    write_tokens(rbac, tokens)
-    try:
-        def as_user(token, *args):
-            kubeconfig = tmp_path / f"{token}.kubeconfig"
-            kubeconfig.write_text(mesh.sb.kubeconfig.read_text().replace(admin, token))
-            out, err = io.StringIO(), io.StringIO()
-            code = accesslog.main([*GW, "--kubeconfig", str(kubeconfig), *args], out, err)
-            return code, out.getvalue(), err.getvalue()
+        story, sandbox, mesh):
+    def as_user(user, deny, *args):
+        kubeconfig = sandbox.add_user(user, deny)  # RBAC on either backend
+        out, err = io.StringIO(), io.StringIO()
+        code = accesslog.main([*GW, "--kubeconfig", str(kubeconfig), *args], out, err)
+        return code, out.getvalue(), err.getvalue()
 
-        code, out, err = as_user("no-logs-token")
-        assert code == 4 and out == ""
-        assert "cannot get pods/log in namespace istio-system" in err
-        code, out, err = as_user("ns-only-token", "--by", "upstream", "-o", "json")
-        assert code == 0 and "warning" not in err, err
-        labels = {g["label"] for g in json.loads(out)["groups"]}
-        assert f"{slow_catalog_v2_pod(sandbox)}.istioinaction" in labels
-    finally:
-        write_tokens(rbac, json.loads(original)["tokens"])
+    code, out, err = as_user("no-logs", ["get pods/log"])
+    assert code == 4 and out == ""
+    assert "cannot get pods/log in namespace istio-system" in err
+    code, out, err = as_user("ns-only", ["list pods@"], "--by", "upstream", "-o", "json")
+    assert code == 0 and "warning" not in err, err
+    labels = {g["label"] for g in json.loads(out)["groups"]}
+    assert f"{slow_catalog_v2_pod(sandbox)}.istioinaction" in labels
 
 
 @pytest.mark.slow  # scales the gateway to two pods and back

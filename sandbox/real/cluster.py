@@ -1,0 +1,217 @@
+"""`python -m sandbox up --backend real`: the scenario on a real control plane.
+
+The same surface as the API double's `sandbox.cluster.Sandbox` (start, wait_ready, stop,
+kubeconfig_path, runtime) and the same state directory layout (`kubeconfig`, `status.json`,
+`pods/<namespace>/<pod>/`, the cgroup record), so `python -m sandbox down|status` and the tests
+work on either. What runs:
+
+- etcd, kube-apiserver, kube-controller-manager and kube-scheduler (`controlplane`); the
+  Deployments of the scenario become ReplicaSets and Pods through the real controllers and
+  are bound to the node by the real scheduler;
+- the sandbox as the node's kubelet (`kubelet`): pods as local processes, each on its own
+  address of the leased 127.N network, with the pod runtime of the double (app images → the
+  sandbox app, proxyv2 → a real Envoy bootstrapped to the sandbox istiod);
+- Istio's CRDs from the Istio module's chart and the sidecar injection webhook
+  (`injection`), which the sandbox istiod and the double build in.
+
+The components start in parallel where they can: the node registers, the CRDs, the webhook
+and the scenario are created while the controller manager and the scheduler start."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import sys
+import threading
+import time
+
+import yaml
+
+from ..behaviour import Behaviours
+from ..cluster import BEHAVIOUR_API, ScenarioError, load_documents, native_mode, write_status_loop
+from ..controllers import native_sidecar, pod_ready
+from ..credentials import write_private
+from .apply import Applier, ApplyError, istio_crds
+from .controlplane import ControlPlane, ControlPlaneError, kubeconfig_for
+from .injection import InjectionWebhook, webhook_configuration
+from .kubelet import Kubelet
+
+POD_IDENTITY = ("kube-system", "sandbox-pods")
+DOUBLE_ADMIN = "sandbox-admin"  # the double's kubeconfig user entry  # the service account pods act as
+TOKEN_SECONDS = 7 * 24 * 3600
+
+
+class RealSandbox:
+    def __init__(self, state_dir: pathlib.Path, scenarios: list[pathlib.Path],
+                 verbose: bool = False, timeout: float = 90.0):
+        self.state_dir = state_dir.resolve()
+        self.scenarios = scenarios
+        self.verbose = verbose
+        self.timeout = timeout
+        self.kubeconfig_path = self.state_dir / "kubeconfig"
+        self.cp: ControlPlane | None = None
+        self.kubelet: Kubelet | None = None
+        self.webhook: InjectionWebhook | None = None
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+
+    def _native(self, pod: dict) -> bool:
+        """istiod's native-sidecar decision for `pod`, as on the double (`native_sidecar`):
+        the mode from the state directory, `auto` reading the nodes' kubelet versions."""
+        mode = native_mode(self.state_dir)
+        nodes: list[dict] = []
+        if mode == "auto":
+            status, body = self.cp.request("GET", "/api/v1/nodes")
+            nodes = (body.get("items") or []) if status == 200 else []
+        return native_sidecar(pod, mode, nodes)
+
+    def start(self) -> "RealSandbox":
+        docs = load_documents(self.scenarios)
+        behaviours = Behaviours([x for x in docs if x.get("apiVersion") == BEHAVIOUR_API])
+        objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]
+        crds = istio_crds()
+        # a new cluster each time: the previous run's objects would outlive their CA
+        shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
+        started = time.monotonic()
+
+        def done(what: str) -> None:
+            if self.verbose:
+                print(f"sandbox: {what} ({time.monotonic() - started:.1f} s)", file=sys.stderr,
+                      flush=True)
+        try:
+            # the double's context and cluster name, so `--context sandbox` works on both
+            self.cp = cp = ControlPlane(self.state_dir, timeout=self.timeout, context="sandbox")
+            cp.start(await_controllers=False)
+            self._name_admin_as_the_double_does()
+            done(f"kube-apiserver ready on {cp.server}")
+            applier = Applier(cp.request)
+            self.webhook = InjectionWebhook(cp.address, cp.ca, native=self._native).start()
+            applier.create(webhook_configuration(self.webhook.url, cp.ca.pem))
+            # the CRDs (large: the API server takes seconds over them) while the node registers
+            crd_errors: list[BaseException] = []
+            crd_thread = threading.Thread(target=_collect_errors(applier.create_all, crd_errors),
+                                          args=(crds,), daemon=True, name="istio-crds")
+            crd_thread.start()
+            refuse = self.state_dir / "refuse-websocket"
+            self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
+                                   pod_kubeconfig=self._pod_kubeconfig(applier),
+                                   refuse_websocket=refuse.exists).start()
+            done("node registered")
+            # the scenario's built-in kinds while the CRDs are created: pods start sooner
+            groups = {c["spec"]["group"] for c in crds}
+            custom = [o for o in objects if o.get("apiVersion", "").split("/")[0] in groups]
+            applier.create_all([o for o in objects if o not in custom])
+            done("scenario's Kubernetes objects created")
+            crd_thread.join()
+            if crd_errors:
+                raise crd_errors[0]
+            applier.await_established([c["metadata"]["name"] for c in crds])
+            done("Istio CRDs established")
+            applier.create_all(custom)
+            done("scenario's Istio objects created")
+            cp.await_controllers()
+            done("controller manager and scheduler ready")
+        except ApplyError as e:
+            self.stop()
+            raise ScenarioError(str(e)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self.runtime = self.kubelet.runtime
+        self._status_thread = threading.Thread(
+            target=write_status_loop, args=(self.runtime, self.state_dir, self._status_stop),
+            daemon=True, name="status")
+        self._status_thread.start()
+        return self
+
+    def _name_admin_as_the_double_does(self) -> None:
+        """The kubeconfig's user entry named `sandbox-admin`, as the double names it (the
+        identity stays the certificate's kubernetes-admin), so a kubeconfig that refers to
+        cluster `sandbox` and user `sandbox-admin` works on either backend."""
+        config = yaml.safe_load(self.kubeconfig_path.read_text())
+        config["users"][0]["name"] = DOUBLE_ADMIN
+        for context in config["contexts"]:
+            context["context"]["user"] = DOUBLE_ADMIN
+        write_private(self.kubeconfig_path, yaml.safe_dump(config, sort_keys=False))
+
+    def _pod_kubeconfig(self, applier: Applier) -> pathlib.Path:
+        """A kubeconfig for the pods (the sandbox istiod lists and watches with it): a token
+        of service account kube-system/sandbox-pods, bound to cluster-admin, from the
+        TokenRequest API (a bearer token, which the sandbox istiod's client reads)."""
+        ns, name = POD_IDENTITY
+        applier.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": name, "namespace": ns}})
+        applier.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                        "metadata": {"name": name},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                    "name": "cluster-admin"},
+                        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
+        code, body = self.cp.request(
+            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"expirationSeconds": TOKEN_SECONDS}})
+        if code != 201:
+            raise ControlPlaneError(f"TokenRequest for {ns}/{name}: {body.get('message', body)}")
+        return write_private(self.state_dir / "pods.kubeconfig", kubeconfig_for(
+            self.cp.server, self.cp.ca.pem, name, token=body["status"]["token"],
+            name=self.cp.context))
+
+    def not_ready(self) -> list[str]:
+        """What is not Ready yet: Deployments short of ready replicas, and pods."""
+        missing = []
+        code, deployments = self.cp.request("GET", "/apis/apps/v1/deployments")
+        for d in deployments.get("items") or [] if code == 200 else []:
+            meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
+            want = spec.get("replicas", 1)
+            if status.get("observedGeneration", 0) < meta.get("generation", 1) or \
+                    status.get("readyReplicas", 0) < want or status.get("replicas", 0) != want:
+                missing.append(f"deployment {meta['namespace']}/{meta['name']}")
+        code, pods = self.cp.request("GET", "/api/v1/pods")
+        items = pods.get("items") or [] if code == 200 else []
+        missing += [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in items
+                    if not pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+                    and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        return missing if items or missing else ["(no pods)"]
+
+    def wait_ready(self, timeout: float = 60.0, stop: threading.Event | None = None) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = self.not_ready()
+            if not missing or time.monotonic() > deadline or stop and stop.is_set():
+                return missing
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop the status writer, the kubelet (every pod's processes), the webhook and the
+        control plane, in that order; safe after a partial start."""
+        started = time.monotonic()
+        self._status_stop.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5)
+        if self.kubelet is not None:
+            self.kubelet.stop()
+            self.kubelet = None
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
+        kubelet_stopped = time.monotonic()
+        if self.cp is not None:
+            self.cp.stop()
+            self.cp = None
+        if self.verbose:
+            print(f"sandbox: pods stopped in {kubelet_stopped - started:.1f} s, control plane in "
+                  f"{time.monotonic() - kubelet_stopped:.1f} s", file=sys.stderr, flush=True)
+        status = self.state_dir / "status.json"
+        if status.parent.is_dir():
+            status.write_text("[]")
+
+
+
+def _collect_errors(function, errors: list[BaseException]):
+    """`function` for a thread: what it raises is appended to `errors` for the starter."""
+    def run(*args):
+        try:
+            function(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that waits
+            errors.append(e)
+    return run

@@ -1,0 +1,162 @@
+"""Istio's sidecar injection for the real API server: a mutating admission webhook.
+
+On the API double injection is an admission step inside the server (`sandbox.controllers`);
+a real API server asks a webhook, as it asks istiod's `/inject` (pkg/kube/inject/webhook.go
+`Webhook.serveInject`). This one answers AdmissionReview v1 with a JSONPatch that adds the
+same `istio-proxy` container, `sidecar.istio.io/status` annotation and
+`security.istio.io/tlsMode` label as the double's admission (`controllers.sidecar_container`).
+
+Which pods are asked about is the webhook configuration's business, as in Istio's chart
+(manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml: the
+`rev.namespace`, `rev.object`, `namespace` and `object` sidecar-injector webhooks); the
+handler still declines a pod whose `sidecar.istio.io/inject` annotation is "false" or that
+has an istio-proxy already (pkg/kube/inject/inject.go `injectRequired`)."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import ssl
+import threading
+
+from ..controllers import INJECT_ANNOTATION, sidecar_container
+
+PATH = "/inject"
+PORT = 15017  # istiod's webhook port
+NAME = "istio-sidecar-injector"
+
+
+def patch_for(pod: dict, native: bool = False) -> list[dict]:
+    """The JSONPatch (RFC 6902) that injects the sidecar into `pod`; [] when none is wanted.
+    `native`: as a native sidecar, the first init container with restartPolicy Always
+    (istio's injection template puts it first when ENABLE_NATIVE_SIDECARS is on)."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    spec = pod.get("spec") or {}
+    present = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    if annotations.get(INJECT_ANNOTATION) == "false" or \
+            any(c.get("name") == "istio-proxy" for c in present):
+        return []
+    if native:
+        sidecar = dict(sidecar_container(), restartPolicy="Always")
+        ops: list[dict] = [{"op": "add", "path": "/spec/initContainers", "value": [sidecar]}] \
+            if "initContainers" not in spec else \
+            [{"op": "add", "path": "/spec/initContainers/0", "value": sidecar}]
+    else:
+        ops = [{"op": "add", "path": "/spec/containers/-", "value": sidecar_container()}]
+    status = json.dumps({"containers": ["istio-proxy"], "revision": "default"})
+    if "annotations" not in meta:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
+    ops.append({"op": "add", "path": "/metadata/annotations/sidecar.istio.io~1status",
+                "value": status})
+    if "labels" not in meta:
+        ops.append({"op": "add", "path": "/metadata/labels", "value": {}})
+    if "security.istio.io/tlsMode" not in (meta.get("labels") or {}):
+        ops.append({"op": "add", "path": "/metadata/labels/security.istio.io~1tlsMode",
+                    "value": "istio"})
+    return ops
+
+
+def review_response(review: dict, native=lambda pod: False) -> dict:
+    """The AdmissionReview answer to `review` (always allowed; patched when injected);
+    `native(pod)`: whether to inject a native sidecar."""
+    request = review.get("request") or {}
+    response: dict = {"uid": request.get("uid", ""), "allowed": True}
+    pod = request.get("object") or {}
+    ops = patch_for(pod, native(pod))
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+            "kind": "AdmissionReview", "response": response}
+
+
+def _selector(*expressions: tuple[str, str, list[str] | None]) -> dict:
+    return {"matchExpressions": [{"key": k, "operator": op, **({"values": v} if v else {})}
+                                 for k, op, v in expressions]}
+
+
+def webhook_configuration(url: str, ca_pem: bytes) -> dict:
+    """The MutatingWebhookConfiguration Istio's chart installs for the default revision."""
+    not_disabled = ("sidecar.istio.io/inject", "NotIn", ["false"])
+    selectors = (
+        ("rev.namespace", _selector(("istio.io/rev", "In", ["default"]),
+                                    ("istio-injection", "DoesNotExist", None)),
+         _selector(not_disabled)),
+        ("rev.object", _selector(("istio.io/rev", "DoesNotExist", None),
+                                 ("istio-injection", "DoesNotExist", None)),
+         _selector(not_disabled, ("istio.io/rev", "In", ["default"]))),
+        ("namespace", _selector(("istio-injection", "In", ["enabled"])), _selector(not_disabled)),
+        ("object", _selector(("istio-injection", "DoesNotExist", None),
+                             ("istio.io/rev", "DoesNotExist", None)),
+         _selector(("sidecar.istio.io/inject", "In", ["true"]),
+                   ("istio.io/rev", "DoesNotExist", None))),
+    )
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": NAME, "labels": {"app": "sidecar-injector"}},
+        "webhooks": [{
+            "name": f"{prefix}.sidecar-injector.istio.io",
+            "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"]}],
+            "namespaceSelector": ns, "objectSelector": obj,
+            "sideEffects": "None", "admissionReviewVersions": ["v1", "v1beta1"],
+            "failurePolicy": "Fail", "reinvocationPolicy": "Never", "timeoutSeconds": 10,
+        } for prefix, ns, obj in selectors],
+    }
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet
+        pass
+
+    def do_POST(self):  # noqa: N802
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            review = json.loads(self.rfile.read(length) or b"{}")
+            code, body = (200, review_response(review, self.server.native)) \
+                if self.path.split("?")[0] == PATH \
+                else (404, {"message": "not found"})
+        except (ValueError, AttributeError) as e:
+            code, body = 400, {"message": f"not an AdmissionReview: {e}"}
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class InjectionWebhook(http.server.ThreadingHTTPServer):
+    """The webhook over TLS on `address`:15017, with a serving certificate from `ca`."""
+    daemon_threads = True
+
+    def __init__(self, address: str, ca, port: int = PORT, native=lambda pod: False):
+        """`native(pod)`: inject a native sidecar (an init container) into `pod`."""
+        super().__init__((address, port), _Handler)
+        self.native = native
+        serving = ca.issue("sidecar-injector", "istiod.istio-system.svc", server_names=(address,),
+                           client=False)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(serving.cert), str(serving.key))
+        self.socket = context.wrap_socket(self.socket, server_side=True,
+                                          do_handshake_on_connect=False)
+        self.url = f"https://{address}:{self.server_address[1]}{PATH}"
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
+                                        name="injection-webhook")
+
+    def handle_error(self, request, client_address):
+        pass  # a client that fails the handshake is dropped
+
+    def start(self) -> "InjectionWebhook":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(5)
