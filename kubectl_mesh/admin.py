@@ -151,9 +151,17 @@ class EnvoyAdmin:
             # json.loads keeps integers exact (Python ints), unlike float-based parsers.
             return json.loads(resp.content)
         except ValueError as e:
+            # Envoy answers 200 with one line of text when it cannot write its config as
+            # JSON, e.g. a resource it rejected is of a type this build does not know (an
+            # Istio extension on an upstream Envoy): that line is the cause
+            from kubectl_mesh.output import printable
+            lines = resp.content[:400].decode(errors="replace").strip().splitlines()
+            said = printable(lines[0][:240]) if lines else ""
             raise BadInputError(
                 f"Envoy admin of {self.pod_ref} returned non-JSON for {path}"
-                f" ({len(resp.content)} bytes)"
+                f" ({len(resp.content)} bytes)" + (f": {said}" if said else ""),
+                hint="a resource Envoy rejected may be of a type this Envoy build does not "
+                     "know; kubectl mesh sync --verify names what it rejected"
             ) from e
 
     def _request(self, method: str, path: str, params: dict,

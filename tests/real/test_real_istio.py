@@ -372,11 +372,12 @@ def test_upstream_envoy_nacks_istios_own_extensions(mesh, injected_pod, binaries
             b"Failed to convert protobuf message to JSON string: INVALID_ARGUMENT: could not "
             b"find @type 'type.googleapis.com/")
         # kubectl mesh asks for its table's sections (?mask=): `listeners` gets a one-line
-        # error that hides Envoy's reason (docs/real-istio.md finding 11); `clusters` reads,
+        # error with Envoy's reason (docs/real-istio.md finding 11); `clusters` reads,
         # since no active or warming cluster holds a rejected config
         with EnvoyAdmin(sidecar.url(15000), sidecar.proxy_id) as admin:
-            with pytest.raises(BadInputError, match="returned non-JSON for /config_dump"):
+            with pytest.raises(BadInputError, match="returned non-JSON for /config_dump") as e:
                 admin.config_dump(mask=PROXY_CONFIG_MASKS["listeners"])
+            assert "Failed to convert protobuf message to JSON string" in e.value.message
             assert isinstance(admin.config_dump(mask=PROXY_CONFIG_MASKS["clusters"]), dict)
 
 
