@@ -77,6 +77,51 @@ class ConnectProxy:
         _pipe(client, upstream)
 
 
+class Socks5Proxy(ConnectProxy):
+    """A SOCKS5 proxy (RFC 1928: no authentication, CONNECT to an IPv4 address or a name);
+    `proxy.tunnels` lists `CONNECT host:port` for each."""
+
+    def __init__(self):
+        super().__init__()
+        self.url = "socks5" + self.url[len("http"):]
+
+    def _tunnel(self, client: socket.socket) -> None:
+        def read(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                chunk = client.recv(n - len(data))
+                if not chunk:
+                    raise OSError("client went away")
+                data += chunk
+            return data
+
+        try:
+            version, methods = read(2)
+            read(methods)
+            if version != 5:
+                raise OSError("not SOCKS5")
+            client.sendall(b"\x05\x00")  # no authentication
+            _, command, _, kind = read(4)
+            if kind == 1:
+                host = socket.inet_ntoa(read(4))
+            elif kind == 3:
+                host = read(read(1)[0]).decode()
+            else:
+                raise OSError("address type not supported here")
+            port = int.from_bytes(read(2), "big")
+            with self._lock:
+                self.tunnels.append(f"CONNECT {host}:{port}")
+            upstream = socket.create_connection((host, port))
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._sockets.append(upstream)
+        client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("0.0.0.0") + b"\x00\x00")
+        self._spawn(_pipe, upstream, client)
+        _pipe(client, upstream)
+
+
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
     try:
         while data := source.recv(65536):
@@ -127,6 +172,20 @@ def test_the_api_and_the_port_forward_go_through_an_http_proxy(sb, mesh, tmp_pat
     assert "catalog.istioinaction.io" in out.stdout
     # the API requests and at least one port-forward WebSocket: all tunnels to the server
     assert len(tunnels) >= 2 and set(tunnels) == {f"CONNECT {server}"}, tunnels
+
+
+def test_the_api_and_the_port_forward_go_through_a_socks5_proxy(sb, mesh, tmp_path):
+    """socks5://: requests speaks it with PySocks, the WebSockets with python-socks (both in
+    the `socks` extra); every connection is a tunnel to the API server, none direct."""
+    with Socks5Proxy() as proxy:
+        path, server = with_proxy(sb, tmp_path, proxy.url)
+        out = mesh("routes", *GATEWAY, env=mesh.env(KUBECONFIG=str(path)))
+        sync = mesh("sync", "-n", "istioinaction", env=mesh.env(KUBECONFIG=str(path)))
+        tunnels = list(proxy.tunnels)
+    assert out.returncode == 0, out.stderr
+    assert "catalog.istioinaction.io" in out.stdout
+    assert sync.returncode == 0, sync.stderr
+    assert len(tunnels) >= 4 and set(tunnels) == {f"CONNECT {server}"}, tunnels
 
 
 def test_an_unusable_scheme_is_one_line_naming_the_cluster(sb, mesh, tmp_path):
