@@ -5,8 +5,9 @@
 for every accepted connection, takes `channel.connect()` – the one way to a pod port
 (`kube.portforward.open_channel`: a port-forward WebSocket, the relay behind a proxy, or
 kubectl port-forward) – and copies bytes both ways, one thread per direction. There is no
-half-close: when either side ends, both do (as containerd does, and as `kube.wsrelay`
-does). `close()` stops listening first, so the port is closed at once, then ends every pipe.
+half-close: when either side ends, both do (as containerd does). `close()` stops listening
+first, so the port is closed at once, then ends every pipe. `kube.wsrelay` is this over a
+fresh port-forward WebSocket per connection.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from kubectl_mesh.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 _JOIN_SECONDS = 2.0  # a pipe still dialling the channel ends on its own once it is back
 
 
@@ -60,8 +61,9 @@ class ForwardedPort:
     """The listener, its accept thread and the pipes of the accepted connections."""
 
     def __init__(self, channel: Channel, address: str = "127.0.0.1", port: int = 0, *,
-                 on_error: Callable[[str], None] | None = None):
+                 on_error: Callable[[str], None] | None = None, threads: str = "forward"):
         self.channel = channel
+        self.threads = threads  # the threads are named kubectl-mesh-<threads>-...
         self.address = address
         self.requested_port = port
         self.local_port = 0
@@ -91,7 +93,8 @@ class ForwardedPort:
         self._listener = listener
         self.local_port = listener.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
-                                          name=f"kubectl-mesh-listen-{self.local_port}")
+                                          name=f"kubectl-mesh-{self.threads}-listen-"
+                                               f"{self.local_port}")
         self._acceptor.start()
         return self
 
@@ -113,6 +116,8 @@ class ForwardedPort:
                     return
                 pipe = _Pipe(self, conn)
                 self._pipes.add(pipe)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pipe.thread.start()
 
     def report(self, message: str) -> None:
@@ -148,7 +153,7 @@ class ForwardedPort:
         for pipe in pipes:
             pipe.abort()
         for pipe in pipes:
-            if pipe.thread.ident is not None:
+            if pipe.thread.ident is not None and pipe.thread is not threading.current_thread():
                 pipe.thread.join(_JOIN_SECONDS)
 
 
@@ -160,7 +165,7 @@ class _Pipe:
         self.remote = None
         self._closed = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True,
-                                       name="kubectl-mesh-forward-pipe")
+                                       name=f"kubectl-mesh-{port.threads}-pipe")
 
     def _run(self) -> None:
         sender = None
@@ -176,7 +181,7 @@ class _Pipe:
             with contextlib.suppress(OSError):
                 remote.settimeout(None)  # an idle keep-alive connection is the browser's call
             sender = threading.Thread(target=self._local_to_remote, daemon=True,
-                                      name="kubectl-mesh-forward-send")
+                                      name=f"kubectl-mesh-{self.port.threads}-send")
             sender.start()
             self._remote_to_local()
         finally:
@@ -198,7 +203,7 @@ class _Pipe:
                 if not data:
                     return
                 self.local.sendall(data)
-        except (OSError, ValueError):
+        except (OSError, EOFError, ValueError):
             return
         finally:
             with contextlib.suppress(Exception):
@@ -209,6 +214,8 @@ class _Pipe:
             while not self._closed.is_set():
                 data = self.local.recv(_CHUNK)
                 if not data:
+                    # the client is done: say so (a WebSocket's close frame), then end both
+                    self.remote.shutdown(socket.SHUT_WR)
                     break
                 self.remote.sendall(data)
         except (OSError, ValueError):

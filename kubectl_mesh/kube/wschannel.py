@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 from collections.abc import Callable
 
@@ -52,9 +53,13 @@ class ChannelSocket:
         self._ws.close()
 
     def shutdown(self, how: int | None = None) -> None:
-        """Wake a read blocked in another thread (close() would not): both directions end,
-        as a local port piped to the channel needs when either side goes."""
-        self._ws.abort()
+        """`SHUT_WR`: a close frame, the WebSocket's "no more from me". Otherwise wake a read
+        blocked in another thread (close() would not): both directions end, as a local port
+        piped to the channel needs when either side goes."""
+        if how == socket.SHUT_WR:
+            self._ws.send_close()
+        else:
+            self._ws.abort()
 
     def readinto(self, view: memoryview) -> int:
         """Data-channel bytes into `view`; 0 at the end of the stream."""
