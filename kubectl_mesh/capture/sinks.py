@@ -14,7 +14,24 @@ from kubectl_mesh.capture.pcap import PcapHeader, Record
 from kubectl_mesh.capture.pcapng import PcapngWriter
 
 
-class PcapSink:
+class _StreamSink:
+    """What the stream sinks share: `close()` keeps what was written, `discard()` drops the
+    -o FILE they write (its owner), else just closes."""
+
+    out: BinaryIO
+    owner: CaptureFile | None
+
+    def close(self) -> None:
+        self.out.flush()
+
+    def discard(self) -> None:
+        if self.owner is not None:
+            self.owner.discard()
+        else:
+            self.close()
+
+
+class PcapSink(_StreamSink):
     """Classic pcap for a single pod: tcpdump's own header, then its records unchanged."""
 
     def __init__(self, out: BinaryIO, flush: bool = True, owner: CaptureFile | None = None):
@@ -34,17 +51,8 @@ class PcapSink:
             self.out.flush()  # live viewers see each packet at once (like tcpdump -U)
         return len(record.raw)
 
-    def close(self) -> None:
-        self.out.flush()
 
-    def discard(self) -> None:
-        if self.owner is not None:
-            self.owner.discard()
-        else:
-            self.close()
-
-
-class PcapngSink:
+class PcapngSink(_StreamSink):
     """One pcapng for many pods, one interface per pod."""
 
     def __init__(self, out: BinaryIO, flush: bool = True, owner: CaptureFile | None = None):
@@ -62,15 +70,6 @@ class PcapngSink:
         if self.flush:
             self.out.flush()
         return n
-
-    def close(self) -> None:
-        self.out.flush()
-
-    def discard(self) -> None:
-        if self.owner is not None:
-            self.owner.discard()
-        else:
-            self.close()
 
 
 class DirectorySink:

@@ -34,13 +34,7 @@ def selector_and_ports(store: Store) -> Iterator[Message]:
     services_by_ns: dict[str, list[Resource]] = {}
     for svc in store.of("Service"):
         services_by_ns.setdefault(svc.namespace, []).append(svc)
-    pods_by_selector: dict[str, list[Resource]] = {}
-    for gw in store.of("Gateway"):
-        selector = _selector(gw)
-        key = selector_string(selector)
-        if key not in pods_by_selector:
-            pods_by_selector[key] = _selected_pods(store, selector)
-        pods = pods_by_selector[key]
+    for gw, selector, key, pods in _gateways_and_pods(store):
         if not pods:
             yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", key), gw,
                           _selector_line(gw, selector))
@@ -72,16 +66,10 @@ def selector_and_ports(store: Store) -> Iterator[Message]:
 def credential_secrets(store: Store) -> Iterator[Message]:
     """gateway.SecretAnalyzer: a TLS server's credentialName names no Secret in the namespace
     of the gateway's pods (where Istio reads it)."""
-    pods_by_selector: dict[str, list[Resource]] = {}
-    for gw in store.of("Gateway"):
-        selector = _selector(gw)
-        key = selector_string(selector)
-        if key not in pods_by_selector:
-            pods_by_selector[key] = _selected_pods(store, selector)
-        pods = pods_by_selector[key]
+    for gw, selector, key, pods in _gateways_and_pods(store):
         if not pods:
-            yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", selector_string(selector)),
-                          gw, _selector_line(gw, selector))
+            yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", key), gw,
+                          _selector_line(gw, selector))
             continue
         namespace = pods[0].namespace
         for i, server in enumerate(as_list(gw.spec.get("servers"))):
@@ -92,6 +80,18 @@ def credential_secrets(store: Store) -> Iterator[Message]:
             if store.get("Secret", ns or namespace, short) is None:
                 yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("credentialName", name), gw,
                               gw.line_of("spec", "servers", i, "tls", "credentialName"))
+
+
+def _gateways_and_pods(store: Store) -> Iterator[tuple[Resource, dict, str, list[Resource]]]:
+    """Each Gateway with its selector, the selector as text and the pods it selects (looked
+    up once per distinct selector)."""
+    pods_by_selector: dict[str, list[Resource]] = {}
+    for gw in store.of("Gateway"):
+        selector = _selector(gw)
+        key = selector_string(selector)
+        if key not in pods_by_selector:
+            pods_by_selector[key] = _selected_pods(store, selector)
+        yield gw, selector, key, pods_by_selector[key]
 
 
 def _credential_name(server: dict) -> Optional[str]:
