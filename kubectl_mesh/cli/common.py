@@ -110,12 +110,18 @@ def boolean(text: str) -> bool:
 
 
 def _port(text: str) -> int:
+    return port_number(text)
+
+
+def port_number(text: str, *, zero_is_free: bool = False) -> int:
+    """A TCP port flag value (1-65535; with `zero_is_free`, 0 = let the system choose)."""
     try:
         port = int(text)
     except ValueError:
         port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
+    if not (0 if zero_is_free else 1) <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"invalid port {text!r} (1-65535{'; 0 = a free one' if zero_is_free else ''})")
     return port
 
 

@@ -22,14 +22,8 @@ is pod/NAME.
 """
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535; 0 = a free one)")
-    return port
+def _local_port(text: str) -> int:
+    return common.port_number(text, zero_is_free=True)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -41,7 +35,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="pod or workload: NAME[.NS], pod/, deploy/, sts/, ds/, rs/, "
                         "svc/NAME[.NS]; or istiod, controlz, istiod-debug")
     p.add_argument("-l", "--selector", help="label selector instead of a target")
-    p.add_argument("-p", "--port", type=_port, default=0,
+    p.add_argument("-p", "--port", type=_local_port, default=0,
                    help="local port to listen on (default: a free one)")
     p.add_argument("--address", default="127.0.0.1",
                    help="local address to listen on: an IP address or localhost "
@@ -54,7 +48,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help=f"where istiod runs (default: {DEFAULT_ISTIO_NAMESPACE})")
     p.add_argument("--revision", metavar="REV",
                    help="istiod of this revision (label istio.io/rev=REV)")
-    p.add_argument("--ctrlz-port", "--ctrlz_port", dest="ctrlz_port", type=_port,
+    p.add_argument("--ctrlz-port", "--ctrlz_port", dest="ctrlz_port", type=_local_port,
                    default=9876, metavar="PORT", help="istiod's ControlZ port (default: 9876)")
     common.add_cluster_flags(p)
     return p
