@@ -21,9 +21,15 @@ PACKAGE = pathlib.Path(REPO) / "kubectl_mesh"
 
 
 def declared_requirements() -> set[str]:
+    """install_requires, plus the optional features' extras (e.g. `socks`: imported only for
+    such a proxy-url, with a one-line error naming the package when it is missing); never
+    the `test` extra."""
     cfg = configparser.ConfigParser()
     cfg.read(pathlib.Path(REPO) / "setup.cfg")
     lines = cfg["options"]["install_requires"].splitlines()
+    for extra, value in cfg["options.extras_require"].items():
+        if extra != "test":
+            lines += value.splitlines()
     names = {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0] for line in lines
              if line.strip() and not line.strip().startswith("#")}
     return {_normal(n) for n in names}
