@@ -63,6 +63,21 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+class StartedOnEnter:
+    """`with X(...) as x:` starts x (`start()`), and stops it (`stop()`) when the block ends
+    or when starting fails half-way, so nothing a failed start began keeps running."""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @dataclasses.dataclass
 class Component:
     name: str
@@ -92,7 +107,7 @@ def kubeconfig_for(server: str, ca_pem: bytes, user: str, pair: pki.Pair | None 
     }, sort_keys=False)
 
 
-class ControlPlane:
+class ControlPlane(StartedOnEnter):
     """`with ControlPlane(state_dir) as cp:` – cp.kubeconfig is the admin's kubeconfig."""
 
     def __init__(self, state_dir: pathlib.Path, *, binaries: pathlib.Path | None = None,
@@ -108,16 +123,6 @@ class ControlPlane:
         self._pool: AddressPool | None = None
 
     # -- life cycle
-    def __enter__(self) -> "ControlPlane":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def start(self, *, await_controllers: bool = True) -> "ControlPlane":
         """Start every component; with `await_controllers=False` return once the API server
         is ready (the controller manager and scheduler still starting: `await_controllers()`
@@ -155,12 +160,7 @@ class ControlPlane:
         # One after the other, etcd last: an API server whose etcd is gone spends its whole
         # grace period retrying it. A sandbox's cluster needs no long graceful drain.
         for c in reversed(self.components):
-            _signal_group(c.process, signal.SIGTERM)
-            try:
-                c.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                _signal_group(c.process, signal.SIGKILL)
-                c.process.wait(timeout=15)
+            stop_group(c.process, grace=2)
         self.components.clear()
         if self._pool is not None:
             self._pool.release()
@@ -316,6 +316,16 @@ def decode_body(data: bytes) -> dict:
     except ValueError:
         return {"message": data.decode(errors="replace").strip()}
     return body if isinstance(body, dict) else {"message": str(body)}
+
+
+def stop_group(p: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the process's group, SIGKILL after `grace` seconds; returns once it ended."""
+    _signal_group(p, signal.SIGTERM)
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(p, signal.SIGKILL)
+        p.wait(timeout=15)
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
 from ...credentials import write_private
-from ..controlplane import _die_with_parent, _signal_group, _tail, kubeconfig_for, locate_binaries
+from ..controlplane import (StartedOnEnter, _die_with_parent, _tail, kubeconfig_for,
+                            locate_binaries, stop_group)
 from .manifests import NAMESPACE
 
 SERVICE_ACCOUNT = "istiod"
@@ -39,7 +39,7 @@ class IstiodError(Exception):
     pass
 
 
-class Istiod:
+class Istiod(StartedOnEnter):
     """`Istiod(cp)` leases its address at once (install() needs it for the webhook URLs);
     `start()` runs pilot-discovery and waits until /ready answers 200."""
 
@@ -55,16 +55,6 @@ class Istiod:
         self.state_dir = cp.state_dir / name
         self.log = cp.state_dir / "logs" / f"{name}.log"
         self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Istiod":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- addresses
     def url(self, port: str) -> str:
@@ -113,14 +103,8 @@ class Istiod:
 
     def stop(self) -> None:
         p, self.process = self.process, None
-        if p is None:
-            return
-        _signal_group(p, signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _signal_group(p, signal.SIGKILL)
-            p.wait(timeout=15)
+        if p is not None:
+            stop_group(p, grace=10)
 
     # -- internals
     def _token(self) -> str:

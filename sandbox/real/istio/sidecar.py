@@ -29,7 +29,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -38,7 +37,8 @@ import urllib.request
 from fractions import Fraction
 
 from ...credentials import write_private
-from ..controlplane import ROOT, _die_with_parent, _signal_group, _tail, locate_binaries
+from ..controlplane import (ROOT, StartedOnEnter, _die_with_parent, _tail, locate_binaries,
+                            stop_group)
 
 ADMIN_PORT = 15000
 STATUS_PORT = 15020
@@ -98,7 +98,7 @@ def downward_file(values: dict[str, str]) -> str:
     return "\n".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(values.items()))
 
 
-class Sidecar:
+class Sidecar(StartedOnEnter):
     """`with Sidecar(cp, istiod, pod) as s:` runs the pod's istio-proxy; `s.await_ready()`
     waits for Envoy; `s.url(15000)` is its admin API on the pod's address."""
 
@@ -123,16 +123,6 @@ class Sidecar:
 
     def url(self, port: int) -> str:
         return f"http://{self.address}:{port}"
-
-    def __enter__(self) -> "Sidecar":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def container(self) -> dict:
         spec = self.pod["spec"]
@@ -180,14 +170,8 @@ class Sidecar:
 
     def stop(self) -> None:
         p, self.process = self.process, None
-        if p is None:
-            return
-        _signal_group(p, signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _signal_group(p, signal.SIGKILL)
-            p.wait(timeout=15)
+        if p is not None:
+            stop_group(p, grace=10)
 
     # -- what the kubelet would give the container
     def environment(self, container: dict) -> dict[str, str]:

@@ -22,6 +22,7 @@ from ...runtime import Runtime
 from . import images
 from .client import NodeClient
 from ...nodestatus import KUBELET_PORT
+from ..controlplane import StartedOnEnter
 from .node import NodeAgent
 from .podsource import PodSource
 from .server import KubeletServer
@@ -30,7 +31,7 @@ from .volumes import PodVolumes
 EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
 
 
-class Kubelet:
+class Kubelet(StartedOnEnter):
     def __init__(self, control_plane, name: str = "sandbox-node", *,
                  status_interval: float = 60.0, websockets: bool = True,
                  state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
@@ -53,16 +54,6 @@ class Kubelet:
         self.runtime: Runtime | None = None
         self.server: KubeletServer | None = None
         self.volumes: PodVolumes | None = None
-
-    def __enter__(self) -> "Kubelet":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> "Kubelet":
         cp, name = self.cp, self.name
