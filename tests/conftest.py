@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import difflib
 import pathlib
+import socket
+import sys
+import threading
+import time
 
 import pytest
 
@@ -57,6 +61,39 @@ def sandbox(tmp_path_factory, backend):
 def mesh(sandbox) -> MeshCli:
     """`mesh("routes", ...)` runs `kubectl mesh routes ...` through real kubectl."""
     return MeshCli(sandbox)
+
+
+def _accepting_threads(exclude: set[int]) -> list[str]:
+    """Threads (but those in `exclude`) blocked in `socket.accept` (a test server's loop)."""
+    frames = sys._current_frames()
+    found = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident)
+        if thread.ident in exclude or frame is None:
+            continue
+        while frame is not None:
+            if frame.f_code is socket.socket.accept.__code__:
+                found.append(thread.name)
+                break
+            frame = frame.f_back
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_listener_left_accepting():
+    """A test server's accept loop must end with its module. A listener closed under a thread
+    blocked in accept() is not closed: the kernel keeps it listening for that thread, which
+    then serves whatever connects to the port later (an echo server answered a later
+    module's kubectl with its own TLS ClientHello). Close such listeners with
+    shutdown(SHUT_RDWR) first, which wakes accept()."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    deadline = time.monotonic() + 3
+    while (left := _accepting_threads(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        pytest.fail(f"threads still accepting after the module: {left}; shut the listener "
+                    "down (socket.shutdown) before closing it", pytrace=False)
 
 
 def pytest_addoption(parser):

@@ -19,7 +19,9 @@ class EchoChannel:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.fail: str | None = None
         self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def _serve(self):
         while True:
@@ -27,13 +29,17 @@ class EchoChannel:
                 conn, _ = self.server.accept()
             except OSError:
                 return
+            self._accepted.append(conn)
             threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
 
     @staticmethod
     def _echo(conn):
         with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                pass  # closed by close()
 
     def connect(self):
         if self.fail:
@@ -45,7 +51,16 @@ class EchoChannel:
         return []
 
     def close(self):
+        """Stop accepting (shutdown wakes the blocked accept; close alone would leave the
+        port listening for that thread) and end the echoes."""
+        self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
+        self._thread.join(5)
+        for conn in self._accepted:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @pytest.fixture

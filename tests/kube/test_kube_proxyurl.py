@@ -33,6 +33,7 @@ class ConnectProxy:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone would not
         self._listener.close()
         with self._lock:
             for sock in self._sockets:

@@ -71,6 +71,10 @@ class ScriptedApiServer:
 
     def close(self) -> None:
         self.thread.join(5)
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() still waiting
+        except OSError:
+            pass
         self.listener.close()
 
 
