@@ -10,15 +10,13 @@ import copy
 import datetime
 import http.server
 import json
-import socket
-import socketserver
 import ssl
-import threading
 import urllib.parse
 from typing import Protocol
 
 import yaml
 
+from ..httpserver import BackgroundHTTPServer, server_context
 from . import kinds, openapi, patch, selectors, tables
 from .auth import Authorizer
 from .latency import Latency
@@ -207,20 +205,10 @@ class Handler(ChunkedResponses, http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
+class _HTTPServer(BackgroundHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 drops bursts of port-forwards (1 s SYN retries)
     api: "Api"
-
-    def get_request(self):
-        sock, addr = super().get_request()
-        # Small replies must not wait for the client's delayed ACK (Nagle): ~40 ms each.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def handle_error(self, request, client_address):
-        pass  # client went away mid-request: nothing to report
 
 
 def _bool(query: dict, name: str) -> bool:
@@ -611,13 +599,10 @@ class ApiServer:
     """Serves an `Api` over HTTPS on 127.0.0.1 in a background thread."""
 
     def __init__(self, api: Api, cert: str, key: str, host: str = "127.0.0.1", port: int = 0):
-        self.httpd = _HTTPServer((host, port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        ctx.set_alpn_protocols(["http/1.1"])
-        self.httpd.ssl_context = ctx
+        tls = server_context(cert, key)
+        tls.set_alpn_protocols(["http/1.1"])
+        self.httpd = _HTTPServer((host, port), Handler, name="apiserver", tls=tls)
         self.httpd.api = api
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="apiserver", daemon=True)
 
     @property
     def url(self) -> str:
@@ -625,13 +610,12 @@ class ApiServer:
         return f"https://{host}:{port}"
 
     def start(self) -> "ApiServer":
-        self.thread.start()
+        self.httpd.start()
         return self
 
     def stop(self) -> None:
         self.httpd.api.store.close()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
 
 
 def _delete_options(body: bytes, query: dict) -> dict:

@@ -15,8 +15,9 @@ import logging
 import os
 import socket
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from sandbox.httpserver import BackgroundHTTPServer
 
 log = logging.getLogger("sandbox.istiod.controlz")
 
@@ -70,17 +71,13 @@ class ControlZServer:
     """The ControlZ HTTP server of the sandbox istiod, on its own thread."""
 
     def __init__(self, address: tuple[str, int]):
-        self.httpd = ThreadingHTTPServer(address, _Handler)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="controlz",
-                                        daemon=True)
+        self.httpd = BackgroundHTTPServer(address, _Handler, name="controlz")
 
     def start(self) -> None:
-        self._thread.start()
+        self.httpd.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

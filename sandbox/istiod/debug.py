@@ -6,13 +6,14 @@ import json
 import logging
 import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
 from envoy.config.listener.v3 import listener_pb2
 from google.protobuf import json_format
 
+from sandbox.httpserver import BackgroundHTTPServer
 from sandbox.istiod import resources, translate
 from sandbox.istiod.ads import AdsServer, Connection, WatchedResource
 from sandbox.istiod.clusters import CLUSTER_TYPE
@@ -207,21 +208,17 @@ class DebugServer:
         handler = type("Handler", (_Handler,), {"ads": ads, "ready": staticmethod(ready),
                                                 "dumps": DumpCache(),
                                                 "debug_on_http": staticmethod(debug_on_http)})
-        self.httpd = ThreadingHTTPServer(address, handler)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
-                                        name="istiod-debug")
+        self.httpd = BackgroundHTTPServer(address, handler, name="istiod-debug")
 
     @property
     def address(self) -> tuple[str, int]:
         return self.httpd.server_address[:2]
 
     def start(self) -> None:
-        self._thread.start()
+        self.httpd.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

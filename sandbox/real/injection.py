@@ -17,10 +17,9 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import ssl
-import threading
 
 from ..controllers import INJECT_ANNOTATION, sidecar_container
+from ..httpserver import BackgroundHTTPServer, server_context
 
 PATH = "/inject"
 PORT = 15017  # istiod's webhook port
@@ -131,32 +130,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class InjectionWebhook(http.server.ThreadingHTTPServer):
+class InjectionWebhook(BackgroundHTTPServer):
     """The webhook over TLS on `address`:15017, with a serving certificate from `ca`."""
-    daemon_threads = True
 
     def __init__(self, address: str, ca, port: int = PORT, native=lambda pod: False):
         """`native(pod)`: inject a native sidecar (an init container) into `pod`."""
-        super().__init__((address, port), _Handler)
-        self.native = native
         serving = ca.issue("sidecar-injector", "istiod.istio-system.svc", server_names=(address,),
                            client=False)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(serving.cert), str(serving.key))
-        self.socket = context.wrap_socket(self.socket, server_side=True,
-                                          do_handshake_on_connect=False)
+        super().__init__((address, port), _Handler, name="injection-webhook",
+                         tls=server_context(str(serving.cert), str(serving.key)))
+        self.native = native
         self.url = f"https://{address}:{self.server_address[1]}{PATH}"
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
-                                        name="injection-webhook")
-
-    def handle_error(self, request, client_address):
-        pass  # a client that fails the handshake is dropped
-
-    def start(self) -> "InjectionWebhook":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(5)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import collections
 import http.server
 import json
-import ssl
-import threading
 import urllib.parse
 
 from ... import podio
 from ...apiserver.server import ApiError, ChunkedResponses
+from ...httpserver import BackgroundHTTPServer, server_context
 from ...streams import StreamError
 
 # the API server's names for the stream flags → the names sandbox.streams reads
@@ -90,37 +89,13 @@ def _stream_query(query: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-class KubeletServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class KubeletServer(BackgroundHTTPServer):
     def __init__(self, address: str, port: int, runtime, *, ca_file: str, cert_file: str,
                  key_file: str):
-        super().__init__((address, port), KubeletHandler)
+        """TLS with the serving certificate; the API server must present its kubelet
+        client certificate (from `ca_file`)."""
+        super().__init__((address, port), KubeletHandler, name="kubelet-api",
+                         tls=server_context(cert_file, key_file, client_ca=ca_file))
         self.runtime = runtime
         # stream requests by (subresource, transport: websocket or spdy)
         self.streams: collections.Counter = collections.Counter()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        context.load_verify_locations(cafile=ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED  # the API server's kubelet client certificate
-        self._context = context
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
-                                        name="kubelet-api")
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        # the handshake happens in the handler's thread, on its first read
-        return self._context.wrap_socket(sock, server_side=True,
-                                         do_handshake_on_connect=False), addr
-
-    def handle_error(self, request, client_address):
-        pass  # a client that fails the handshake (no certificate from our CA) is just dropped
-
-    def start(self) -> "KubeletServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(5)
