@@ -33,7 +33,7 @@ import yaml
 from kubectl_mesh.cli.analyze import main as analyze_main
 from kubectl_mesh.proxyconfig.views import MASKS as PROXY_CONFIG_MASKS
 from kubectl_mesh.admin import EnvoyAdmin
-from kubectl_mesh.errors import BadInputError, MeshError, NotFoundError, UnreachableError
+from kubectl_mesh.errors import BadInputError, NotFoundError, UnreachableError
 from kubectl_mesh.kube.pods import Pod
 from kubectl_mesh.sync import diff as sync_diff
 from kubectl_mesh.sync.istiod import IstiodDebug
@@ -562,13 +562,13 @@ def test_debug_endpoints_are_gone_with_enable_debug_on_http_false(mesh, binaries
         assert http_get(quiet.url("http") + "/ready")[0] == 200
         # istioctl asks over XDS, which the flag does not turn off
         assert istioctl_proxy_status(binaries, cp, quiet) == {}
-        # kubectl mesh only knows the HTTP debug API: a one-line error, no traceback
-        # (for config_dump the message blames the proxy: docs/real-istio.md finding 5)
+        # kubectl mesh's HTTP client: a one-line error, no traceback; Go's 404 page is no
+        # debug endpoints, not a proxy istiod does not know (docs/real-istio.md finding 5)
         client = istiod_client(quiet)
         try:
             with pytest.raises(UnreachableError, match="answered 404 to /debug/syncz: 404 page not found"):
                 client.syncz()
-            with pytest.raises(MeshError):
+            with pytest.raises(UnreachableError, match="answered 404 to /debug/config_dump: 404 page"):
                 client.config_dump(f"nobody.{INJECTED_NS}")
         finally:
             client.close()
