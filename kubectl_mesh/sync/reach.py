@@ -13,6 +13,10 @@ The first that answers is used for the whole run; falling back is said once on s
 when nothing answers, one error names each way's failure (exit 5). `--verify` asks HTTP
 first: only `/debug/syncz` lists the nonces sent, which its LAGGING check compares with the
 Envoy's versions (the xDS `ClientConfig` has a status and a time per type, no nonce).
+`--diff` asks for istiod's config dump on the way syncz answered: over XDS the debug type
+`istio.io/debug/config_dump` (as `istioctl proxy-status <pod>`), HTTP
+`/debug/config_dump` when syncz came over HTTP or the XDS dump failed (said once); when
+neither gives it, one error names each failure (exit 5).
 
 `--xds-address HOST:PORT` (an external or managed control plane, e.g. istiod outside the
 cluster) skips pod discovery: one TCP connection there, TLS and token as for 15012 unless
