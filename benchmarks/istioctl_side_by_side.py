@@ -1,6 +1,7 @@
 """`kubectl mesh` beside the real `istioctl` (built by `make real-components`) on the same
 sandbox, in one run, interleaved round by round: routes of the ingress gateway (optionally
-holding N virtual hosts), clusters of one sidecar, and start-up of each. Ours is timed as the
+holding N virtual hosts), the gateway's sync diff (`proxy-status POD` / `sync --diff`, both
+over XDS), clusters of one sidecar, and start-up of each. Ours is timed as the
 executable alone and through kubectl's plugin exec (`kubectl mesh ...`). Prints markdown.
 
     .venv/bin/python benchmarks/istioctl_side_by_side.py [--vhosts 5000] [--runs 7]
@@ -61,13 +62,21 @@ def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
     env = sandbox.env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     gateway = sandbox.pods("istio-system", "istio=ingressgateway")[0]["metadata"]["name"]
     sidecar = next(p["metadata"]["name"] for p in sandbox.pods("istioinaction")
-                   if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])) \
+                   if any(c["name"] == "istio-proxy"  # a native sidecar: an init container
+                          for c in p["spec"]["containers"] + p["spec"].get("initContainers", []))) \
         if not args.vhosts else None
     cases = {
         "routes of the gateway": {
             "istioctl proxy-config routes": [istioctl, "proxy-config", "routes", gateway, "-n", "istio-system"],
             "kubectl-mesh-routes": [str(BIN / "kubectl-mesh-routes"), gateway, "-n", "istio-system"],
             "kubectl mesh routes": [kubectl_binary(), "mesh", "routes", gateway, "-n", "istio-system"],
+        },
+        # istiod's view of the gateway against its Envoy's: both over XDS (the debug type
+        # istio.io/debug/config_dump on 15012, TLS + token) and the admin port-forward
+        "sync diff of the gateway": {
+            "istioctl proxy-status POD": [istioctl, "proxy-status", f"{gateway}.istio-system"],
+            "kubectl-mesh-sync --diff": [str(BIN / "kubectl-mesh-sync"), gateway, "-n", "istio-system", "--diff"],
+            "kubectl mesh sync --diff": [kubectl_binary(), "mesh", "sync", gateway, "-n", "istio-system", "--diff"],
         },
         "start-up": {
             "istioctl version --remote=false": [istioctl, "version", "--remote=false"],

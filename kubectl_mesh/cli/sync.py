@@ -24,7 +24,10 @@ examples:
 reaching istiod: XDS first, like istioctl proxy-status (port 15012, TLS checked against the
 istio-ca-root-cert ConfigMap, a token for serviceaccount default of the istio namespace,
 audience istio-ca; 15010 plaintext when no token can be had), then HTTP /debug/syncz on
-15014 (said once on stderr). --xds-address for a control plane outside the cluster.
+15014 (said once on stderr). --diff asks the same way for istiod's config dump
+(istio.io/debug/config_dump, like istioctl proxy-status POD; naming its fields needs
+pip install 'kubectl-mesh[xds]'), HTTP /debug/config_dump as the fallback.
+--xds-address for a control plane outside the cluster.
 
 exit codes: 0 all selected proxies SYNCED (and --verify/--diff found nothing); 7 a proxy is not
 SYNCED, --verify found a problem, --diff found a difference, or --wait timed out; 3 no
@@ -102,9 +105,6 @@ def options_from_args(args):
     if args.xds_address and args.revision:
         raise UsageError("--xds-address names one control plane; --revision selects istiod "
                          "pods: give one of them")
-    if args.xds_address and args.diff:
-        raise UsageError("--diff reads istiod's /debug/config_dump over HTTP from its pod: it "
-                         "cannot use --xds-address")
     from kubectl_mesh.sync.options import ReachOptions
     reach = ReachOptions(xds_address=args.xds_address, plaintext=args.plaintext,
                          cert_dir=args.cert_dir, insecure=args.insecure,

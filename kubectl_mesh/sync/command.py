@@ -74,7 +74,7 @@ def _external_control_plane(api, opts: SyncOptions, revision, no_pod: NotFoundEr
 
     from kubectl_mesh.sync.revisions import webhook_xds_address
     found = webhook_xds_address(api, revision)
-    if found is None or opts.diff:
+    if found is None:
         raise no_pod
     hook, address = found
     print(f"no istiod pod in namespace {opts.istio_namespace}: asking the control plane at "
@@ -147,9 +147,12 @@ def _diff(session, opts, target_pods, istiods, stdout, stderr) -> int:
                                  "kubectl mesh sync --verify shows where it is connected")
     istiod = next(i for i in istiods if i.name == owner)
     wanted = istiod.config_dump(pod.ref)
-    print(f"comparing what istiod {owner} would send {pod.ref} with the proxy's own config "
-          "dump", file=stderr)
-    diffs = sync_diff.compare(wanted, envoy_dump(session, pod))
+    if wanted.xds_failed:
+        print(f"note: istiod's XDS debug interface did not give the config dump "
+              f"({wanted.xds_failed}); read /debug/config_dump over {wanted.via}", file=stderr)
+    print(f"comparing what istiod {owner} would send {pod.ref} ({wanted.via}) with the "
+          "proxy's own config dump", file=stderr)
+    diffs = sync_diff.compare(wanted.config, envoy_dump(session, pod))
     if opts.output in ("json", "yaml"):
         output.write(stdout, opts.output, data={"proxy": pod.ref, "istiod": owner,
                                                 "sections": [d.to_dict() for d in diffs]})

@@ -95,7 +95,10 @@ class IstiodDebug:
                                    "port-forward",
                                    hint=f"port-forward: {seen[-1]}" if seen else
                                    "is istiod running and listening on 15014?") from e
-        if resp.status_code == 404 and path == "/debug/config_dump":
+        # Go's http.NotFound ("404 page not found"): no /debug/* at all (ENABLE_DEBUG_ON_HTTP
+        # =false), not a proxy this istiod does not know (pilot/pkg/xds/debug.go errorHandler)
+        if resp.status_code == 404 and path == "/debug/config_dump" and \
+                not resp.text.startswith("404 page not found"):
             raise NotFoundError(f"{where} has no connection from proxy {params.get('proxyID')}",
                                 hint=resp.text.strip()[:200] or None)
         if resp.status_code != 200:

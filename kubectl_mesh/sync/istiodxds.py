@@ -10,6 +10,12 @@ TokenRequest makes for the service account `default` of the istio namespace, aud
 with --cert-dir, the client certificate `cert-chain.pem`/`key.pem` and root `root-cert.pem`
 from that directory and no token; with --plaintext, to 15010 without TLS or token (istiod
 answers debug types there only with ENABLE_DEBUG_ENDPOINT_AUTH=false).
+
+For `sync --diff`, the same call asks `istio.io/debug/config_dump` with the resource name
+`pod.namespace`, as `istioctl proxy-status <pod>` does (istioctl/pkg/proxystatus/proxystatus.go;
+`TypeDebugConfigDump` in pilot/pkg/xds/statusgen.go): the answer's resources are the proxy's
+config dump sections (`kubectl_mesh.xds.dumpjson`), none when the proxy is not connected to
+this istiod (`debugConfigDump`: "like a 404", only logged).
 """
 
 from __future__ import annotations
@@ -97,15 +103,16 @@ def tls_context(root_pem: str | None, *, insecure: bool = False,
     return ctx
 
 
-def node_request(namespace: str) -> bytes:
-    """The DiscoveryRequest for syncz, from a node that is no proxy (no PROXY_CONFIG: istiod
-    leaves it out of syncz), in `namespace` as service account `default` – what its token
-    proves (pilot/pkg/xds/auth.go `checkConnectionIdentity`)."""
+def node_request(namespace: str, type_url: str | None = None,
+                 resource_names: tuple[str, ...] = ()) -> bytes:
+    """The DiscoveryRequest for a debug type (syncz by default), from a node that is no proxy
+    (no PROXY_CONFIG: istiod leaves it out of syncz), in `namespace` as service account
+    `default` – what its token proves (pilot/pkg/xds/auth.go `checkConnectionIdentity`)."""
     from kubectl_mesh.xds.messages import SYNCZ_TYPE, discovery_request
     node_id = f"sidecar~127.0.0.1~kubectl-mesh.{namespace}~{namespace}.svc.cluster.local"
-    return discovery_request(SYNCZ_TYPE, node_id, {
+    return discovery_request(type_url or SYNCZ_TYPE, node_id, {
         "GENERATOR": "event", "NAMESPACE": namespace,
-        "SERVICE_ACCOUNT": TOKEN_SERVICE_ACCOUNT})
+        "SERVICE_ACCOUNT": TOKEN_SERVICE_ACCOUNT}, resource_names)
 
 
 def control_plane_id(identifier: str) -> str | None:
@@ -138,6 +145,39 @@ class IstiodXds:
 
     def proxies(self, namespace: str | None = None) -> list[ProxySync]:
         """The proxies this istiod lists (those of `namespace` only, if given)."""
+        from kubectl_mesh.xds import messages
+        response = self._ask(node_request(self._namespace), "a syncz DiscoveryResponse")
+        try:
+            configs = [messages.client_config(r.value) for r in response.resources
+                       if r.type_url == messages.CLIENT_CONFIG_TYPE]
+        except messages.DecodeError as e:
+            raise XdsUnavailable(f"an answer that is not a syncz DiscoveryResponse ({e})") from e
+        if self.name is None:
+            self.name = control_plane_id(response.control_plane) or self.where
+        out = [from_client_config(c, self.name) for c in configs if c.node_id]
+        if namespace:
+            out = [p for p in out if p.name.rpartition(".")[2] == namespace]
+        return out
+
+    def config_dump(self, proxy_id: str) -> dict | None:
+        """What this istiod would send `proxy_id` (`pod.namespace`), in istiod's JSON (as
+        `/debug/config_dump?proxyID=` writes it); None when the proxy is not connected here.
+        XdsUnavailable also when the dump's fields cannot be named (no Envoy protos)."""
+        from kubectl_mesh.xds import dumpjson, messages
+        request = node_request(self._namespace, messages.CONFIG_DUMP_TYPE, (proxy_id,))
+        response = self._ask(request, "a config dump DiscoveryResponse")
+        if not response.resources:
+            return None
+        try:
+            return dumpjson.config_dump(response.resources)
+        except (dumpjson.ProtosMissing, dumpjson.UnknownType) as e:
+            raise XdsUnavailable(str(e)) from e
+        except Exception as e:  # noqa: BLE001 - protobuf's own decode errors, named below
+            raise XdsUnavailable(f"istiod's config dump does not decode ({type(e).__name__}: "
+                                 f"{e})") from e
+
+    def _ask(self, request: bytes, expected: str):
+        """One debug request on a new ADS stream: the first DiscoveryResponse."""
         from kubectl_mesh.xds import grpcstream, messages
         creds = self._credentials
         metadata = {"authorization": f"Bearer {creds.token}"} if creds.token else {}
@@ -149,19 +189,17 @@ class IstiodXds:
             raise XdsUnavailable(str(e)) from e
         try:
             reply = grpcstream.call_first(
-                sock, ADS_METHOD, node_request(self._namespace),
+                sock, ADS_METHOD, request,
                 authority=creds.server_name or "istiod", metadata=metadata, tls=creds.tls,
                 server_hostname=creds.server_name if creds.tls is not None else None,
                 timeout=self._timeout)
-            response = messages.discovery_response(reply)
-            configs = [messages.client_config(r.value) for r in response.resources
-                       if r.type_url == messages.CLIENT_CONFIG_TYPE]
+            return messages.discovery_response(reply)
         except grpcstream.CallError as e:
             raise XdsUnavailable(str(e)) from e
         except TimeoutError as e:
             raise XdsUnavailable(f"no answer within {self._timeout:g}s") from e
         except messages.DecodeError as e:
-            raise XdsUnavailable(f"an answer that is not a syncz DiscoveryResponse ({e})") from e
+            raise XdsUnavailable(f"an answer that is not {expected} ({e})") from e
         except OSError as e:
             raise XdsUnavailable(f"connection failed: {e.strerror or e}") from e
         finally:
@@ -169,9 +207,3 @@ class IstiodXds:
                 sock.close()
             except OSError:
                 pass
-        if self.name is None:
-            self.name = control_plane_id(response.control_plane) or self.where
-        out = [from_client_config(c, self.name) for c in configs if c.node_id]
-        if namespace:
-            out = [p for p in out if p.name.rpartition(".")[2] == namespace]
-        return out

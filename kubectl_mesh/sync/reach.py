@@ -13,6 +13,10 @@ The first that answers is used for the whole run; falling back is said once on s
 when nothing answers, one error names each way's failure (exit 5). `--verify` asks HTTP
 first: only `/debug/syncz` lists the nonces sent, which its LAGGING check compares with the
 Envoy's versions (the xDS `ClientConfig` has a status and a time per type, no nonce).
+`--diff` asks for istiod's config dump on the way syncz answered: over XDS the debug type
+`istio.io/debug/config_dump` (as `istioctl proxy-status <pod>`), HTTP
+`/debug/config_dump` when syncz came over HTTP or the XDS dump failed (said once); when
+neither gives it, one error names each failure (exit 5).
 
 `--xds-address HOST:PORT` (an external or managed control plane, e.g. istiod outside the
 cluster) skips pod discovery: one TCP connection there, TLS and token as for 15012 unless
@@ -25,9 +29,11 @@ import concurrent.futures
 import contextlib
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from kubectl_mesh.errors import ForbiddenError, MeshError, UnreachableError, UsageError
+from kubectl_mesh.errors import (BadInputError, ForbiddenError, MeshError, NotFoundError,
+                                 UnreachableError, UsageError)
 from kubectl_mesh.sync import istiodxds as xds
 from kubectl_mesh.sync.istiod import DEBUG_PORT, IstiodDebug
 from kubectl_mesh.sync.options import ReachOptions
@@ -44,18 +50,30 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+@dataclass(frozen=True)
+class ConfigDump:
+    """What istiod would send a proxy (its config dump JSON), the way it was read (`XDS
+    15012`, `HTTP 15014`) and, when that is HTTP, why XDS was not used."""
+
+    config: dict
+    via: str
+    xds_failed: str = ""
+
+
 class Istiod:
     """One istiod as the sync command uses it, whichever way it was reached: `proxies()`
-    (syncz) and, for --diff, `config_dump()` (HTTP 15014 only)."""
+    (syncz) and, for --diff, `config_dump()` (the way syncz answered on, HTTP 15014 as the
+    fallback)."""
 
     def __init__(self, name: str, client, pod=None, channel_to=None, timeout=None,
-                 first: list[ProxySync] | None = None):
+                 first: list[ProxySync] | None = None, xds_failures: Sequence[str] = ()):
         self.name = name
         self.client = client  # IstiodXds or IstiodDebug
         self.pod = pod
         self._channel_to = channel_to
         self._timeout = timeout
         self._first = first  # the answer that proved this way works: the first poll's
+        self._xds_failures = tuple(xds_failures)  # why XDS did not answer, if it did not
         self._lock = threading.Lock()
         self._http: IstiodDebug | None = client if isinstance(client, IstiodDebug) else None
         self._http_channel = None
@@ -71,20 +89,39 @@ class Istiod:
             return first
         return _proxies(self.client, namespace)
 
-    def config_dump(self, proxy_id: str) -> dict:
-        """What istiod would send `proxy_id`, over HTTP 15014 (opened on first use)."""
-        if self._http is None:
-            if self.pod is None:
-                raise UsageError("--diff reads istiod's /debug/config_dump over HTTP: it needs "
-                                 "the istiod pods, not --xds-address")
-            self._http_channel = self._channel_to(self.pod, DEBUG_PORT)
-            self._http = IstiodDebug(self.pod, self._http_channel, self._timeout)
+    def config_dump(self, proxy_id: str) -> ConfigDump:
+        """What istiod would send `proxy_id`: over XDS (`istio.io/debug/config_dump`) when
+        syncz came that way, else (or when that fails) over HTTP 15014; NotFoundError when
+        istiod has no connection from the proxy, one UnreachableError naming each way's
+        failure when neither answers."""
+        failures = list(self._xds_failures)
+        if isinstance(self.client, xds.IstiodXds):
+            try:
+                dump = self.client.config_dump(proxy_id)
+            except xds.XdsUnavailable as e:
+                failures.append(f"{self.via}: {_one_line(e)}")
+            else:
+                if dump is None:
+                    raise NotFoundError(f"istiod {self.client.where} has no connection from "
+                                        f"proxy {proxy_id}",
+                                        hint="it may have just reconnected to another istiod: "
+                                             "run it again")
+                return ConfigDump(dump, self.via)
+        if self.pod is None:  # --xds-address: no pod to reach 15014 on
+            raise UnreachableError(f"cannot read what {self.client.where} would send "
+                                   f"{proxy_id}: {'; '.join(failures)}",
+                                   hint="README: How sync reaches istiod")
         try:
-            return self._http.config_dump(proxy_id)
-        except UnreachableError as e:
-            raise UnreachableError(e.message, hint="--diff reads /debug/config_dump on port "
-                                   f"{DEBUG_PORT}: is ENABLE_DEBUG_ON_HTTP=false on istiod?"
-                                   ) from e
+            if self._http is None:
+                self._http_channel = self._channel_to(self.pod, DEBUG_PORT)
+                self._http = IstiodDebug(self.pod, self._http_channel, self._timeout)
+            return ConfigDump(self._http.config_dump(proxy_id), self._http.via,
+                              "; ".join(failures))
+        except (UnreachableError, BadInputError) as e:
+            failures.append(f"HTTP {DEBUG_PORT}: {_http_reason(e, self.pod)}")
+            raise UnreachableError(f"cannot read what istiod {self.pod.ref} would send "
+                                   f"{proxy_id}: {'; '.join(failures)}",
+                                   hint="README: How sync reaches istiod") from e
 
     def close(self) -> None:
         for thing in (self._http, self._http_channel):
@@ -207,7 +244,8 @@ def _reach_pod(pod, channel_to, creds: _Credentials, reach: ReachOptions, namesp
             client.close()
             failures.append(f"HTTP {DEBUG_PORT}: {_http_reason(e, pod)}")
             return
-        yield Istiod(pod.name, client, pod, channel_to, timeout, first)
+        yield Istiod(pod.name, client, pod, channel_to, timeout, first,
+                     [f for f in failures if f.startswith("XDS")])
 
     def _channel(port: int, label: str):
         try:

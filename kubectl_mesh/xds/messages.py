@@ -20,6 +20,7 @@ from kubectl_mesh.xds import protowire as pw
 from kubectl_mesh.xds.protowire import DecodeError
 
 SYNCZ_TYPE = "istio.io/debug/syncz"  # pilot/pkg/xds/statusgen.go TypeDebugSyncronization
+CONFIG_DUMP_TYPE = "istio.io/debug/config_dump"  # statusgen.go TypeDebugConfigDump
 CLIENT_CONFIG_TYPE = "type.googleapis.com/envoy.service.status.v3.ClientConfig"
 # envoy.service.status.v3.ConfigStatus
 CONFIG_STATUS = {0: "UNKNOWN", 1: "SYNCED", 2: "NOT_SENT", 3: "STALE", 4: "ERROR"}

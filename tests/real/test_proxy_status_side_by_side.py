@@ -97,18 +97,21 @@ def _verdicts(text: str) -> list[str]:
 
 
 def test_same_diff_verdicts_over_the_config_dump_debug_type(sandbox, mesh, istioctl):
-    """`istioctl proxy-status <pod>` asks the debug type istio.io/debug/config_dump; `sync
-    --diff` reads /debug/config_dump. A push lost on the way (the `lose-pushes` fault: istiod
-    believes the gateway ACKed new routes its Envoy never got) must show in both."""
+    """`istioctl proxy-status <pod>` and `sync --diff` both ask the debug type
+    istio.io/debug/config_dump, here with istiod's HTTP debug endpoints off. A push lost on
+    the way (the `lose-pushes` fault: istiod believes the gateway ACKed new routes its Envoy
+    never got) must show in both."""
     from sandbox.istiod.faults import FAULT_ANNOTATION
     gateway = sandbox.pods("istio-system", "istio=ingressgateway")[0]["metadata"]["name"]
     ref = f"{gateway}.istio-system"
 
     def both():
-        theirs = subprocess.run([istioctl, "proxy-status", ref], env=sandbox.env(),
-                                capture_output=True, text=True, timeout=60)
+        with sandbox.istiod_debug_http(False):
+            theirs = subprocess.run([istioctl, "proxy-status", ref], env=sandbox.env(),
+                                    capture_output=True, text=True, timeout=60)
+            ours = mesh("sync", ref, "--diff")
         assert theirs.returncode == 0, theirs.stderr
-        ours = mesh("sync", ref, "--diff")
+        assert "(XDS 15012) with the proxy's own config dump" in ours.stderr, ours.stderr
         return _verdicts(theirs.stdout), _verdicts(ours.stdout), ours.returncode
 
     theirs, ours, code = both()

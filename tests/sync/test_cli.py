@@ -45,11 +45,10 @@ def test_file_json_target():
     (["--file", "x.json", "--verify"], "need a cluster"),
     (["--plaintext", "--insecure"], "--plaintext uses no TLS"),
     (["--xds-address", "istiod:15012", "--revision", "canary"], "give one of them"),
-    (["--xds-address", "istiod:15012", "--diff", "x"], "cannot use --xds-address"),
     (["--xds-address", "istiod"], "is not HOST:PORT"),
     (["--xds-address", "istiod:99999"], "is not HOST:PORT"),
 ], ids=["A-and-n", "target-and-selector", "diff-wait", "file-verify", "plaintext-insecure",
-        "address-revision", "address-diff", "address-no-port", "address-bad-port"])
+        "address-revision", "address-no-port", "address-bad-port"])
 def test_usage_errors(argv, needle):
     code, _, err = run(*argv)
     assert code == ExitCode.USAGE and needle in err
