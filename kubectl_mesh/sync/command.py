@@ -4,6 +4,7 @@ output is written are raised as FindingsError (exit 7)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -146,13 +147,17 @@ def _diff(session, opts, target_pods, istiods, stdout, stderr) -> int:
                             hint="is it connected to another revision (--revision)? "
                                  "kubectl mesh sync --verify shows where it is connected")
     istiod = next(i for i in istiods if i.name == owner)
-    wanted = istiod.config_dump(pod.ref)
+    # The proxy's own dump is fetched while istiod builds its view: two waits overlap.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kubectl-mesh-envoy") as pool:
+        have = pool.submit(envoy_dump, session, pod)
+        wanted = istiod.config_dump(pod.ref)
+        have = have.result()
     if wanted.xds_failed:
         print(f"note: istiod's XDS debug interface did not give the config dump "
               f"({wanted.xds_failed}); read /debug/config_dump over {wanted.via}", file=stderr)
     print(f"comparing what istiod {owner} would send {pod.ref} ({wanted.via}) with the "
           "proxy's own config dump", file=stderr)
-    diffs = sync_diff.compare(wanted.config, envoy_dump(session, pod))
+    diffs = sync_diff.compare(wanted.config, have)
     if opts.output in ("json", "yaml"):
         output.write(stdout, opts.output, data={"proxy": pod.ref, "istiod": owner,
                                                 "sections": [d.to_dict() for d in diffs]})
