@@ -15,6 +15,15 @@ from kubectl_mesh.errors import AdminError, BadInputError, UnreachableError
 AdminResponse = podhttp.Response
 
 
+class NotJsonError(BadInputError):
+    """Envoy answered a JSON endpoint with text: `said` is its first line (e.g. `Failed to
+    convert protobuf message to JSON string: ... could not find @type '...'`)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, said: str = ""):
+        super().__init__(message, hint)
+        self.said = said
+
+
 class EnvoyAdmin:
     """Talks to one Envoy's admin port (`base_url` like `http://127.0.0.1:15000`).
 
@@ -157,11 +166,12 @@ class EnvoyAdmin:
             from kubectl_mesh.output import printable
             lines = resp.content[:400].decode(errors="replace").strip().splitlines()
             said = printable(lines[0][:240]) if lines else ""
-            raise BadInputError(
+            raise NotJsonError(
                 f"Envoy admin of {self.pod_ref} returned non-JSON for {path}"
                 f" ({len(resp.content)} bytes)" + (f": {said}" if said else ""),
                 hint="a resource Envoy rejected may be of a type this Envoy build does not "
-                     "know; kubectl mesh sync --verify names what it rejected"
+                     "know; kubectl mesh sync --verify names what it rejected",
+                said=said,
             ) from e
 
     def _request(self, method: str, path: str, params: dict,

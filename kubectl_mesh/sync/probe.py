@@ -70,12 +70,22 @@ def verify_proxies(session, proxies: Sequence[ProxySync], pods: Mapping[str, obj
 
 
 def _check_once(session, proxy_id, pod, sync) -> list[Finding]:
+    from kubectl_mesh.admin import NotJsonError
+
+    listeners, unprintable = None, ""
     with session.admin(pod) as admin:
         stats = admin.stats(filter=STATS_FILTER)
         # error_state only exists after an LDS rejection: skip the dump when none was counted
-        listeners = admin.config_dump(mask=LISTENERS_MASK) if _lds_rejected(stats) else None
+        if _lds_rejected(stats):
+            try:
+                listeners = admin.config_dump(mask=LISTENERS_MASK)
+            except NotJsonError as e:
+                # a rejected listener of a type this Envoy build does not know cannot be
+                # written as JSON (Envoy says so in one line): the rejection is the finding
+                unprintable = e.said or e.message
     injected_for = pod_control_plane(pod.labels, pod.annotations)
-    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners), injected_for)
+    return proxy_findings(proxy_id, sync, envoy_state(stats, listeners, unprintable),
+                          injected_for)
 
 
 def _fresh_sync(istiod, sync: ProxySync) -> ProxySync:

@@ -74,6 +74,9 @@ class EnvoyState:
     versions: Mapping[str, str] = field(default_factory=dict)  # "CDS", "LDS", "RDS <route>"
     rejected: Mapping[str, int] = field(default_factory=dict)  # "CDS", "LDS", "RDS <r>", "EDS <c>"
     listener_errors: tuple[tuple[str, str], ...] = ()  # (listener name, Envoy's details)
+    # Envoy's line when it could not write its listeners as JSON (a rejected listener of a
+    # type its build does not know); the rejected listeners are then not known by name
+    listeners_unprintable: str = ""
 
     def rejected_total(self, xds_type: str) -> tuple[int, list[str]]:
         """(update_rejected summed over the type's subscriptions, names of those with any)."""
@@ -104,8 +107,10 @@ def _stat_key(name: str) -> tuple[str, str] | None:
     return None
 
 
-def envoy_state(stats: Mapping[str, Any], listeners_dump: Mapping[str, Any] | None) -> EnvoyState:
-    """Parse `/stats?format=json` (filtered) and `/config_dump?mask=dynamic_listeners`."""
+def envoy_state(stats: Mapping[str, Any], listeners_dump: Mapping[str, Any] | None,
+                listeners_unprintable: str = "") -> EnvoyState:
+    """Parse `/stats?format=json` (filtered) and `/config_dump?mask=dynamic_listeners`
+    (`listeners_unprintable`: Envoy's line instead of that dump)."""
     versions: dict[str, str] = {}
     rejected: dict[str, int] = {}
     connected = control_plane = None
@@ -127,7 +132,8 @@ def envoy_state(stats: Mapping[str, Any], listeners_dump: Mapping[str, Any] | No
             state = listener.get("error_state")
             if state:
                 errors.append((listener.get("name", "?"), str(state.get("details", "")).strip()))
-    return EnvoyState(connected, control_plane, versions, rejected, tuple(errors))
+    return EnvoyState(connected, control_plane, versions, rejected, tuple(errors),
+                      listeners_unprintable)
 
 
 def sent_version(nonce: str | None) -> str | None:
@@ -219,7 +225,7 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
         count, names = envoy.rejected_total(xds_type)
         lagging = lagging_versions(xds_type, status.sent, envoy) if status is not None else []
         if status is not None and status.status == ERROR or (
-                xds_type == "LDS" and envoy.listener_errors):
+                xds_type == "LDS" and (envoy.listener_errors or envoy.listeners_unprintable)):
             out.append(Finding(proxy_id, REJECTED, _rejection(xds_type, count, names, envoy,
                                                               status), xds_type))
         elif count and lagging:
@@ -252,6 +258,9 @@ def _rejection(xds_type: str, count: int, names: list[str], envoy: EnvoyState, s
         error = status.last_error
         parts.append(f"istiod's lastError: {error[:LAST_ERROR_CHARS]}"
                      + ("..." if len(error) > LAST_ERROR_CHARS else ""))
+    if xds_type == "LDS" and envoy.listeners_unprintable:
+        parts.append("Envoy cannot print the rejected listeners (a type its build does not "
+                     f"know?): {envoy.listeners_unprintable[:LAST_ERROR_CHARS]}")
     accepted = [envoy.versions[key] for key in [xds_type] + [f"{xds_type} {n}" for n in names]
                 if envoy.versions.get(key)]
     if accepted:

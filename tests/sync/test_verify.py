@@ -325,3 +325,49 @@ def test_a_version_stat_the_proxy_does_not_keep_is_not_a_lag():
                        {"name": "listener_manager.lds.version_text", "value": ""}]}
     [lag] = proxy_findings(gw.name, gw, envoy_state(stats, None))
     assert (lag.check, lag.type) == (LAGGING, "LDS") and "Envoy has none" in lag.detail
+
+
+UNKNOWN_TYPE_LINE = ("Failed to convert protobuf message to JSON string: INVALID_ARGUMENT: "
+                     "could not find @type 'type.googleapis.com/stats.PluginConfig'")
+
+
+class _EnvoyWithUnprintableListeners:
+    """An Envoy that rejected listeners of a type its build does not know: its stats count
+    the rejection, and /config_dump answers Envoy's one line of text instead of JSON (what
+    an upstream Envoy does with real istiod's istio.stats filter, docs/real-istio.md)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def admin(self, pod):
+        return self
+
+    def stats(self, filter=None):  # noqa: A002 - Envoy's parameter name
+        return {"stats": [{"name": "control_plane.connected_state", "value": 1},
+                          {"name": "listener_manager.lds.update_rejected", "value": 3},
+                          {"name": "listener_manager.lds.version_text", "value": ""}]}
+
+    def config_dump(self, mask=None, **_):
+        from kubectl_mesh.admin import NotJsonError
+        raise NotJsonError(f"Envoy admin of {POD.ref} returned non-JSON for /config_dump "
+                           f"(130 bytes): {UNKNOWN_TYPE_LINE}", said=UNKNOWN_TYPE_LINE)
+
+
+def test_listeners_envoy_cannot_print_are_a_rejection_not_a_failed_run():
+    """The listeners dump that would name the rejected listeners is text: --verify still
+    reports LDS REJECTED (an error, not 'an earlier update'), quoting Envoy's line, instead
+    of failing the whole run with the non-JSON error."""
+    from kubectl_mesh.sync.probe import verify_proxies
+    from kubectl_mesh.syncz import parse_entry
+
+    listed = parse_entry({"proxy": "a.ns", "resources": {}}, "istiod-1")  # syncz: no error
+    found = verify_proxies(_EnvoyWithUnprintableListeners(), [listed], {"a.ns": POD}, {},
+                           concurrency=1, stderr=None)
+    lds = [f for f in found if f.type == "LDS"]
+    assert [(f.check, f.severity) for f in lds] == [(REJECTED, "error")]
+    assert "update_rejected=3" in lds[0].detail
+    assert "Envoy cannot print the rejected listeners" in lds[0].detail
+    assert "could not find @type 'type.googleapis.com/stats.PluginConfig'" in lds[0].detail
