@@ -9,6 +9,7 @@ for the module (docs/real-istio.md, "Every command on real Istio")."""
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
 import json
 import os
@@ -266,6 +267,12 @@ def pem_field(pem: str, *args: str) -> str:
                           text=True, check=True, timeout=30).stdout.strip()
 
 
+def openssl_time(field: str) -> str:
+    """`notAfter=Dec  7 21:09:45 2026 GMT` as istioctl prints times: 2026-12-07T21:09:45Z."""
+    value = datetime.datetime.strptime(field.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_secrets_are_istiods_workload_certificate(cluster, webapp):
     rows = by_name(ok(cluster.mesh("secrets", webapp)), strip_ages=False)
     assert {r["TYPE"] for r in rows.values()} == {"Cert Chain", "CA"}
@@ -280,6 +287,10 @@ def test_secrets_are_istiods_workload_certificate(cluster, webapp):
     # the trust domain (mesh config trustDomain) and the pod's service account
     assert f"URI:spiffe://cluster.local/ns/{NS}/sa/webapp" in pem_field(leaf, "-ext", "subjectAltName")
     assert rows["default"]["SERIAL NUMBER"] == pem_field(leaf, "-serial").split("=")[1].lower()
+    # validity as the certificates say (istiod backdates notBefore; workload TTL 24 h)
+    for row, pem in ((rows["default"], leaf), (rows["ROOTCA"], ca)):
+        assert row["NOT BEFORE"] == openssl_time(pem_field(pem, "-startdate"))
+        assert row["NOT AFTER"] == openssl_time(pem_field(pem, "-enddate"))
     assert rows["default"]["VALID CERT"] == "true" and rows["default"]["STATUS"] == "ACTIVE"
 
 
