@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -187,7 +188,7 @@ SYNC_COLUMNS = ("CLUSTER", "CDS", "LDS", "EDS", "RDS", "ISTIOD", "VERSION")
 
 
 def statuses_beside(cluster, *flags: str) -> tuple[dict, dict]:
-    ours = by_name(ok(cluster.mesh("sync", *cluster.xds(), *flags)))
+    ours = by_name(ok(cluster.mesh("sync", *cluster.xds(), *flags), 0, 7))  # 7: not all SYNCED
     theirs = by_name(ok(cluster.istioctl("proxy-status", "-v", "1", *cluster.xds())))
     return ({p: {c: row[c] for c in SYNC_COLUMNS} for p, row in ours.items()},
             {p: {c: row[c] for c in SYNC_COLUMNS} for p, row in theirs.items()})
@@ -235,6 +236,46 @@ def test_sync_wait_after_a_config_change(cluster, webapp):
     assert envoy_route(cluster, webapp, vhost)["timeout"] == "7s"
     ours, theirs = statuses_beside(cluster)
     assert ours == theirs
+    cluster.apply(CATALOG_ROUTING)
+
+
+def envoy_pid(cluster, pod: str) -> int:
+    """The real Envoy of `pod`'s istio-proxy: the envoy process whose working directory is
+    the container's (the kubelet's pods/<ns>/<pod>/istio-proxy)."""
+    directory = cluster.cp.state_dir / "kubelet" / "pods" / NS / pod.split(".")[0] / "istio-proxy"
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and (proc / "comm").read_text().strip() == "envoy"
+                    and pathlib.Path(os.readlink(proc / "cwd")) == directory):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no envoy process in {directory}")
+
+
+def test_a_paused_envoy_is_stale_for_both_and_unreachable_for_verify(cluster, webapp, catalog):
+    pid = envoy_pid(cluster, webapp)
+    routing = json.loads(json.dumps(CATALOG_ROUTING))
+    routing[1]["spec"]["http"][0]["timeout"] = "4s"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        cluster.apply(routing)
+        def stale() -> tuple[dict, dict] | None:
+            ours, theirs = statuses_beside(cluster)
+            return (ours, theirs) if ours[webapp]["RDS"] == theirs[webapp]["RDS"] == "STALE" \
+                else None
+        ours, theirs = await_("webapp's RDS STALE for both tools", stale)
+        assert ours == theirs
+        assert ours[catalog]["RDS"] == "SYNCED"
+        out = cluster.mesh("sync", *cluster.xds(), "--verify", "--request-timeout", "5s")
+        assert out.returncode == 7, out.stderr
+        assert f"1 of 2 proxies not SYNCED ({webapp})" in out.stderr
+        [problem] = [r for r in table(out.stdout) if r[0] == webapp and len(r) == 4]
+        assert problem[1] == "UNREACHABLE" and "a paused or overloaded Envoy" in problem[3]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    ok(cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s"))
+    assert envoy_route(cluster, webapp, f"catalog.{NS}.svc.cluster.local:80")["timeout"] == "4s"
     cluster.apply(CATALOG_ROUTING)
 
 
