@@ -117,15 +117,18 @@ class Runtime:
     runtime says when a deleted pod's processes are all gone (a kubelet then removes the
     pod from the API server); `image_known(image)` says whether an image maps to a local
     program (others wait with ErrImagePull); `addresses` lends a pool of pod addresses the
-    caller owns and releases."""
+    caller owns and releases; `proxy_command(pod, ip, directory)` gives the istio-proxy
+    container's (command, environment) instead of the sandbox's Envoy (the real pilot-agent:
+    `sandbox.real.istio.sidecar.proxy_command`)."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
                  envoy: str | None = None, allow_websocket=lambda: True, *,
                  node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
                  addresses: AddressPool | None = None, image_known=any_image,
-                 on_pod_stopped=None, volumes=None):
+                 on_pod_stopped=None, volumes=None, proxy_command=None):
         self.store = store
+        self.proxy_command = proxy_command
         # the pods' volumes (`sandbox.real.kubelet.volumes.PodVolumes`: mount, mounts,
         # unmount), or None: the double sets up none
         self.volumes = volumes
@@ -357,6 +360,8 @@ class Runtime:
         for e in c.spec.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
+        if c.name == PROXY and self.proxy_command is not None:
+            return self.proxy_command(obj | {"status": {"podIP": pod.ip}}, pod.ip, c.directory)
         if c.name == PROXY:
             from .istiod.bootstrap import render_bootstrap
             bootstrap = render_bootstrap(obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),

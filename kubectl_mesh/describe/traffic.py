@@ -270,4 +270,19 @@ def route_lines(section: dict) -> list[tuple[int, str]]:
         # istioctl printVirtualService: an earlier match may take traffic before these
         lines.append((1, f"{section['routesNotReachingPod']} additional destination(s) that "
                          "will not reach this pod"))
+    elif not any(_istioctl_facts(r) for r in section["routes"] if r["reachesPod"]):
+        # istioctl printVirtualService: "We printed nothing other than the name. Print
+        # something." (our destination lines above are additions)
+        for kind, label in (("http", "HTTP"), ("tcp", "TCP")):
+            if counts[kind]:
+                lines.append((1, f"{counts[kind]} {label} route(s)"))
     return lines
+
+
+def _istioctl_facts(route: dict) -> int:
+    """How many lines istioctl prints for a route that reaches the pod (describe.go
+    `httpRouteMatchSvc`): a weighted destination of the service that reaches it, each
+    destination of another host, and one for the match conditions or fault."""
+    facts = sum(1 for d in route["destinations"]
+                if (d["reachesPod"] and d["weight"]) or not d["toService"])
+    return facts + (1 if route.get("fault") is not None or route["matches"] else 0)

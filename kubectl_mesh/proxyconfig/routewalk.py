@@ -46,7 +46,11 @@ def _gather(opts: RouteWalkOptions, stderr):
                 mask=MASKS[section]).get("configs", [])]
             dump = ConfigDump({"configs": configs}, pod.ref)
             endpoints = ConfigDump(admin.clusters(), pod.ref).endpoints
-        port_map = service_port_map(session.api, pod)
+        # A gateway is reached on its own Service's port; a sidecar's outbound request keeps
+        # the port of the Service it calls (iptables keep the original destination, and
+        # istiod names the outbound listener and route after the Service port:
+        # pilot/pkg/networking/core/listener.go `buildSidecarOutboundListeners`).
+        port_map = service_port_map(session.api, pod) if pod.proxy_type == "router" else {}
     return dump, endpoints, port_map, pod.ref
 
 

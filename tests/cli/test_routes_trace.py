@@ -59,3 +59,14 @@ def test_trace_usage_errors(mesh):
     assert both.returncode == 2 and "not both" in both.stderr
     bad_header = mesh("routes", *GW, "--trace", URL, "--header", "nocolon")
     assert bad_header.returncode == 2 and "Traceback" not in bad_header.stderr
+
+
+def test_a_sidecar_traces_the_called_services_port(mesh):
+    """A sidecar's outbound request keeps the port of the Service it calls, even where the
+    sidecar's own Service maps that port elsewhere (catalog's Service: 80 -> 3000)."""
+    out = mesh("routes", "deploy/catalog", "-n", "istioinaction", "--trace",
+               "http://catalog.istioinaction/items", "-o", "json")
+    assert out.returncode in (0, 7), out.stderr
+    result = json.loads(out.stdout)
+    assert result["port"] == 80
+    assert not [n for n in result["notes"] if "is the Service port" in n]

@@ -38,8 +38,7 @@ from kubectl_mesh.kube.pods import Pod
 from kubectl_mesh.sync import diff as sync_diff
 from kubectl_mesh.sync.istiod import IstiodDebug
 from kubectl_mesh.syncz.model import parse_syncz
-from sandbox.real.controlplane import locate_binaries
-from sandbox.real.istio import Istiod, install
+from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES, Istiod, install
 from sandbox.real.istio import sidecar as sidecar_module
 from sandbox.real.istio.sidecar import Sidecar
 
@@ -48,6 +47,13 @@ CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+
+
+@pytest.fixture(scope="module")
+def mesh(istio_meshes):
+    """(control plane, istiod): the minimal profile as rendered, real istiod ready (a module
+    fixture: tests/conftest.py's `mesh` is the sandbox's kubectl mesh runner)."""
+    return istio_meshes()
 
 
 def await_(what: str, predicate, timeout: float = 60.0, step: float = 0.2):
@@ -60,21 +66,6 @@ def await_(what: str, predicate, timeout: float = 60.0, step: float = 0.2):
             return last
         time.sleep(step)
     pytest.fail(f"{what}: not after {timeout:.0f} s (last: {last!r})")
-
-
-@pytest.fixture(scope="module")
-def binaries():
-    return locate_binaries()
-
-
-@pytest.fixture(scope="module")
-def mesh(control_planes, binaries):
-    """(control plane, istiod): Istio installed, real istiod running and ready."""
-    cp = control_planes()
-    istiod = Istiod(cp, binaries=binaries)
-    install(cp, binaries / "istioctl", istiod.address)
-    with istiod:
-        yield cp, istiod
 
 
 def get(cp, path: str) -> dict:
@@ -301,14 +292,8 @@ def test_the_validation_webhook_rejects_a_broken_virtual_service(mesh):
 
 # -- step 5: pilot-agent and upstream Envoy for the injected pod
 
-# What makes istiod's config loadable by upstream Envoy, which lacks Istio's own extensions
-# (found by the NACKs below): the metadata-exchange filters (pilot/pkg/features/telemetry.go
-# PILOT_ENABLE_METADATA_EXCHANGE), the ALPN filter (pilot/pkg/features/pilot.go
-# PILOT_ENABLE_ALPN_FILTER), and the stats filter that the chart's default metrics provider
-# brings (istio-discovery templates/configmap.yaml `defaultProviders.metrics: [prometheus]`,
-# rendered unless values.telemetry.enabled=false).
-UPSTREAM_ENVOY_ENV = {"PILOT_ENABLE_METADATA_EXCHANGE": "false", "PILOT_ENABLE_ALPN_FILTER": "false"}
-UPSTREAM_ENVOY_VALUES = ("values.telemetry.enabled=false",)
+# UPSTREAM_ENVOY_ENV/VALUES: what makes istiod's config loadable by upstream Envoy, found by
+# the NACKs below (sandbox/real/istio/__init__.py).
 
 
 def http_get(url: str) -> tuple[int, bytes]:

@@ -12,4 +12,13 @@ from __future__ import annotations
 from .discovery import Istiod, IstiodError
 from .install import install
 
-__all__ = ["Istiod", "IstiodError", "install"]
+# What makes istiod's config loadable by upstream Envoy, which lacks Istio's own extensions
+# (docs/real-istio.md finding 2): the metadata-exchange filters (pilot/pkg/features/telemetry.go
+# PILOT_ENABLE_METADATA_EXCHANGE), the ALPN filter (pilot/pkg/features/pilot.go
+# PILOT_ENABLE_ALPN_FILTER), and the stats filter that the chart's default metrics provider
+# brings (istio-discovery templates/configmap.yaml `defaultProviders.metrics: [prometheus]`,
+# rendered unless values.telemetry.enabled=false).
+UPSTREAM_ENVOY_ENV = {"PILOT_ENABLE_METADATA_EXCHANGE": "false", "PILOT_ENABLE_ALPN_FILTER": "false"}
+UPSTREAM_ENVOY_VALUES = ("values.telemetry.enabled=false",)
+
+__all__ = ["Istiod", "IstiodError", "UPSTREAM_ENVOY_ENV", "UPSTREAM_ENVOY_VALUES", "install"]

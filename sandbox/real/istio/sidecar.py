@@ -104,16 +104,21 @@ class Sidecar(StartedOnEnter):
 
     def __init__(self, cp, istiod, pod: dict, *, proxy_config: dict | None = None,
                  env: dict[str, str] | None = None, binaries: pathlib.Path | None = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, address: str | None = None,
+                 directory: pathlib.Path | None = None, ports: tuple[int, ...] = ()):
+        """`address`: the pod's (default a new lease); `directory`: the container's working
+        directory; `ports`: more ports of the pod's namespace to relay to its address (a
+        listener of Envoy's that a client is to reach)."""
         self.cp, self.istiod, self.pod = cp, istiod, pod
         self.proxy_config = dict(proxy_config or {})
         self.extra_env = dict(env or {})
         self.binaries = binaries
         self.timeout = timeout
+        self.ports = (*RELAYED_PORTS, *ports)
         meta = pod["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
-        self.address = cp.addresses.allocate()
-        self.directory = cp.state_dir / "istio-proxies" / f"{self.namespace}_{self.name}"
+        self.address = address or cp.addresses.allocate()
+        self.directory = directory or cp.state_dir / "istio-proxies" / f"{self.namespace}_{self.name}"
         self.log = cp.state_dir / "logs" / f"istio-proxy-{self.namespace}_{self.name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -132,7 +137,9 @@ class Sidecar(StartedOnEnter):
         raise SidecarError(f"pod {self.proxy_id} has no istio-proxy container "
                            "(is sidecar injection enabled?)")
 
-    def start(self) -> "Sidecar":
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The container's volumes written into its directory; its command (pilot-agent in
+        namespaces of its own, behind the relays) and environment."""
         binaries = self.binaries or locate_binaries()
         container = self.container()
         self._write_volumes()
@@ -141,8 +148,12 @@ class Sidecar(StartedOnEnter):
         discovery = self.istiod.hostport("secure_grpc")
         command = [sys.executable, str(pathlib.Path(__file__).with_name("netns.py")),
                    "--out", f"{discovery}={discovery}",
-                   *(x for p in RELAYED_PORTS for x in ("--in", f"{self.address}:{p}=127.0.0.1:{p}")),
+                   *(x for p in self.ports for x in ("--in", f"{self.address}:{p}=127.0.0.1:{p}")),
                    "--", str(binaries / "pilot-agent"), *args]
+        return command, env
+
+    def start(self) -> "Sidecar":
+        command, env = self.command()
         self.log.parent.mkdir(exist_ok=True)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
@@ -232,6 +243,34 @@ class Sidecar(StartedOnEnter):
         template.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(istio_module() / "tools/packaging/common/envoy_bootstrap.json", template)
         (d / "etc/istio/proxy").mkdir(parents=True, exist_ok=True)
+
+
+def proxy_command(cp, istiod, *, binaries: pathlib.Path | None = None,
+                  ports: tuple[int, ...] = ()):
+    """How a kubelet (`sandbox.real.kubelet.Kubelet(proxy_command=...)`) runs an injected
+    pod's istio-proxy container: `Sidecar` on the pod's address, in the container's directory,
+    its process the kubelet's to supervise, log and stop."""
+    def command(pod: dict, address: str, directory: pathlib.Path) -> tuple[list[str], dict]:
+        return Sidecar(cp, istiod, pod, binaries=binaries, address=address,
+                       directory=directory, ports=ports).command()
+    return command
+
+
+# The image the dev build injects (global.hub/global.tag unset: docs/real-istio.md finding 10),
+# for istio-init and istio-proxy alike.
+PROXY_REPOSITORY = "testing/proxyv2"
+
+
+def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tuple[int, ...] = ()):
+    """The sandbox kubelet (`sandbox.real.kubelet.Kubelet`, not started) with injected pods'
+    istio-proxy run as the real pilot-agent and Envoy (`proxy_command`), and the proxyv2
+    image of the dev build among the images it can run."""
+    from ..kubelet import Kubelet, images
+
+    def known(image: str) -> bool:
+        return images.known(image) or images.repository(image) == PROXY_REPOSITORY
+    return Kubelet(cp, image_known=known,
+                   proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports))
 
 
 _SUFFIXES = {"m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,

@@ -35,12 +35,17 @@ class Kubelet(StartedOnEnter):
     def __init__(self, control_plane, name: str = "sandbox-node", *,
                  status_interval: float = 60.0, websockets: bool = True,
                  state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
-                 refuse_websocket=lambda: False):
+                 refuse_websocket=lambda: False, image_known=images.known,
+                 proxy_command=None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
         `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
         `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
-        the double's `<state>/refuse-websocket` makes its API server refuse them)."""
+        the double's `<state>/refuse-websocket` makes its API server refuse them);
+        `image_known(image)`: which images it can run; `proxy_command`: how it runs an
+        istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy)."""
+        self.image_known = image_known
+        self.proxy_command = proxy_command
         self.refuse_websocket = refuse_websocket
         self.cp = control_plane
         self.name = name
@@ -72,8 +77,9 @@ class Kubelet(StartedOnEnter):
                                allow_websocket=lambda: self.websockets
                                and not self.refuse_websocket(),
                                node_name=name, host_ip=cp.address, addresses=cp.addresses,
-                               image_known=images.known, on_pod_stopped=self.pods.pod_stopped,
-                               volumes=self.volumes)
+                               image_known=self.image_known,
+                               on_pod_stopped=self.pods.pod_stopped, volumes=self.volumes,
+                               proxy_command=self.proxy_command)
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()
