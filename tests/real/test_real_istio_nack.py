@@ -1,0 +1,68 @@
+"""Real istiod's default config on upstream Envoy, run by the sandbox kubelet as an injected
+pod's istio-proxy: Envoy rejects the listeners and clusters that carry Istio's own extensions
+(istio.stats, istio.metadata_exchange, peer_metadata) and then cannot write its listeners as
+JSON (docs/real-istio.md finding 11). The state a version-skewed proxy is in when a user
+reaches for `kubectl mesh`: `sync --verify` must name the rejection as istioctl's
+proxy-status does, and `listeners` must say why it has no table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox.real.istio.sidecar import kubelet_for
+from tests.real.test_real_istio_commands import NS, Cluster, await_, by_name, workload
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def cluster(istio_meshes, binaries):
+    cp, istiod = istio_meshes()  # istiod's defaults: no settings for upstream Envoy
+    with kubelet_for(cp, istiod, binaries=binaries):
+        c = Cluster(cp, istiod, binaries)
+        await_("the injector's caBundle", lambda: all(
+            w["clientConfig"].get("caBundle") for w in json.loads(c.kubectl(
+                "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
+            ["webhooks"]))
+        c.apply([{"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": NS, "labels": {"istio-injection": "enabled"}}}])
+        c.apply(workload("catalog", "docker.io/istioinaction/catalog:latest"))
+        # the sidecar never turns Ready (its listeners are rejected): wait for Running
+        await_("catalog's pod Running", lambda: c.kubectl(
+            "get", "pods", "-n", NS, "-l", "app=catalog",
+            "-o", "jsonpath={.items[*].status.phase}") == "Running", timeout=120)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def catalog(cluster) -> str:
+    proxy = f"{cluster.pod('catalog')}.{NS}"
+    await_("istioctl proxy-status: LDS ERROR", lambda: by_name(cluster.istioctl(
+        "proxy-status", "-v", "1", *cluster.xds()).stdout).get(proxy, {}).get("LDS") == "ERROR",
+        timeout=120)
+    return proxy
+
+
+def test_verify_names_the_rejection_envoy_cannot_print(cluster, catalog):
+    out = cluster.mesh("sync", *cluster.xds(), "--verify", "-o", "json")
+    assert out.returncode == 7, out.stderr  # findings, not a failed run
+    found = {(f["proxy"], f.get("type")): f for f in json.loads(out.stdout)["findings"]}
+    lds = found[(catalog, "LDS")]
+    assert lds["check"] == "REJECTED" and lds["severity"] == "error"
+    assert "Envoy cannot print the rejected listeners" in lds["detail"]
+    assert "Failed to convert protobuf message to JSON string" in lds["detail"]
+    assert found[(catalog, "CDS")]["check"] == "REJECTED"  # from istiod's lastError
+
+
+def test_listeners_says_why_there_is_no_table(cluster, catalog):
+    pod, _, namespace = catalog.rpartition(".")
+    out = cluster.mesh("listeners", pod, "-n", namespace)
+    assert out.returncode == 6, out.stderr  # BAD_INPUT: Envoy's answer is not JSON
+    lines = out.stderr.strip().splitlines()
+    assert "returned non-JSON for /config_dump" in lines[0]
+    assert "could not find @type 'type.googleapis.com/" in lines[0]
+    assert any("sync --verify" in line for line in lines)
+    # clusters still read: no active or warming cluster holds a rejected config
+    assert cluster.mesh("clusters", pod, "-n", namespace).returncode == 0
