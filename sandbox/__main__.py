@@ -14,7 +14,8 @@ import threading
 import time
 
 from .credentials import private_dir
-from .real.kubelet.podnetwork import DEFAULT_POD_NETWORK, POD_NETWORK_ENV, POD_NETWORKS
+from .real.kubelet.podnetwork import (DEFAULT_POD_NETWORK, POD_NETWORK_ENV, POD_NETWORKS,
+                                      default_pod_network)
 
 DEFAULT_STATE = pathlib.Path(".state/sandbox")
 
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
                          "controller manager and scheduler built by `make real-components`, "
                          "the sandbox as the node's kubelet")
     up.add_argument("--pod-network", choices=POD_NETWORKS,
-                    default=os.environ.get(POD_NETWORK_ENV) or DEFAULT_POD_NETWORK,
+                    default=default_pod_network(),
                     help="the real backend's pods: netns (a network namespace each, on a "
                          "bridge; needs root, ip and iptables) or loopback (an address each "
                          f"in the host's namespace); default ${POD_NETWORK_ENV}, else "

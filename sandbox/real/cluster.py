@@ -36,8 +36,8 @@ from ..credentials import write_private
 from .apply import Applier, ApplyError, istio_crds
 from .controlplane import ControlPlane, ControlPlaneError, kubeconfig_for
 from .injection import InjectionWebhook, webhook_configuration
-from .kubelet import DEFAULT_POD_NETWORK, Kubelet
-from .kubelet.podnetwork import SERVICE_IP, SERVICE_PORT, record
+from .kubelet import Kubelet
+from .kubelet.podnetwork import SERVICE_IP, SERVICE_PORT, default_pod_network, record
 
 POD_IDENTITY = ("kube-system", "sandbox-pods")
 DOUBLE_ADMIN = "sandbox-admin"  # the double's kubeconfig user entry  # the service account pods act as
@@ -47,9 +47,10 @@ TOKEN_SECONDS = 7 * 24 * 3600
 class RealSandbox:
     def __init__(self, state_dir: pathlib.Path, scenarios: list[pathlib.Path],
                  verbose: bool = False, timeout: float = 90.0,
-                 pod_network: str = DEFAULT_POD_NETWORK):
-        """`pod_network`: "netns" (a network namespace per pod) or "loopback"."""
-        self.pod_network = pod_network
+                 pod_network: str | None = None):
+        """`pod_network`: "netns" (a network namespace per pod) or "loopback" (default
+        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.DEFAULT_POD_NETWORK`)."""
+        self.pod_network = pod_network or default_pod_network()
         self.state_dir = state_dir.resolve()
         self.scenarios = scenarios
         self.verbose = verbose

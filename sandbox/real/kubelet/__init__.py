@@ -26,7 +26,7 @@ from .client import NodeClient
 from ...nodestatus import KUBELET_PORT
 from ..controlplane import StartedOnEnter
 from .node import NodeAgent
-from .podnetwork import DEFAULT_POD_NETWORK, POD_NETWORKS, PodNetwork
+from .podnetwork import POD_NETWORKS, PodNetwork, default_pod_network
 from .podsource import PodSource
 from .server import KubeletServer
 from .volumes import PodVolumes
@@ -38,13 +38,15 @@ class Kubelet(StartedOnEnter):
     def __init__(self, control_plane, name: str = "sandbox-node", *,
                  status_interval: float = 60.0, websockets: bool = True,
                  state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
-                 refuse_websocket=lambda: False, pod_network: str = "loopback"):
+                 refuse_websocket=lambda: False, pod_network: str | None = None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
         `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
         `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
         the double's `<state>/refuse-websocket` makes its API server refuse them);
-        `pod_network`: "netns" (a network namespace per pod) or "loopback"."""
+        `pod_network`: "netns" (a network namespace per pod) or "loopback" (default
+        $SANDBOX_POD_NETWORK, else `podnetwork.DEFAULT_POD_NETWORK`)."""
+        pod_network = pod_network or default_pod_network()
         if pod_network not in POD_NETWORKS:
             raise ValueError(f"pod_network must be one of {POD_NETWORKS}, not {pod_network!r}")
         self.pod_network = pod_network

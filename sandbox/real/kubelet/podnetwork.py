@@ -58,6 +58,12 @@ POD_NETWORK_ENV = "SANDBOX_POD_NETWORK"  # the default of `python -m sandbox up 
 RECORD = "pod-network"  # in a sandbox's state directory: the number of its pod network
 
 
+def default_pod_network() -> str:
+    """$SANDBOX_POD_NETWORK if it names one, else DEFAULT_POD_NETWORK."""
+    chosen = os.environ.get(POD_NETWORK_ENV, "")
+    return chosen if chosen in POD_NETWORKS else DEFAULT_POD_NETWORK
+
+
 class PodNetworkError(RuntimeError):
     pass
 
