@@ -207,7 +207,12 @@ class Runtime:
     def _start_pod(self, obj: dict) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
-        address = self.addresses.attach(obj)
+        try:
+            address = self.addresses.attach(obj)
+        except (OSError, RuntimeError) as e:  # a kubelet's FailedCreatePodSandBox: it waits
+            print(f"sandbox: pod {ns}/{name}: cannot set up its network: {e}", file=sys.stderr,
+                  flush=True)
+            return
         ip = address.ip
         env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
                "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
