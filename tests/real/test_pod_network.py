@@ -32,8 +32,8 @@ LISTEN = "0A"
 def network_objects(number: int) -> list[str]:
     """Namespaces, links and iptables rules of pod network `number` on this host."""
     bridge, ns_prefix, veth_prefix = podnetwork.names(number)
-    found = [f"netns {line.split()[0]}" for line in
-             subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found = [f"netns {line.split()[0]}" for line in namespaces.splitlines()
              if line.startswith(ns_prefix)]
     for line in subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
                                text=True).stdout.splitlines():

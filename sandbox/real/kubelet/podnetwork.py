@@ -142,9 +142,9 @@ def cleanup(number: int) -> list[str]:
             _run("ip", "link", "delete", m.group(1), check=False)
             removed.append(f"link {m.group(1)}")
     for table in ("nat", "filter"):
-        for rule in _run("iptables", "-t", table, "-S", check=False).splitlines():
+        for rule in _run("iptables", "-w", "-t", table, "-S", check=False).splitlines():
             if f"--comment {bridge} " in rule + " " and rule.startswith("-A "):
-                _run("iptables", "-t", table, *["-D", *rule.split()[1:]], check=False)
+                _run("iptables", "-w", "-t", table, *["-D", *rule.split()[1:]], check=False)
                 removed.append(f"iptables -t {table} {rule}")
     return removed
 
@@ -227,10 +227,10 @@ class PodNetwork:
             f"link set {self.bridge} up\n"))
         _run("sysctl", "-qw", f"net.ipv4.conf.{self.bridge}.route_localnet=1")
         host, port = self.api_address
-        _run("iptables", "-t", "nat", "-A", "PREROUTING", "-i", self.bridge, "-d", SERVICE_IP,
-             "-p", "tcp", "--dport", str(SERVICE_PORT), *comment, "-j", "DNAT",
-             "--to-destination", f"{host}:{port}")
-        _run("iptables", "-t", "filter", "-I", "FORWARD", "-i", self.bridge, "!", "-o",
+        _run("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-i", self.bridge,
+             "-d", SERVICE_IP, "-p", "tcp", "--dport", str(SERVICE_PORT), *comment,
+             "-j", "DNAT", "--to-destination", f"{host}:{port}")
+        _run("iptables", "-w", "-t", "filter", "-I", "FORWARD", "-i", self.bridge, "!", "-o",
              self.bridge, *comment, "-j", "DROP")
         return self
 
