@@ -27,9 +27,13 @@ free again only once its holder is dead), at stop and from `python -m sandbox do
 
 Processes join a pod's namespace by setns(2) in the child before exec (`PodAddress.enter`,
 as runc joins the sandbox's netns path from the OCI spec); the node dials a pod's port from
-inside its namespace to localhost, then the pod IP from the node's namespace, as containerd's
-port-forward does (internal/cri/server/sandbox_portforward_linux.go `portForward`: `netNSDo`
-+ `dialLocalhost`, falling back to `dialPodIPs`)."""
+inside its namespace to localhost, then the pod IP from the node's namespace. That is the
+port-forward path of a real node: the kubelet's `/portForward` (pkg/kubelet/server/server.go
+`getPortForward`) asks the runtime for a stream URL (pkg/kubelet/kuberuntime/
+kuberuntime_sandbox.go `GetPortForward` → CRI `PortForward`), and containerd's streaming
+server connects inside the sandbox's namespace (internal/cri/server/
+sandbox_portforward_linux.go `portForward`: `netNSDo` + `dialLocalhost`, falling back to
+`dialPodIPs` from the host's namespace)."""
 
 from __future__ import annotations
 
