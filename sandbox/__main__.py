@@ -14,6 +14,8 @@ import threading
 import time
 
 from .credentials import private_dir
+from .real.kubelet.podnetwork import (DEFAULT_POD_NETWORK, POD_NETWORK_ENV, POD_NETWORKS,
+                                      default_pod_network)
 
 DEFAULT_STATE = pathlib.Path(".state/sandbox")
 
@@ -53,7 +55,8 @@ def cmd_up(args) -> int:
         _stop_when_gone(args.owner, stop)
     if args.backend == "real":
         from .real.cluster import RealSandbox
-        sandbox = RealSandbox(state, scenarios, verbose=args.verbose)
+        sandbox = RealSandbox(state, scenarios, verbose=args.verbose,
+                              pod_network=args.pod_network)
     else:
         sandbox = Sandbox(state, scenarios, verbose=args.verbose)
     pid_file.write_text(str(os.getpid()))
@@ -112,7 +115,8 @@ def _up_detached(args, state: pathlib.Path, scenarios) -> int:
     private_dir(state)  # it holds the kubeconfig and the token table
     (state / "ready").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
-           "--timeout", str(args.timeout), "--backend", args.backend] + [a for s in scenarios for a in ("--scenario", str(s))]
+           "--timeout", str(args.timeout), "--backend", args.backend,
+           "--pod-network", args.pod_network] + [a for s in scenarios for a in ("--scenario", str(s))]
     if args.owner:
         cmd += ["--owner", str(args.owner)]
     log = open(state / "sandbox.log", "ab")
@@ -161,6 +165,8 @@ def cmd_down(args) -> int:
         status.write_text("[]")
     from .cgroups import remove_recorded
     remove_recorded(state)  # the container cgroups a killed supervisor could not remove
+    from .real.kubelet.podnetwork import cleanup_recorded
+    cleanup_recorded(state)  # the pods' namespaces, links and rules a killed one left
     pid_file.unlink(missing_ok=True)
     if pid is None and not leftovers:
         print(f"no sandbox running for {state}", file=sys.stderr)
@@ -215,6 +221,12 @@ def main(argv=None) -> int:
                     help="double: the Python API double (fast); real: etcd, kube-apiserver, "
                          "controller manager and scheduler built by `make real-components`, "
                          "the sandbox as the node's kubelet")
+    up.add_argument("--pod-network", choices=POD_NETWORKS,
+                    default=default_pod_network(),
+                    help="the real backend's pods: netns (a network namespace each, on a "
+                         "bridge; needs root, ip and iptables) or loopback (an address each "
+                         f"in the host's namespace); default ${POD_NETWORK_ENV}, else "
+                         f"{DEFAULT_POD_NETWORK}")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--verbose", action="store_true")
     up.add_argument("--owner", type=int, metavar="PID",

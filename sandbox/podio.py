@@ -14,6 +14,7 @@ import subprocess
 from .apiserver.server import ApiError
 from .containerlog import serve_log
 from . import tools
+from .runtime import preexec
 
 
 def _one(query: dict, name: str, default=None):
@@ -59,7 +60,8 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
     allow_ws = runtime.allow_websocket()
     if sub == "portforward":
         def connect(port: int) -> socket.socket:
-            return socket.create_connection((pod.ip, port), timeout=5)
+            # in the pod's network namespace when it has one (sandbox.network.PodAddress)
+            return pod.address.dial(port, 5)
         api = getattr(handler.server, "api", None)  # the double's modelled round trip
         return streams.serve_portforward(handler, query, connect, allow_websocket=allow_ws,
                                          delay_line=api.latency.delay_line if api else None)
@@ -79,7 +81,9 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
                 tools.check_command(command, env)  # a tool the image does not ship: not found
                 scope = container.scope if container else None
                 with contextlib.ExitStack() as spawn_scope:
-                    try:  # in the container's cgroup, like a runtime's exec (see _launch)
+                    # in the container's cgroup and the pod's network namespace, like a
+                    # runtime's exec (see Runtime._launch)
+                    try:
                         join = spawn_scope.enter_context(scope.joining()) if scope else None
                     except FileNotFoundError:  # the container stopped meanwhile
                         raise streams.StreamError(_status(
@@ -89,7 +93,7 @@ def serve(runtime, handler, obj: dict, pod, sub: str, query: dict) -> None:
                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT if tty else subprocess.PIPE,
-                        start_new_session=True, preexec_fn=join)
+                        start_new_session=True, preexec_fn=preexec(join, pod.address.enter))
                 if container is not None:  # ended with the container, not with the client
                     container.execs[:] = [p for p in container.execs if p.poll() is None]
                     container.execs.append(proc)

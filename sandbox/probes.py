@@ -4,29 +4,31 @@ one without ports, is ready once started)."""
 
 from __future__ import annotations
 
-import socket
+from typing import Callable
+
+Dial = Callable[..., "object"]  # dial(port, timeout) -> a connected socket (OSError if not)
 
 
-def ready(ip: str, is_proxy: bool, args, spec: dict) -> bool:
-    """Whether the container with these process `args` and `spec`, on `ip`, is ready."""
+def ready(dial: Dial, is_proxy: bool, args, spec: dict) -> bool:
+    """Whether the container with these process `args` and `spec`, in the pod that `dial`
+    reaches (`sandbox.network.PodAddress.dial`), is ready."""
     if is_proxy:
-        return http_ok(ip, 15000, "/ready")
+        return http_ok(dial, 15000, "/ready")
     if "sandbox.istiod" in " ".join(args):
-        return http_ok(ip, 15014, "/ready")
+        return http_ok(dial, 15014, "/ready")
     ports = [p["containerPort"] for p in spec.get("ports") or []]
     if spec.get("command") or not ports:
         return True
-    return all(tcp_ok(ip, port) for port in ports)
+    return all(tcp_ok(dial, port) for port in ports)
 
 
-def http_ok(ip: str, port: int, path: str) -> bool:
+def http_ok(dial: Dial, port: int, path: str) -> bool:
     """GET answers 200. A bare socket rather than urllib: every pod is probed every 50 ms
     until Ready, and urllib's opener machinery made probing a large part of start-up CPU."""
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with dial(port, 0.5) as s:
             s.settimeout(0.5)
-            s.connect((ip, port))
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\n"
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
                       "Connection: close\r\n\r\n".encode())
             head = b""
             while b"\r\n" not in head and len(head) < 256:
@@ -40,11 +42,10 @@ def http_ok(ip: str, port: int, path: str) -> bool:
         return False
 
 
-def tcp_ok(ip: str, port: int) -> bool:
+def tcp_ok(dial: Dial, port: int) -> bool:
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            s.connect((ip, port))
+        with dial(port, 0.5):
+            pass
         return True
     except OSError:
         return False

@@ -27,7 +27,7 @@ from .apiserver.store import Event, NotFound, Store, now_rfc3339
 from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
-from .network import AddressPool
+from .network import AddressPool, PodAddress
 from . import images, podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
@@ -67,6 +67,7 @@ class PodProcesses:
     uid: str
     ip: str
     env: dict[str, str]
+    address: PodAddress | None = None  # where it is on the network (its IP, how to join it)
     containers: dict[str, Container] = dataclasses.field(default_factory=dict)
     stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
     # held while a container is (re)started and while `stopping` is set: no start slips in
@@ -108,6 +109,19 @@ def any_image(_image: str) -> bool:
     return True
 
 
+def preexec(*steps):
+    """One preexec_fn running each step that is not None (joining a cgroup, a network
+    namespace), or None when there is none."""
+    steps = [s for s in steps if s is not None]
+    if not steps:
+        return None
+
+    def run() -> None:
+        for step in steps:
+            step()
+    return run
+
+
 class Runtime:
     """Starts each pod's containers as processes on the pod's own 127.N.x.y address.
 
@@ -117,9 +131,11 @@ class Runtime:
     runtime says when a deleted pod's processes are all gone (a kubelet then removes the
     pod from the API server); `image_known(image)` says whether an image maps to a local
     program (others wait with ErrImagePull); `addresses` lends a pool of pod addresses the
-    caller owns and releases; `proxy_command(pod, ip, directory)` gives the istio-proxy
-    container's (command, environment) instead of the sandbox's Envoy (the real pilot-agent:
-    `sandbox.real.istio.sidecar.proxy_command`)."""
+    caller owns and releases (`AddressPool`, or anything with its `attach(pod)`,
+    `detach(address)` and `network`: `sandbox.real.kubelet.podnetwork.PodNetwork` puts each
+    pod in a network namespace of its own); `proxy_command(pod, ip, directory)` gives the
+    istio-proxy container's (command, environment) instead of the sandbox's Envoy (the real
+    pilot-agent: `sandbox.real.istio.sidecar.proxy_command`)."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
@@ -194,17 +210,25 @@ class Runtime:
     def _start_pod(self, obj: dict) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         ns, name = meta["namespace"], meta["name"]
-        with self._lock:
-            ip = self.addresses.allocate()
+        try:
+            address = self.addresses.attach(obj)
+        except (OSError, RuntimeError) as e:  # a kubelet's FailedCreatePodSandBox: it waits
+            print(f"sandbox: pod {ns}/{name}: cannot set up its network: {e}", file=sys.stderr,
+                  flush=True)
+            return
+        ip = address.ip
         env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
                "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
-        pod = PodProcesses(ns, name, meta["uid"], ip, env,
+        if address.netns:  # tools (the tcpdump shim) capture the pod's own interfaces
+            env["SANDBOX_POD_NETNS"] = address.netns
+        pod = PodProcesses(ns, name, meta["uid"], ip, env, address=address,
                            qos_class=(obj.get("status") or {}).get("qosClass")
                            or qos.pod_qos(spec))
         with self._lock:
             if self._closed:
+                self.addresses.detach(address)
                 return
             self._pods[pod.uid] = pod
         current = self._find_pod(pod)
@@ -212,6 +236,7 @@ class Runtime:
             # deleted before it was registered here: its DELETED event found nothing to stop
             with self._lock:
                 self._pods.pop(pod.uid, None)
+            self.addresses.detach(address)
             if self.on_pod_stopped is not None and current is not None:
                 self.on_pod_stopped(current)
             return
@@ -365,7 +390,8 @@ class Runtime:
         if c.name == PROXY:
             from .istiod.bootstrap import render_bootstrap
             bootstrap = render_bootstrap(obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),
-                                         (self._istiod_for_proxy(), 15010))
+                                         (self._istiod_for_proxy(), 15010),
+                                         admin_address=pod.address.admin_address)
             path = c.directory / "envoy-bootstrap.json"
             path.write_text(json.dumps(bootstrap, indent=1))
             return [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
@@ -417,9 +443,11 @@ class Runtime:
             # The child joins the container's cgroup between fork and exec (what
             # `/proc/PID/cgroup` shows node tools); see Scope.joining.
             with c.scope.joining() if c.scope else contextlib.nullcontext() as join:
+                # and the pod's network namespace, if it has one
                 c.process = subprocess.Popen(cmd, cwd=c.directory, env=env, stdin=stdin,
                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             start_new_session=True, preexec_fn=join)
+                                             start_new_session=True,
+                                             preexec_fn=preexec(join, pod.address.enter))
         except (OSError, subprocess.SubprocessError) as e:
             self._release_scope(c)
             if isinstance(e, OSError):
@@ -433,7 +461,7 @@ class Runtime:
 
     @staticmethod
     def _probe(pod: PodProcesses, c: Container) -> bool:
-        return probes.ready(pod.ip, c.name == PROXY, c.process.args, c.spec)
+        return probes.ready(pod.address.dial, c.name == PROXY, c.process.args, c.spec)
 
     def _supervise(self, pod: PodProcesses, obj: dict) -> None:
         """A kubelet's pod worker: notice ended containers, restart those their restartPolicy
@@ -616,6 +644,7 @@ class Runtime:
         if self.volumes is not None:
             self.volumes.unmount({"metadata": {"namespace": pod.namespace, "name": pod.name,
                                                "uid": pod.uid}})
+        self.addresses.detach(pod.address)
         if obj is not None and self.on_pod_stopped is not None:
             self.on_pod_stopped(obj)
 

@@ -29,9 +29,11 @@ class RunningSandbox:
     """A detached `python -m sandbox up`, stopped by `down()` (or the context manager)."""
 
     def __init__(self, state: pathlib.Path, scenarios: list[pathlib.Path] | None = None,
-                 timeout: float = 60.0, backend: str = "double"):
+                 timeout: float = 60.0, backend: str = "double", pod_network: str | None = None):
         """`backend`: "double" (the API double) or "real" (the real control plane with the
-        sandbox as its kubelet: `python -m sandbox up --backend real`)."""
+        sandbox as its kubelet: `python -m sandbox up --backend real`); `pod_network`: the
+        real backend's `--pod-network` (default: `python -m sandbox up`'s)."""
+        self.pod_network = pod_network
         self.state = pathlib.Path(state)
         self.scenarios = scenarios or []
         self.timeout = timeout
@@ -43,6 +45,8 @@ class RunningSandbox:
         cmd = [sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(self.state),
                "--timeout", str(self.timeout), "--owner", str(os.getpid()),
                "--backend", self.backend]
+        if self.pod_network:
+            cmd += ["--pod-network", self.pod_network]
         for s in self.scenarios:
             cmd += ["--scenario", str(s)]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,

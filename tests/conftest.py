@@ -4,6 +4,7 @@ one-sandbox-per-module fixtures the end-to-end tests share."""
 from __future__ import annotations
 
 import difflib
+import os
 import pathlib
 import socket
 import sys
@@ -102,6 +103,16 @@ def pytest_addoption(parser):
     parser.addoption("--backend", choices=(*BACKENDS, "both"), default="double",
                      help="the sandbox the end-to-end tests run on: the API double (default), "
                           "the real control plane (`python -m sandbox up --backend real`), or both")
+    parser.addoption("--pod-network", choices=("netns", "loopback"), default=None,
+                     help="the real backend's pods: a network namespace each, or an address each "
+                          "in the host's (default: $SANDBOX_POD_NETWORK, else the sandbox's)")
+
+
+def pytest_configure(config):
+    """`--pod-network` reaches every sandbox the tests start, fixtures of their own included,
+    as `python -m sandbox up`'s default ($SANDBOX_POD_NETWORK)."""
+    if config.getoption("--pod-network"):
+        os.environ["SANDBOX_POD_NETWORK"] = config.getoption("--pod-network")
 
 
 @pytest.fixture

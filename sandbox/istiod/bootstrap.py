@@ -55,8 +55,12 @@ def _static_cluster(name: str, ip: str, port: int, source_ip: str, http2: bool) 
     return cluster
 
 
-def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int]) -> dict:
-    """The bootstrap JSON for the pod's Envoy (`proxy_type` is "sidecar" or "router")."""
+def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *,
+                     admin_address: str | None = None) -> dict:
+    """The bootstrap JSON for the pod's Envoy (`proxy_type` is "sidecar" or "router"); its
+    admin listens on `admin_address` (default the pod IP: pods sharing the host's network;
+    127.0.0.1 in a pod's own network namespace, as Istio's
+    tools/packaging/common/envoy_bootstrap.json has it)."""
     if proxy_type not in ("sidecar", "router"):
         raise ValueError(f"proxy_type must be 'sidecar' or 'router', not {proxy_type!r}")
     ip = pod_ip(pod)
@@ -90,7 +94,8 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int]) -
     return {
         "node": {"id": node_id(pod, proxy_type), "cluster": service_cluster,
                  "locality": {}, "metadata": metadata},
-        "admin": {"address": {"socket_address": {"address": ip, "port_value": ADMIN_PORT}}},
+        "admin": {"address": {"socket_address": {"address": admin_address or ip,
+                                                  "port_value": ADMIN_PORT}}},
         "dynamic_resources": {
             "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
                            "set_node_on_first_message_only": True,

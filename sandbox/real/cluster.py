@@ -8,9 +8,11 @@ work on either. What runs:
 - etcd, kube-apiserver, kube-controller-manager and kube-scheduler (`controlplane`); the
   Deployments of the scenario become ReplicaSets and Pods through the real controllers and
   are bound to the node by the real scheduler;
-- the sandbox as the node's kubelet (`kubelet`): pods as local processes, each on its own
-  address of the leased 127.N network, with the pod runtime of the double (app images → the
-  sandbox app, proxyv2 → a real Envoy bootstrapped to the sandbox istiod);
+- the sandbox as the node's kubelet (`kubelet`): pods as local processes, each in a network
+  namespace of its own on the node's bridge (`pod_network="netns"`, `kubelet.podnetwork`) or
+  on its own address of the leased 127.N network (`"loopback"`), with the pod runtime of the
+  double (app images → the sandbox app, proxyv2 → a real Envoy bootstrapped to the sandbox
+  istiod);
 - Istio's CRDs from the Istio module's chart and the sidecar injection webhook
   (`injection`), which the sandbox istiod and the double build in.
 
@@ -35,6 +37,7 @@ from .apply import Applier, ApplyError, istio_crds
 from .controlplane import ControlPlane, ControlPlaneError, kubeconfig_for
 from .injection import InjectionWebhook, webhook_configuration
 from .kubelet import Kubelet
+from .kubelet.podnetwork import SERVICE_IP, SERVICE_PORT, default_pod_network, record
 
 POD_IDENTITY = ("kube-system", "sandbox-pods")
 DOUBLE_ADMIN = "sandbox-admin"  # the double's kubeconfig user entry  # the service account pods act as
@@ -43,7 +46,11 @@ TOKEN_SECONDS = 7 * 24 * 3600
 
 class RealSandbox:
     def __init__(self, state_dir: pathlib.Path, scenarios: list[pathlib.Path],
-                 verbose: bool = False, timeout: float = 90.0):
+                 verbose: bool = False, timeout: float = 90.0,
+                 pod_network: str | None = None):
+        """`pod_network`: "netns" (a network namespace per pod) or "loopback" (default
+        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.DEFAULT_POD_NETWORK`)."""
+        self.pod_network = pod_network or default_pod_network()
         self.state_dir = state_dir.resolve()
         self.scenarios = scenarios
         self.verbose = verbose
@@ -93,9 +100,12 @@ class RealSandbox:
                                           args=(crds,), daemon=True, name="istio-crds")
             crd_thread.start()
             refuse = self.state_dir / "refuse-websocket"
+            if self.pod_network == "netns":  # for `down` after a crash (podnetwork.cleanup)
+                record(self.state_dir, cp.addresses.network)
             self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
                                    pod_kubeconfig=self._pod_kubeconfig(applier),
-                                   refuse_websocket=refuse.exists).start()
+                                   refuse_websocket=refuse.exists,
+                                   pod_network=self.pod_network).start()
             done("node registered")
             # the scenario's built-in kinds while the CRDs are created: pods start sooner
             groups = {c["spec"]["group"] for c in crds}
@@ -137,7 +147,9 @@ class RealSandbox:
     def _pod_kubeconfig(self, applier: Applier) -> pathlib.Path:
         """A kubeconfig for the pods (the sandbox istiod lists and watches with it): a token
         of service account kube-system/sandbox-pods, bound to cluster-admin, from the
-        TokenRequest API (a bearer token, which the sandbox istiod's client reads)."""
+        TokenRequest API (a bearer token, which the sandbox istiod's client reads). Pods in
+        network namespaces reach the API server as the `kubernetes` Service's ClusterIP,
+        as in-cluster clients do (client-go rest.InClusterConfig: KUBERNETES_SERVICE_HOST)."""
         ns, name = POD_IDENTITY
         applier.create({"apiVersion": "v1", "kind": "ServiceAccount",
                         "metadata": {"name": name, "namespace": ns}})
@@ -152,8 +164,10 @@ class RealSandbox:
              "spec": {"expirationSeconds": TOKEN_SECONDS}})
         if code != 201:
             raise ControlPlaneError(f"TokenRequest for {ns}/{name}: {body.get('message', body)}")
+        server = (f"https://{SERVICE_IP}:{SERVICE_PORT}" if self.pod_network == "netns"
+                  else self.cp.server)
         return write_private(self.state_dir / "pods.kubeconfig", kubeconfig_for(
-            self.cp.server, self.cp.ca.pem, name, token=body["status"]["token"],
+            server, self.cp.ca.pem, name, token=body["status"]["token"],
             name=self.cp.context))
 
     def not_ready(self) -> list[str]:

@@ -4,27 +4,43 @@ Simulated: the sandbox node is the host and a pod's "network namespace" is its l
 address, so entering the net namespace of container process PID means running CMD with that
 pod's `POD_IP` (read from /proc/PID/environ) as root. Only a privileged, hostPID container may
 do it, like on a real node. CMD runs without a shell.
+
+A target whose pod has a network namespace of its own (`SANDBOX_POD_NETNS` in its
+environment: the real backend's `--pod-network netns`) is entered for real: CMD runs in the
+namespace of /proc/PID/ns/net (setns(2), as util-linux nsenter does), with that variable set.
 """
 
 from __future__ import annotations
 
+import ctypes
 import getopt
 import os
 import sys
 
 from sandbox.tools import FACTS_ENV, facts_from_env
+from sandbox.tools.tcpdump import POD_NETNS_ENV
+
+
+def setns(fd: int) -> None:
+    """Join the network namespace `fd` (setns(2), CLONE_NEWNET)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0x40000000) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def pod_ip_of(pid: int) -> str | None:
     """The POD_IP in a sandbox container process's environment."""
+    return _environ_of(pid).get("POD_IP")
+
+
+def _environ_of(pid: int) -> dict[str, str]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(b"POD_IP="):
-                    return item[len(b"POD_IP="):].decode()
+            items = f.read().split(b"\0")
     except OSError:
-        return None
-    return None
+        return {}
+    return dict(item.decode(errors="replace").split("=", 1) for item in items if b"=" in item)
 
 
 def main(argv: list[str]) -> int:
@@ -46,6 +62,15 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"nsenter: cannot open /proc/{target}/ns/net: No such file or directory\n")
         return 1
     env = dict(os.environ, POD_IP=ip)
+    netns = _environ_of(int(target)).get(POD_NETNS_ENV)
+    if netns:
+        try:
+            with open(f"/proc/{target}/ns/net", "rb") as ns:
+                setns(ns.fileno())
+        except OSError as e:
+            sys.stderr.write(f"nsenter: reassociate to namespace 'ns/net' failed: {e.strerror}\n")
+            return 1
+        env[POD_NETNS_ENV] = netns
     # Inside the target's namespace the command still runs with our (privileged) credentials.
     env[FACTS_ENV] = os.environ.get(FACTS_ENV, "{}")
     try:

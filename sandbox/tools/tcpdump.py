@@ -11,6 +11,10 @@ tcpdump runs, it must compile on its own (`pcapfilter.check`: an unbalanced
 the parentheses), and a filter read with `-F FILE` (which makes tcpdump ignore the command
 line's expression, the scoping with it) is read here and scoped like one given inline.
 
+A pod in a network namespace of its own (the real backend's `--pod-network netns`: the
+runtime sets `SANDBOX_POD_NETNS`) has real `eth0` and `lo`: the host tcpdump runs there on the
+interface asked for, with the user's filter as it is.
+
 Unlike a pod's eth0 (a veth: each packet once), the host loopback hands every packet to the
 capture socket twice (sent, then received) and libpcap drops the sent copy only in user space,
 after it took room in the kernel ring (`-B`): a sandbox capture needs about twice the ring of
@@ -28,6 +32,7 @@ from sandbox.tools import facts_from_env, may_capture
 from sandbox.tools.pcapfilter import FilterError, check, read_filter_file
 
 HOST_TCPDUMP = "/usr/bin/tcpdump"
+POD_NETNS_ENV = "SANDBOX_POD_NETNS"  # set in a pod that has a network namespace of its own
 POD_INTERFACES = ("eth0", "lo", "any")
 # tcpdump 4.99's getopt string: the options that take a value.
 OPTSTRING = "aAbB:c:C:dDeE:fF:G:hHi:IjJ:KlLm:M:nNOpqQ:r:s:StT:uUvV:w:W:xXy:Yz:Z:#"
@@ -68,8 +73,12 @@ class Invocation:
             return read_filter_file(self.filter_file)
         return " ".join(self.expression).strip()
 
-    def host_argv(self, pod_ip: str, user_filter: str) -> list[str]:
-        """The host tcpdump's argv, capturing on loopback what the pod's address sees."""
+    def host_argv(self, pod_ip: str, user_filter: str, *, own_netns: bool = False) -> list[str]:
+        """The host tcpdump's argv, capturing on loopback what the pod's address sees (in a
+        network namespace of the pod's own: on the pod's interface, the filter unchanged)."""
+        if own_netns:
+            return [HOST_TCPDUMP, "-i", self.interface, *self.options,
+                    *([user_filter] if user_filter else [])]
         expression = f"host {pod_ip}" + (f" and ({user_filter})" if user_filter else "")
         return [HOST_TCPDUMP, "-i", "lo", *self.options, expression]
 
@@ -121,7 +130,8 @@ def main(argv: list[str]) -> int:
     except FilterError as e:  # tcpdump.c: error("%s", pcap_geterr(pd))
         sys.stderr.write(f"tcpdump: {e}\n")
         return 1
-    host_argv = invocation.host_argv(pod_ip, user_filter)
+    host_argv = invocation.host_argv(pod_ip, user_filter,
+                                     own_netns=bool(os.environ.get(POD_NETNS_ENV)))
     sys.stderr.flush()
     os.execv(HOST_TCPDUMP, host_argv)  # the process becomes tcpdump: signals reach it
     return 127

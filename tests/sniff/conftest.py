@@ -17,8 +17,19 @@ from sandbox.testing import MeshCli, RunningSandbox
 GATEWAY_HOST = "catalog.istioinaction.io"
 
 
+def _pod_ip_of(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return None
+    return next((e[len(b"POD_IP="):].decode() for e in env if e.startswith(b"POD_IP=")), None)
+
+
 def tcpdumps_for(ip: str) -> list[int]:
-    """Pids of tcpdump processes whose argv mentions `ip` (the shim adds `host <ip>`)."""
+    """Pids of tcpdump processes whose argv mentions `ip` (the shim adds `host <ip>`), or,
+    in a pod's own network namespace (`--pod-network netns`: no `host <ip>`), whose
+    environment has POD_IP=`ip`."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -28,7 +39,8 @@ def tcpdumps_for(ip: str) -> list[int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"tcpdump") and any(ip.encode() in a for a in argv):
+        if argv and argv[0].endswith(b"tcpdump") and (
+                any(ip.encode() in a for a in argv) or _pod_ip_of(entry) == ip):
             pids.append(int(entry))
     return pids
 

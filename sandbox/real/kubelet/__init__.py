@@ -2,8 +2,10 @@
 
 `Kubelet(control_plane).start()` registers the Node and keeps its Lease fresh (`node`),
 runs the pods the scheduler binds to it as local processes with the pod runtime of the API
-double (`sandbox.runtime.Runtime` over `podsource.PodSource`), each on its own address of the
-control plane's leased 127.N network, and serves the kubelet API on port 10250 (`server`).
+double (`sandbox.runtime.Runtime` over `podsource.PodSource`), and serves the kubelet API on
+port 10250 (`server`). With `pod_network="netns"` each pod gets a network namespace of its own
+on the node's bridge (`podnetwork`); with "loopback" each pod is an address of the control
+plane's leased 127.N network in the host's namespace.
 
 With `websockets` (the default, as a 1.37 kubelet whose gate ExtendWebSocketsToKubelet is
 on) the Node declares that feature in status.declaredFeatures, and the API server passes
@@ -24,6 +26,7 @@ from .client import NodeClient
 from ...nodestatus import KUBELET_PORT
 from ..controlplane import StartedOnEnter
 from .node import NodeAgent
+from .podnetwork import POD_NETWORKS, PodNetwork, default_pod_network
 from .podsource import PodSource
 from .server import KubeletServer
 from .volumes import PodVolumes
@@ -36,16 +39,23 @@ class Kubelet(StartedOnEnter):
                  status_interval: float = 60.0, websockets: bool = True,
                  state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
                  refuse_websocket=lambda: False, image_known=images.known,
-                 proxy_command=None):
+                 proxy_command=None, pod_network: str | None = None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
         `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
         `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
         the double's `<state>/refuse-websocket` makes its API server refuse them);
         `image_known(image)`: which images it can run; `proxy_command`: how it runs an
-        istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy)."""
+        istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy);
+        `pod_network`: "netns" (a network namespace per pod) or "loopback" (default
+        $SANDBOX_POD_NETWORK, else `podnetwork.DEFAULT_POD_NETWORK`)."""
         self.image_known = image_known
         self.proxy_command = proxy_command
+        pod_network = pod_network or default_pod_network()
+        if pod_network not in POD_NETWORKS:
+            raise ValueError(f"pod_network must be one of {POD_NETWORKS}, not {pod_network!r}")
+        self.pod_network = pod_network
+        self.network: PodNetwork | None = None
         self.refuse_websocket = refuse_websocket
         self.cp = control_plane
         self.name = name
@@ -72,11 +82,14 @@ class Kubelet(StartedOnEnter):
                               status_interval=self.status_interval,
                               declared=(EXTEND_WEBSOCKETS,) if self.websockets else ()).start()
         self.pods = PodSource(client, name)
+        addresses = cp.addresses
+        if self.pod_network == "netns":
+            self.network = addresses = PodNetwork(cp.addresses, (cp.address, 6443)).start()
         self.volumes = PodVolumes(client, self.state_dir).start()
         self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
                                allow_websocket=lambda: self.websockets
                                and not self.refuse_websocket(),
-                               node_name=name, host_ip=cp.address, addresses=cp.addresses,
+                               node_name=name, host_ip=cp.address, addresses=addresses,
                                image_known=self.image_known,
                                on_pod_stopped=self.pods.pod_stopped, volumes=self.volumes,
                                proxy_command=self.proxy_command)
@@ -98,4 +111,7 @@ class Kubelet(StartedOnEnter):
             self.node.stop()
         if self.volumes is not None:
             self.volumes.stop()
+        if self.network is not None:
+            self.network.release()  # every pod's namespace and veth, the bridge, the rules
         self.pods = self.runtime = self.server = self.node = self.volumes = None
+        self.network = None
