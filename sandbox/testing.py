@@ -267,3 +267,78 @@ class WatchRecorder:
         self._process.terminate()
         self._process.wait(10)
         self._thread.join(5)
+
+
+class PodPort:
+    """A port of a pod as a node-local tool reaches it (`nsenter -n` / crictl on the node):
+    inside the pod's network namespace when it has one (the real backend's `netns` pod
+    network: `/run/netns/kmesh<N>-<uid>`, where Envoy's admin listens on 127.0.0.1:15000 as
+    Istio's bootstrap has it), else on the pod's IP. For tests that check what a command
+    did on the Envoy itself, not through the product."""
+
+    def __init__(self, pod: dict, port: int = 15000):
+        self.pod, self.port = pod, port
+        uid = pod["metadata"]["uid"]
+        from .real.kubelet.podnetwork import NETNS_DIR
+        found = sorted(pathlib.Path(NETNS_DIR).glob(f"kmesh*-{uid}"))
+        self.netns = found[0] if found else None
+
+    @property
+    def host(self) -> str:
+        """The address the pod's own Envoy names its admin by."""
+        return "127.0.0.1" if self.netns else self.pod["status"]["podIP"]
+
+    def connect(self, timeout: float = 5.0):
+        import socket
+        import threading
+        if self.netns is None:
+            return socket.create_connection((self.pod["status"]["podIP"], self.port), timeout)
+        from .real.kubelet.podnetwork import setns
+        result: dict = {}
+
+        def dial() -> None:  # setns acts on this thread only; the socket stays in there
+            try:
+                fd = os.open(self.netns, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    setns(fd)
+                finally:
+                    os.close(fd)
+                result["sock"] = socket.create_connection(("127.0.0.1", self.port), timeout)
+            except OSError as e:
+                result["error"] = e
+        thread = threading.Thread(target=dial, daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        return result["sock"]
+
+    def request(self, method: str, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """(status, body) of one HTTP/1.1 request."""
+        import http.client
+        port = self
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = port.connect(timeout)
+
+        conn = Connection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def get(self, path: str) -> bytes:
+        return self._ok("GET", path)
+
+    def post(self, path: str) -> bytes:
+        return self._ok("POST", path)
+
+    def _ok(self, method: str, path: str) -> bytes:
+        status, body = self.request(method, path)
+        if status != 200:
+            raise RuntimeError(f"{method} {path} on pod {self.pod['metadata']['name']} port "
+                               f"{self.port}: {status} {body[:200]!r}")
+        return body

@@ -1,5 +1,6 @@
 """`kubectl mesh admin` end to end: real kubectl, the sandbox, real Envoys. What Envoy did is
-checked on the Envoys themselves (their admin port on the pod IP), not through the plugin."""
+checked on the Envoys themselves (their admin port as a node-local tool reaches it:
+`sandbox.testing.PodPort`), not through the plugin."""
 
 from __future__ import annotations
 
@@ -11,42 +12,44 @@ import signal
 import subprocess
 
 import pytest
-import requests
+
+from sandbox.testing import PodPort
 
 CATALOG = ("deploy/catalog", "-n", "istioinaction")
 V2 = ("deploy/catalog-v2", "-n", "istioinaction")
 
 
-def _ips(sandbox, selector: str) -> dict[str, str]:
-    """{pod ref: pod IP} of the Running pods of `selector` in istioinaction, by name."""
-    return {f"{p['metadata']['name']}.istioinaction": p["status"]["podIP"]
+def _admins(sandbox, selector: str) -> dict[str, PodPort]:
+    """{pod ref: its Envoy's admin port} of the Running pods of `selector` in istioinaction,
+    by name."""
+    return {f"{p['metadata']['name']}.istioinaction": PodPort(p, 15000)
             for p in sorted(sandbox.pods("istioinaction", selector),
                             key=lambda p: p["metadata"]["name"])
             if p["status"].get("phase") == "Running"}
 
 
-def _live(ip: str) -> int:
+def _live(admin: PodPort) -> int:
     """Envoy's `server.live` gauge: 0 after /healthcheck/fail, 1 after /healthcheck/ok."""
-    text = requests.get(f"http://{ip}:15000/stats?filter=^server\\.live$", timeout=5).text
+    text = admin.get("/stats?filter=^server\\.live$").decode()
     return int(text.split(":")[1])
 
 
 @pytest.fixture
 def v2(sandbox):
     """catalog-v2's two pods, healthy again afterwards whatever the test did."""
-    pods = _ips(sandbox, "app=catalog,version=v2")
+    pods = _admins(sandbox, "app=catalog,version=v2")
     assert len(pods) == 2
     yield pods
-    for ip in pods.values():
-        requests.post(f"http://{ip}:15000/healthcheck/ok", timeout=5)
+    for admin in pods.values():
+        admin.post("/healthcheck/ok")
 
 
 def test_a_read_into_a_pipe_is_envoys_answer_byte_for_byte(mesh, sandbox):
-    (ip,) = _ips(sandbox, "app=catalog,version=v1").values()
+    (admin,) = _admins(sandbox, "app=catalog,version=v1").values()
     out = subprocess.run(mesh.argv("admin", *CATALOG, "/help"), capture_output=True,
                          env=mesh.env(), timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == requests.get(f"http://{ip}:15000/help", timeout=5).content
+    assert out.stdout == admin.get("/help")
     assert out.stderr == b""
 
 
@@ -98,46 +101,45 @@ def test_all_pods_prints_each_answer_under_a_header(mesh, v2):
     parts = re.split(r"^==> (\S+) <==\n", out.stdout, flags=re.M)
     assert parts[0] == ""
     assert parts[1::2] == list(v2)
-    expected = requests.get(f"http://{next(iter(v2.values()))}:15000/hot_restart_version",
-                            timeout=5).text
+    expected = next(iter(v2.values())).get("/hot_restart_version").decode()
     assert [p.rstrip("\n") for p in parts[2::2]] == [expected.rstrip("\n")] * 2
 
 
 def test_a_change_needs_allow_write_and_nothing_is_sent_without(mesh, sandbox):
-    (ip,) = _ips(sandbox, "app=catalog,version=v1").values()
+    (admin,) = _admins(sandbox, "app=catalog,version=v1").values()
     out = mesh("admin", *CATALOG, "/healthcheck/fail")
     assert out.returncode == 2
     assert out.stderr == ("error: /healthcheck/fail changes the proxy (cause the server to fail "
                           "health checks); nothing was sent (add --allow-write to POST it)\n")
-    assert _live(ip) == 1
+    assert _live(admin) == 1
     out = mesh("admin", *CATALOG, "/quitquitquit")
     assert out.returncode == 2 and "nothing was sent" in out.stderr
-    assert requests.get(f"http://{ip}:15000/ready", timeout=5).status_code == 200
+    assert admin.request("GET", "/ready")[0] == 200
 
 
 def test_allow_write_posts_and_says_so_first(mesh, sandbox):
-    (ref, ip), = _ips(sandbox, "app=catalog,version=v1").items()
+    (ref, admin), = _admins(sandbox, "app=catalog,version=v1").items()
     try:
         out = mesh("admin", *CATALOG, "/healthcheck/fail", "--allow-write")
         assert out.returncode == 0, out.stderr
         assert out.stderr == f"POST /healthcheck/fail to {ref}: cause the server to fail " \
                              "health checks\n"
         assert out.stdout == "OK\n"
-        assert _live(ip) == 0
+        assert _live(admin) == 0
         assert mesh("admin", *CATALOG, "/healthcheck/ok", "--allow-write").returncode == 0
-        assert _live(ip) == 1
+        assert _live(admin) == 1
     finally:
-        requests.post(f"http://{ip}:15000/healthcheck/ok", timeout=5)
+        admin.post("/healthcheck/ok")
 
 
 def test_a_change_to_a_workload_of_several_pods_needs_all_pods(mesh, v2):
     out = mesh("admin", *V2, "/healthcheck/fail", "--allow-write")
     assert out.returncode == 2
     assert "deploy/catalog-v2 has 2 pods" in out.stderr and "--all-pods" in out.stderr
-    assert [_live(ip) for ip in v2.values()] == [1, 1]
+    assert [_live(admin) for admin in v2.values()] == [1, 1]
     out = mesh("admin", *V2, "/healthcheck/fail", "--allow-write", "--all-pods")
     assert out.returncode == 0, out.stderr
-    assert [_live(ip) for ip in v2.values()] == [0, 0]
+    assert [_live(admin) for admin in v2.values()] == [0, 0]
     assert out.stdout.count("OK\n") == 2 and out.stdout.count("==> ") == 2
 
 
@@ -154,7 +156,7 @@ def test_no_pod_is_changed_when_one_cannot_be_reached(mesh, sandbox, v2):
         os.kill(envoy, signal.SIGCONT)
     assert out.returncode == 5, out.stderr
     assert refs[1] in out.stderr and "POST" not in out.stderr
-    assert [_live(ip) for ip in v2.values()] == [1, 1]
+    assert [_live(admin) for admin in v2.values()] == [1, 1]
 
 
 @pytest.mark.parametrize("path, code, message", [
@@ -165,7 +167,7 @@ def test_no_pod_is_changed_when_one_cannot_be_reached(mesh, sandbox, v2):
     ("/config_dump?name_regex=(", 2, "answered 400 to GET /config_dump?name_regex=("),
 ], ids=["unknown-endpoint", "unknown-resource", "bad-regex"])
 def test_envoy_refusing_is_one_line_with_its_text(mesh, sandbox, path, code, message):
-    (ref,) = _ips(sandbox, "app=catalog,version=v1")
+    (ref,) = _admins(sandbox, "app=catalog,version=v1")
     out = mesh("admin", *CATALOG, path)
     assert out.returncode == code, out.stderr
     assert out.stdout == ""
@@ -174,13 +176,13 @@ def test_envoy_refusing_is_one_line_with_its_text(mesh, sandbox, path, code, mes
 
 
 def test_a_bad_logging_level_changes_nothing(mesh, sandbox):
-    (ip,) = _ips(sandbox, "app=catalog,version=v1").values()
-    before = requests.post(f"http://{ip}:15000/logging", timeout=5).text
+    (admin,) = _admins(sandbox, "app=catalog,version=v1").values()
+    before = admin.post("/logging").decode()
     out = mesh("admin", *CATALOG, "/logging?level=loud", "--allow-write")
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1].endswith(
         "answered 400 to POST /logging?level=loud: error: unknown logger level")
-    assert requests.post(f"http://{ip}:15000/logging", timeout=5).text == before
+    assert admin.post("/logging").decode() == before
 
 
 @pytest.mark.parametrize("args, code, message", [

@@ -7,6 +7,8 @@ import json
 
 import yaml
 
+from sandbox.testing import PodPort
+
 GW = ("deploy/istio-ingressgateway", "-n", "istio-system")
 CATALOG = ("deploy/catalog", "-n", "istioinaction")
 
@@ -27,7 +29,8 @@ def test_bootstrap_of_a_sidecar_names_its_node_admin_and_xds_server(mesh, sandbo
     rows = labelled(out.stdout)
     assert rows["Node ID"] == [f"sidecar~{ip}~{name}.istioinaction~istioinaction.svc.cluster.local"]
     assert rows["Cluster"] == ["catalog.istioinaction"]
-    assert rows["Admin"] == [f"{ip}:15000"]
+    # the pod's own Envoy's admin address: its pod IP, or 127.0.0.1 in a pod network namespace
+    assert rows["Admin"] == [f"{PodPort(pod, 15000).host}:15000"]
     assert rows["Envoy Version"][0].startswith("1.40.0/")
     data = json.loads(mesh("bootstrap", f"pod/{name}", "-n", "istioinaction", "-o", "json").stdout)
     boot = data["bootstrap"]

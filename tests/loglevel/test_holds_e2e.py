@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from sandbox.testing import PodPort
+
 from .conftest import envoy_levels
 
 # In the slow matrix (`make test-fast` leaves it out): overlapping --for runs wait out their
@@ -55,12 +57,13 @@ class Run:
 
 @pytest.fixture
 def gateway(sandbox, mesh):
-    """(pod ref, pod IP) of the gateway; its levels are back at warning afterwards."""
+    """(pod ref, its Envoy's admin port) of the gateway; its levels are back at warning
+    afterwards."""
     (pod,) = sandbox.pods("istio-system", "app=istio-ingressgateway")
-    ip = pod["status"]["podIP"]
-    before = envoy_levels(ip)
+    admin = PodPort(pod, 15000)
+    before = envoy_levels(admin)
     assert set(before.values()) == {"warning"}
-    yield f"{pod['metadata']['name']}.istio-system", ip
+    yield f"{pod['metadata']['name']}.istio-system", admin
     for key in hold_notes(sandbox):
         sandbox.kubectl("annotate", "pod", "-n", "istio-system", pod["metadata"]["name"],
                         f"{key}-")
@@ -76,7 +79,7 @@ def hold_notes(sandbox) -> dict[str, dict]:
 def test_overlapping_for_runs_end_at_the_levels_from_before_the_first(sandbox, mesh, gateway):
     """A (`http:debug --for 10s`), then B (`http:trace --for 15s`): A ends first, sees http is
     no longer the debug it set and leaves it; B ends at warning, the level before A."""
-    ref, ip = gateway
+    ref, admin = gateway
     a = Run(mesh, *GW, "--level", "http:debug", "--for", "10s")
     b = None
     try:
@@ -85,17 +88,17 @@ def test_overlapping_for_runs_end_at_the_levels_from_before_the_first(sandbox, m
         b = Run(mesh, *GW, "--level", "http:trace", "--for", "15s")
         b.wait_for_countdown()
         assert a.proc.poll() is None, "A ended before B started: the runs did not overlap"
-        assert envoy_levels(ip)["http"] == "trace"
+        assert envoy_levels(admin)["http"] == "trace"
         notes_of_both = hold_notes(sandbox)
         assert a.wait() == 0, a.stderr()
-        http_after_a = envoy_levels(ip)["http"]
+        http_after_a = envoy_levels(admin)["http"]
         notes_of_b = hold_notes(sandbox)
         assert b.wait() == 0, b.stderr()
     finally:
         a.kill()
         if b is not None:
             b.kill()
-    assert set(envoy_levels(ip).values()) == {"warning"}, b.stderr()
+    assert set(envoy_levels(admin).values()) == {"warning"}, b.stderr()
     assert http_after_a == "trace", a.stderr()  # A did not undo what B set
     assert f"note: {ref} is held by another loglevel --for: http:debug by " in b.stderr()
     assert f"{ref}: left http at trace: changed by someone else since this hold set " \
@@ -112,7 +115,7 @@ def test_overlapping_for_runs_end_at_the_levels_from_before_the_first(sandbox, m
 def test_a_shorter_second_run_hands_back_to_the_first(sandbox, mesh, gateway):
     """A (`http:debug --for 15s`), then B (`http:trace --for 3s`): B ends at A's debug while
     A lasts, then A ends at warning."""
-    ref, ip = gateway
+    ref, admin = gateway
     a = Run(mesh, *GW, "--level", "http:debug", "--for", "15s")
     try:
         a.wait_for_countdown()
@@ -120,18 +123,18 @@ def test_a_shorter_second_run_hands_back_to_the_first(sandbox, mesh, gateway):
         assert b.returncode == 0, b.stderr
         assert a.proc.poll() is None, "A ended before B: the runs did not overlap"
         assert f"{ref}: http trace→debug (restored)\n" in b.stderr
-        assert envoy_levels(ip)["http"] == "debug"
+        assert envoy_levels(admin)["http"] == "debug"
         assert a.wait() == 0, a.stderr()
         assert f"{ref}: http debug→warning (restored)\n" in a.stderr()
     finally:
         a.kill()
-    assert set(envoy_levels(ip).values()) == {"warning"}
+    assert set(envoy_levels(admin).values()) == {"warning"}
     assert hold_notes(sandbox) == {}
 
 
 def test_a_killed_run_leaves_a_hold_that_listing_shows_and_restore_abandoned_finishes(
         sandbox, mesh, gateway):
-    ref, ip = gateway
+    ref, admin = gateway
     run = Run(mesh, *GW, "--level", "http:debug,router:trace", "--for", "5m")
     try:
         run.wait_for_countdown()
@@ -139,7 +142,7 @@ def test_a_killed_run_leaves_a_hold_that_listing_shows_and_restore_abandoned_fin
         assert run.wait() == -signal.SIGKILL
     finally:
         run.kill()
-    levels = envoy_levels(ip)
+    levels = envoy_levels(admin)
     assert (levels["http"], levels["router"]) == ("debug", "trace")  # what kill -9 leaves
 
     listed = mesh("loglevel", *GW)
@@ -152,7 +155,7 @@ def test_a_killed_run_leaves_a_hold_that_listing_shows_and_restore_abandoned_fin
     assert done.returncode == 0, done.stderr
     assert f"{ref}: http debug→warning; router trace→warning (restored)\n" in done.stderr
     assert done.stderr.endswith("finished 1 abandoned hold\n")
-    assert set(envoy_levels(ip).values()) == {"warning"}
+    assert set(envoy_levels(admin).values()) == {"warning"}
     assert hold_notes(sandbox) == {}
 
     again = mesh("loglevel", *GW, "--restore-abandoned")
@@ -161,7 +164,7 @@ def test_a_killed_run_leaves_a_hold_that_listing_shows_and_restore_abandoned_fin
 
 def test_without_patch_permission_the_hold_warns_once_and_still_restores(
         sandbox, mesh, gateway):
-    ref, ip = gateway
+    ref, admin = gateway
     with sandbox.denied("patch pods@istio-system"):
         out = mesh("loglevel", *GW, "--level", "http:debug,router:debug", "--for", "1s")
     assert out.returncode == 0, out.stderr
@@ -169,5 +172,5 @@ def test_without_patch_permission_the_hold_warns_once_and_still_restores(
     assert len(warnings) == 1 and warnings[0].startswith(
         "warning: cannot patch pods in namespace istio-system"), out.stderr
     assert "restored the previous levels on 1 pod" in out.stderr
-    assert set(envoy_levels(ip).values()) == {"warning"}
+    assert set(envoy_levels(admin).values()) == {"warning"}
     assert hold_notes(sandbox) == {}

@@ -3,6 +3,7 @@ is checked on the Envoys themselves (`POST /logging` on each pod IP), not throug
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 
 import pytest
 import requests
+
+from sandbox.testing import PodPort
 
 from .conftest import all_levels, envoy_levels
 
@@ -19,58 +22,60 @@ V2 = ("deploy/catalog-v2", "-n", "istioinaction")
 
 @pytest.fixture(scope="module")
 def three_replicas(sandbox):
-    """catalog-v2 scaled to 3 ready replicas: {pod ref: pod IP}."""
+    """catalog-v2 scaled to 3 ready replicas: {pod ref: its Envoy's admin port}."""
     sandbox.kubectl("scale", "deploy/catalog-v2", "-n", "istioinaction", "--replicas", "3")
 
     def ready():
         pods = sandbox.pods("istioinaction", "version=v2")
         ok = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
                                      for c in p["status"].get("conditions", []))]
-        return len(ok) == 3 and {f"{p['metadata']['name']}.istioinaction": p["status"]["podIP"]
+        return len(ok) == 3 and {f"{p['metadata']['name']}.istioinaction": PodPort(p, 15000)
                                  for p in ok}
 
     pods = sandbox.wait_for(ready, timeout=60, what="3 ready catalog-v2 replicas")
-    for ip in pods.values():
-        sandbox.wait_for(lambda: _answers(ip), timeout=30, what=f"Envoy on {ip}")
+    for admin in pods.values():
+        sandbox.wait_for(lambda: _answers(admin), timeout=30,
+                         what=f"Envoy of {admin.pod['metadata']['name']}")
     return pods
 
 
-def _answers(ip):
+def _answers(admin):
     try:
-        return bool(envoy_levels(ip))
-    except requests.RequestException:
+        return bool(envoy_levels(admin))
+    except (OSError, RuntimeError, http.client.HTTPException):
         return False
 
 
-def _gateway_ip(sandbox):
-    return sandbox.pod_ip("istio-system", "app=istio-ingressgateway")
+def _gateway(sandbox) -> PodPort:
+    (pod,) = sandbox.pods("istio-system", "app=istio-ingressgateway")
+    return PodPort(pod, 15000)
 
 
 def test_one_pod_list_set_and_debug_lines_in_its_log(mesh, sandbox):
-    ip = _gateway_ip(sandbox)
+    admin = _gateway(sandbox)
     listed = mesh("loglevel", *GW)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["LOGGER", "LEVEL"]
-    assert dict(line.split() for line in lines[1:]) == envoy_levels(ip)
+    assert dict(line.split() for line in lines[1:]) == envoy_levels(admin)
 
     out = mesh("loglevel", *GW, "--level", "http:debug")
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""  # data only on stdout; the change is told on stderr
     pod = next(iter(p for p in all_levels(sandbox) if p.startswith("istio-ingressgateway")))
     assert out.stderr == f"{pod}: http warning→debug\n"
-    levels = envoy_levels(ip)
+    levels = envoy_levels(admin)
     assert levels["http"] == "debug" and levels["router"] == "warning"
 
-    requests.get(f"http://{ip}:8080/items", headers={"Host": "catalog.istioinaction.io"},
-                 timeout=5)
+    requests.get(f"http://{admin.pod['status']['podIP']}:8080/items",
+                 headers={"Host": "catalog.istioinaction.io"}, timeout=5)
     sandbox.wait_for(lambda: "\tdebug\tenvoy http " in sandbox.kubectl(
         "logs", "-n", "istio-system", "deploy/istio-ingressgateway").stdout,
         timeout=10, what="http debug lines in the gateway's log")
 
 
 def test_reset_uses_the_injector_configmap_then_falls_back_to_warning(mesh, sandbox):
-    ip = _gateway_ip(sandbox)
+    admin = _gateway(sandbox)
     mesh("loglevel", *GW, "--level", "router:trace")
     # `kubectl create configmap` sends protobuf, which the sandbox's API server refuses;
     # apply sends JSON.
@@ -84,14 +89,14 @@ def test_reset_uses_the_injector_configmap_then_falls_back_to_warning(mesh, sand
         assert out.stderr.splitlines()[0] == (
             "resetting to the mesh default level info (global.proxy.logLevel in configmap "
             "istio-system/istio-sidecar-injector)")
-        assert set(envoy_levels(ip).values()) == {"info"}
+        assert set(envoy_levels(admin).values()) == {"info"}
     finally:
         sandbox.kubectl("delete", "configmap", "istio-sidecar-injector", "-n", "istio-system")
     out = mesh("loglevel", *GW, "--reset")
     assert out.returncode == 0, out.stderr
     assert "resetting to the mesh default level warning (Istio's default: there is no " \
            "configmap istio-system/istio-sidecar-injector)" in out.stderr
-    assert set(envoy_levels(ip).values()) == {"warning"}
+    assert set(envoy_levels(admin).values()) == {"warning"}
 
 
 def test_reset_when_configmaps_are_forbidden_says_so(mesh, sandbox):
@@ -107,8 +112,8 @@ def test_three_replicas_set_list_and_differing_pod(mesh, sandbox, three_replicas
     assert out.returncode == 0, out.stderr
     assert sorted(out.stderr.splitlines()) == sorted(
         f"{ref}: all 73 loggers warning→debug" for ref in three_replicas)
-    for ip in three_replicas.values():
-        assert set(envoy_levels(ip).values()) == {"debug"}
+    for admin in three_replicas.values():
+        assert set(envoy_levels(admin).values()) == {"debug"}
 
     odd = sorted(three_replicas)[1]
     assert mesh("loglevel", odd, "--level", "http=trace").returncode == 0
@@ -130,8 +135,8 @@ def test_three_replicas_set_list_and_differing_pod(mesh, sandbox, three_replicas
     assert http_row == {p: ("trace" if p == odd else "debug") for p in pods}
 
     assert mesh("loglevel", *V2, "--reset").returncode == 0
-    for ip in three_replicas.values():
-        assert set(envoy_levels(ip).values()) == {"warning"}
+    for admin in three_replicas.values():
+        assert set(envoy_levels(admin).values()) == {"warning"}
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -159,8 +164,8 @@ def test_for_restores_each_pods_exact_previous_levels(mesh, sandbox, three_repli
                             env=mesh.env())
     try:
         _wait_for_countdown(proc)
-        for ip in three_replicas.values():
-            assert set(envoy_levels(ip).values()) == {"debug"}
+        for admin in three_replicas.values():
+            assert set(envoy_levels(admin).values()) == {"debug"}
         started = time.monotonic()
         rest = proc.stderr.read()
         assert proc.wait(timeout=30) == 0, rest
@@ -190,7 +195,7 @@ def test_signal_during_for_restores(mesh, sandbox, three_replicas, sig, code):
                             env=mesh.env())
     try:
         _wait_for_countdown(proc)
-        assert {envoy_levels(ip)["http"] for ip in three_replicas.values()} == {"trace"}
+        assert {envoy_levels(admin)["http"] for admin in three_replicas.values()} == {"trace"}
         proc.send_signal(sig)  # kubectl exec()s the plugin: this pid is the plugin
         rest = proc.stderr.read()
         assert proc.wait(timeout=30) == code, rest
@@ -263,5 +268,4 @@ def test_replica_unreachable_mid_change_rolls_back_the_others(sandbox, three_rep
     # What the warning is about: the stopped Envoy runs the request it had queued.
     sandbox.wait_for(lambda: envoy_levels(three_replicas[victim])["http"] == "debug",
                      timeout=10, what="the queued change applied after SIGCONT")
-    requests.post(f"http://{three_replicas[victim]}:15000/logging",
-                  params={"paths": "http:warning,router:warning"}, timeout=5)
+    three_replicas[victim].post("/logging?paths=http:warning,router:warning")
