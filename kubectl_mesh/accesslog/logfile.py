@@ -18,24 +18,31 @@ collects as before.
 from __future__ import annotations
 
 import bisect
+import codecs
 import contextlib
 import gc
 import itertools
+import json
+import operator
 import os
 import tempfile
 from array import array
 from datetime import datetime
-from operator import attrgetter
-from typing import IO, Callable, Iterator
+from operator import attrgetter, methodcaller
+from typing import IO, Callable, Iterable, Iterator
 
 from kubectl_mesh import output
+from kubectl_mesh.accesslog.jsonitems import SEPARATOR, JsonItems
 from kubectl_mesh.accesslog.parser import ParseStats, parse_lines
-from kubectl_mesh.accesslog.record import AccessLogRecord
-from kubectl_mesh.accesslog.render import REQUEST_HEADERS, REQUEST_WIDE_EXTRA, request_columns
+from kubectl_mesh.accesslog.record import FIELDS, AccessLogRecord, format_time
+from kubectl_mesh.accesslog.render import (REQUEST_HEADERS, REQUEST_WIDE_EXTRA, CellCache,
+                                           request_cell_caches, request_columns)
 
 GAP = 3  # = render.write_requests
-BATCH = 4096  # requests rendered before their text is spilled
-CELL = "\x1f"  # between a row's cells in the spill (request_columns escapes control characters)
+BATCH = 1024  # requests rendered before their text is spilled
+# After each table cell and each JSON value in the spill: request_columns escapes control
+# characters in cells, and JSON escapes them in strings, so it cannot occur inside one.
+CELL = "\x1f"
 COPY = 1 << 20
 
 
@@ -46,21 +53,18 @@ class _Spill:
     def __init__(self, f: IO[bytes]):
         self.f = f
         self.offsets = array("q", [0])
-        self.size = 0
 
-    def add(self, texts: list[str]) -> None:
-        """Append texts (one per request), recording where each starts."""
-        data = [t.encode() for t in texts]
-        offsets, size = self.offsets, self.size
-        for chunk in data:
-            size += len(chunk)
-            offsets.append(size)
-        self.size = size
-        self.f.write(b"".join(data))
+    def add(self, text: str, lengths: Iterable[int]) -> None:
+        """Append `text`, the requests' texts one after the other; `lengths` are their sizes
+        in bytes, in order."""
+        self.offsets.extend(itertools.islice(
+            itertools.accumulate(lengths, initial=self.offsets[-1]), 1, None))
+        self.f.write(text.encode())
 
-    def texts(self, order) -> Iterator[list[str]]:
-        """The requests' texts in batches: in `order` (indexes), or in spill order when
-        None (then read in large blocks, each cut after its last whole request)."""
+    def blocks(self, order) -> Iterator[bytes]:
+        """The requests' texts (UTF-8), several whole ones at a time: in `order` (indexes),
+        or in spill order when None (then read in large blocks, each cut after its last
+        whole request)."""
         self.f.flush()
         offsets = self.offsets
         if order is None:
@@ -72,18 +76,15 @@ class _Spill:
                 if not more:
                     raise OSError("the temporary file of rendered requests was cut short")
                 block = rest + more
-                end = position + len(block)
-                first = i
-                i = bisect.bisect_right(offsets, end, lo=i) - 1
+                i = bisect.bisect_right(offsets, position + len(block), lo=i) - 1
                 cut = offsets[i] - position
-                yield [block[offsets[k] - position:offsets[k + 1] - position].decode()
-                       for k in range(first, i)]
+                yield block[:cut]
                 rest, position = block[cut:], offsets[i]
             return
         fd = self.f.fileno()
         for at in range(0, len(order), BATCH):
-            yield [os.pread(fd, offsets[k + 1] - offsets[k], offsets[k]).decode()
-                   for k in order[at:at + BATCH]]
+            yield b"".join([os.pread(fd, offsets[k + 1] - offsets[k], offsets[k])
+                            for k in order[at:at + BATCH]])
 
 
 def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None:
@@ -98,7 +99,8 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
     widths = [len(h) for h in headers]
     flags: set[str] = set()
     starts = array("d")
-    render = _row_text(wide, widths, flags) if table else _data_text(fmt)
+    render = _row_text(wide, widths, flags) if table else \
+        _data_text(JsonItems() if fmt == "json" else _yaml_items)
     # text mode decodes in C (the parser's own generator would decode line by line);
     # newline="\n" splits and keeps lines exactly as reading bytes does
     with open(path, encoding="utf-8", errors="replace", newline="\n") as f, \
@@ -109,21 +111,22 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
             matching = filter(opts.record_filter.matches, matching)
         with _no_cycle_collection():
             while batch := list(itertools.islice(matching, BATCH)):
-                if not render(batch, spill, starts):
+                if not render(batch, spill):
                     return None
+                starts.extend(map(datetime.timestamp, map(attrgetter("start_time"), batch)))
         if not starts and table:
             return 0
         order = None if _ascending(starts) else sorted(range(len(starts)),
                                                           key=starts.__getitem__)
-        batches = spill.texts(order)
+        blocks = spill.blocks(order)
         if table:
-            _write_table(stdout, headers, widths, batches)
+            _write_table(stdout, headers, widths, blocks)
             from kubectl_mesh.accesslog.flaglegend import write_legend
             write_legend(stdout, flags)
         elif fmt == "json":
-            _write_json(stdout, batches)
+            _write_json(stdout, blocks)
         else:
-            _write_yaml(stdout, batches)
+            _write_yaml(stdout, blocks)
     return len(starts)
 
 
@@ -143,75 +146,106 @@ def _no_cycle_collection():
 
 
 def _ascending(starts: array) -> bool:
-    return all(a <= b for a, b in zip(starts, starts[1:]))
+    return all(map(operator.le, starts, itertools.islice(starts, 1, None)))
+
+
+def _cells(block: str, width: int) -> Iterator[tuple[str, ...]]:
+    """The requests of a spilled block, each as its `width` cells (each cell followed by
+    CELL in the block; split and grouped in C)."""
+    return zip(*[iter(block.split(CELL))] * width)
 
 
 def _row_text(wide: bool, widths: list[int], flags: set[str]) -> Callable:
-    """Renders a batch of records as table rows into the spill, widening `widths` and
-    collecting the response flags; False when a cell is not plain ASCII."""
+    """Renders a batch of records as table rows into the spill (each cell followed by
+    CELL), widening `widths` and collecting the response flags; False when a cell is not
+    plain ASCII."""
+    caches = request_cell_caches()
 
-    def render(batch: list[AccessLogRecord], spill: _Spill, starts: array) -> bool:
-        columns = request_columns(batch, wide)
-        texts = list(map(CELL.join, zip(*columns)))
-        if not "".join(texts).isascii():
+    def render(batch: list[AccessLogRecord], spill: _Spill) -> bool:
+        columns = request_columns(batch, wide, caches)
+        texts = list(map(CELL.join, zip(*columns, itertools.repeat(""))))
+        text = "".join(texts)
+        if not text.isascii():
             return False  # wide characters: the table writer measures them (tabulate)
         for i, column in enumerate(columns):
             longest = max(map(len, column))
             if longest > widths[i]:
                 widths[i] = longest
         flags.update(itertools.chain.from_iterable(map(attrgetter("response_flags"), batch)))
-        starts.extend(map(datetime.timestamp, map(attrgetter("start_time"), batch)))
-        spill.add(texts)
+        spill.add(text, map(len, texts))  # ASCII: as many bytes as characters
         return True
 
     return render
 
 
-def _data_text(fmt: str) -> Callable:
-    """Renders a batch of records as JSON list items or YAML block-list items."""
-    if fmt == "json":
-        def text(record: AccessLogRecord) -> str:
-            return output.json_value(record.to_dict(), "\n  ")
-    else:
-        def text(record: AccessLogRecord) -> str:
-            return output.to_yaml([record.to_dict()])
+def _yaml_items(batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
+    """YAML block-list items, and their sizes in bytes."""
+    items = [output.to_yaml([r.to_dict()]) for r in batch]
+    return "".join(items), map(len, map(str.encode, items))
 
-    def render(batch: list[AccessLogRecord], spill: _Spill, starts: array) -> bool:
-        starts.extend(map(datetime.timestamp, map(attrgetter("start_time"), batch)))
-        spill.add([text(r) for r in batch])
+
+def _data_text(texts: Callable) -> Callable:
+    """Renders a batch of records into the spill with `texts` (`JsonItems`, or
+    `_yaml_items`), which gives their text and each one's size in bytes, or None when it
+    refuses the batch."""
+
+    def render(batch: list[AccessLogRecord], spill: _Spill) -> bool:
+        rendered = texts(batch)
+        if rendered is None:
+            return False
+        spill.add(*rendered)
         return True
 
     return render
 
 
-def _write_table(out: IO[str], headers, widths: list[int], batches) -> None:
+def _write_table(out: IO[str], headers, widths: list[int], blocks) -> None:
     """What `output.render_table` writes for these cells when they are plain ASCII."""
     # every column but the last padded to its width plus the gap, trailing spaces dropped
     # (printf-style: a fifth cheaper than str.format per row)
     line = "".join(f"%-{w + GAP}s" for w in widths[:-1]) + "%s"
     out.write((line % tuple(headers)).rstrip() + "\n")
-    for texts in batches:
-        if texts:
-            out.write("\n".join([(line % tuple(row.split(CELL))).rstrip() for row in texts])
+    for block in blocks:
+        if block:
+            out.write("\n".join(map(str.rstrip, map(line.__mod__,
+                                                    _cells(block.decode(), len(widths)))))
                       + "\n")
 
 
-def _write_json(out: IO[str], batches) -> None:
-    """What `output.write_json` writes for the list of the records' dicts."""
-    first = True
-    for texts in batches:
-        if texts:
-            out.write(("[\n  " if first else ",\n  ") + ",\n  ".join(texts))
-            first = False
-    out.write("[]\n" if first else "\n]\n")
+def _write_json(out: IO[str], blocks) -> None:
+    """What `output.write_json` writes for the list of the records' dicts: the items
+    (each followed by SEPARATOR) as they are, the last one's SEPARATOR dropped."""
+    blocks = filter(None, blocks)  # a block read may hold no whole request
+    block = next(blocks, b"")
+    if not block:
+        out.write("[]\n")
+        return
+    write = _writer(out)
+    write(b"[\n  ")
+    for following in blocks:
+        write(block)
+        block = following
+    write(block[:-len(SEPARATOR)] + b"\n]\n")
 
 
-def _write_yaml(out: IO[str], batches) -> None:
+def _writer(out: IO[str]) -> Callable[[bytes], object]:
+    """Writes UTF-8 bytes to `out`: to its binary buffer when it has one and encodes in
+    UTF-8 (a terminal, a pipe, a file), so that nothing is decoded only to be encoded
+    again; otherwise decoded."""
+    buffer = getattr(out, "buffer", None)
+    encoding = getattr(out, "encoding", None)
+    if buffer is not None and encoding and codecs.lookup(encoding).name == "utf-8":
+        out.flush()
+        return buffer.write
+    return lambda data: out.write(data.decode())
+
+
+def _write_yaml(out: IO[str], blocks) -> None:
     """What `output.to_yaml` writes for the list: a block list is its items one by one."""
     first = True
-    for texts in batches:
-        if texts:
-            out.write("".join(texts))
+    for block in blocks:
+        if block:
+            out.write(block.decode())
             first = False
     if first:
         out.write(output.to_yaml([]))

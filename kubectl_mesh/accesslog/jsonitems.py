@@ -1,0 +1,139 @@
+"""Access-log records as the items of the JSON list `-o json` writes, a batch at a time.
+
+`output.json_value(record.to_dict(), "\\n  ")` – a dict and ~30 Python calls per record –
+cost more than parsing the record. Here a whole batch is one `%` format of the item text
+repeated once per record, its arguments the records' values in one flat list (read by one
+C-level attribute getter): strings go between the template's quotes as they are when none
+in the batch needs escaping (the common case: one check over them all joined), otherwise
+each value is encoded by json's C encoder first. The text is byte for byte what
+`output.write_json` writes for `[r.to_dict() for r in records]` (tests/accesslog).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import operator
+from operator import attrgetter, methodcaller
+from typing import Iterable
+
+from kubectl_mesh import output
+from kubectl_mesh.accesslog.record import FIELDS, AccessLogRecord
+from kubectl_mesh.accesslog.render import CellCache
+
+SEPARATOR = ",\n  "  # after every item (the last one's is dropped when it is written)
+
+_WIDTH = len(FIELDS)
+_TIME, _FLAGS = FIELDS.index("start_time"), FIELDS.index("response_flags")
+_INTS = tuple(FIELDS.index(n) for n in ("response_code", "bytes_received", "bytes_sent",
+                                        "duration"))
+_SERVICE_TIME = FIELDS.index("upstream_service_time")  # an integer or None
+_TEXTS = tuple(i for i in range(_WIDTH) if i not in (_TIME, _FLAGS, _SERVICE_TIME, *_INTS))
+# A text's None in the plain template: its slot '"%s"' becomes '""""', which nothing else
+# writes (a value holds no quote there) and which is as long as the `null` it becomes.
+_UNSET = {None: '""'}
+_NULL = {None: "null"}
+_NONE_TYPE = type(None)
+_encode_string = json.encoder.encode_basestring
+# the isoformat of a time to milliseconds, cut after them: format_time's `[:23] + "Z"`
+_TIME_SLOT = '"%.23sZ"'
+_TIME_LENGTH = len("2026-11-26T03:22:27.520")
+_ISO_MILLISECONDS = methodcaller("isoformat", "T", "milliseconds")
+
+
+def _item_template(plain: bool) -> str:
+    """A record's dict as `json_value(to_dict(), "\\n  ")` writes it, each value a `%s`
+    (the time its isoformat, cut): with `plain`, the texts between quotes (their values
+    need no escaping)."""
+    slots = ["%s"] * _WIDTH
+    slots[_TIME] = _TIME_SLOT
+    if plain:
+        for i in _TEXTS:
+            slots[i] = '"%s"'
+    return "{\n    " + ",\n    ".join(f"{_encode_string(name)}: {slot}"
+                                      for name, slot in zip(FIELDS, slots)) + "\n  }" \
+        + SEPARATOR
+
+
+_TEMPLATES = {True: _item_template(True), False: _item_template(False)}
+# an item's size without its values' (all of the time's but its first 23 characters)
+_FIXED = {plain: len(template % (("",) * _WIDTH)) + _TIME_LENGTH
+          for plain, template in _TEMPLATES.items()}
+
+
+class JsonItems:
+    """Renders batches of records as JSON list items. The records are a file's: no pod
+    names (`to_dict` would start with one), their integer fields integers (the parser's
+    `int()`) and their text fields strings or None."""
+
+    def __init__(self):
+        self.values = attrgetter(*FIELDS)
+        self.flag_lists = CellCache(lambda flags: output.json_value(list(flags), "\n    "))
+        self.encode = json.JSONEncoder(ensure_ascii=False, check_circular=False,
+                                       separators=("\x1f", ":")).encode
+        self.batch_templates: dict[tuple[bool, int], str] = {}
+
+    def __call__(self, batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
+        """The batch's items one after the other, each followed by SEPARATOR, and their
+        sizes in bytes."""
+        count = len(batch)
+        values = self._plain(batch)
+        plain = values is not None
+        if not plain:
+            values = self._encoded(batch)
+        text = self._template(plain, count) % tuple(values)
+        if plain:
+            text = text.replace('""""', "null")  # as long: the sizes stay right
+        sizes = map(len, values if text.isascii() else map(str.encode, values))
+        times = map(len, values[_TIME::_WIDTH])
+        return text, map(_FIXED[plain].__add__,
+                         map(operator.sub, map(sum, zip(*[sizes] * _WIDTH)), times))
+
+    def _flat(self, batch: list[AccessLogRecord]) -> list:
+        """The records' values one after the other, the times as their isoformat."""
+        values = list(itertools.chain.from_iterable(map(self.values, batch)))
+        values[_TIME::_WIDTH] = list(map(_ISO_MILLISECONDS, values[_TIME::_WIDTH]))
+        return values
+
+    def _plain(self, batch: list[AccessLogRecord]) -> list[str] | None:
+        """The values for the plain template, all strings; None when a text needs escaping
+        (or is not printable) or a service time is not an integer or None."""
+        values = self._flat(batch)
+        count = len(batch)
+        service = values[_SERVICE_TIME::_WIDTH]
+        if not set(map(type, service)) <= {int, _NONE_TYPE}:
+            return None  # a bool, from a JSON log: json writes it as true/false
+        values[_SERVICE_TIME::_WIDTH] = list(map(_NULL.get, service, map(str, service)))
+        for i in _INTS:
+            values[i::_WIDTH] = list(map(str, values[i::_WIDTH]))
+        flags = values[_FLAGS::_WIDTH]
+        values[_FLAGS::_WIDTH] = [""] * count  # their text has quotes of its own
+        unset = values.count(None)
+        values = list(map(_UNSET.get, values, values))
+        try:
+            joined = "".join(values)
+        except TypeError:
+            return None
+        if not joined.isprintable() or joined.count('"') != 2 * unset or "\\" in joined:
+            return None
+        values[_FLAGS::_WIDTH] = list(map(self.flag_lists.__getitem__, flags))
+        return values
+
+    def _encoded(self, batch: list[AccessLogRecord]) -> list[str]:
+        """Every value as its JSON text (json's C encoder); the flags their list's."""
+        values = self._flat(batch)
+        for i in range(_WIDTH):
+            if i == _FLAGS:
+                values[i::_WIDTH] = list(map(self.flag_lists.__getitem__, values[i::_WIDTH]))
+            elif i != _TIME:
+                values[i::_WIDTH] = self.encode(values[i::_WIDTH])[1:-1].split("\x1f")
+        return values
+
+    def _template(self, plain: bool, count: int) -> str:
+        key = (plain, count)
+        template = self.batch_templates.get(key)
+        if template is None:
+            if len(self.batch_templates) > 4:  # full batches, and the last one
+                self.batch_templates.clear()
+            template = self.batch_templates[key] = _TEMPLATES[plain] * count
+        return template
