@@ -1,13 +1,13 @@
 """`accesslog --file` against the bare parser on the same log, side by side in one run.
 
-    .venv/bin/python benchmarks/accesslog_file.py [--before REF] [--lines 1000000]
-        [--runs 3] [--log FILE]
+    .venv/bin/python benchmarks/accesslog_file.py [--before REF] [--after REF]
+        [--lines 1000000] [--runs 3] [--log FILE]
 
 The log is benchmarks/accesslog_parse.py's TEXT log (generated unless `--log` is given).
 Each round runs, as subprocesses with stdout read in full (as a pager would): the bare
 parser (`parse_lines` over the file, records dropped), then `accesslog --file LOG` and
-`accesslog --file LOG -o json` from `--before REF` (exported with `git archive`, run from
-PYTHONPATH) and from this tree. Rounds repeat `--runs` times; the medians are printed.
+`accesslog --file LOG -o json` from `--before REF` and `--after REF` (default: this tree
+as it is), each exported with `git archive` and run from PYTHONPATH. Rounds repeat `--runs` times; the medians are printed.
 CPU seconds (user + sys, from wait4) are the figure to compare on a shared machine; the
 ratio is each command's CPU over the parser's in the same round. Peak RSS is the child's.
 Prints markdown.
@@ -37,17 +37,21 @@ PARSER = ("import sys\nfrom kubectl_mesh.accesslog.parser import ParseStats, par
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", default="main")
+    ap.add_argument("--after", help="a ref to export instead of using this tree")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--log", help="an existing log to use (else generated, then removed)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="accesslog-file-"))
     try:
-        before = work / "before"
-        before.mkdir()
-        archive = subprocess.run(["git", "archive", args.before, "kubectl_mesh"], cwd=ROOT,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        trees = {"before": work / "before", "after": work / "after" if args.after else ROOT}
+        for version, ref in (("before", args.before), ("after", args.after)):
+            if ref:
+                trees[version].mkdir()
+                archive = subprocess.run(["git", "archive", ref, "kubectl_mesh"], cwd=ROOT,
+                                         capture_output=True, check=True).stdout
+                subprocess.run(["tar", "-x", "-C", str(trees[version])], input=archive,
+                               check=True)
         log = Path(args.log) if args.log else work / "text.log"
         if not args.log:
             generate(log, args.lines, mixed=False)
@@ -61,7 +65,7 @@ def main(argv=None) -> int:
         for _ in range(args.runs):
             parser_cpu = None
             for label, code, extra, version in cases:
-                path = str(before if version == "before" else ROOT)
+                path = str(trees[version or "after"])
                 if version is None:
                     wall, cpu, rss = measure([code, str(log)], path)
                     parser_cpu = cpu
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
         for (label, version), rows in results.items():
             wall, cpu, rss, ratio = (statistics.median(r[i] for r in rows) for i in range(4))
             each = ", ".join(f"{r[3]:.2f}" for r in rows)
-            name = args.before if version == "before" else ("this tree" if version else "-")
+            name = {"before": args.before, "after": args.after or "this tree"}.get(version, "-")
             print(f"| `{label}` | {name} | {wall:.1f} s | {cpu:.2f} s | {rss / 1024:.0f} MiB "
                   f"| {ratio:.2f}x ({each}) |")
     finally:

@@ -15,7 +15,7 @@ import itertools
 import json
 import operator
 from operator import attrgetter, methodcaller
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kubectl_mesh import output
 from kubectl_mesh.accesslog.record import FIELDS, AccessLogRecord
@@ -66,7 +66,8 @@ class JsonItems:
     names (`to_dict` would start with one), their integer fields integers (the parser's
     `int()`) and their text fields strings or None."""
 
-    def __init__(self):
+    def __init__(self, encoded_size: Callable[[str], int]):
+        self.encoded_size = encoded_size  # a text's size in bytes, as it will be written
         self.values = attrgetter(*FIELDS)
         self.flag_lists = CellCache(lambda flags: output.json_value(list(flags), "\n    "))
         self.encode = json.JSONEncoder(ensure_ascii=False, check_circular=False,
@@ -84,7 +85,7 @@ class JsonItems:
         text = self._template(plain, count) % tuple(values)
         if plain:
             text = text.replace('""""', "null")  # as long: the sizes stay right
-        sizes = map(len, values if text.isascii() else map(str.encode, values))
+        sizes = map(len, values) if text.isascii() else map(self.encoded_size, values)
         times = map(len, values[_TIME::_WIDTH])
         return text, map(_FIXED[plain].__add__,
                          map(operator.sub, map(sum, zip(*[sizes] * _WIDTH)), times))

@@ -50,16 +50,23 @@ class _Spill:
     """Rendered requests appended to an unlinked temporary file; `offsets[i]` is where the
     i-th starts (one more entry marks the end)."""
 
-    def __init__(self, f: IO[bytes]):
+    def __init__(self, f: IO[bytes], errors: str):
         self.f = f
+        self.errors = errors  # how the texts are encoded: `encoded_size` and `decode` agree
         self.offsets = array("q", [0])
+
+    def encoded_size(self, text: str) -> int:
+        return len(text.encode("utf-8", self.errors))
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("utf-8", self.errors)
 
     def add(self, text: str, lengths: Iterable[int]) -> None:
         """Append `text`, the requests' texts one after the other; `lengths` are their sizes
         in bytes, in order."""
         self.offsets.extend(itertools.islice(
             itertools.accumulate(lengths, initial=self.offsets[-1]), 1, None))
-        self.f.write(text.encode())
+        self.f.write(text.encode("utf-8", self.errors))
 
     def blocks(self, order) -> Iterator[bytes]:
         """The requests' texts (UTF-8), several whole ones at a time: in `order` (indexes),
@@ -99,13 +106,17 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
     widths = [len(h) for h in headers]
     flags: set[str] = set()
     starts = array("d")
-    render = _row_text(wide, widths, flags) if table else \
-        _data_text(JsonItems() if fmt == "json" else _yaml_items)
+    # -o json is written to stdout's binary buffer when it has one (then the spill is
+    # encoded as stdout encodes); otherwise any lone surrogate survives the round trip
+    binary = _binary_buffer(stdout) if fmt == "json" else None
+    errors = stdout.errors if binary is not None else "surrogatepass"
     # text mode decodes in C (the parser's own generator would decode line by line);
     # newline="\n" splits and keeps lines exactly as reading bytes does
     with open(path, encoding="utf-8", errors="replace", newline="\n") as f, \
             tempfile.TemporaryFile(prefix="kubectl-mesh-") as spill_file:
-        spill = _Spill(spill_file)
+        spill = _Spill(spill_file, errors)
+        render = _row_text(wide, widths, flags) if table else \
+            _data_text(JsonItems(spill.encoded_size) if fmt == "json" else _yaml_items)
         matching = parse_lines(f, stats)
         if not opts.record_filter.keeps_everything:
             matching = filter(opts.record_filter.matches, matching)
@@ -120,13 +131,14 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
                                                           key=starts.__getitem__)
         blocks = spill.blocks(order)
         if table:
-            _write_table(stdout, headers, widths, blocks)
+            _write_table(stdout, headers, widths, map(spill.decode, blocks))
             from kubectl_mesh.accesslog.flaglegend import write_legend
             write_legend(stdout, flags)
         elif fmt == "json":
-            _write_json(stdout, blocks)
+            _write_json(binary.write if binary is not None else
+                        lambda data: stdout.write(spill.decode(data)), blocks)
         else:
-            _write_yaml(stdout, blocks)
+            _write_yaml(stdout, map(spill.decode, blocks))
     return len(starts)
 
 
@@ -178,10 +190,10 @@ def _row_text(wide: bool, widths: list[int], flags: set[str]) -> Callable:
     return render
 
 
-def _yaml_items(batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
+def _yaml_items(batch: list[AccessLogRecord], encoded_size) -> tuple[str, Iterable[int]]:
     """YAML block-list items, and their sizes in bytes."""
     items = [output.to_yaml([r.to_dict()]) for r in batch]
-    return "".join(items), map(len, map(str.encode, items))
+    return "".join(items), map(encoded_size, items)
 
 
 def _data_text(texts: Callable) -> Callable:
@@ -190,7 +202,8 @@ def _data_text(texts: Callable) -> Callable:
     refuses the batch."""
 
     def render(batch: list[AccessLogRecord], spill: _Spill) -> bool:
-        rendered = texts(batch)
+        rendered = texts(batch) if texts is not _yaml_items else \
+            _yaml_items(batch, spill.encoded_size)
         if rendered is None:
             return False
         spill.add(*rendered)
@@ -208,19 +221,18 @@ def _write_table(out: IO[str], headers, widths: list[int], blocks) -> None:
     for block in blocks:
         if block:
             out.write("\n".join(map(str.rstrip, map(line.__mod__,
-                                                    _cells(block.decode(), len(widths)))))
+                                                    _cells(block, len(widths)))))
                       + "\n")
 
 
-def _write_json(out: IO[str], blocks) -> None:
+def _write_json(write: Callable[[bytes], object], blocks) -> None:
     """What `output.write_json` writes for the list of the records' dicts: the items
     (each followed by SEPARATOR) as they are, the last one's SEPARATOR dropped."""
     blocks = filter(None, blocks)  # a block read may hold no whole request
     block = next(blocks, b"")
     if not block:
-        out.write("[]\n")
+        write(b"[]\n")
         return
-    write = _writer(out)
     write(b"[\n  ")
     for following in blocks:
         write(block)
@@ -228,16 +240,16 @@ def _write_json(out: IO[str], blocks) -> None:
     write(block[:-len(SEPARATOR)] + b"\n]\n")
 
 
-def _writer(out: IO[str]) -> Callable[[bytes], object]:
-    """Writes UTF-8 bytes to `out`: to its binary buffer when it has one and encodes in
-    UTF-8 (a terminal, a pipe, a file), so that nothing is decoded only to be encoded
-    again; otherwise decoded."""
+def _binary_buffer(out: IO[str]):
+    """`out`'s binary buffer, flushed, when it has one and encodes in UTF-8 (a terminal, a
+    pipe, a file): bytes of the spill then need no decoding to be encoded again."""
     buffer = getattr(out, "buffer", None)
     encoding = getattr(out, "encoding", None)
-    if buffer is not None and encoding and codecs.lookup(encoding).name == "utf-8":
-        out.flush()
-        return buffer.write
-    return lambda data: out.write(data.decode())
+    if buffer is None or not encoding or codecs.lookup(encoding).name != "utf-8" or \
+            not isinstance(getattr(out, "errors", None), str):
+        return None
+    out.flush()
+    return buffer
 
 
 def _write_yaml(out: IO[str], blocks) -> None:
@@ -245,7 +257,7 @@ def _write_yaml(out: IO[str], blocks) -> None:
     first = True
     for block in blocks:
         if block:
-            out.write(block.decode())
+            out.write(block)
             first = False
     if first:
         out.write(output.to_yaml([]))
