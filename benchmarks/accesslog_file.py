@@ -7,8 +7,8 @@ The log is benchmarks/accesslog_parse.py's TEXT log (generated unless `--log` is
 Each round runs, as subprocesses with stdout read in full (as a pager would): the bare
 parser (`parse_lines` over the file, records dropped), then `accesslog --file LOG` and
 `accesslog --file LOG -o json` from `--before REF` and `--after REF` (default: this tree
-as it is), each exported with `git archive` and run from PYTHONPATH. Rounds repeat `--runs` times; the medians are printed.
-CPU seconds (user + sys, from wait4) are the figure to compare on a shared machine; the
+as it is), each exported with `git archive` and run from PYTHONPATH. Rounds repeat
+`--runs` times; the medians are printed. CPU seconds (user + sys, from wait4) are the figure to compare on a shared machine; the
 ratio is each command's CPU over the parser's in the same round. Peak RSS is the child's.
 Prints markdown.
 """

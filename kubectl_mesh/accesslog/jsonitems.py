@@ -33,6 +33,7 @@ _TEXTS = tuple(i for i in range(_WIDTH) if i not in (_TIME, _FLAGS, _SERVICE_TIM
 # writes (a value holds no quote there) and which is as long as the `null` it becomes.
 _UNSET = {None: '""'}
 _NULL = {None: "null"}
+_NO_TEXT = {None: ""}
 _NONE_TYPE = type(None)
 _encode_string = json.encoder.encode_basestring
 # the isoformat of a time to milliseconds, cut after them: format_time's `[:23] + "Z"`
@@ -41,24 +42,19 @@ _TIME_LENGTH = len("2026-11-26T03:22:27.520")
 _ISO_MILLISECONDS = methodcaller("isoformat", "T", "milliseconds")
 
 
-def _item_template(plain: bool) -> str:
+def _item_template(shape: tuple[bool, ...] | None) -> str:
     """A record's dict as `json_value(to_dict(), "\\n  ")` writes it, each value a `%s`
-    (the time its isoformat, cut): with `plain`, the texts between quotes (their values
-    need no escaping)."""
+    (the time its isoformat, cut). With a `shape` (one entry per text field: all None in
+    the batch), the texts go between quotes (their values need no escaping), or the slot
+    writes null and drops its None (`%.0s`)."""
     slots = ["%s"] * _WIDTH
     slots[_TIME] = _TIME_SLOT
-    if plain:
-        for i in _TEXTS:
-            slots[i] = '"%s"'
+    if shape is not None:
+        for i, unset in zip(_TEXTS, shape):
+            slots[i] = "null%.0s" if unset else '"%s"'
     return "{\n    " + ",\n    ".join(f"{_encode_string(name)}: {slot}"
                                       for name, slot in zip(FIELDS, slots)) + "\n  }" \
         + SEPARATOR
-
-
-_TEMPLATES = {True: _item_template(True), False: _item_template(False)}
-# an item's size without its values' (all of the time's but its first 23 characters)
-_FIXED = {plain: len(template % (("",) * _WIDTH)) + _TIME_LENGTH
-          for plain, template in _TEMPLATES.items()}
 
 
 class JsonItems:
@@ -72,22 +68,26 @@ class JsonItems:
         self.flag_lists = CellCache(lambda flags: output.json_value(list(flags), "\n    "))
         self.encode = json.JSONEncoder(ensure_ascii=False, check_circular=False,
                                        separators=("\x1f", ":")).encode
-        self.batch_templates: dict[tuple[bool, int], str] = {}
+        # by shape and number of records: the batch's template, an item's size without
+        # its values' (all of the time's but its first 23 characters)
+        self.templates: dict[tuple, tuple[str, int]] = {}
 
     def __call__(self, batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
         """The batch's items one after the other, each followed by SEPARATOR, and their
         sizes in bytes."""
-        count = len(batch)
-        values = self._plain(batch)
-        plain = values is not None
-        if not plain:
-            values = self._encoded(batch)
-        text = self._template(plain, count) % tuple(values)
-        if plain:
+        plain = self._plain(batch)
+        if plain is None:
+            values, shape, mixed = self._encoded(batch), None, False
+        else:
+            values, shape, mixed = plain
+        template, fixed = self._template(shape, len(batch))
+        text = template % tuple(values)
+        if mixed:
             text = text.replace('""""', "null")  # as long: the sizes stay right
-        sizes = map(len, values) if text.isascii() else map(self.encoded_size, values)
+        sizes = map(operator.length_hint, values) if text.isascii() else \
+            map(self.encoded_size, map(_NO_TEXT.get, values, values))  # None: 0
         times = map(len, values[_TIME::_WIDTH])
-        return text, map(_FIXED[plain].__add__,
+        return text, map(fixed.__add__,
                          map(operator.sub, map(sum, zip(*[sizes] * _WIDTH)), times))
 
     def _flat(self, batch: list[AccessLogRecord]) -> list:
@@ -96,9 +96,12 @@ class JsonItems:
         values[_TIME::_WIDTH] = list(map(_ISO_MILLISECONDS, values[_TIME::_WIDTH]))
         return values
 
-    def _plain(self, batch: list[AccessLogRecord]) -> list[str] | None:
-        """The values for the plain template, all strings; None when a text needs escaping
-        (or is not printable) or a service time is not an integer or None."""
+    def _plain(self, batch: list[AccessLogRecord]):
+        """The values for a plain template (strings, or None where a text field is unset
+        in the whole batch), its shape, and whether the None of a text field set in some
+        records is written as two quotes (their four then replaced by null); None when a
+        text needs escaping (or is not printable) or a service time is not an integer or
+        None."""
         values = self._flat(batch)
         count = len(batch)
         service = values[_SERVICE_TIME::_WIDTH]
@@ -109,16 +112,20 @@ class JsonItems:
             values[i::_WIDTH] = list(map(str, values[i::_WIDTH]))
         flags = values[_FLAGS::_WIDTH]
         values[_FLAGS::_WIDTH] = [""] * count  # their text has quotes of its own
-        unset = values.count(None)
-        values = list(map(_UNSET.get, values, values))
+        unset = [values[i::_WIDTH].count(None) for i in _TEXTS]
+        mixed = any(0 < n < count for n in unset)
+        if mixed:
+            values = list(map(_UNSET.get, values, values))
         try:
-            joined = "".join(values)
+            joined = "".join(values if mixed else filter(None, values))
         except TypeError:
             return None
-        if not joined.isprintable() or joined.count('"') != 2 * unset or "\\" in joined:
+        if not joined.isprintable() or "\\" in joined or \
+                joined.count('"') != (2 * sum(unset) if mixed else 0):
             return None
         values[_FLAGS::_WIDTH] = list(map(self.flag_lists.__getitem__, flags))
-        return values
+        shape = (False,) * len(_TEXTS) if mixed else tuple(n == count for n in unset)
+        return values, shape, mixed
 
     def _encoded(self, batch: list[AccessLogRecord]) -> list[str]:
         """Every value as its JSON text (json's C encoder); the flags their list's."""
@@ -130,11 +137,13 @@ class JsonItems:
                 values[i::_WIDTH] = self.encode(values[i::_WIDTH])[1:-1].split("\x1f")
         return values
 
-    def _template(self, plain: bool, count: int) -> str:
-        key = (plain, count)
-        template = self.batch_templates.get(key)
-        if template is None:
-            if len(self.batch_templates) > 4:  # full batches, and the last one
-                self.batch_templates.clear()
-            template = self.batch_templates[key] = _TEMPLATES[plain] * count
-        return template
+    def _template(self, shape: tuple[bool, ...] | None, count: int) -> tuple[str, int]:
+        key = (shape, count)
+        found = self.templates.get(key)
+        if found is None:
+            if len(self.templates) > 8:  # a few shapes of full batches, and the last one
+                self.templates.clear()
+            item = _item_template(shape)
+            found = self.templates[key] = (
+                item * count, len(item % (("",) * _WIDTH)) + _TIME_LENGTH)
+        return found
