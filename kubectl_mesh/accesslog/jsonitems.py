@@ -14,7 +14,8 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-from operator import attrgetter, methodcaller
+from datetime import date, datetime
+from operator import methodcaller
 from typing import Callable, Iterable
 
 from kubectl_mesh import output
@@ -23,12 +24,17 @@ from kubectl_mesh.accesslog.render import CellCache
 
 SEPARATOR = ",\n  "  # after every item (the last one's is dropped when it is written)
 
-_WIDTH = len(FIELDS)
+# a record's values as its __dict__ holds them: FIELDS in order, then the pod name
+# (record.build; tests/accesslog/test_parser.py checks every parser path keeps that order)
+_KEYS = (*FIELDS, "pod")
+_WIDTH = len(_KEYS)
+_POD = _WIDTH - 1
 _TIME, _FLAGS = FIELDS.index("start_time"), FIELDS.index("response_flags")
 _INTS = tuple(FIELDS.index(n) for n in ("response_code", "bytes_received", "bytes_sent",
                                         "duration"))
 _SERVICE_TIME = FIELDS.index("upstream_service_time")  # an integer or None
-_TEXTS = tuple(i for i in range(_WIDTH) if i not in (_TIME, _FLAGS, _SERVICE_TIME, *_INTS))
+_TEXTS = tuple(i for i in range(len(FIELDS))
+               if i not in (_TIME, _FLAGS, _SERVICE_TIME, *_INTS))
 # A text's None in the plain template: its slot '"%s"' becomes '""""', which nothing else
 # writes (a value holds no quote there) and which is as long as the `null` it becomes.
 _UNSET = {None: '""'}
@@ -36,10 +42,11 @@ _NULL = {None: "null"}
 _NO_TEXT = {None: ""}
 _NONE_TYPE = type(None)
 _encode_string = json.encoder.encode_basestring
-# the isoformat of a time to milliseconds, cut after them: format_time's `[:23] + "Z"`
-_TIME_SLOT = '"%.23sZ"'
-_TIME_LENGTH = len("2026-11-26T03:22:27.520")
-_ISO_MILLISECONDS = methodcaller("isoformat", "T", "milliseconds")
+# format_time's `isoformat(timespec="milliseconds")[:23] + "Z"`: the date and the time of
+# day as logged (the offset dropped); as two cheaper calls, the date's text cached
+_TIME_SLOT = '"%sZ"'
+_TIME_OF_DAY = methodcaller("isoformat", "milliseconds")
+_DATE_AND_TIME = "{}T{}".format
 
 
 def _item_template(shape: tuple[bool, ...] | None) -> str:
@@ -47,14 +54,14 @@ def _item_template(shape: tuple[bool, ...] | None) -> str:
     (the time its isoformat, cut). With a `shape` (one entry per text field: all None in
     the batch), the texts go between quotes (their values need no escaping), or the slot
     writes null and drops its None (`%.0s`)."""
-    slots = ["%s"] * _WIDTH
+    slots = ["%s"] * len(FIELDS)
     slots[_TIME] = _TIME_SLOT
     if shape is not None:
         for i, unset in zip(_TEXTS, shape):
             slots[i] = "null%.0s" if unset else '"%s"'
     return "{\n    " + ",\n    ".join(f"{_encode_string(name)}: {slot}"
                                       for name, slot in zip(FIELDS, slots)) + "\n  }" \
-        + SEPARATOR
+        + SEPARATOR + "%.0s"  # the pod slot: None (checked), not written
 
 
 class JsonItems:
@@ -64,18 +71,23 @@ class JsonItems:
 
     def __init__(self, encoded_size: Callable[[str], int]):
         self.encoded_size = encoded_size  # a text's size in bytes, as it will be written
-        self.values = attrgetter(*FIELDS)
+        self.dates = CellCache(date.isoformat)
         self.flag_lists = CellCache(lambda flags: output.json_value(list(flags), "\n    "))
         self.encode = json.JSONEncoder(ensure_ascii=False, check_circular=False,
                                        separators=("\x1f", ":")).encode
         # by shape and number of records: the batch's template, an item's size without
-        # its values' (all of the time's but its first 23 characters)
+        # its values'
         self.templates: dict[tuple, tuple[str, int]] = {}
 
     def __call__(self, batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
         """The batch's items one after the other, each followed by SEPARATOR, and their
         sizes in bytes."""
-        plain = self._plain(batch)
+        if tuple(vars(batch[0])) != _KEYS:
+            return self._each(batch)
+        values = self._flat(batch)
+        if values[_POD::_WIDTH].count(None) != len(batch):
+            return self._each(batch)
+        plain = self._plain(values, len(batch))
         if plain is None:
             values, shape, mixed = self._encoded(batch), None, False
         else:
@@ -86,24 +98,29 @@ class JsonItems:
             text = text.replace('""""', "null")  # as long: the sizes stay right
         sizes = map(operator.length_hint, values) if text.isascii() else \
             map(self.encoded_size, map(_NO_TEXT.get, values, values))  # None: 0
-        times = map(len, values[_TIME::_WIDTH])
-        return text, map(fixed.__add__,
-                         map(operator.sub, map(sum, zip(*[sizes] * _WIDTH)), times))
+        return text, map(fixed.__add__, map(sum, zip(*[sizes] * _WIDTH)))
+
+    def _each(self, batch: list[AccessLogRecord]) -> tuple[str, Iterable[int]]:
+        """Record by record through `to_dict` (not a file's records: kept correct, not fast)."""
+        items = [output.json_value(r.to_dict(), "\n  ") + SEPARATOR for r in batch]
+        return "".join(items), map(self.encoded_size, items)
 
     def _flat(self, batch: list[AccessLogRecord]) -> list:
-        """The records' values one after the other, the times as their isoformat."""
-        values = list(itertools.chain.from_iterable(map(self.values, batch)))
-        values[_TIME::_WIDTH] = list(map(_ISO_MILLISECONDS, values[_TIME::_WIDTH]))
+        """The records' values one after the other (`_KEYS`), the times as the text of
+        their date and time of day."""
+        values = list(itertools.chain.from_iterable(map(dict.values, map(vars, batch))))
+        times = values[_TIME::_WIDTH]
+        values[_TIME::_WIDTH] = list(map(_DATE_AND_TIME,
+                                         map(self.dates.__getitem__, map(datetime.date, times)),
+                                         map(_TIME_OF_DAY, map(datetime.time, times))))
         return values
 
-    def _plain(self, batch: list[AccessLogRecord]):
+    def _plain(self, values: list, count: int):
         """The values for a plain template (strings, or None where a text field is unset
         in the whole batch), its shape, and whether the None of a text field set in some
         records is written as two quotes (their four then replaced by null); None when a
         text needs escaping (or is not printable) or a service time is not an integer or
         None."""
-        values = self._flat(batch)
-        count = len(batch)
         service = values[_SERVICE_TIME::_WIDTH]
         if not set(map(type, service)) <= {int, _NONE_TYPE}:
             return None  # a bool, from a JSON log: json writes it as true/false
@@ -112,6 +129,7 @@ class JsonItems:
             values[i::_WIDTH] = list(map(str, values[i::_WIDTH]))
         flags = values[_FLAGS::_WIDTH]
         values[_FLAGS::_WIDTH] = [""] * count  # their text has quotes of its own
+        values[_POD::_WIDTH] = [""] * count
         unset = [values[i::_WIDTH].count(None) for i in _TEXTS]
         mixed = any(0 < n < count for n in unset)
         if mixed:
@@ -133,8 +151,10 @@ class JsonItems:
         for i in range(_WIDTH):
             if i == _FLAGS:
                 values[i::_WIDTH] = list(map(self.flag_lists.__getitem__, values[i::_WIDTH]))
-            elif i != _TIME:
+            elif i not in (_TIME, _POD):
                 values[i::_WIDTH] = self.encode(values[i::_WIDTH])[1:-1].split("\x1f")
+            elif i == _POD:
+                values[i::_WIDTH] = [""] * len(batch)
         return values
 
     def _template(self, shape: tuple[bool, ...] | None, count: int) -> tuple[str, int]:
@@ -144,6 +164,5 @@ class JsonItems:
             if len(self.templates) > 8:  # a few shapes of full batches, and the last one
                 self.templates.clear()
             item = _item_template(shape)
-            found = self.templates[key] = (
-                item * count, len(item % (("",) * _WIDTH)) + _TIME_LENGTH)
+            found = self.templates[key] = (item * count, len(item % (("",) * _WIDTH)))
         return found

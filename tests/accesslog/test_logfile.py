@@ -194,3 +194,22 @@ def test_json_written_as_bytes_to_a_binary_stdout(tmp_path, monkeypatch):
         written.append(raw.getvalue())
     assert written[0] == written[1]
     assert b"\xff" in written[0] and len(json.loads(written[0].decode(errors="replace"))) > 250
+
+
+def test_json_items_of_records_with_a_pod_or_another_field_order():
+    """Records that are not a file's (a pod name; a __dict__ in another order, as
+    dataclasses.replace may leave it) are written one by one, still as write_json does."""
+    import dataclasses
+
+    from kubectl_mesh import output
+    from kubectl_mesh.accesslog.jsonitems import SEPARATOR, JsonItems
+    from kubectl_mesh.accesslog.parser import parse_lines
+
+    records = list(parse_lines(LOG.read_bytes().splitlines()))[:20]
+    moved = dataclasses.replace(records[0])
+    moved.__dict__["start_time"] = moved.__dict__.pop("start_time")  # now last
+    for batch in ([dataclasses.replace(r, pod="p-1") for r in records], [moved, *records]):
+        text, sizes = JsonItems(lambda t: len(t.encode()))(batch)
+        expected = "".join(output.json_value(r.to_dict(), "\n  ") + SEPARATOR for r in batch)
+        assert text == expected
+        assert sum(sizes) == len(expected.encode())
