@@ -2,10 +2,11 @@
 
 `output.json_value(record.to_dict(), "\\n  ")` – a dict and ~30 Python calls per record –
 cost more than parsing the record. Here a whole batch is one `%` format of the item text
-repeated once per record, its arguments the records' values in one flat list (read by one
-C-level attribute getter): strings go between the template's quotes as they are when none
-in the batch needs escaping (the common case: one check over them all joined), otherwise
-each value is encoded by json's C encoder first. The text is byte for byte what
+repeated once per record, its arguments the records' values in one flat list (their
+`__dict__`s' values, chained in C): strings go between the template's quotes as they are
+when none in the batch needs escaping (the common case: one check over them all joined),
+otherwise each value is encoded by json's C encoder first; a text field unset in the whole
+batch has a slot that writes null. The text is byte for byte what
 `output.write_json` writes for `[r.to_dict() for r in records]` (tests/accesslog).
 """
 
@@ -51,7 +52,7 @@ _DATE_AND_TIME = "{}T{}".format
 
 def _item_template(shape: tuple[bool, ...] | None) -> str:
     """A record's dict as `json_value(to_dict(), "\\n  ")` writes it, each value a `%s`
-    (the time its isoformat, cut). With a `shape` (one entry per text field: all None in
+    (the time its date and time of day). With a `shape` (one entry per text field: all None in
     the batch), the texts go between quotes (their values need no escaping), or the slot
     writes null and drops its None (`%.0s`)."""
     slots = ["%s"] * len(FIELDS)

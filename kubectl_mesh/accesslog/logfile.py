@@ -6,8 +6,12 @@ once: each matching request is rendered at once (its table cells, or its JSON/YA
 spilled to an unlinked temporary file (gone with the process, even after kill -9), keeping in
 memory only its start time and where its text starts (16 bytes), plus the table's column
 widths. The output is then written from the spill: straight through when the log was in
-start-time order (a proxy logs a request when it ends, so a log nearly is), otherwise request
-by request in start-time order (a stable sort, as the collecting path sorts).
+start-time order, otherwise in start-time order (a stable sort, as the collecting path
+sorts), a batch at a time cut out of the span it lies in (a proxy logs a request when it
+ends, so a log is nearly in start order).
+
+Rendering is done a batch of records at a time in C-level passes (`render.request_columns`,
+`jsonitems.JsonItems`): per-request Python calls cost as much as parsing the request.
 
 Output is byte for byte what `render.write_requests` writes for the collected records.
 stdin and pipes are not regular files: `show_file` returns None for them, and for table cells
@@ -20,22 +24,22 @@ from __future__ import annotations
 import bisect
 import codecs
 import contextlib
+import functools
 import gc
 import itertools
-import json
 import operator
 import os
 import tempfile
 from array import array
 from datetime import datetime
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from typing import IO, Callable, Iterable, Iterator
 
 from kubectl_mesh import output
 from kubectl_mesh.accesslog.jsonitems import SEPARATOR, JsonItems
 from kubectl_mesh.accesslog.parser import ParseStats, parse_lines
-from kubectl_mesh.accesslog.record import FIELDS, AccessLogRecord, format_time
-from kubectl_mesh.accesslog.render import (REQUEST_HEADERS, REQUEST_WIDE_EXTRA, CellCache,
+from kubectl_mesh.accesslog.record import AccessLogRecord
+from kubectl_mesh.accesslog.render import (REQUEST_HEADERS, REQUEST_WIDE_EXTRA,
                                            request_cell_caches, request_columns)
 
 GAP = 3  # = render.write_requests
@@ -126,8 +130,9 @@ def show_file(path: str, opts, stdout: IO[str], stats: ParseStats) -> int | None
     with open(path, encoding="utf-8", errors="replace", newline="\n") as f, \
             tempfile.TemporaryFile(prefix="kubectl-mesh-") as spill_file:
         spill = _Spill(spill_file, errors)
-        render = _row_text(wide, widths, flags) if table else \
-            _data_text(JsonItems(spill.encoded_size) if fmt == "json" else _yaml_items)
+        render = _row_text(wide, widths, flags) if table else _data_text(
+            JsonItems(spill.encoded_size) if fmt == "json" else
+            functools.partial(_yaml_items, encoded_size=spill.encoded_size))
         matching = parse_lines(f, stats)
         if not opts.record_filter.keeps_everything:
             matching = filter(opts.record_filter.matches, matching)
@@ -209,15 +214,10 @@ def _yaml_items(batch: list[AccessLogRecord], encoded_size) -> tuple[str, Iterab
 
 def _data_text(texts: Callable) -> Callable:
     """Renders a batch of records into the spill with `texts` (`JsonItems`, or
-    `_yaml_items`), which gives their text and each one's size in bytes, or None when it
-    refuses the batch."""
+    `_yaml_items`), which gives their text and each one's size in bytes."""
 
     def render(batch: list[AccessLogRecord], spill: _Spill) -> bool:
-        rendered = texts(batch) if texts is not _yaml_items else \
-            _yaml_items(batch, spill.encoded_size)
-        if rendered is None:
-            return False
-        spill.add(*rendered)
+        spill.add(*texts(batch))
         return True
 
     return render
