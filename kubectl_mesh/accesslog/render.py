@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operator import attrgetter
+from datetime import datetime
+from operator import attrgetter, methodcaller
 from typing import IO, Iterable, Sequence
 
 from kubectl_mesh import output
@@ -30,22 +31,50 @@ def format_ms(value: float | None) -> str:
     return f"{minutes}m{rest}s"
 
 
-def request_columns(records: Sequence[AccessLogRecord], wide: bool = False) -> list[list[str]]:
+class CellCache(dict):
+    """A cell text per value (`format_ms` of a duration, the FLAGS cell of a flag tuple),
+    computed on a miss; looking one up in C (`map(cache.__getitem__, values)`) is a fraction
+    of a Python call per row. Emptied when it holds `limit` values, so its memory stays
+    bounded however many distinct values a log has."""
+
+    def __init__(self, render, limit: int = 4096):
+        super().__init__()
+        self.render = render
+        self.limit = limit
+
+    def __missing__(self, value):
+        if len(self) >= self.limit:
+            self.clear()
+        text = self[value] = self.render(value)
+        return text
+
+
+def _flags_cell(flags: Sequence[str]) -> str:
+    return ",".join(flags) or "-"
+
+
+def request_columns(records: Sequence[AccessLogRecord], wide: bool = False,
+                    caches: tuple[CellCache, CellCache] | None = None) -> list[list[str]]:
     """The table cells of these requests, column by column (TIME, POD, ... as the headers),
     control characters escaped (`output.printable`). Column-wise, the attribute reads and
-    the checks run in C over a whole column: half the cost of row by row, at a million."""
+    the checks run in C over a whole column: half the cost of row by row, at a million.
+    `caches` (`request_cell_caches()`), kept from one call to the next, spare formatting a
+    duration or a flag set seen before."""
     def text(name: str) -> list[str]:
-        return [value or "-" for value in map(attrgetter(name), records)]
+        values = list(map(attrgetter(name), records))
+        return list(map(_UNSET.get, values, values))  # `value or "-"` in C
 
+    durations, flag_sets = caches or request_cell_caches()
+    starts = list(map(attrgetter("start_time"), records))
     columns = [
         # HH:MM:SS.mmm, the wall clock of the logged time (time().isoformat is C and a
         # third of the datetime's isoformat with a keyword, at a million rows)
-        [t.time().isoformat("milliseconds") for t in map(attrgetter("start_time"), records)],
+        list(map(_MILLISECONDS, map(datetime.time, starts))),
         text("pod"),
         list(map(str, map(attrgetter("response_code"), records))),
-        [",".join(flags) or "-" for flags in map(attrgetter("response_flags"), records)],
+        list(map(flag_sets.__getitem__, map(attrgetter("response_flags"), records))),
         text("method"), text("authority"), text("path"),
-        list(map(format_ms, map(attrgetter("duration"), records))),
+        list(map(durations.__getitem__, map(attrgetter("duration"), records))),
         text("upstream_host"),
     ]
     if wide:
@@ -54,6 +83,15 @@ def request_columns(records: Sequence[AccessLogRecord], wide: bool = False) -> l
     # one check per column; escaping is the rare case
     return [column if "".join(column).isprintable() else list(map(output.printable, column))
             for column in columns]
+
+
+_UNSET = {None: "-", "": "-"}  # a text field's cell when it has no value; else the value
+_MILLISECONDS = methodcaller("isoformat", "milliseconds")
+
+
+def request_cell_caches() -> tuple[CellCache, CellCache]:
+    """The caches `request_columns` takes: DURATION cells by duration, FLAGS by flag set."""
+    return CellCache(format_ms), CellCache(_flags_cell)
 
 
 def request_row(record: AccessLogRecord, wide: bool = False) -> list[str]:

@@ -209,3 +209,15 @@ def test_malformed_examples_are_escaped_for_the_terminal():
     stats = ParseStats()
     list(parse_lines([TEXT_LINE[:100] + "\x1b[2J\r"], stats))
     assert stats.malformed_examples == [(1, TEXT_LINE[:100] + "\\x1b[2J")]
+
+
+@pytest.mark.parametrize("line", [
+    TEXT_LINE,  # the split fast path
+    TEXT_LINE.replace('"curl/8.5.0"', '"odd "quoted" agent"'),  # the regex
+    '{"start_time": "2026-11-26T03:22:27.520Z", "response_code": 200, "duration": 1}',
+], ids=["text", "text-regex", "json"])
+def test_records_hold_their_values_in_field_order(line):
+    """Every parser path builds the record's __dict__ in FIELDS order, the pod last: the
+    JSON writer of `accesslog --file` reads the values from it in that order."""
+    (record,) = parse_lines([line], pod="p")
+    assert tuple(vars(record)) == (*FIELDS, "pod")
