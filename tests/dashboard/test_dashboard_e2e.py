@@ -4,6 +4,7 @@ port and leave no child behind."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
@@ -13,7 +14,7 @@ import stat
 import pytest
 import requests
 
-from sandbox.testing import pid_alive, wait_until
+from sandbox.testing import PodPort, pid_alive, wait_until
 
 from .conftest import children, kill_quietly, port_open
 
@@ -21,8 +22,10 @@ CATALOG = ("deploy/catalog", "-n", "istioinaction")
 NO_BROWSER = "--browser=false"
 
 
-def _catalog_ip(sandbox) -> str:
-    return sandbox.pod_ip("istioinaction", "app=catalog,version=v1")
+def _catalog_admin(sandbox) -> PodPort:
+    """The catalog pod's Envoy admin as a node-local tool reaches it."""
+    (pod,) = sandbox.pods("istioinaction", "app=catalog,version=v1")
+    return PodPort(pod, 15000)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
@@ -34,7 +37,7 @@ def test_serves_envoys_admin_page_until_a_signal_then_closes_the_port(dashboard,
     page = requests.get(d.url, timeout=10)
     assert page.status_code == 200 and "<title>Envoy Admin</title>" in page.text
     mine = requests.get(d.url + "server_info", timeout=10).json()
-    direct = requests.get(f"http://{_catalog_ip(sandbox)}:15000/server_info", timeout=5).json()
+    direct = json.loads(_catalog_admin(sandbox).get("/server_info"))
     assert mine["node"]["id"] == direct["node"]["id"]  # the catalog pod's own Envoy
     exit_code, err = d.stop(signum)
     assert exit_code == code, err
@@ -47,7 +50,7 @@ def test_many_connections_at_once_and_a_large_answer(dashboard, sandbox):
     import concurrent.futures
 
     d = dashboard(*CATALOG, NO_BROWSER)
-    direct = requests.get(f"http://{_catalog_ip(sandbox)}:15000/help", timeout=5).text
+    direct = _catalog_admin(sandbox).get("/help").decode()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: requests.get(d.url + "help", timeout=20).text,
                                 range(16)))
@@ -186,9 +189,8 @@ def test_json_of_admin_is_unchanged_through_the_forward(dashboard, sandbox):
     d = dashboard(*CATALOG, NO_BROWSER)
     listeners = requests.get(d.url + "listeners?format=json", timeout=10)
     assert listeners.headers["Content-Type"].startswith("application/json")
-    direct = requests.get(f"http://{_catalog_ip(sandbox)}:15000/listeners?format=json",
-                          timeout=5)
-    assert json.loads(listeners.content) == json.loads(direct.content)
+    direct = _catalog_admin(sandbox).get("/listeners?format=json")
+    assert json.loads(listeners.content) == json.loads(direct)
     assert d.stop()[0] == 130
 
 
@@ -209,11 +211,11 @@ def test_a_deleted_pod_is_said_and_the_command_serves_on_until_told(dashboard, s
     assert len(errors) == 1, err
     assert errors[0].startswith("error: forwarding a connection: ") and pod in errors[0]
     sandbox.wait_for(lambda: len(sandbox.pods("istioinaction", "version=v1")) == 1 and
-                     _answers(_catalog_ip(sandbox)), timeout=60, what="a new catalog pod")
+                     _answers(_catalog_admin(sandbox)), timeout=60, what="a new catalog pod")
 
 
-def _answers(ip: str) -> bool:
+def _answers(admin: PodPort) -> bool:
     try:
-        return requests.get(f"http://{ip}:15000/ready", timeout=2).status_code == 200
-    except requests.RequestException:
+        return admin.request("GET", "/ready", timeout=2)[0] == 200
+    except (OSError, http.client.HTTPException):
         return False
