@@ -14,8 +14,8 @@ GATEWAY = ("deploy/istio-ingressgateway", "-n", "istio-system")
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as running:
+def sb(tmp_path_factory, backend):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state", backend=backend) as running:
         yield running
 
 
