@@ -95,7 +95,11 @@ def webhook_configuration(url: str, ca_pem: bytes) -> dict:
     )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": NAME, "labels": {"app": "sidecar-injector"}},
+        # the chart's labels: istioctl and `kubectl mesh` find a revision's webhook by
+        # `istio.io/rev=<rev>,!istio.io/tag` (istio-discovery/templates/mutatingwebhook.yaml)
+        "metadata": {"name": NAME, "labels": {
+            "istio.io/rev": "default", "operator.istio.io/component": "Pilot",
+            "app": "sidecar-injector", "app.kubernetes.io/name": "istiod"}},
         "webhooks": [{
             "name": f"{prefix}.sidecar-injector.istio.io",
             "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_pem).decode()},
