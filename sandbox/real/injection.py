@@ -95,11 +95,11 @@ def webhook_configuration(url: str, ca_pem: bytes) -> dict:
     )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        # the chart's labels: istioctl and `kubectl mesh` find a revision's webhook by
-        # `istio.io/rev=<rev>,!istio.io/tag` (istio-discovery/templates/mutatingwebhook.yaml)
-        "metadata": {"name": NAME, "labels": {
-            "istio.io/rev": "default", "operator.istio.io/component": "Pilot",
-            "app": "sidecar-injector", "app.kubernetes.io/name": "istiod"}},
+        # Not the chart's istio.io/rev label (istio-discovery/templates/mutatingwebhook.yaml):
+        # this webhook is called by URL, and istioctl and `kubectl mesh` take a revision's
+        # webhook with a URL for an istiod outside the cluster and ask it for xDS
+        # (istioctl/pkg/multixds/gather.go getXdsAddressFromWebhooks); this server is no istiod.
+        "metadata": {"name": NAME, "labels": {"app": "sidecar-injector"}},
         "webhooks": [{
             "name": f"{prefix}.sidecar-injector.istio.io",
             "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_pem).decode()},

@@ -10,6 +10,9 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.double_only("on the real backend the default revision's webhook is the sandbox's "
+                         "injection server, called by URL and so without istio.io/rev "
+                         "(sandbox/real/injection.py)")
 def test_istiod_installs_its_injector_webhooks_with_revision_and_tag_labels(sandbox):
     sandbox.wait_for(lambda: sandbox.kubectl("get", "mutatingwebhookconfigurations",
                                              "istio-revision-tag-prod", check=False
