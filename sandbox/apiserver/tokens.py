@@ -101,8 +101,9 @@ class Tokens:
         elif issued.expires <= time.time():
             status["error"] = "[invalid bearer token, service account token has expired]"
         elif not set(wanted) & set(issued.audiences):
-            status["error"] = (f"[invalid bearer token, token audiences {_go_quoted(issued.audiences)} "
-                               f"is invalid for the target audiences {_go_quoted(wanted)}]")
+            status["error"] = ("[invalid bearer token, token audiences "
+                               f"{_go_quoted(issued.audiences)} is invalid for the target "
+                               f"audiences {_go_quoted(wanted)}]")
         else:
             status = {"authenticated": True, "audiences": [a for a in wanted
                                                            if a in issued.audiences],

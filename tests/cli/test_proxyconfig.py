@@ -62,7 +62,8 @@ def test_the_api_servers_service_has_the_api_server_as_its_endpoint(mesh, sandbo
     server = sandbox.kubectl("config", "view", "--minify", "-o",
                              "jsonpath={.clusters[0].cluster.server}").stdout
     api = server.removeprefix("https://")
-    svc = json.loads(sandbox.kubectl("get", "svc", "kubernetes", "-n", "default", "-o", "json").stdout)
+    svc = json.loads(sandbox.kubectl("get", "svc", "kubernetes", "-n", "default",
+                                     "-o", "json").stdout)
     assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
                                      "targetPort": int(api.rsplit(":", 1)[1])}]
     assert (svc["spec"]["clusterIP"], svc["metadata"]["labels"]) == (

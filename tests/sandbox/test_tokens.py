@@ -33,7 +33,8 @@ def test_a_requested_token_is_reviewed_with_its_audience_only(sandbox):
         f'audiences ["{api}"]]')}
     assert _review(sandbox, token[:-4] + "AAAA", ["istio-ca"]) == {"user": {}, "error": (
         "[invalid bearer token, go-jose/go-jose: error in cryptographic primitive]")}
-    assert _review(sandbox, "garbage", ["istio-ca"]) == {"user": {}, "error": "invalid bearer token"}
+    assert _review(sandbox, "garbage", ["istio-ca"]) == {"user": {},
+                                                         "error": "invalid bearer token"}
 
 
 def test_token_request_checks_the_service_account_and_duration(sandbox):
