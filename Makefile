@@ -19,9 +19,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 # The whole suite, the end-to-end tests on both sandbox backends (`--backend both`: each
 # module's tests on the API double, then on the real control plane; unit tests run once).
-# The real backend adds about 37 min on a loaded 2-core machine (42 modules run with
-# `--backend real` directory by directory, 2026-12-06; a real control plane per module,
-# ~30 s to start, is half of it): about 55 min for `make test` there, within CI's 90.
+# The real backend adds 18 min on a 2-core machine at load 1-4 (its 42 modules with
+# `--backend real`, 2026-12-06: 416 passed, 9 double-only skipped) and up to ~37 min at
+# load 5-14 (a real control plane per module, ~30 s to start, is much of it): `make test`
+# about 35-55 min, well within CI's 90.
 test: $(STAMP) real-components
 	scripts/system_tools.sh
 	$(PY) -m pytest --backend both $(PYTEST_ARGS)
