@@ -14,6 +14,7 @@ import yaml
 from . import kubeconfig, nodestatus
 from .credentials import private_dir
 from .apiserver import auth, kinds, pki, podsecurity, podvalidation
+from .apiserver.kubernetesservice import kubernetes_service
 from .apiserver.latency import Latency, write_rtt
 from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
@@ -88,6 +89,7 @@ class Sandbox:
         self._create(nodestatus.node_object("sandbox-node", "127.0.0.1", d))
         for ns in ("default", "kube-system"):
             self._create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        self._create(kubernetes_service(self.server.port))
         self.apply(objects)
         threading.Thread(target=self._write_status_loop, daemon=True).start()
         return self

@@ -360,10 +360,14 @@ class Controllers:
 
     def _sync_endpoints(self, svc: dict) -> None:
         """Write the Endpoints of one Service from the pods it selects (read only: `svc` and
-        the pods are the store's shared objects)."""
+        the pods are the store's shared objects). A Service without a selector gets none: its
+        Endpoints are written by others (pkg/controller/endpoint/endpoints_controller.go
+        `syncService`)."""
         ns = svc["metadata"]["namespace"]
-        pods = self.store.scan("pods", ns)[0]
         spec = svc.get("spec") or {}
+        if spec.get("selector") is None:
+            return
+        pods = self.store.scan("pods", ns)[0]
         selected = [p for p in pods if selectors.matches_labels(spec.get("selector"),
                                                                 p["metadata"].get("labels"))
                     and (p.get("status") or {}).get("podIP")]

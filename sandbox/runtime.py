@@ -284,11 +284,11 @@ class Runtime:
         image cannot be pulled, or runAsNonRoot refuses the user it would run as
         (sandbox/images.py cites the kubelet's functions)."""
         image = spec.get("image") or ""
+        if self.images.missing(image):  # the registry's answer, whatever the sandbox can run
+            return ("ErrImagePull", images.pull_error(image))
         if not self.image_known(image):
             return ("ErrImagePull", f'failed to pull and unpack image "{image}": the sandbox '
                                     "has no program for it")
-        if self.images.missing(image):
-            return ("ErrImagePull", images.pull_error(image))
         refused = images.run_as_non_root_error(obj, spec, self.images.user(image))
         if refused:
             return ("CreateContainerConfigError", refused)

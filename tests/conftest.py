@@ -25,23 +25,28 @@ def _backends(config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
-    """With `--backend both`, every test on the `sandbox` fixture runs on each backend
-    (ids `[double]`, `[real]`); with one backend the ids stay as they are."""
-    if "sandbox" in metafunc.fixturenames and len(_backends(metafunc.config)) > 1:
+    """With `--backend both`, every test on the `sandbox` fixture (or on a sandbox of its
+    own that asks for `backend`) runs on each backend (ids `[double]`, `[real]`); with one
+    backend the ids stay as they are."""
+    if "backend" in metafunc.fixturenames and len(_backends(metafunc.config)) > 1:
         metafunc.parametrize("backend", _backends(metafunc.config), indirect=True,
                              scope="module")
 
 
 def pytest_collection_modifyitems(config, items):
     """Tests on the real backend need the real components: marked `real` (`make test-fast`
-    leaves them out)."""
+    leaves them out). A test marked `double_only(reason)` checks something only the API
+    double has: skipped on the real backend, with its reason."""
     for item in items:
-        if "sandbox" not in getattr(item, "fixturenames", ()):
+        if "backend" not in getattr(item, "fixturenames", ()):
             continue
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("backend") if callspec else _backends(config)[0]
         if backend == "real":
             item.add_marker(pytest.mark.real)
+            only = item.get_closest_marker("double_only")
+            if only is not None:
+                item.add_marker(pytest.mark.skip(reason=f"the API double only: {only.args[0]}"))
 
 
 @pytest.fixture(scope="module")

@@ -609,6 +609,10 @@ class ApiServer:
         host, port = self.httpd.server_address[:2]
         return f"https://{host}:{port}"
 
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
     def start(self) -> "ApiServer":
         self.httpd.start()
         return self

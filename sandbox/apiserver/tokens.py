@@ -88,12 +88,22 @@ class Tokens:
         wanted = tuple(spec.get("audiences") or API_AUDIENCES)
         with self._lock:
             issued = self._issued.get(spec.get("token") or "")
-        status: dict = {"authenticated": False, "user": {}}
-        if issued is None or issued.expires <= time.time():
-            status["error"] = "[invalid bearer token, service account token is not valid]"
+        # An unauthenticated status has no `authenticated` (false is omitted: omitempty);
+        # the errors are pkg/serviceaccount/jwt.go `Validate`'s and claims.go's, wrapped by
+        # the bearer-token authenticator.
+        token = spec.get("token") or ""
+        status: dict = {"user": {}}
+        if issued is None and token.count(".") != 2:
+            status["error"] = "invalid bearer token"  # not a JWT: no authenticator claims it
+        elif issued is None:
+            status["error"] = ("[invalid bearer token, go-jose/go-jose: error in cryptographic "
+                               "primitive]")
+        elif issued.expires <= time.time():
+            status["error"] = "[invalid bearer token, service account token has expired]"
         elif not set(wanted) & set(issued.audiences):
-            status["error"] = (f"[invalid bearer token, token audiences {list(issued.audiences)} "
-                               f"is invalid for the target audiences {list(wanted)}]")
+            status["error"] = ("[invalid bearer token, token audiences "
+                               f"{_go_quoted(issued.audiences)} is invalid for the target "
+                               f"audiences {_go_quoted(wanted)}]")
         else:
             status = {"authenticated": True, "audiences": [a for a in wanted
                                                            if a in issued.audiences],
@@ -167,3 +177,8 @@ def service_account_uid(store, namespace: str, name: str) -> str | None:
     if name == "default" and store.find("namespaces", "", namespace) is not None:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/default"))
     return None
+
+
+def _go_quoted(strings) -> str:
+    """Go's `%q` of a []string: `["a" "b"]`."""
+    return "[" + " ".join(json.dumps(x) for x in strings) + "]"

@@ -145,6 +145,13 @@ def load_assignment(mesh: Mesh, name: str) -> dict | None:
             return None
         subset_labels = match.get("labels") or {}
     lb_endpoints = []
+    api_server = mesh.api_server_endpoint(service)
+    if api_server is not None and not subset_labels:
+        lb_endpoints.append({
+            "endpoint": {"address": {"socket_address": {"address": api_server[0],
+                                                        "port_value": api_server[1]}}},
+            "health_status": "HEALTHY", "load_balancing_weight": 1,
+        })
     for pod in mesh.pods_for(service, subset_labels):
         port = _endpoint_port(service, number, pod)
         if port is None:

@@ -84,9 +84,12 @@ class ControlPlane:
         self.ads = ads_module.AdsServer(authenticator=authenticator, debug_access=access)
         self._ready = threading.Event()
         self._debouncer = Debouncer(options.debounce, self._apply)
+        self._api_server = None
         if options.kubeconfig:
             from sandbox.istiod.source import KubeConfig, KubeSource
-            self.source = KubeSource(KubeConfig.load(options.kubeconfig), self._debouncer.submit)
+            config = KubeConfig.load(options.kubeconfig)
+            self._api_server = config.address
+            self.source = KubeSource(config, self._debouncer.submit)
         elif options.objects:
             from sandbox.istiod.source import FileSource
             self.source = FileSource(options.objects, self._debouncer.submit)
@@ -149,7 +152,7 @@ class ControlPlane:
 
     def _apply(self, objects: list) -> None:
         try:
-            mesh = Mesh.from_objects(objects)
+            mesh = Mesh.from_objects(objects, api_server=self._api_server)
         except Exception:
             log.exception("cannot index %d objects; keeping the previous config", len(objects))
             return

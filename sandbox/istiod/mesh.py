@@ -134,11 +134,13 @@ class Mesh:
     virtual_services: tuple[dict, ...] = ()
     destination_rules: tuple[dict, ...] = ()
     gateways: tuple[dict, ...] = ()
+    # (address, port) the API server serves on: the endpoint of `default/kubernetes`
+    api_server: tuple[str, int] | None = None
     _pods_by_id: dict = field(default_factory=dict, compare=False, repr=False)
     _services_by_fqdn: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_objects(cls, objects: list[dict]) -> Mesh:
+    def from_objects(cls, objects: list[dict], api_server: tuple[str, int] | None = None) -> Mesh:
         by_kind: dict[str, dict[tuple[str, str], dict]] = {}
         for obj in objects:
             if not isinstance(obj, dict):
@@ -166,6 +168,7 @@ class Mesh:
             virtual_services=tuple(ordered("VirtualService")),
             destination_rules=tuple(ordered("DestinationRule")),
             gateways=tuple(ordered("Gateway")),
+            api_server=api_server,
             _pods_by_id={(namespace_of(p), name_of(p)): p for p in pods},
             _services_by_fqdn=by_fqdn,
         )
@@ -199,6 +202,18 @@ class Mesh:
                 continue
             result.append(pod)
         return result
+
+    def api_server_endpoint(self, service: Service) -> tuple[str, int] | None:
+        """The API server's address when `service` is its `default/kubernetes` Service.
+        Real istiod takes it from the EndpointSlice the API server's endpoint reconciler
+        writes (its advertised address and secure port: pkg/controlplane/reconcilers
+        endpointsadapter.go `endpointSliceFromEndpoints`); the sandbox has no such slice, as
+        validation refuses a loopback address (`ValidateEndpointIP`), so istiod is told the
+        address its kubeconfig reaches the API server on."""
+        if (service.namespace, service.name) != ("default", "kubernetes") or \
+                (service.obj.get("spec") or {}).get("selector") is not None:
+            return None
+        return self.api_server
 
     def destination_rule_for(self, fqdn: str) -> dict | None:
         """The DestinationRule for a host; the first by (namespace, name) wins, as in Istio."""

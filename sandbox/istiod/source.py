@@ -6,11 +6,13 @@ Both call `on_change(objects)` with the full current object set after every chan
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
 import ssl
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
@@ -113,6 +115,17 @@ class KubeConfig:
                    ca_pem=base64.b64decode(ca_data).decode() if ca_data else None,
                    ca_file=cluster.get("certificate-authority"),
                    insecure=bool(cluster.get("insecure-skip-tls-verify")))
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of the server URL; None when the host is not an IP address (an
+        Endpoint must be one)."""
+        url = urllib.parse.urlsplit(self.server)
+        try:
+            ipaddress.ip_address(url.hostname or "")
+        except ValueError:
+            return None
+        return url.hostname, url.port or (443 if url.scheme == "https" else 80)
 
     def session(self) -> requests.Session:
         session = requests.Session()

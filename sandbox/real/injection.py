@@ -94,6 +94,10 @@ def webhook_configuration(url: str, ca_pem: bytes) -> dict:
     )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        # Not the chart's istio.io/rev label (istio-discovery/templates/mutatingwebhook.yaml):
+        # this webhook is called by URL, and istioctl and `kubectl mesh` take a revision's
+        # webhook with a URL for an istiod outside the cluster and ask it for xDS
+        # (istioctl/pkg/multixds/gather.go getXdsAddressFromWebhooks); this server is no istiod.
         "metadata": {"name": NAME, "labels": {"app": "sidecar-injector"}},
         "webhooks": [{
             "name": f"{prefix}.sidecar-injector.istio.io",

@@ -200,6 +200,7 @@ def test_bad_targets_and_arguments(mesh, args, code, message):
     assert out.stdout == ""
 
 
+@pytest.mark.double_only("a slow API server is the double's modelled round trip (set_rtt)")
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
                                           (signal.SIGHUP, 129)], ids=["INT", "TERM", "HUP"])
 def test_a_signal_mid_request_ends_it_quietly_with_its_code(mesh, sandbox, signum, code):

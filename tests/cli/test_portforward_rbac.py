@@ -34,10 +34,9 @@ def test_create_only_falls_back_to_kubectl_and_says_so_once(as_user):
     assert "using kubectl port-forward (SPDY)" in out.stderr
 
 
-def test_get_only_is_enough_on_1_34_without_any_note(as_user, backend):
-    if backend == "real":
-        pytest.skip("the real backend is a 1.37 API server; <state>/kube-version makes only "
-                    "the double authorize as 1.34")
+@pytest.mark.double_only("the real backend is a 1.37 API server; <state>/kube-version makes "
+                         "only the double authorize as 1.34")
+def test_get_only_is_enough_on_1_34_without_any_note(as_user):
     out = as_user(["create pods/portforward"], "routes", *GATEWAY, version="1.34")
     assert out.returncode == 0, out.stderr
     assert "catalog.istioinaction.io" in out.stdout

@@ -56,6 +56,28 @@ def test_clusters_show_subsets_only_after_the_destinationrule(mesh, sandbox):
         sandbox.kubectl("delete", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
 
 
+def test_the_api_servers_service_has_the_api_server_as_its_endpoint(mesh, sandbox):
+    """`default/kubernetes`, created by the API server with no selector and (on loopback) no
+    Endpoints: its cluster's one endpoint is the address kubectl reaches the API server on."""
+    server = sandbox.kubectl("config", "view", "--minify", "-o",
+                             "jsonpath={.clusters[0].cluster.server}").stdout
+    api = server.removeprefix("https://")
+    svc = json.loads(sandbox.kubectl("get", "svc", "kubernetes", "-n", "default",
+                                     "-o", "json").stdout)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
+                                     "targetPort": int(api.rsplit(":", 1)[1])}]
+    assert (svc["spec"]["clusterIP"], svc["metadata"]["labels"]) == (
+        "10.96.0.1", {"component": "apiserver", "provider": "kubernetes"})
+    assert "selector" not in svc["spec"]
+    listed = sandbox.kubectl("get", "endpoints", "-n", "default", "-o", "name").stdout
+    assert "kubernetes" not in listed
+    cluster = "outbound|443||kubernetes.default.svc.cluster.local"
+    assert rows(mesh("clusters", *GW, "--fqdn", "kubernetes.default.svc.cluster.local").stdout) == [
+        ["kubernetes.default.svc.cluster.local", "443", "-", "outbound", "EDS"]]
+    assert rows(mesh("endpoints", *GW, "--cluster", cluster).stdout) == [
+        [api, "HEALTHY", "OK", cluster]]
+
+
 def test_listeners_of_gateway_and_sidecar(mesh):
     gw = mesh("listeners", *GW)
     assert gw.returncode == 0, gw.stderr

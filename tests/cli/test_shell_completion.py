@@ -162,7 +162,8 @@ def test_a_bad_kubeconfig_is_quiet_and_fast(mesh, sandbox, tmp_path, case):
         kc = str(tmp_path / "nope")
     elif case == "wrong-token":
         doc = yaml.safe_load(sandbox.kubeconfig.read_text())
-        doc["users"][0]["user"]["token"] = "not-a-token"
+        # the only credential: the real backend's admin has a client certificate too
+        doc["users"][0]["user"] = {"token": "not-a-token"}
         kc = str(tmp_path / "kc")
         (tmp_path / "kc").write_text(yaml.safe_dump(doc))
     else:

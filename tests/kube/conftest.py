@@ -12,12 +12,14 @@ from kube_sandbox import REPO, Sandbox
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
+def sandbox(tmp_path_factory, backend):
+    """On the backend `--backend` chooses (tests/conftest.py), like the shared fixture."""
     state = tmp_path_factory.mktemp("sandbox")
     cache = tmp_path_factory.mktemp("kubecache")
     env = {**os.environ, "KUBECACHEDIR": str(cache)}
-    up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state)],
-                        cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state),
+                         "--backend", backend], cwd=REPO, capture_output=True, text=True,
+                        env=env, timeout=120 + (150 if backend == "real" else 0))
     try:
         assert up.returncode == 0, up.stderr
         yield Sandbox(state=state, kubeconfig=state / "kubeconfig", cache=cache)

@@ -7,6 +7,7 @@ import json
 import socket
 
 import pytest
+import yaml
 
 from kube_sandbox import add_user, self_signed
 from kubectl_mesh.errors import (ExitCode, ForbiddenError, NotFoundError, UnreachableError,
@@ -29,13 +30,13 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
+      containers: [{name: web, image: sandbox/app:web, ports: [{containerPort: 8080}]}]
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: broken, namespace: plain, labels: {app: broken}}
 spec:
-  containers: [{name: app, image: x, command: ["/nonexistent/kube-tests-binary"]}]
+  containers: [{name: app, image: sandbox/app:x, command: ["/nonexistent/kube-tests-binary"]}]
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -45,7 +46,7 @@ spec:
   selector: {matchLabels: {app: dup}}
   template:
     metadata: {labels: {app: dup}}
-    spec: {containers: [{name: dup, image: dup}]}
+    spec: {containers: [{name: dup, image: sandbox/app:dup}]}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -56,13 +57,13 @@ spec:
   selector: {matchLabels: {app: dup-sts}}
   template:
     metadata: {labels: {app: dup-sts}}
-    spec: {containers: [{name: dup, image: dup}]}
+    spec: {containers: [{name: dup, image: sandbox/app:dup}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: catalog.istioinaction, namespace: default, labels: {app: dotted}}
 spec:
-  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+  containers: [{name: app, image: sandbox/app:x, command: ["sleep", "600"]}]
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -72,7 +73,7 @@ spec:
   selector: {matchLabels: {app: zero}}
   template:
     metadata: {labels: {app: zero}}
-    spec: {containers: [{name: zero, image: zero}]}
+    spec: {containers: [{name: zero, image: sandbox/app:zero}]}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -83,7 +84,7 @@ spec:
   selector: {matchLabels: {app: db}}
   template:
     metadata: {labels: {app: db}}
-    spec: {containers: [{name: db, image: db, ports: [{containerPort: 5432}]}]}
+    spec: {containers: [{name: db, image: sandbox/app:db, ports: [{containerPort: 5432}]}]}
 ---
 apiVersion: apps/v1
 kind: DaemonSet
@@ -92,7 +93,7 @@ spec:
   selector: {matchLabels: {app: agent}}
   template:
     metadata: {labels: {app: agent}}
-    spec: {containers: [{name: agent, image: agent, ports: [{containerPort: 9000}]}]}
+    spec: {containers: [{name: agent, image: sandbox/app:agent, ports: [{containerPort: 9000}]}]}
 ---
 apiVersion: v1
 kind: Service
@@ -107,7 +108,7 @@ metadata:
   namespace: istioinaction
   labels: {app: optout, sidecar.istio.io/inject: "false"}
 spec:
-  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+  containers: [{name: app, image: sandbox/app:x, command: ["sleep", "600"]}]
 ---
 apiVersion: v1
 kind: Namespace
@@ -117,7 +118,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: amb, namespace: ambient, labels: {app: amb}}
 spec:
-  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+  containers: [{name: app, image: sandbox/app:x, command: ["sleep", "600"]}]
 ---
 apiVersion: v1
 kind: Namespace
@@ -127,7 +128,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: early, namespace: later, labels: {app: early}}
 spec:
-  containers: [{name: app, image: x, command: ["sleep", "600"]}]
+  containers: [{name: app, image: sandbox/app:x, command: ["sleep", "600"]}]
 """
 
 
@@ -290,10 +291,11 @@ def test_404_is_not_found(api):
 
 
 def test_401_names_the_credentials(cluster, tmp_path):
-    text = cluster.kubeconfig.read_text()
-    cfg = load_config(str(cluster.kubeconfig))
+    doc = yaml.safe_load(cluster.kubeconfig.read_text())
+    # the bad token as the only credential: the real backend's admin has a client certificate
+    doc["users"][0]["user"] = {"token": "not-a-valid-token"}
     bad = tmp_path / "bad-token"
-    bad.write_text(text.replace(cfg.token, "not-a-valid-token"))
+    bad.write_text(yaml.safe_dump(doc))
     with KubeApi(load_config(str(bad))) as client, pytest.raises(ForbiddenError) as exc:
         client.list_pods("istioinaction")
     assert "rejected our credentials (401)" in str(exc.value)

@@ -14,8 +14,8 @@ GATEWAY = ("deploy/istio-ingressgateway", "-n", "istio-system")
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as running:
+def sb(tmp_path_factory, backend):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state", backend=backend) as running:
         yield running
 
 
@@ -38,6 +38,10 @@ def test_the_api_server_authorizes_an_impersonated_request_as_that_user(sb):
     assert 'User "imp-viewer" cannot list resource "pods"' in out.stderr
 
 
+@pytest.mark.double_only("divergence not fixed yet: a 1.37 API server denies through constrained "
+                         "impersonation, 'cannot impersonate-on:user-info:<verb>' on the "
+                         "resource (k8s.io/apiserver pkg/endpoints/filters/impersonation/"
+                         "constrained_impersonation.go); the double words the classic check")
 def test_impersonating_needs_the_impersonate_verb(sb):
     caller = sb.add_user("no-imp", ["impersonate users"])
     out = kubectl_as(sb, caller, "get", "pods", "-n", "istio-system", "--as", "imp-viewer")
@@ -71,6 +75,10 @@ def test_as_a_denied_user_gets_that_users_403(sb, mesh):
     assert plain.returncode == 0 and "catalog.istioinaction.io" in plain.stdout, plain.stderr
 
 
+@pytest.mark.double_only("divergence not fixed yet: a 1.37 API server denies through constrained "
+                         "impersonation, 'cannot impersonate-on:user-info:<verb>' on the "
+                         "resource (k8s.io/apiserver pkg/endpoints/filters/impersonation/"
+                         "constrained_impersonation.go); the double words the classic check")
 def test_as_group_reaches_the_server(sb, mesh):
     caller = sb.add_user("imp-caller-g", ["impersonate groups"])
     out = mesh("routes", *GATEWAY, "--as", "imp-viewer", "--as-group", "devs", "--as-group",

@@ -138,8 +138,8 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory):
-    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state") as running:
+def sb(tmp_path_factory, backend):
+    with RunningSandbox(tmp_path_factory.mktemp("sb") / "state", backend=backend) as running:
         yield running
 
 

@@ -45,7 +45,10 @@ def real_istiod(sandbox, tmp_path_factory):
              "--kubeconfig", str(sandbox.kubeconfig),
              "--ctrlz_address", "127.0.0.1", "--ctrlz_port", str(ctrlz),
              "--monitoringAddr", f"127.0.0.1:{monitoring}", "--grpcAddr", f"127.0.0.1:{grpc}",
-             "--secureGRPCAddr", f"127.0.0.1:{secure}", "--httpAddr", f"127.0.0.1:{http}"],
+             "--secureGRPCAddr", f"127.0.0.1:{secure}", "--httpAddr", f"127.0.0.1:{http}",
+             # no webhook server: its default :15017 clashes with a real-backend sandbox's
+             # injection webhook (127.N.0.1:15017), and pilot-discovery then exits
+             "--httpsAddr", ""],
             stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
     try:
         urls = (f"http://127.0.0.1:{ctrlz}/", f"http://127.0.0.1:{monitoring}/debug")

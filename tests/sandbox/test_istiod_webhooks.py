@@ -10,6 +10,9 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.double_only("on the real backend the default revision's webhook is the sandbox's "
+                         "injection server, called by URL and so without istio.io/rev "
+                         "(sandbox/real/injection.py)")
 def test_istiod_installs_its_injector_webhooks_with_revision_and_tag_labels(sandbox):
     sandbox.wait_for(lambda: sandbox.kubectl("get", "mutatingwebhookconfigurations",
                                              "istio-revision-tag-prod", check=False
@@ -24,6 +27,12 @@ def test_istiod_installs_its_injector_webhooks_with_revision_and_tag_labels(sand
                           "istio.io/rev=default,!istio.io/tag", "-o", "name")
     assert out.stdout.split() == ["mutatingwebhookconfiguration.admissionregistration.k8s.io/"
                                   "istio-sidecar-injector"]
+
+
+@pytest.mark.double_only("on the real backend the default revision's webhook is the sandbox's "
+                         "own, called by URL (no kube-proxy serves istiod's Service: "
+                         "sandbox/real/injection.py)")
+def test_the_revisions_webhook_calls_istiods_service(sandbox):
     hook = json.loads(sandbox.kubectl("get", "mutatingwebhookconfigurations",
                                       "istio-sidecar-injector", "-o", "json").stdout)
     assert hook["webhooks"][0]["clientConfig"]["service"] == {

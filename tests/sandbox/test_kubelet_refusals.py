@@ -24,7 +24,7 @@ metadata: {name: root-image, namespace: refusals}
 spec:
   securityContext: {runAsNonRoot: true}
   containers:
-  - {name: web, image: example/web:1}
+  - {name: web, image: nginx:1.27}
 ---
 apiVersion: v1
 kind: Pod
@@ -32,7 +32,7 @@ metadata: {name: root-user, namespace: refusals}
 spec:
   containers:
   - name: web
-    image: example/web:1
+    image: nginx:1.27
     securityContext: {runAsNonRoot: true, runAsUser: 0}
 ---
 apiVersion: v1
@@ -41,7 +41,7 @@ metadata: {name: named-user, namespace: refusals}
 spec:
   securityContext: {runAsNonRoot: true}
   containers:
-  - {name: web, image: example/named:1}
+  - {name: web, image: nginx:named}
 ---
 apiVersion: v1
 kind: Pod
@@ -57,7 +57,7 @@ spec:
   securityContext: {runAsNonRoot: true}
   containers:
   - name: web
-    image: example/web:1
+    image: nginx:1.27
     securityContext: {runAsUser: 1000}
 """
 
@@ -66,7 +66,7 @@ spec:
 def pods(sandbox):
     (sandbox.state / "missing-images").write_text("# what the registry lacks\n"
                                                   "registry.example/team/missing\n")
-    (sandbox.state / "image-users").write_text("example/named:1 appuser\n")
+    (sandbox.state / "image-users").write_text("nginx:named appuser\n")
     sandbox.kubectl("apply", "-f", "-", input=PODS)
     yield
     (sandbox.state / "missing-images").unlink(missing_ok=True)

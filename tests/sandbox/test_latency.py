@@ -63,6 +63,7 @@ def test_delay_line_keeps_order_and_delays_each_message_not_the_sender(tmp_path)
     assert got[-1][0] - got[0][0] < 0.2 * 4
 
 
+@pytest.mark.double_only("the round trip is the double's model (set_rtt)")
 @pytest.mark.slow  # pays modelled round trips
 def test_cli_sets_and_refuses(sandbox):
     run = lambda *a: subprocess.run([sys.executable, "-m", "sandbox", "rtt", *a,  # noqa: E731
@@ -83,6 +84,7 @@ def _options(sandbox) -> ClusterOptions:
     return ClusterOptions(kubeconfig=str(sandbox.kubeconfig), namespace="istio-system")
 
 
+@pytest.mark.double_only("the round trip is the double's model (set_rtt)")
 @pytest.mark.slow  # pays modelled round trips
 def test_requests_and_port_forward_messages_pay_the_round_trip(sandbox):
     with Session.open(_options(sandbox)) as session:
@@ -119,6 +121,7 @@ def test_requests_and_port_forward_messages_pay_the_round_trip(sandbox):
         assert time.monotonic() - started < RTT
 
 
+@pytest.mark.double_only("the round trip is the double's model (set_rtt)")
 @pytest.mark.slow  # pays modelled round trips
 def test_concurrent_requests_wait_in_parallel(sandbox):
     """The delay is the network's, not a lock: ten requests at once take ~one RTT each, not

@@ -111,8 +111,10 @@ def wait_gone(predicate, timeout: float = 10.0) -> bool:
     return not predicate()
 
 
-# A namespace without sidecar injection (`web`: its pod, for sniff on any pod); the web image ships tcpdump (sandbox/tools: the
-# tools annotation), and the pod runs as root with the runtime's default NET_RAW.
+# A namespace without sidecar injection (`web`: its pod, for sniff on any pod), of an image the
+# real backend's kubelet runs too (sandbox/real/kubelet/images.py); the web container ships
+# tcpdump (sandbox/tools: the tools annotation), and the pod runs as root with the runtime's
+# default NET_RAW.
 PLAIN = """
 apiVersion: v1
 kind: Namespace
@@ -130,8 +132,8 @@ spec:
       annotations: {sandbox.kubectl-mesh.io/tools: "web=tcpdump"}
     spec:
       containers:
-      - {name: helper, image: example/helper:1, ports: [{containerPort: 3001}]}
-      - {name: web, image: example/web:1, ports: [{containerPort: 3000}]}
+      - {name: helper, image: sandbox/app:helper, ports: [{containerPort: 3001}]}
+      - {name: web, image: sandbox/app:web, ports: [{containerPort: 3000}]}
 """
 
 

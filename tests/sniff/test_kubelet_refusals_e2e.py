@@ -33,7 +33,7 @@ spec:
       securityContext: {runAsNonRoot: true}
       containers:
       - name: web
-        image: example/web:1
+        image: sandbox/app:web
         ports: [{containerPort: 3000}]
         securityContext: {runAsUser: 1000}
 """

@@ -18,11 +18,11 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory):
+def mesh(tmp_path_factory, backend):
     root = tmp_path_factory.mktemp("sync-replicas")
     path = root / "mesh.yaml"
     path.write_text(yaml.safe_dump_all(scenario(4, istiod_replicas=2), sort_keys=False))
-    with RunningSandbox(root / "state", scenarios=[path]) as sb:
+    with RunningSandbox(root / "state", scenarios=[path], backend=backend) as sb:
         m = Mesh(sb)
         out = m("sync", "--wait", "--timeout", "40s")
         assert out.returncode == 0, out.stderr

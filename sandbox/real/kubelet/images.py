@@ -25,4 +25,7 @@ def repository(image: str) -> str:
 
 
 def known(image: str) -> bool:
-    return repository(image) in KNOWN_REPOSITORIES
+    """A known repository, also under a mirror's path prefix (AKS's
+    `mcr.microsoft.com/oss/istio/pilot` is istio/pilot, as `Runtime._command` runs it)."""
+    repo = repository(image)
+    return any(repo == k or repo.endswith("/" + k) for k in KNOWN_REPOSITORIES)

@@ -1,0 +1,20 @@
+"""Which images the real backend's kubelet runs (sandbox/real/kubelet/images.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.real.kubelet.images import known
+
+
+@pytest.mark.parametrize("image, runs", [
+    ("docker.io/istio/pilot:1.28.0", True),
+    ("mcr.microsoft.com/oss/istio/pilot:1.28.0", True),  # AKS's mirror of istio/pilot
+    ("busybox:1.36", True),
+    ("sandbox/app:web", True),
+    ("example/web:1", False),
+    ("registry.example/team/missing:2", False),
+    ("docker.io/istio/pilotx:1", False),
+])
+def test_known_repositories_also_under_a_mirrors_prefix(image, runs):
+    assert known(image) is runs
