@@ -229,8 +229,10 @@ spec:
 def test_a_pod_without_sidecar(sandbox, mesh):
     sandbox.kubectl("apply", "-f", "-", input=LATE)
     try:
-        sandbox.kubectl("wait", "-n", "late", "--for=jsonpath={.status.phase}=Running",
-                        "pod/web", "--timeout=60s")
+        # Ready, not only Running: describe warns about a container not ready yet (on a pod
+        # network namespace the first readiness probe comes after the phase)
+        sandbox.kubectl("wait", "-n", "late", "--for=condition=Ready", "pod/web",
+                        "--timeout=60s")
         result = mesh("describe", "pod", "web", "-n", "late")
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[3:6] == [
