@@ -71,6 +71,17 @@ def _query_ports(query: dict[str, list[str]]) -> list[int]:
     return ports
 
 
+def _dial(connect, port: int) -> socket.socket:
+    """`connect(port)` with its timeout for the dial only: the forwarded connection then has
+    none, as containerd copies it (internal/cri/server/sandbox_portforward_linux.go
+    `portForward`: a dial with a timeout, then io.Copy both ways without deadlines); the
+    kubelet's only limit is its streaming idle timeout (4 h by default). A pod that is slow
+    to answer (a paused or busy Envoy) keeps its forwarded connection."""
+    sock = connect(port)
+    sock.settimeout(None)
+    return sock
+
+
 def forward_error(port: int, pod: str, err: OSError) -> str:
     """The kubelet's message for a failed connection (plain text, as kubectl prints it)."""
     return (f"error forwarding port {port} to pod {pod}, uid : failed to connect to "
@@ -100,7 +111,7 @@ class _Forward:
     def run(self) -> None:
         try:
             port = int(self.data.headers.get("port", ""))
-            sock = self.connect(port)
+            sock = _dial(self.connect, port)
         except (ValueError, OSError) as e:
             message = (forward_error(port, self.pod, e) if isinstance(e, OSError)
                        else f'unable to parse "{self.data.headers.get("port")}" as a port')
@@ -180,7 +191,7 @@ def _over_channels(handler, ports: list[int], connect, pod: str, delay_line) -> 
         ws.send(bytes([2 * i]) + prefix)
         ws.send(bytes([2 * i + 1]) + prefix)
         try:
-            socks[2 * i] = connect(port)
+            socks[2 * i] = _dial(connect, port)
         except OSError as e:
             ws.send(bytes([2 * i + 1]) + forward_error(port, pod, e).encode())
             continue

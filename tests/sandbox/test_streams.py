@@ -54,6 +54,8 @@ class _PodHTTP(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if "sleep=" in self.path:  # a pod slow to answer: silence on the connection first
+            time.sleep(float(self.path.partition("sleep=")[2]))
         n = int(self.path.partition("n=")[2] or 0)
         body = (hashlib.sha256(str(n).encode()).digest() * (n // 32 + 1))[:n] if n else b"hello from pod\n"
         self.send_response(200)
@@ -318,6 +320,17 @@ def test_kubectl_port_forward_parallel_connections(cluster, pod, env):
         assert protocols == ["SPDY/3.1+portforward.k8s.io"]
     else:
         assert protocols[-1] == "portforward.k8s.io"
+
+
+def test_kubectl_port_forward_keeps_a_connection_the_pod_is_slow_to_answer(cluster):
+    """The pod says nothing for 6 s (longer than the dial's 5 s timeout): the forwarded
+    connection stays, as a kubelet keeps it, and the answer arrives."""
+    pf = PortForward(cluster, "web", cluster.http_port)
+    try:
+        answer = requests.get(f"{pf.url}/?sleep=6", timeout=30)
+        assert (answer.status_code, answer.text) == (200, "hello from pod\n")
+    finally:
+        pf.stop()
 
 
 @pytest.mark.parametrize("pod,env", PF_PATHS, ids=PF_IDS)
