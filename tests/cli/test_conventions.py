@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from sandbox.testing import kubectl_binary
+from sandbox.testing import PodPort, kubectl_binary
 
 NS = "istioinaction"
 BIN = pathlib.Path(sys.executable).parent
@@ -422,8 +422,9 @@ def test_ctrl_c_mid_request_exits_130_quietly(mesh, sandbox):
                                 stderr=subprocess.PIPE, text=True, env=mesh.env())
         # Interrupt mid-request: once the request has reached the stopped Envoy's admin port
         # (the kernel completes the handshake and queues the bytes; nobody answers).
-        pod_ip = next(p["podIP"] for p in sandbox.status() if p["name"] == pod)
-        sandbox.wait_for(lambda: admin_request_queued(pod_ip) or proc.poll() is not None,
+        (obj,) = [p for p in sandbox.pods(NS) if p["metadata"]["name"] == pod]
+        address = PodPort(obj, 15000).host  # 127.0.0.1 in a pod network namespace
+        sandbox.wait_for(lambda: admin_request_queued(envoy, address) or proc.poll() is not None,
                          timeout=30, what="a request queued at the stopped Envoy's admin port")
         assert proc.poll() is None, proc.communicate()
         os.kill(proc.pid, signal.SIGINT)
@@ -437,11 +438,12 @@ def test_ctrl_c_mid_request_exits_130_quietly(mesh, sandbox):
     assert "Traceback" not in stderr and stdout == ""
 
 
-def admin_request_queued(ip: str, port: int = 15000) -> bool:
+def admin_request_queued(pid: int, ip: str, port: int = 15000) -> bool:
     """Whether a TCP connection to ip:port is ESTABLISHED with bytes waiting unread in the
-    server side's receive queue (from /proc/net/tcp: local address, state 01, rx_queue)."""
+    server side's receive queue, as process `pid`'s network namespace sees it
+    (/proc/PID/net/tcp: local address, state 01, rx_queue)."""
     local = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(ip.split("."))), port)
-    with open("/proc/net/tcp") as f:
+    with open(f"/proc/{pid}/net/tcp") as f:
         return any(fields[1] == local and fields[3] == "01"
                    and int(fields[4].split(":")[1], 16) > 0
                    for fields in (line.split() for line in f.readlines()[1:]))
