@@ -229,14 +229,16 @@ def test_sync_wait_after_a_config_change(cluster, webapp):
     routing = json.loads(json.dumps(CATALOG_ROUTING))
     routing[1]["spec"]["http"][0]["timeout"] = "7s"
     cluster.apply(routing)
-    out = cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s")
-    ok(out)
-    assert {r["RDS"] for r in by_name(out.stdout).values()} == {"SYNCED"}
-    # --wait returned once Envoy ACKed the push: the new route is in Envoy already
-    assert envoy_route(cluster, webapp, vhost)["timeout"] == "7s"
-    ours, theirs = statuses_beside(cluster)
-    assert ours == theirs
-    cluster.apply(CATALOG_ROUTING)
+    try:
+        out = cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s")
+        ok(out)
+        assert {r["RDS"] for r in by_name(out.stdout).values()} == {"SYNCED"}
+        # --wait returned once Envoy ACKed the push: the new route is in Envoy already
+        assert envoy_route(cluster, webapp, vhost)["timeout"] == "7s"
+        ours, theirs = statuses_beside(cluster)
+        assert ours == theirs
+    finally:
+        cluster.apply(CATALOG_ROUTING)
 
 
 def envoy_pid(cluster, pod: str) -> int:
@@ -260,23 +262,30 @@ def test_a_paused_envoy_is_stale_for_both_and_unreachable_for_verify(cluster, we
     os.kill(pid, signal.SIGSTOP)
     try:
         cluster.apply(routing)
+        # catalog's Envoy gets the same push and ACKs it while the two tools ask one after
+        # the other: compare once catalog is SYNCED again for both
         def stale() -> tuple[dict, dict] | None:
             ours, theirs = statuses_beside(cluster)
-            return (ours, theirs) if ours[webapp]["RDS"] == theirs[webapp]["RDS"] == "STALE" \
-                else None
-        ours, theirs = await_("webapp's RDS STALE for both tools", stale)
+            settled = (ours[webapp]["RDS"] == theirs[webapp]["RDS"] == "STALE"
+                       and ours[catalog]["RDS"] == theirs[catalog]["RDS"] == "SYNCED")
+            return (ours, theirs) if settled else None
+        ours, theirs = await_("webapp's RDS STALE and catalog's SYNCED for both tools", stale)
         assert ours == theirs
-        assert ours[catalog]["RDS"] == "SYNCED"
         out = cluster.mesh("sync", *cluster.xds(), "--verify", "--request-timeout", "5s")
         assert out.returncode == 7, out.stderr
         assert f"1 of 2 proxies not SYNCED ({webapp})" in out.stderr
         [problem] = [r for r in table(out.stdout) if r[0] == webapp and len(r) == 4]
         assert problem[1] == "UNREACHABLE" and "a paused or overloaded Envoy" in problem[3]
-    finally:
+    except BaseException:
         os.kill(pid, signal.SIGCONT)
-    ok(cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s"))
-    assert envoy_route(cluster, webapp, f"catalog.{NS}.svc.cluster.local:80")["timeout"] == "4s"
-    cluster.apply(CATALOG_ROUTING)
+        cluster.apply(CATALOG_ROUTING)
+        raise
+    os.kill(pid, signal.SIGCONT)
+    try:
+        ok(cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s"))
+        assert envoy_route(cluster, webapp, f"catalog.{NS}.svc.cluster.local:80")["timeout"] == "4s"
+    finally:
+        cluster.apply(CATALOG_ROUTING)
 
 
 # -- proxy-config tables, live, beside istioctl proxy-config
@@ -384,9 +393,10 @@ def test_loglevel_read_and_set_beside_istioctl(cluster, webapp):
 # -- describe beside istioctl x describe pod
 
 # What kubectl mesh adds to istioctl's lines (README "describe"): a line for every destination
-# of a route to the service, whether mTLS is required, the applied Sidecar.
-OUR_ADDITIONS = re.compile(r'^(\s+mTLS required: |\s+Route to host "|Applied Sidecar:$|'
-                           r'\s+\S+ \(egress hosts )')
+# of a route to the service, a route's timeout, retries and mirrors, whether mTLS is required,
+# the applied Sidecar.
+OUR_ADDITIONS = re.compile(r'^(\s+mTLS required: |\s+Route to host "|\s+Timeout |\s+Retries |'
+                           r'\s+Mirror to host "|Applied Sidecar:$|\s+\S+ \(egress hosts )')
 
 
 @pytest.mark.parametrize("app", ["catalog", "webapp"])
