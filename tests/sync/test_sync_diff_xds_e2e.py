@@ -11,21 +11,12 @@ import pathlib
 
 import pytest
 
-from sandbox.testing import MeshCli as Mesh
 
 pytestmark = pytest.mark.timeout(180)
 GATEWAY = ("deploy/istio-ingressgateway", "-n", "istio-system")
 SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
 NO_TOKEN = "create serviceaccounts/token"
 XDS_NOTE = "note: istiod's XDS debug interface did not give the config dump"
-
-
-@pytest.fixture(scope="module")
-def mesh(sandbox) -> Mesh:
-    m = Mesh(sandbox)
-    out = m("sync", "--wait", "--timeout", "30s")
-    assert out.returncode == 0, out.stderr
-    return m
 
 
 @pytest.fixture

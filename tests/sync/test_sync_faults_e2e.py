@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from sandbox.testing import MeshCli as Mesh
 
 # In the slow matrix (`make test-fast` leaves it out): the injected-fault matrix, a sandbox of its
 # own (sync runs end to end in test_sync_e2e.py).
@@ -19,14 +18,6 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 FAULT = "sandbox.kubectl-mesh.io/xds-fault"
 VS_PATCH = '[{"op":"add","path":"/spec/http/0/timeout","value":"7s"}]'
 VS_UNDO = '[{"op":"remove","path":"/spec/http/0/timeout"}]'
-
-
-@pytest.fixture(scope="module")
-def mesh(sandbox) -> Mesh:
-    m = Mesh(sandbox)
-    out = m("sync", "--wait", "--timeout", "60s")
-    assert out.returncode == 0, out.stderr
-    return m
 
 
 @pytest.fixture(scope="module")

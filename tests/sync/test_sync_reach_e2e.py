@@ -11,19 +11,10 @@ import urllib.request
 
 import pytest
 
-from sandbox.testing import MeshCli as Mesh
 
 pytestmark = pytest.mark.timeout(180)
 FALLBACK_NOTE = "note: istiod's XDS debug interface did not answer"
 NO_TOKEN = "create serviceaccounts/token"
-
-
-@pytest.fixture(scope="module")
-def mesh(sandbox) -> Mesh:
-    m = Mesh(sandbox)
-    out = m("sync", "--wait", "--timeout", "30s")
-    assert out.returncode == 0, out.stderr
-    return m
 
 
 def _rows(stdout: str) -> dict[str, str]:
