@@ -212,14 +212,16 @@ def is_real(state: pathlib.Path) -> bool:
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "", interval: float = 0.1):
     """Poll `predicate` every `interval` seconds until it returns something truthy, and return
-    that; AssertionError naming `what` once `timeout` seconds have passed without it."""
+    that; AssertionError naming `what` and the last value once `timeout` seconds have passed
+    without it."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate} "
+                                 f"(last: {value!r})")
         time.sleep(interval)
 
 

@@ -10,27 +10,15 @@ import os
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 from sandbox.real.kubelet import Kubelet
 from sandbox.real.kubelet.client import ApiStatus
+from sandbox.testing import wait_until
 
 NODE = "sandbox-node"
-
-
-def await_(what: str, predicate, timeout: float = 60.0, step: float = 0.2):
-    """Poll until `predicate()` returns something true; that value, or a failure naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    pytest.fail(f"{what}: not after {timeout:.0f} s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +80,8 @@ def web(cluster, kubectl):
     subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
                    input=deployment("web", "docker.io/sandbox/app:1"), text=True, check=True,
                    capture_output=True)
-    return await_("web Running and Ready", lambda: ready_pod(cp, "web"))
+    return wait_until(what="web Running and Ready",
+                      predicate=lambda: ready_pod(cp, "web"), timeout=60)
 
 
 def test_node_registers_ready_as_a_kubelet(cluster):
@@ -129,8 +118,8 @@ def test_node_lease_is_renewed(cluster):
     assert first["spec"]["holderIdentity"] == NODE
     assert first["spec"]["leaseDurationSeconds"] == 40
     assert first["metadata"]["ownerReferences"][0]["kind"] == "Node"
-    await_("the lease renewed", lambda: get(cp, path)["spec"]["renewTime"]
-           != first["spec"]["renewTime"], timeout=25, step=1)
+    wait_until(what="the lease renewed", predicate=lambda: get(cp, path)["spec"]["renewTime"]
+           != first["spec"]["renewTime"], timeout=25, interval=1)
 
 
 def test_node_identity_is_judged_by_node_authorizer_and_noderestriction(cluster):
@@ -184,8 +173,8 @@ def test_logs_through_the_real_api_server(kubectl, web):
     assert f"listening on {ip} ports [8080]" in kubectl("logs", name).stdout
     with urllib.request.urlopen(f"http://{ip}:8080/logged", timeout=5) as r:
         assert r.status == 200
-    last = await_("the request in the log", lambda: (
-        lambda out: "/logged" in out and out)(kubectl("logs", name, "--tail=1").stdout))
+    last = wait_until(what="the request in the log", predicate=lambda: (
+        lambda out: "/logged" in out and out)(kubectl("logs", name, "--tail=1").stdout), timeout=60)
     assert last.count("\n") == 1 and "listening" not in last
     assert "listening on" in kubectl("logs", name, "--since=1h").stdout
 
@@ -209,7 +198,7 @@ def test_logs_follow_through_the_real_api_server(cluster, web):
                 return lines.get(timeout=1)
             except queue.Empty:
                 return None
-        line = await_("a request in the followed log", followed, timeout=30)
+        line = wait_until(what="a request in the followed log", predicate=followed, timeout=30)
         assert '"GET /followed HTTP/1.1" 200' in line
         assert follow.poll() is None  # still following
     finally:
@@ -263,7 +252,7 @@ def test_unknown_image_waits_with_err_image_pull(cluster, kubectl):
             "ImagePullBackOff" and pod
 
     # ErrImagePull first, then ImagePullBackOff while the kubelet backs off (image_manager.go)
-    pod = await_("nowhere waiting with ImagePullBackOff", waiting)
+    pod = wait_until(what="nowhere waiting with ImagePullBackOff", predicate=waiting, timeout=60)
     assert pod["status"]["phase"] == "Pending"
     assert "ErrImagePull: failed to pull and unpack image" in \
         pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
@@ -282,12 +271,14 @@ def test_deleting_the_deployment_stops_its_processes(cluster, kubectl):
     subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
                    input=deployment("short", "sandbox/app"), text=True, check=True,
                    capture_output=True)
-    pod = await_("short Running and Ready", lambda: ready_pod(cp, "short"))
+    pod = wait_until(what="short Running and Ready",
+                     predicate=lambda: ready_pod(cp, "short"), timeout=60)
     (proc,) = [p for p in kubelet.runtime.status() if p["name"] == pod["metadata"]["name"]]
     pid = proc["containers"][0]["pid"]
     assert os.path.exists(f"/proc/{pid}")
     kubectl("delete", "deployment", "short", "--wait=false")
-    await_("short's pod gone from the API server", lambda: not pods_of(cp, "short"))
+    wait_until(what="short's pod gone from the API server",
+               predicate=lambda: not pods_of(cp, "short"), timeout=60)
     assert not os.path.exists(f"/proc/{pid}")
     assert not [p for p in kubelet.runtime.status() if p["name"] == pod["metadata"]["name"]]
 
@@ -307,7 +298,7 @@ def test_init_container_runs_first_and_is_reported(cluster, kubectl):
         conditions = {c["type"]: c["status"] for c in got["status"].get("conditions") or []}
         return conditions.get("Ready") == "True" and got
 
-    got = await_("with-init Ready", ready)
+    got = wait_until(what="with-init Ready", predicate=ready, timeout=60)
     (init,) = got["status"]["initContainerStatuses"]
     assert init["name"] == "setup" and init["ready"] is True
     assert init["state"]["terminated"]["exitCode"] == 0
@@ -334,7 +325,7 @@ def test_without_the_declared_feature_the_api_server_speaks_spdy(control_planes)
         subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
                        input=deployment("web", "sandbox/app"), text=True, check=True,
                        capture_output=True)
-        pod = await_("web Ready", lambda: ready_pod(cp, "web"))
+        pod = wait_until(what="web Ready", predicate=lambda: ready_pod(cp, "web"), timeout=60)
         out = subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "exec",
                               pod["metadata"]["name"], "--", "echo", "over spdy"],
                              capture_output=True, text=True, timeout=60)
@@ -359,8 +350,8 @@ def test_a_field_selector_watch_sees_pods_leave_as_deleted(cluster, kubectl):
                           env=dict(os.environ, KUBECONFIG=str(cp.kubeconfig)))
     try:
         kubectl("run", "leaves-pending", "--image=sandbox/app")
-        events = await_("DELETED when it leaves Pending", lambda: (
-            lambda e: e if "DELETED" in e else None)(watch.of("default/leaves-pending")))
+        events = wait_until(what="DELETED when it leaves Pending", predicate=lambda: (
+            lambda e: e if "DELETED" in e else None)(watch.of("default/leaves-pending")), timeout=60)
         assert events[0] == "ADDED" and events[-1] == "DELETED"
         (gone,) = [o for t, n, o in watch.events if t == "DELETED" and n == "default/leaves-pending"]
         assert gone["status"]["phase"] == "Pending"
@@ -409,8 +400,9 @@ def test_attach_through_the_real_api_server(cluster, kubectl):
     subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "apply", "-f", "-"],
                    input=json.dumps(pod), text=True, check=True, capture_output=True)
     try:
-        await_("echoer Running", lambda: get(cp, "/api/v1/namespaces/default/pods/echoer")[
-            "status"].get("phase") == "Running")
+        wait_until(what="echoer Running",
+                   predicate=lambda: get(cp, "/api/v1/namespaces/default/pods/echoer")[
+            "status"].get("phase") == "Running", timeout=60)
         out = subprocess.run(["kubectl", "--kubeconfig", str(cp.kubeconfig), "attach", "-i",
                               "echoer", "-c", "cat", "-q"], input="through attach\n",
                              capture_output=True, text=True, timeout=30)

@@ -22,7 +22,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,6 +40,7 @@ from kubectl_mesh.syncz.model import parse_syncz
 from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES, Istiod, install
 from sandbox.real.istio import sidecar as sidecar_module
 from sandbox.real.istio.sidecar import Sidecar
+from sandbox.testing import wait_until
 
 INJECTED_NS = "istioinaction"
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -54,18 +54,6 @@ def mesh(istio_meshes):
     """(control plane, istiod): the minimal profile as rendered, real istiod ready (a module
     fixture: tests/conftest.py's `mesh` is the sandbox's kubectl mesh runner)."""
     return istio_meshes()
-
-
-def await_(what: str, predicate, timeout: float = 60.0, step: float = 0.2):
-    """Poll until `predicate()` returns something true; that value, or a failure naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    pytest.fail(f"{what}: not after {timeout:.0f} s (last: {last!r})")
 
 
 def get(cp, path: str) -> dict:
@@ -98,8 +86,8 @@ def deployment(name: str, ns: str, image: str = "docker.io/istioinaction/catalog
 def pod_of(cp, ns: str, app: str) -> dict:
     """The one pod the ReplicaSet controller created for `app`, as the API server stores it."""
     selector = urllib.parse.quote(f"app={app}")
-    items = await_(f"a pod of deploy/{app}.{ns}", lambda: get(
-        cp, f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"])
+    items = wait_until(what=f"a pod of deploy/{app}.{ns}", predicate=lambda: get(
+        cp, f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"], timeout=60)
     return items[0]
 
 
@@ -173,11 +161,13 @@ def root_cert(cp, ns: str) -> str | None:
 
 def test_istiod_writes_its_root_certificate_into_every_namespace(mesh):
     cp, _ = mesh
-    root = await_("istio-ca-root-cert in istio-system", lambda: root_cert(cp, "istio-system"))
+    root = wait_until(what="istio-ca-root-cert in istio-system",
+                      predicate=lambda: root_cert(cp, "istio-system"), timeout=60)
     assert root.startswith("-----BEGIN CERTIFICATE-----")
     assert root_cert(cp, "default") == root
     namespace(cp, "later", {})
-    assert await_("istio-ca-root-cert in a new namespace", lambda: root_cert(cp, "later")) == root
+    assert wait_until(what="istio-ca-root-cert in a new namespace",
+                      predicate=lambda: root_cert(cp, "later"), timeout=60) == root
     # the CA's key stays in istio-system, where only istiod reads it
     secret = get(cp, "/api/v1/namespaces/istio-system/secrets/istio-ca-secret")
     assert base64.b64decode(secret["data"]["ca-cert.pem"]).decode() == root
@@ -195,13 +185,14 @@ def bundles(cp, kind: str, name: str) -> set[str]:
 def await_webhooks(cp) -> str:
     """Until istiod has patched its root into every webhook and made the validator fail
     closed (its validation controller does once the webhook serves); the root."""
-    root = await_("istio-ca-root-cert", lambda: root_cert(cp, "istio-system"))
-    await_("the injector's caBundle", lambda: bundles(
-        cp, "mutatingwebhookconfigurations", "istio-sidecar-injector") == {root})
-    await_("the validator's caBundle and failurePolicy Fail", lambda: bundles(
+    root = wait_until(what="istio-ca-root-cert",
+                      predicate=lambda: root_cert(cp, "istio-system"), timeout=60)
+    wait_until(what="the injector's caBundle", predicate=lambda: bundles(
+        cp, "mutatingwebhookconfigurations", "istio-sidecar-injector") == {root}, timeout=60)
+    wait_until(what="the validator's caBundle and failurePolicy Fail", predicate=lambda: bundles(
         cp, "validatingwebhookconfigurations", "istio-validator-istio-system") == {root} and {
         w["failurePolicy"] for w in webhooks(
-            cp, "validatingwebhookconfigurations", "istio-validator-istio-system")} == {"Fail"})
+            cp, "validatingwebhookconfigurations", "istio-validator-istio-system")} == {"Fail"}, timeout=60)
     return root
 
 
@@ -334,8 +325,8 @@ def test_upstream_envoy_nacks_istios_own_extensions(mesh, injected_pod, binaries
         def nacked(e: dict) -> bool:
             r = e.get("resources", {})
             return all(r.get(t, {}).get("lastError") for t in (CDS, LDS))
-        entry = await_("CDS and LDS NACKed in syncz", lambda: syncz_entry(
-            istiod, sidecar.proxy_id, nacked))
+        entry = wait_until(what="CDS and LDS NACKed in syncz", predicate=lambda: syncz_entry(
+            istiod, sidecar.proxy_id, nacked), timeout=60)
         cds, lds = entry["resources"][CDS]["lastError"], entry["resources"][LDS]["lastError"]
         assert ("Didn't find a registered implementation for 'istio.metadata_exchange' with "
                 "type URL: 'envoy.tcp.metadataexchange.config.MetadataExchange'") in cds
@@ -380,8 +371,9 @@ def sidecar(mesh, injected_pod, binaries):
 
 def test_with_the_flags_upstream_envoy_takes_all_of_istiods_config(mesh, sidecar):
     cp, istiod = mesh
-    entry = await_("every type acked", lambda: syncz_entry(istiod, sidecar.proxy_id, lambda e: all(
-        r.get("acked") == r.get("sent") for r in e["resources"].values())))
+    entry = wait_until(what="every type acked",
+                       predicate=lambda: syncz_entry(istiod, sidecar.proxy_id, lambda e: all(
+        r.get("acked") == r.get("sent") for r in e["resources"].values())), timeout=60)
     assert set(entry["resources"]) == {CDS, LDS, EDS, RDS}
     assert not any(r.get("lastError") for r in entry["resources"].values())
     assert entry["proxy_type"] == "sidecar" and entry["cluster_id"] == "Kubernetes"
@@ -394,8 +386,9 @@ def test_with_the_flags_upstream_envoy_takes_all_of_istiods_config(mesh, sidecar
 
 def test_syncz_side_by_side_with_istioctl_proxy_status(mesh, sidecar, binaries):
     cp, istiod = mesh
-    await_("every type acked", lambda: syncz_entry(istiod, sidecar.proxy_id, lambda e: all(
-        r.get("acked") == r.get("sent") for r in e["resources"].values())))
+    wait_until(what="every type acked",
+               predicate=lambda: syncz_entry(istiod, sidecar.proxy_id, lambda e: all(
+        r.get("acked") == r.get("sent") for r in e["resources"].values())), timeout=60)
     theirs = istioctl_proxy_status(binaries, cp, istiod)[sidecar.proxy_id]
     ours = our_statuses(istiod, sidecar.proxy_id)
     for t in ("CDS", "LDS", "EDS", "RDS", "ECDS"):
@@ -471,7 +464,8 @@ def istiod_xds_client(cp, istiod):
     token = subprocess.run([kubectl_binary(), "--kubeconfig", str(cp.kubeconfig), "create",
                             "token", "default", "-n", "istio-system", "--audience", "istio-ca"],
                            capture_output=True, text=True, timeout=30, check=True).stdout.strip()
-    root = await_("istio-ca-root-cert", lambda: root_cert(cp, "istio-system"))
+    root = wait_until(what="istio-ca-root-cert",
+                      predicate=lambda: root_cert(cp, "istio-system"), timeout=60)
     credentials = istiodxds.XdsCredentials(istiodxds.tls_context(root), istiod.address, token)
     host, port = istiod.hostport("secure_grpc").split(":")
     return istiodxds.IstiodXds(istiod.name, LoopbackChannel(host, int(port)).connect,
@@ -509,8 +503,8 @@ def test_sync_diff_over_xds_agrees_with_istioctl_proxy_status(mesh, sidecar, bin
 def envoy_files(sidecar, tmp_path_factory) -> dict[str, pathlib.Path]:
     """The real-istiod-fed Envoy's /config_dump and /clusters?format=json, saved once."""
     directory = tmp_path_factory.mktemp("envoy")
-    await_("the workload certificate in Envoy", lambda: json.loads(
-        http_get(sidecar.url(15000) + "/certs")[1])["certificates"])
+    wait_until(what="the workload certificate in Envoy", predicate=lambda: json.loads(
+        http_get(sidecar.url(15000) + "/certs")[1])["certificates"], timeout=60)
     files = {}
     for name, path in (("config_dump", "/config_dump"), ("clusters", "/clusters?format=json")):
         code, body = http_get(sidecar.url(15000) + path)

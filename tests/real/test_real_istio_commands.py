@@ -18,13 +18,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES
 from sandbox.real.istio.sidecar import kubelet_for
+from sandbox.testing import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 NS = "istioinaction"
@@ -32,18 +32,6 @@ NS = "istioinaction"
 # captureMode NONE: no iptables here), relayed to the pod's address: how a request goes
 # through the real Envoy.
 EGRESS_PORT = 9080
-
-
-def await_(what: str, predicate, timeout: float = 60.0, step: float = 0.2):
-    """Poll until `predicate()` returns something true; that value, or a failure naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    pytest.fail(f"{what}: not after {timeout:.0f} s (last: {last!r})")
 
 
 def workload(name: str, image: str, port: int = 3000) -> list[dict]:
@@ -138,6 +126,16 @@ class Cluster:
         return ["--xds-address", self.istiod.hostport("secure_grpc"),
                 "--authority", self.istiod.address]
 
+    def injected_namespace(self, name: str) -> None:
+        """Create namespace `name` labelled for injection, once istiod has patched its root
+        into the injector's webhook (before that the API server cannot call it)."""
+        wait_until(what="the injector's caBundle", predicate=lambda: all(
+            w["clientConfig"].get("caBundle") for w in json.loads(self.kubectl(
+                "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
+            ["webhooks"]), timeout=60)
+        self.apply([{"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": name, "labels": {"istio-injection": "enabled"}}}])
+
     def pod(self, app: str) -> str:
         return self.kubectl("get", "pods", "-n", NS, "-l", f"app={app}",
                             "-o", "jsonpath={.items[0].metadata.name}")
@@ -148,18 +146,12 @@ def cluster(istio_meshes, binaries):
     cp, istiod = istio_meshes(values=UPSTREAM_ENVOY_VALUES, env=UPSTREAM_ENVOY_ENV)
     with kubelet_for(cp, istiod, binaries=binaries, ports=(EGRESS_PORT,)):
         c = Cluster(cp, istiod, binaries)
-        # the injector is called once istiod has patched its root into the webhook
-        await_("the injector's caBundle", lambda: all(
-            w["clientConfig"].get("caBundle") for w in json.loads(c.kubectl(
-                "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
-            ["webhooks"]))
-        c.apply([{"apiVersion": "v1", "kind": "Namespace",
-                  "metadata": {"name": NS, "labels": {"istio-injection": "enabled"}}}])
+        c.injected_namespace(NS)
         c.apply([*workload("webapp", "docker.io/istioinaction/webapp:latest"),
                  *workload("catalog", "docker.io/istioinaction/catalog:latest")])
         # kubectl wait fails at once while the ReplicaSets have created no pod yet
-        await_("the pods of both Deployments", lambda: len(c.kubectl(
-            "get", "pods", "-n", NS, "-o", "name").split()) == 2)
+        wait_until(what="the pods of both Deployments", predicate=lambda: len(c.kubectl(
+            "get", "pods", "-n", NS, "-o", "name").split()) == 2, timeout=60)
         c.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod", "-l", "app in (webapp,catalog)",
                   "--timeout=120s")
         c.apply(EGRESS)
@@ -195,9 +187,10 @@ def statuses_beside(cluster, *flags: str) -> tuple[dict, dict]:
 
 
 def test_sync_beside_istioctl_proxy_status(cluster, webapp, catalog):
-    ours, theirs = await_("both proxies SYNCED for both tools", lambda: (lambda o, t: (
+    ours, theirs = wait_until(what="both proxies SYNCED for both tools",
+                              predicate=lambda: (lambda o, t: (
         o, t) if o == t and {r["RDS"] for r in o.values()} == {"SYNCED"} else None)(
-        *statuses_beside(cluster)))
+        *statuses_beside(cluster)), timeout=60)
     assert set(ours) == {webapp, catalog}
     assert ours[webapp] == {"CLUSTER": "Kubernetes", "CDS": "SYNCED", "LDS": "SYNCED",
                             "EDS": "SYNCED", "RDS": "SYNCED", "ISTIOD": cluster.istiod.name,
@@ -269,7 +262,8 @@ def test_a_paused_envoy_is_stale_for_both_and_unreachable_for_verify(cluster, we
             settled = (ours[webapp]["RDS"] == theirs[webapp]["RDS"] == "STALE"
                        and ours[catalog]["RDS"] == theirs[catalog]["RDS"] == "SYNCED")
             return (ours, theirs) if settled else None
-        ours, theirs = await_("webapp's RDS STALE and catalog's SYNCED for both tools", stale)
+        ours, theirs = wait_until(what="webapp's RDS STALE and catalog's SYNCED for both tools",
+                                  predicate=stale, timeout=60)
         assert ours == theirs
         out = cluster.mesh("sync", *cluster.xds(), "--verify", "--request-timeout", "5s")
         assert out.returncode == 7, out.stderr
@@ -449,8 +443,8 @@ def request(cluster, webapp: str, host: str, path: str) -> int:
 
 
 def test_accesslog_reads_istios_default_format(cluster, webapp):
-    assert await_("a 200 through the egress listener", lambda: request(
-        cluster, webapp, f"agent.local:{EGRESS_PORT}", "/healthz/ready") == 200)
+    assert wait_until(what="a 200 through the egress listener", predicate=lambda: request(
+        cluster, webapp, f"agent.local:{EGRESS_PORT}", "/healthz/ready") == 200, timeout=60)
     assert request(cluster, webapp, f"nowhere.local:{EGRESS_PORT}", "/nothing") == 503
 
     def logged():
@@ -458,7 +452,7 @@ def test_accesslog_reads_istios_default_format(cluster, webapp):
         ok(out)
         entries = json.loads(out.stdout)
         return entries if {e["path"] for e in entries} >= {"/healthz/ready", "/nothing"} else None
-    entries = await_("both requests in the access log", logged)
+    entries = wait_until(what="both requests in the access log", predicate=logged, timeout=60)
     served = next(e for e in entries if e["path"] == "/healthz/ready")
     assert (served["response_code"], served["response_flags"], served["response_code_details"]) == \
         (200, [], "via_upstream")

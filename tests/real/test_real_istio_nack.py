@@ -12,7 +12,8 @@ import json
 import pytest
 
 from sandbox.real.istio.sidecar import kubelet_for
-from tests.real.test_real_istio_commands import NS, Cluster, await_, by_name, workload
+from sandbox.testing import wait_until
+from tests.real.test_real_istio_commands import NS, Cluster, by_name, workload
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -22,15 +23,10 @@ def cluster(istio_meshes, binaries):
     cp, istiod = istio_meshes()  # istiod's defaults: no settings for upstream Envoy
     with kubelet_for(cp, istiod, binaries=binaries):
         c = Cluster(cp, istiod, binaries)
-        await_("the injector's caBundle", lambda: all(
-            w["clientConfig"].get("caBundle") for w in json.loads(c.kubectl(
-                "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
-            ["webhooks"]))
-        c.apply([{"apiVersion": "v1", "kind": "Namespace",
-                  "metadata": {"name": NS, "labels": {"istio-injection": "enabled"}}}])
+        c.injected_namespace(NS)
         c.apply(workload("catalog", "docker.io/istioinaction/catalog:latest"))
         # the sidecar never turns Ready (its listeners are rejected): wait for Running
-        await_("catalog's pod Running", lambda: c.kubectl(
+        wait_until(what="catalog's pod Running", predicate=lambda: c.kubectl(
             "get", "pods", "-n", NS, "-l", "app=catalog",
             "-o", "jsonpath={.items[*].status.phase}") == "Running", timeout=120)
         yield c
@@ -39,7 +35,7 @@ def cluster(istio_meshes, binaries):
 @pytest.fixture(scope="module")
 def catalog(cluster) -> str:
     proxy = f"{cluster.pod('catalog')}.{NS}"
-    await_("istioctl proxy-status: LDS ERROR", lambda: by_name(cluster.istioctl(
+    wait_until(what="istioctl proxy-status: LDS ERROR", predicate=lambda: by_name(cluster.istioctl(
         "proxy-status", "-v", "1", *cluster.xds()).stdout).get(proxy, {}).get("LDS") == "ERROR",
         timeout=120)
     return proxy

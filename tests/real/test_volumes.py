@@ -15,10 +15,6 @@ from sandbox.real.kubelet import Kubelet
 from sandbox.testing import wait_until
 
 
-def await_(what: str, predicate, timeout: float = 60.0):
-    return wait_until(predicate, timeout, what, 0.2)
-
-
 def get(cp, path: str) -> dict:
     code, body = cp.request("GET", path)
     assert code == 200, (path, body)
@@ -70,8 +66,9 @@ def test_volumes_are_set_up_as_a_kubelet_does(cluster):
         "metadata": {"name": "creds"}, "data": {"password": base64.b64encode(b"s3cret").decode()}
     })[0] == 201
     assert cp.request("POST", "/api/v1/namespaces/default/pods", POD)[0] == 201
-    pod = await_("vols Running", lambda: (p := get(cp, "/api/v1/namespaces/default/pods/vols"))
-                 ["status"].get("phase") == "Running" and p)
+    pod = wait_until(what="vols Running",
+                     predicate=lambda: (p := get(cp, "/api/v1/namespaces/default/pods/vols"))
+                 ["status"].get("phase") == "Running" and p, timeout=60)
     root = kubelet.state_dir / "pods" / "default" / "vols" / "volumes"
     assert (root / "settings" / "conf" / "mode").read_text() == "strict"
     assert not (root / "settings" / "other").exists()  # only the items asked for
@@ -112,7 +109,9 @@ def test_volumes_are_set_up_as_a_kubelet_does(cluster):
         "/var/run/secrets/kubernetes.io/serviceaccount": str(root / access)}
 
     assert cp.request("DELETE", "/api/v1/namespaces/default/pods/vols")[0] == 200
-    await_("vols gone", lambda: cp.request("GET", "/api/v1/namespaces/default/pods/vols")[0] == 404)
+    wait_until(what="vols gone",
+               predicate=lambda: cp.request("GET", "/api/v1/namespaces/default/pods/vols")[0] == 404,
+               timeout=60)
     assert not root.exists()  # torn down with the pod
 
 
@@ -128,9 +127,10 @@ def test_a_missing_configmap_keeps_the_pod_creating_until_it_exists(cluster):
         states = [c["state"] for c in p["status"].get("containerStatuses") or []]
         return states and all("waiting" in s and "MountVolume.SetUp failed" in
                               s["waiting"].get("message", "") for s in states) and states
-    states = await_("late waiting on its volume", waiting)
+    states = wait_until(what="late waiting on its volume", predicate=waiting, timeout=60)
     assert 'configMap "late-settings" not found' in states[0]["waiting"]["message"]
     assert cp.request("POST", "/api/v1/namespaces/default/configmaps", {
         "metadata": {"name": "late-settings"}, "data": {"mode": "late"}})[0] == 201
-    await_("late Running once the configMap exists",
-           lambda: get(cp, "/api/v1/namespaces/default/pods/late")["status"].get("phase") == "Running")
+    wait_until(what="late Running once the configMap exists",
+               predicate=lambda: get(cp, "/api/v1/namespaces/default/pods/late")["status"].get("phase") == "Running",
+               timeout=60)
