@@ -67,7 +67,7 @@ class Sandbox:
         objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]
         ca, cert, key = pki.write_ca_and_server_cert(d / "pki")
         self.token = secrets.token_hex(24)
-        auth.write_tokens(d / "rbac.json", {self.token: {"user": "sandbox-admin"}})
+        auth.write_tokens(d / "rbac.json", {self.token: {"user": "sandbox-admin", "all_verbs": True}})
         self.store = Store()
         self.api = Api(self.store, auth.Authorizer(d / "rbac.json"), verbose=self.verbose)
         write_rtt(d, 0)  # a new sandbox starts on loopback time, whatever a previous one set

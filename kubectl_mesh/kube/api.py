@@ -51,6 +51,7 @@ CLUSTER_SCOPED = {"namespaces", "nodes", "mutatingwebhookconfigurations"}
 _FORBIDDEN = re.compile(r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group '
                         r'"(?P<group>[^"]*)"(?: in the namespace "(?P<ns>[^"]*)")?')
 _USER = re.compile(r'User "([^"]*)"')
+_FORBIDDEN_NAME = re.compile(r'\S+ "([^"]*)" is forbidden: ')
 _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
                  "DELETE": "delete"}
 
@@ -474,6 +475,8 @@ def status_error(code: int, body: bytes | str, method: str, path: str,
         verb, resource, ns = _forbidden_parts(message, method, path)
         where = f" in namespace {ns}" if ns else " at the cluster scope"
         user = _USER.search(message)
+        if verb.startswith(("impersonate-on:", "impersonate:")):
+            return _impersonation_refused(message, verb, resource, where)
         return ForbiddenError(f"cannot {verb} {resource}{where}: ask for RBAC verb {verb} on "
                               f"{resource}", hint=f'as user "{user[1]}"' if user else None)
     if code == 404:
@@ -482,6 +485,27 @@ def status_error(code: int, body: bytes | str, method: str, path: str,
         return UnreachableError(f"the API server {config.where} failed {method} {path}: "
                                 f"{code} {message}", hint="retry in a moment")
     return MeshError(f"the API server {config.where} refused {method} {path}: {code} {message}")
+
+
+def _impersonation_refused(message: str, verb: str, resource: str, where: str) -> ForbiddenError:
+    """A 403 of constrained impersonation (Kubernetes 1.36+, k8s.io/apiserver
+    pkg/endpoints/filters/impersonation): the caller lacks `impersonate-on:<mode>:<verb>` on
+    what the request asks, or `impersonate:<mode>` on the user; and the legacy `impersonate`
+    was refused too (the server names the first refusal only)."""
+    if verb.startswith("impersonate-on:"):
+        mode, _, on_verb = verb.removeprefix("impersonate-on:").partition(":")
+        doing = f"impersonate to {on_verb} {resource}{where}"
+    else:
+        mode = verb.removeprefix("impersonate:")
+        named = _FORBIDDEN_NAME.match(message)
+        doing = f"impersonate {resource.split('.')[0]}" + (f' "{named[1]}"' if named else "")
+    target = "users" if mode == "user-info" else "nodes" if "node" in mode else "serviceaccounts"
+    caller = _USER.search(message)
+    return ForbiddenError(
+        f"may not {doing}: ask for RBAC verb impersonate on users (and groups, uids), or for "
+        f"constrained impersonation impersonate-on:{mode}:<verb> on the resources and "
+        f"impersonate:{mode} on {target} in API group authentication.k8s.io",
+        hint=f'user "{caller[1]}" impersonating with --as' if caller else None)
 
 
 def _forbidden_parts(message: str, method: str, path: str) -> tuple[str, str, str]:

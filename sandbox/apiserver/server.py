@@ -18,7 +18,7 @@ import yaml
 
 from ..httpserver import BackgroundHTTPServer, server_context
 from . import kinds, openapi, patch, selectors, tables
-from .auth import Authorizer
+from .auth import Authorizer, request_attributes
 from .latency import Latency
 from .version import ServedVersion
 from .store import Conflict, Gone, NotFound, Store
@@ -178,7 +178,10 @@ class Handler(ChunkedResponses, http.server.BaseHTTPRequestHandler):
             user = self.server.api.authorizer.authenticate(self.headers.get("Authorization"))
             if user is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            self.user = self.server.api.authorizer.impersonate(user, self.headers)
+            api = self.server.api
+            self.user = api.authorizer.impersonate(
+                user, self.headers, request_attributes(method, url.path, query),
+                constrained=api.version.constrained_impersonation())
             self.server.api.route(self, method, url.path.rstrip("/") or "/", query)
         except ApiError as e:
             self._safe_error(e.code, e.body)

@@ -7,7 +7,10 @@ running double; no file means 1.37. What depends on it:
   also needs `create` (k8s.io/kubernetes pkg/registry/core/pod/rest/subresources.go,
   `*REST.Connect` -> `ensureAuthorizedForVerb(ctx, r.Authorizer, "create")`, feature gate
   AuthorizePodWebsocketUpgradeCreatePermission, beta and on by default from 1.35 in
-  pkg/features/kube_features.go).
+  pkg/features/kube_features.go);
+- impersonation: from 1.36 the constrained modes before the legacy one (k8s.io/apiserver
+  pkg/features/kube_features.go ConstrainedImpersonation, beta and on by default from 1.36;
+  `auth.Authorizer.impersonate`).
 """
 
 from __future__ import annotations
@@ -39,3 +42,6 @@ class ServedVersion:
 
     def upgrade_needs_create(self) -> bool:
         return self.get() >= (1, 35)
+
+    def constrained_impersonation(self) -> bool:
+        return self.get() >= (1, 36)
