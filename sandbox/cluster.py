@@ -16,6 +16,7 @@ from .credentials import private_dir
 from .apiserver import auth, kinds, pki, podsecurity, podvalidation
 from .apiserver.kubernetesservice import kubernetes_service
 from .apiserver.latency import Latency, write_rtt
+from .apiserver.podadmission import PodAdmission
 from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import NotFound, Store
@@ -76,7 +77,13 @@ class Sandbox:
         self.server = ApiServer(self.api, str(cert), str(key))
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
-        self.controllers = Controllers(self.api, native_mode=lambda: native_mode(d))
+        self.controllers = Controllers(self.api, native_mode=lambda: native_mode(d),
+                                       root_ca=ca.read_bytes())
+        # the API server's own pod admission runs before the injector (the controllers'
+        # admission) and, re-invoked, after it (podadmission.py)
+        pod_admission = PodAdmission(self.store)
+        self.api.admission.insert(0, pod_admission)
+        self.api.admission.append(pod_admission)
         self.api.admission.append(podvalidation.validate)  # after defaults and injection
         self.api.admission.append(podsecurity.PodSecurity(self.store))  # validating: after injection
         self.runtime = Runtime(self.store, d, self.kubeconfig_path, behaviours,

@@ -15,7 +15,6 @@ import queue
 import secrets
 import threading
 
-from . import qos
 from .apiserver import kinds, selectors
 from .apiserver.server import Api, ApiError
 from .apiserver.store import Event, NotFound
@@ -86,20 +85,11 @@ def sidecar_container() -> dict:
     }
 
 
-def apply_pod_defaults(spec: dict) -> None:
-    """The defaults the real API server fills in; clients (kubectl debug) dereference them."""
-    spec.setdefault("securityContext", {})
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", "default")
-    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
-        c.setdefault("imagePullPolicy", "IfNotPresent")
-        c.setdefault("terminationMessagePath", "/dev/termination-log")
-        c.setdefault("terminationMessagePolicy", "File")
-        c.setdefault("resources", {})
-        qos.default_requests(c)
+ROOT_CA_NAME = "kube-root-ca.crt"
+ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters.")
 
 
 def template_hash(template: dict) -> str:
@@ -124,8 +114,9 @@ def pod_ready(pod: dict) -> bool:
 class Controllers:
     """Reconciles workloads, endpoints and garbage on a single background thread."""
 
-    def __init__(self, api: Api, native_mode=lambda: NATIVE_MODE_DEFAULT):
+    def __init__(self, api: Api, native_mode=lambda: NATIVE_MODE_DEFAULT, root_ca: bytes = b""):
         self.api = api
+        self.root_ca = root_ca.decode()  # published in every namespace as kube-root-ca.crt
         self.native_mode = native_mode  # ENABLE_NATIVE_SIDECARS of the injector, read per pod
         self.store = api.store
         self._queue: queue.Queue = queue.Queue()
@@ -171,10 +162,6 @@ class Controllers:
                     {"containers": ["istio-proxy"], "revision": "default"})
                 obj["metadata"].setdefault("labels", {}).setdefault(
                     "security.istio.io/tlsMode", "istio")
-            apply_pod_defaults(obj["spec"])
-            status = obj.setdefault("status", {})
-            status.setdefault("phase", "Pending")
-            status["qosClass"] = qos.pod_qos(obj["spec"])  # set at creation, never changed
         if kind.key == "services" and old is None:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
@@ -227,6 +214,33 @@ class Controllers:
             svc = self.store.peek("services", ev.namespace, ev.name)
             if svc is not None:
                 self._sync_endpoints(svc)
+        elif ev.key == "namespaces" and ev.type != "DELETED":
+            self._sync_namespace(ev.name)
+        elif (ev.key, ev.name) in (("serviceaccounts", "default"), ("configmaps", ROOT_CA_NAME)):
+            self._sync_namespace(ev.namespace)
+
+    # -- namespaces
+    def _sync_namespace(self, ns: str) -> None:
+        """What the controller manager keeps in every namespace: the `default` service account
+        (pkg/controller/serviceaccount/serviceaccounts_controller.go `syncNamespace`) and the
+        `kube-root-ca.crt` ConfigMap with the cluster CA (pkg/controller/certificates/
+        rootcacertpublisher/publisher.go `syncNamespace`), created again when deleted."""
+        if self.store.peek("namespaces", "", ns) is None:
+            return
+        if self.store.peek("serviceaccounts", ns, "default") is None:
+            self.api.create(kinds.by_key("serviceaccounts"), ns, {
+                "metadata": {"name": "default", "namespace": ns}})
+        data = {"ca.crt": self.root_ca}
+        current = self.store.peek("configmaps", ns, ROOT_CA_NAME)
+        if current is None:
+            self.api.create(kinds.by_key("configmaps"), ns, {
+                "metadata": {"name": ROOT_CA_NAME, "namespace": ns,
+                             "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                "data": data})
+        elif current.get("data") != data:
+            updated = copy.deepcopy(current)
+            updated["data"] = data
+            self.api.replace(kinds.by_key("configmaps"), updated)
 
     def _collect_garbage(self, owner: dict) -> None:
         uid = (owner.get("metadata") or {}).get("uid")

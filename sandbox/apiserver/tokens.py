@@ -7,9 +7,9 @@ them: istioctl asks a token for `default` in the istio namespace with audience `
 Real behaviour followed (k8s.io/kubernetes pkg/registry/core/serviceaccount/storage/token.go
 `TokenREST.Create`): the service account must exist (404), expirationSeconds defaults to 3600
 and must be at least 600 (422, pkg/apis/authentication/validation/validation.go
-`ValidateTokenRequest`), no audiences means the API server's own. The double has no
-serviceaccounts controller: `default` counts as existing in every namespace that exists, as
-the controller manager creates it there (pkg/controller/serviceaccount/serviceaccounts_controller.go).
+`ValidateTokenRequest`), no audiences means the API server's own; `default` exists in every
+namespace once the double's controllers have created it (sandbox/controllers.py
+`_sync_namespace`, as the controller manager's serviceaccounts controller).
 A review (pkg/registry/authentication/tokenreview/storage.go, the service-account
 authenticator) authenticates a token that is known, unexpired and shares an audience with the
 review's (none given: the API server's), as `system:serviceaccount:NS:NAME` in the groups
@@ -169,13 +169,10 @@ def token_request_from_protobuf(raw: bytes) -> dict:
 
 
 def service_account_uid(store, namespace: str, name: str) -> str | None:
-    """The uid of service account NAME in NAMESPACE; `default` of an existing namespace has a
-    stable made-up one. None: no such service account."""
+    """The uid of service account NAME in NAMESPACE; None: no such service account."""
     sa = store.find("serviceaccounts", namespace, name)
     if sa is not None:
         return sa["metadata"].get("uid") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}"))
-    if name == "default" and store.find("namespaces", "", namespace) is not None:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/default"))
     return None
 
 
