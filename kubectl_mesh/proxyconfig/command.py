@@ -92,8 +92,11 @@ def fetch_dumps(opts: ProxyConfigOptions, stderr) -> list[tuple[str, str, object
             pods = [pick_one(pods, opts.target or f"-l {opts.selector}", stderr)]
 
         def fetch(pod, while_waiting=None):
+            notes: list[str] = []
             with session.admin(pod) as admin:
-                raw = view.fetch(admin, while_waiting)
+                raw = view.fetch(admin, while_waiting, notes)
+            for note in notes:
+                stderr.write(f"warning: {pod.ref}: {note}\n")
             from kubectl_mesh.configdump import ConfigDump
             return ConfigDump(raw, pod.ref)
 

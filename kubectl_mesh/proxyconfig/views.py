@@ -29,8 +29,9 @@ class View:
     name: ClassVar[str]
     empty: ClassVar[str] = ""
 
-    def fetch(self, admin, while_waiting: Waiting = None) -> dict:
-        """The admin response the table is made from: by default the masked config dump."""
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
+        """The admin response the table is made from: by default the masked config dump.
+        What the table leaves out, and why, goes into `notes` (warnings for the user)."""
         return admin.config_dump(mask=MASKS[self.name], while_waiting=while_waiting)
 
     def table(self, dump, fmt: str, comparing: bool = False):
@@ -73,6 +74,15 @@ class ListenersView(View):
     filter: ListenerFilter = field(default_factory=ListenerFilter)
     verbose: bool = True  # one row per filter chain; False: per listener
 
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
+        from kubectl_mesh.admin import NotJsonError
+        try:
+            return super().fetch(admin, while_waiting)
+        except NotJsonError as refused:
+            # a rejected listener of a type this Envoy does not know: the printable ones
+            from kubectl_mesh.proxyconfig.unprintable import printable_listeners
+            return printable_listeners(admin, refused, notes)
+
     def table(self, dump, fmt: str, comparing: bool = False):
         from kubectl_mesh.configdump import listener_table
         return listener_table(dump.listeners, self.filter, verbose=self.verbose,
@@ -84,7 +94,7 @@ class EndpointsView(View):
     name: ClassVar[str] = "endpoints"
     filter: EndpointFilter = field(default_factory=EndpointFilter)
 
-    def fetch(self, admin, while_waiting: Waiting = None) -> dict:
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
         return admin.clusters(while_waiting=while_waiting)
 
     def table(self, dump, fmt: str, comparing: bool = False):
@@ -112,7 +122,7 @@ class BootstrapView(View):
 
     name: ClassVar[str] = "bootstrap"
 
-    def fetch(self, admin, while_waiting: Waiting = None) -> dict:
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
         return admin.config_dump(mask="bootstrap", while_waiting=while_waiting)
 
     def table(self, dump, fmt: str, comparing: bool = False):
@@ -129,7 +139,7 @@ class EcdsView(View):
 
     name: ClassVar[str] = "ecds"
 
-    def fetch(self, admin, while_waiting: Waiting = None) -> dict:
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
         from kubectl_mesh.errors import AdminError
         try:
             return admin.config_dump(mask="ecds_filters", while_waiting=while_waiting)
@@ -152,7 +162,7 @@ class AllView(View):
 
     name: ClassVar[str] = "all"
 
-    def fetch(self, admin, while_waiting: Waiting = None) -> dict:
+    def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
         # istioctl's edsPath: the whole dump with the EDS section
         return admin.config_dump(include_eds=True, while_waiting=while_waiting)
 
