@@ -261,3 +261,29 @@ def slow_pod_name(cluster) -> str:
             slow.append(pod["metadata"]["name"])
     assert len(slow) == 1, slow
     return slow[0]
+
+
+def test_sniff_on_lo_sees_the_plaintext_leg_from_envoy_to_the_app(cluster, tmp_path):
+    """With capture on, a request to the pod IP arrives at Envoy's 15006 and goes on to the
+    app over lo, from 127.0.0.6 (Istio's inbound passthrough source: pilot/pkg/networking/
+    core `InboundPassthroughBindIpv4`), in plaintext: what `sniff -i lo` is for."""
+    pod = json.loads(cluster.kubectl("get", "pods", "-n", NS, "-l", "version=v1", "-o", "json"))
+    name, ip = pod["items"][0]["metadata"]["name"], pod["items"][0]["status"]["podIP"]
+    pcap = tmp_path / "lo.pcap"
+    sniff = subprocess.Popen(
+        ["kubectl", "mesh", "sniff", f"{name}.{NS}", "-i", "lo", "-f", "tcp port 3000",
+         "--count", "20", "--duration", "2m", "-o", str(pcap)],
+        env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def captured():  # requests until tcpdump has its 20 packets
+            assert get(ip, "/items", "catalog", 3000)[0] == 200
+            return sniff.poll() is not None
+        await_("20 packets on the pod's lo", captured, timeout=120, step=0.5)
+    finally:
+        sniff.terminate()
+        _, err = sniff.communicate(timeout=30)
+    assert sniff.returncode == 0, err
+    text = subprocess.run(["tcpdump", "-nn", "-A", "-r", str(pcap)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "GET /items" in text, text[:2000]
+    assert "127.0.0.6." in text and f"{ip}.3000" in text, text[:2000]
