@@ -272,14 +272,16 @@ _KEPT_CAPABILITIES = "+dac_override,+dac_read_search"
 def run_as(pod: dict, container: dict) -> list[str]:
     """The command prefix that runs as the container's runAsUser/runAsGroup (the
     container's securityContext over the pod's: pkg/securitycontext/util.go
-    `DetermineEffectiveSecurityContext`); empty for root or when neither says."""
+    `DetermineEffectiveSecurityContext`); empty for root or when neither says. Without a
+    runAsGroup the group is the image user's; the proxyv2 image names no USER
+    (pilot/docker/Dockerfile.proxyv2), so it is root's, 0."""
     pod_context = (pod.get("spec") or {}).get("securityContext") or {}
     context = container.get("securityContext") or {}
     user = context.get("runAsUser", pod_context.get("runAsUser"))
     group = context.get("runAsGroup", pod_context.get("runAsGroup"))
     if not user and not group:
         return []
-    user, group = int(user or 0), int(group if group is not None else user or 0)
+    user, group = int(user or 0), int(group or 0)
     return [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={user}",
             f"--regid={group}", "--clear-groups", f"--inh-caps={_KEPT_CAPABILITIES}",
             f"--ambient-caps={_KEPT_CAPABILITIES}", "--"]
