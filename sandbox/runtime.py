@@ -31,6 +31,7 @@ from .network import AddressPool, PodAddress
 from . import images, podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
+PROXY_INIT = "istio-init"  # the injected init container that sets up the pod's iptables
 
 
 def now_nano() -> str:
@@ -133,9 +134,10 @@ class Runtime:
     program (others wait with ErrImagePull); `addresses` lends a pool of pod addresses the
     caller owns and releases (`AddressPool`, or anything with its `attach(pod)`,
     `detach(address)` and `network`: `sandbox.real.kubelet.podnetwork.PodNetwork` puts each
-    pod in a network namespace of its own); `proxy_command(pod, ip, directory)` gives the
-    istio-proxy container's (command, environment) instead of the sandbox's Envoy (the real
-    pilot-agent: `sandbox.real.istio.sidecar.proxy_command`)."""
+    pod in a network namespace of its own); `proxy_command(pod, address, directory, spec)`
+    gives the istio-proxy or istio-init container's (command, environment) instead of the
+    sandbox's Envoy or an init that does nothing (the real pilot-agent:
+    `sandbox.real.istio.sidecar.proxy_command`), or None to run it as without one."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
@@ -385,8 +387,11 @@ class Runtime:
         for e in c.spec.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
-        if c.name == PROXY and self.proxy_command is not None:
-            return self.proxy_command(obj | {"status": {"podIP": pod.ip}}, pod.ip, c.directory)
+        if c.name in (PROXY, PROXY_INIT) and self.proxy_command is not None:
+            given = self.proxy_command(obj | {"status": {"podIP": pod.ip}}, pod.address,
+                                       c.directory, c.spec)
+            if given is not None:
+                return given
         if c.name == PROXY:
             from .istiod.bootstrap import render_bootstrap
             bootstrap = render_bootstrap(obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),

@@ -121,6 +121,32 @@ def test_downward_api_file_format():
         'app="we\\"b"\nversion="v1"'
 
 
+@pytest.mark.parametrize("pod_context, context, expected", [
+    ({}, {"runAsUser": 1337, "runAsGroup": 1337}, ("--reuid=1337", "--regid=1337")),
+    ({"runAsUser": 1337, "runAsGroup": 1337}, {}, ("--reuid=1337", "--regid=1337")),
+    ({"runAsUser": 1000}, {"runAsUser": 1337}, ("--reuid=1337", "--regid=0")),
+    ({"runAsUser": 1337}, {"runAsUser": 0}, ()),
+    ({}, {}, ()),
+], ids=["container", "pod", "container-over-pod", "root", "unset"])
+def test_run_as_the_effective_security_context(pod_context, context, expected):
+    prefix = sidecar_module.run_as({"spec": {"securityContext": pod_context}},
+                                   {"securityContext": context})
+    assert tuple(a for a in prefix if a.startswith(("--reuid", "--regid"))) == expected
+    assert not prefix or (prefix[0].endswith("setpriv") and prefix[-1] == "--")
+
+
+def test_istio_init_runs_only_in_a_pod_network_namespace(tmp_path):
+    """Its iptables would otherwise rewrite the host's own rules."""
+    from sandbox.network import PodAddress
+    init = {"name": "istio-init", "args": ["istio-iptables", "-p", "15001", "-u", "1337"],
+            "securityContext": {"runAsUser": 0}}
+    pod = {"metadata": {"name": "p", "namespace": "n"}, "spec": {"initContainers": [init]}}
+    command = sidecar_module.proxy_command(None, None, binaries=tmp_path)
+    assert command(pod, PodAddress("127.9.0.2"), tmp_path, init) is None
+    argv, _ = command(pod, PodAddress("10.244.9.2", netns="kmesh9-x"), tmp_path, init)
+    assert argv == [str(tmp_path / "pilot-agent"), "istio-iptables", "-p", "15001", "-u", "1337"]
+
+
 # -- step 1: installed as an operator would
 
 def test_the_minimal_profile_is_installed(mesh):

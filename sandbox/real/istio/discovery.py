@@ -45,13 +45,16 @@ class Istiod(StartedOnEnter):
 
     def __init__(self, cp, *, env: dict[str, str] | None = None,
                  binaries: pathlib.Path | None = None, timeout: float = 90.0,
-                 name: str = "istiod-host"):
+                 name: str = "istiod-host", hosts: tuple[str, ...] = ()):
+        """`hosts`: more names or IPs its serving certificate is to carry (where pods in a
+        network namespace of their own reach it)."""
         self.cp = cp
         self.address = cp.addresses.allocate()
         self.binaries = binaries
         self.env = dict(env or {})
         self.timeout = timeout
         self.name = name
+        self.hosts = tuple(hosts)
         self.state_dir = cp.state_dir / name
         self.log = cp.state_dir / "logs" / f"{name}.log"
         self.process: subprocess.Popen | None = None
@@ -84,7 +87,9 @@ class Istiod(StartedOnEnter):
                "REVISION": "default", "PILOT_CERT_PROVIDER": "istiod", "POD_NAME": self.name,
                "POD_NAMESPACE": NAMESPACE, "SERVICE_ACCOUNT": SERVICE_ACCOUNT,
                "CLUSTER_ID": "Kubernetes", "PILOT_ENABLE_ANALYSIS": "false",
-               "PILOT_TRACE_SAMPLING": "1", "ISTIOD_CUSTOM_HOST": self.address,
+               "PILOT_TRACE_SAMPLING": "1",
+               # each comma-separated name a SAN (server.go `getDNSNames`)
+               "ISTIOD_CUSTOM_HOST": ",".join((self.address, *self.hosts)),
                "KUBECONFIG": str(kubeconfig), **self.env}
         self.log.parent.mkdir(exist_ok=True)
         with open(self.log, "ab") as out:

@@ -16,10 +16,20 @@ webhook) and gives the container what the kubelet would (pkg/kubelet/kubelet_pod
 
 Two things differ from a pod, both said where they happen: no DNS resolves
 `istiod.istio-system.svc`, so CA_ADDR and the proxy config's discoveryAddress name istiod's
-address (as the proxies of an external control plane are configured); and istio-init's
-iptables redirection is not run. The processes run in a network namespace of their own
-(`netns`), reached through relays: istiod's 15012 inside, the pod's admin/status/health
-ports outside on the pod's address."""
+address (as the proxies of an external control plane are configured).
+
+Two ways to run it. On a pod address of the host (`loopback`), istio-init's iptables
+redirection is not run and the processes run in a network namespace of their own
+(`netns.py`), reached through relays: istiod's 15012 inside, the pod's admin/status/health
+ports outside on the pod's address. In the pod's own network namespace (the kubelet's
+`pod_network="netns"`, which joins it before exec), nothing is relayed: istio-init runs
+`pilot-agent istio-iptables` there as root, as its securityContext (NET_ADMIN, runAsUser 0)
+allows, and istio-proxy runs as the injected runAsUser/runAsGroup (1337), so
+istio-iptables' owner match (`-u 1337`: tools/istio-iptables/pkg/capture/run.go, the
+ISTIO_OUTPUT `-m owner --uid-owner` RETURN rules) exempts Envoy's and pilot-agent's own
+connections from the capture. It keeps CAP_DAC_OVERRIDE/DAC_READ_SEARCH as ambient
+capabilities (the sandbox's binaries and state directories are root's), which no owner
+match looks at. Pods reach istiod at the bridge's gateway address (`pod_side_istiod`)."""
 
 from __future__ import annotations
 
@@ -105,16 +115,22 @@ class Sidecar(StartedOnEnter):
     def __init__(self, cp, istiod, pod: dict, *, proxy_config: dict | None = None,
                  env: dict[str, str] | None = None, binaries: pathlib.Path | None = None,
                  timeout: float = 60.0, address: str | None = None,
-                 directory: pathlib.Path | None = None, ports: tuple[int, ...] = ()):
+                 directory: pathlib.Path | None = None, ports: tuple[int, ...] = (),
+                 in_pod_netns: bool = False, istiod_address: str | None = None):
         """`address`: the pod's (default a new lease); `directory`: the container's working
         directory; `ports`: more ports of the pod's namespace to relay to its address (a
-        listener of Envoy's that a client is to reach)."""
+        listener of Envoy's that a client is to reach); `in_pod_netns`: the caller runs the
+        command inside the pod's own network namespace (no namespace or relays of its own,
+        the container's user); `istiod_address`: host:port where the pod reaches istiod's
+        15012 (default istiod's own)."""
         self.cp, self.istiod, self.pod = cp, istiod, pod
         self.proxy_config = dict(proxy_config or {})
         self.extra_env = dict(env or {})
         self.binaries = binaries
         self.timeout = timeout
         self.ports = (*RELAYED_PORTS, *ports)
+        self.in_pod_netns = in_pod_netns
+        self.istiod_address = istiod_address or istiod.hostport("secure_grpc")
         meta = pod["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.address = address or cp.addresses.allocate()
@@ -145,6 +161,8 @@ class Sidecar(StartedOnEnter):
         self._write_volumes()
         env = self.environment(container)
         args = [expand(a, env) for a in container.get("args", [])]
+        if self.in_pod_netns:
+            return [*run_as(self.pod, container), str(binaries / "pilot-agent"), *args], env
         discovery = self.istiod.hostport("secure_grpc")
         command = [sys.executable, str(pathlib.Path(__file__).with_name("netns.py")),
                    "--out", f"{discovery}={discovery}",
@@ -202,7 +220,7 @@ class Sidecar(StartedOnEnter):
                 env[e["name"]] = fields[source["fieldRef"]["fieldPath"]]
             elif "resourceFieldRef" in source:
                 env[e["name"]] = resource_value(limits, source["resourceFieldRef"])
-        istiod = self.istiod.hostport("secure_grpc")
+        istiod = self.istiod_address
         env["CA_ADDR"] = istiod  # no DNS for istiod.istio-system.svc on this host
         config = json.loads(env.get("PROXY_CONFIG") or "{}")
         config.update({"discoveryAddress": istiod, "binaryPath": envoy_binary(),
@@ -245,14 +263,60 @@ class Sidecar(StartedOnEnter):
         (d / "etc/istio/proxy").mkdir(parents=True, exist_ok=True)
 
 
+# What a container's securityContext asks for, as `setpriv` (util-linux) gives it before
+# exec. The two capabilities stay (ambient) so that a process running as 1337 still reads the
+# root-owned sandbox files a pod's volumes would have given it.
+_KEPT_CAPABILITIES = "+dac_override,+dac_read_search"
+
+
+def run_as(pod: dict, container: dict) -> list[str]:
+    """The command prefix that runs as the container's runAsUser/runAsGroup (the
+    container's securityContext over the pod's: pkg/securitycontext/util.go
+    `DetermineEffectiveSecurityContext`); empty for root or when neither says. Without a
+    runAsGroup the group is the image user's; the proxyv2 image names no USER
+    (pilot/docker/Dockerfile.proxyv2), so it is root's, 0."""
+    pod_context = (pod.get("spec") or {}).get("securityContext") or {}
+    context = container.get("securityContext") or {}
+    user = context.get("runAsUser", pod_context.get("runAsUser"))
+    group = context.get("runAsGroup", pod_context.get("runAsGroup"))
+    if not user and not group:
+        return []
+    user, group = int(user or 0), int(group or 0)
+    return [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={user}",
+            f"--regid={group}", "--clear-groups", f"--inh-caps={_KEPT_CAPABILITIES}",
+            f"--ambient-caps={_KEPT_CAPABILITIES}", "--"]
+
+
+def init_command(pod: dict, container: dict, binaries: pathlib.Path) -> tuple[list[str], dict]:
+    """istio-init: its args (`istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT ...`,
+    manifests/charts/istio-control/istio-discovery/files/injection-template.yaml) given to
+    the proxyv2 image's entrypoint, pilot-agent (pilot/docker/Dockerfile.proxyv2), as root
+    with NET_ADMIN: only ever inside the pod's own network namespace."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+    return [*run_as(pod, container), str(binaries / "pilot-agent"),
+            *(expand(a, env) for a in container.get("args", []))], env
+
+
 def proxy_command(cp, istiod, *, binaries: pathlib.Path | None = None,
-                  ports: tuple[int, ...] = ()):
+                  ports: tuple[int, ...] = (), istiod_address: str | None = None):
     """How a kubelet (`sandbox.real.kubelet.Kubelet(proxy_command=...)`) runs an injected
     pod's istio-proxy container: `Sidecar` on the pod's address, in the container's directory,
-    its process the kubelet's to supervise, log and stop."""
-    def command(pod: dict, address: str, directory: pathlib.Path) -> tuple[list[str], dict]:
-        return Sidecar(cp, istiod, pod, binaries=binaries, address=address,
-                       directory=directory, ports=ports).command()
+    its process the kubelet's to supervise, log and stop; and its istio-init container, when
+    the pod has a network namespace of its own (else None: the kubelet runs it as an init
+    that does nothing, since its iptables would land in the host's namespace)."""
+    def command(pod: dict, address, directory: pathlib.Path,
+                container: dict) -> tuple[list[str], dict] | None:
+        in_pod_netns = bool(address.netns)
+        if container["name"] != "istio-proxy":
+            if not in_pod_netns:
+                return None
+            return init_command(pod, container, binaries or locate_binaries())
+        return Sidecar(cp, istiod, pod, binaries=binaries, address=address.ip,
+                       directory=directory, ports=ports, in_pod_netns=in_pod_netns,
+                       istiod_address=istiod_address if in_pod_netns else None).command()
     return command
 
 
@@ -261,16 +325,37 @@ def proxy_command(cp, istiod, *, binaries: pathlib.Path | None = None,
 PROXY_REPOSITORY = "testing/proxyv2"
 
 
-def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tuple[int, ...] = ()):
-    """The sandbox kubelet (`sandbox.real.kubelet.Kubelet`, not started) with injected pods'
-    istio-proxy run as the real pilot-agent and Envoy (`proxy_command`), and the proxyv2
-    image of the dev build among the images it can run."""
+def pod_side_istiod(cp) -> str:
+    """The address at which pods in network namespaces of their own reach istiod: the pod
+    network's gateway (the node's bridge), port 15012, forwarded to istiod's own address
+    once the kubelet runs (`kubelet_for`). istiod's serving certificate must name that IP
+    too (`Istiod(..., hosts=(pod_side_istiod(cp).split(":")[0],))`)."""
+    from ..kubelet.podnetwork import gateway
+    return f"{gateway(cp.addresses.network)}:15012"
+
+
+def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tuple[int, ...] = (),
+                **kubelet):
+    """The sandbox kubelet (`sandbox.real.kubelet.Kubelet`, not started, `kubelet` its other
+    arguments) with injected pods' istio-proxy run as the real pilot-agent and Envoy
+    (`proxy_command`), and the proxyv2 image of the dev build among the images it can run.
+    With `pod_network="netns"` istio-init's iptables run in each pod's namespace and the
+    pods reach istiod through the node's bridge (`pod_side_istiod`)."""
     from ..kubelet import Kubelet, images
 
     def known(image: str) -> bool:
         return images.known(image) or images.repository(image) == PROXY_REPOSITORY
-    return Kubelet(cp, image_known=known,
-                   proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports))
+
+    class IstioKubelet(Kubelet):
+        def start(self) -> "IstioKubelet":
+            super().start()
+            if self.network is not None:
+                host, port = istiod.hostport("secure_grpc").rsplit(":", 1)
+                self.network.forward(15012, host, int(port))
+            return self
+    return IstioKubelet(cp, image_known=known, **kubelet,
+                        proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports,
+                                                    istiod_address=pod_side_istiod(cp)))
 
 
 _SUFFIXES = {"m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,

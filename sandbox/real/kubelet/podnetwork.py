@@ -125,6 +125,11 @@ def _run(*argv: str, stdin: str | None = None, check: bool = True) -> str:
     return out.stdout
 
 
+def gateway(number: int) -> str:
+    """The bridge's address of pod network `number`: the pods' default route, the node."""
+    return f"10.244.{number}.1"
+
+
 def names(number: int) -> tuple[str, str, str]:
     """(bridge, namespace prefix, host veth prefix) of the pod network numbered `number`."""
     return f"kmesh{number}", f"kmesh{number}-", f"kv{number}p"
@@ -207,7 +212,7 @@ class PodNetwork:
         self.network = loopback.network
         self.bridge, self._ns_prefix, self._veth_prefix = names(self.network)
         self.subnet = f"10.244.{self.network}"
-        self.gateway = f"{self.subnet}.1"
+        self.gateway = gateway(self.network)
         self.api_address = api_address
         self._lock = threading.Lock()
         self._free = list(range(2, 255))
@@ -237,6 +242,15 @@ class PodNetwork:
         _run("iptables", "-w", "-t", "filter", "-I", "FORWARD", "-i", self.bridge, "!", "-o",
              self.bridge, *comment, "-j", "DROP")
         return self
+
+    def forward(self, port: int, host: str, target_port: int) -> None:
+        """Pods reach `host:target_port`, a server of the node on a loopback address, at the
+        gateway's `port` (a DNAT on the bridge, like the `kubernetes` Service's; removed with
+        the network's other rules)."""
+        _run("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-i", self.bridge,
+             "-d", self.gateway, "-p", "tcp", "--dport", str(port),
+             "-m", "comment", "--comment", self.bridge,
+             "-j", "DNAT", "--to-destination", f"{host}:{target_port}")
 
     def attach(self, pod: dict) -> PodAddress:
         """A namespace with a veth into the bridge and an address for `pod` (a hostNetwork
