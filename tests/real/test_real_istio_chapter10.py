@@ -28,9 +28,9 @@ import yaml
 from sandbox.behaviour import Behaviours
 from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES, Istiod, install
 from sandbox.real.istio.sidecar import kubelet_for, pod_side_istiod
-from sandbox.testing import SCENARIOS
+from sandbox.testing import SCENARIOS, wait_until
 
-from tests.real.test_real_istio_commands import Cluster, await_, ok
+from tests.real.test_real_istio_commands import Cluster, ok
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 NS = "istioinaction"
@@ -93,16 +93,13 @@ def cluster(control_planes, binaries):
     with istiod, kubelet_for(cp, istiod, binaries=binaries, pod_network="netns",
                              behaviours=Behaviours(slow_pod())):
         c = Cluster(cp, istiod, binaries)
-        await_("the injector's caBundle", lambda: all(
-            w["clientConfig"].get("caBundle") for w in json.loads(c.kubectl(
-                "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
-            ["webhooks"]))
+        c.await_injector()
         c.apply(ACCESS_LOG)
         c.apply(scenario("default.yaml"))
         c.apply(GATEWAY)
-        await_("the pods of the four Deployments", lambda: len(c.kubectl(
+        wait_until(what="the pods of the four Deployments", predicate=lambda: len(c.kubectl(
             "get", "pods", "-A", "-l", "app in (catalog,istio-ingressgateway)",
-            "-o", "name").split()) == 4)
+            "-o", "name").split()) == 4, timeout=60)
         for ns in (NS, "istio-system"):
             c.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod", "--all",
                       "--timeout=180s")
@@ -110,7 +107,8 @@ def cluster(control_planes, binaries):
         # readiness probe): each pod's app answers through its own sidecar first
         for ip in c.kubectl("get", "pods", "-n", NS, "-l", "app=catalog",
                             "-o", "jsonpath={.items[*].status.podIP}").split():
-            await_(f"catalog on {ip}:3000", lambda: answers(ip, 3000))
+            wait_until(what=f"catalog on {ip}:3000", predicate=lambda: answers(ip, 3000),
+                       timeout=60)
         yield c
 
 
@@ -184,14 +182,14 @@ def test_istio_init_captures_and_the_proxy_runs_as_1337(cluster):
 
 def test_without_a_destinationrule_the_gateway_answers_503_nc(cluster):
     gateway = pod_ip(cluster, "istio-system", "istio=ingressgateway")
-    status, _ = await_("the gateway's route for the VirtualService", lambda: (
-        lambda r: r if r[0] != 404 else None)(get(gateway)))
+    status, _ = wait_until(what="the gateway's route for the VirtualService", predicate=lambda: (
+        lambda r: r if r[0] != 404 else None)(get(gateway)), timeout=60)
     assert status == 503
 
     def logged():
         out = ok(cluster.mesh("accesslog", *GW, "--strict", "-o", "json"))
         return [e for e in json.loads(out) if e["path"] == "/items"] or None
-    entry = await_("the 503 in the gateway's access log", logged)[-1]
+    entry = wait_until(what="the 503 in the gateway's access log", predicate=logged, timeout=60)[-1]
     assert (entry["response_code"], entry["response_flags"]) == (503, ["NC"]), entry
     assert entry["authority"] == HOST
 
@@ -278,7 +276,7 @@ def test_sniff_on_lo_sees_the_plaintext_leg_from_envoy_to_the_app(cluster, tmp_p
         def captured():  # requests until tcpdump has its 20 packets
             assert get(ip, "/items", "catalog", 3000)[0] == 200
             return sniff.poll() is not None
-        await_("20 packets on the pod's lo", captured, timeout=120, step=0.5)
+        wait_until(what="20 packets on the pod's lo", predicate=captured, timeout=120, interval=0.5)
     finally:
         sniff.terminate()
         _, err = sniff.communicate(timeout=30)

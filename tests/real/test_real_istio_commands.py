@@ -126,13 +126,17 @@ class Cluster:
         return ["--xds-address", self.istiod.hostport("secure_grpc"),
                 "--authority", self.istiod.address]
 
-    def injected_namespace(self, name: str) -> None:
-        """Create namespace `name` labelled for injection, once istiod has patched its root
-        into the injector's webhook (before that the API server cannot call it)."""
+    def await_injector(self) -> None:
+        """Until istiod has patched its root into the injector's webhook (before that the API
+        server cannot call it)."""
         wait_until(what="the injector's caBundle", predicate=lambda: all(
             w["clientConfig"].get("caBundle") for w in json.loads(self.kubectl(
                 "get", "mutatingwebhookconfiguration", "istio-sidecar-injector", "-o", "json"))
             ["webhooks"]), timeout=60)
+
+    def injected_namespace(self, name: str) -> None:
+        """Create namespace `name` labelled for injection, once the injector can be called."""
+        self.await_injector()
         self.apply([{"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": name, "labels": {"istio-injection": "enabled"}}}])
 
