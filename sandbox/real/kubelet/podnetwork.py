@@ -41,6 +41,7 @@ import ctypes
 import dataclasses
 import fcntl
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -229,6 +230,11 @@ class PodNetwork:
             f"link add {self.bridge} type bridge\n"
             f"addr add {self.gateway}/24 dev {self.bridge}\n"
             f"link set {self.bridge} up\n"))
+        # The bridge's MAC set to itself, or it takes its lowest-numbered port's and changes
+        # as pods come and go: pods' ARP entries for the gateway (DNS, the API server's
+        # DNAT) go stale for seconds (plugins/main/bridge/bridge.go `ensureAddr`).
+        mac = pathlib.Path(f"/sys/class/net/{self.bridge}/address").read_text().strip()
+        _run("ip", "link", "set", self.bridge, "address", mac)
         _run("sysctl", "-qw", f"net.ipv4.conf.{self.bridge}.route_localnet=1")
         host, port = self.api_address
         _run("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-i", self.bridge,
@@ -253,7 +259,11 @@ class PodNetwork:
             _run("ip", "netns", "add", name)
             _run("ip", "-batch", "-", stdin=(
                 f"link add {veth} type veth peer name eth0 netns {name}\n"
-                f"link set {veth} master {self.bridge} up\n"))
+                f"link set {veth} master {self.bridge} up\n"
+                # a pod reaching itself through its Service: with br_netfilter the DNATed
+                # frame is bridged back out of the port it came in on (the bridge plugin's
+                # `hairpinMode`, plugins/main/bridge/bridge.go `setupVeth`: LinkSetHairpin)
+                f"link set {veth} type bridge_slave hairpin on\n"))
             _run("ip", "-n", name, "-batch", "-", stdin=(
                 f"addr add {ip}/24 dev eth0\n"
                 "link set lo up\n"
