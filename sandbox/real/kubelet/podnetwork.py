@@ -49,6 +49,7 @@ import threading
 from typing import Callable
 
 from ...network import LEASE_DIR, AddressPool, PodAddress
+from . import dns
 
 CLONE_NEWNET = 0x40000000
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service (first address of the service CIDR)
@@ -151,6 +152,24 @@ def cleanup(number: int) -> list[str]:
             if f"--comment {bridge} " in rule + " " and rule.startswith("-A "):
                 _run("iptables", "-w", "-t", table, *["-D", *rule.split()[1:]], check=False)
                 removed.append(f"iptables -t {table} {rule}")
+    removed += remove_chains(f"{bridge}-")  # the service proxy's (serviceproxy.py)
+    removed += dns.remove_resolv_confs(ns_prefix)
+    return removed
+
+
+def remove_chains(prefix: str) -> list[str]:
+    """Flush then delete every nat and filter chain whose name starts with `prefix` (once
+    no rule jumps to them); the chains removed."""
+    removed = []
+    for table in ("nat", "filter"):
+        chains = [line.split()[1] for line in
+                  _run("iptables", "-w", "-t", table, "-S", check=False).splitlines()
+                  if line.startswith(f"-N {prefix}")]
+        for chain in chains:
+            _run("iptables", "-w", "-t", table, "-F", chain, check=False)
+        for chain in chains:
+            _run("iptables", "-w", "-t", table, "-X", chain, check=False)
+            removed.append(f"iptables -t {table} chain {chain}")
     return removed
 
 
@@ -159,6 +178,7 @@ class NamespacedAddress(PodAddress):
     """A pod in its own network namespace: servers bind what they like (Envoy's admin on
     127.0.0.1:15000, as Istio's bootstrap has it); the node reaches them as containerd does."""
     fd: int = -1  # an open /run/netns/<name>, for setns
+    resolv_conf: str | None = None  # bind-mounted over /etc/resolv.conf (dns.py)
 
     @property
     def admin_address(self) -> str:
@@ -167,8 +187,13 @@ class NamespacedAddress(PodAddress):
 
     @property
     def enter(self) -> Callable[[], None]:
-        fd = self.fd
-        return lambda: setns(fd)
+        fd, resolv_conf = self.fd, self.resolv_conf
+
+        def enter() -> None:
+            setns(fd)
+            if resolv_conf:
+                dns.mount_resolv_conf(resolv_conf)
+        return enter
 
     def dial(self, port: int, timeout: float = 5.0) -> socket.socket:
         """localhost:port inside the namespace, else the pod IP from the node's namespace
@@ -270,10 +295,11 @@ class PodNetwork:
                 "link set eth0 up\n"
                 f"route add default via {self.gateway}\n"))
             fd = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            resolv_conf = dns.write_resolv_conf(name, pod, self.gateway)
         except (PodNetworkError, OSError):
             self._remove(name, veth, host)
             raise
-        address = NamespacedAddress(ip, netns=name, fd=fd)
+        address = NamespacedAddress(ip, netns=name, fd=fd, resolv_conf=resolv_conf)
         with self._lock:
             self._pods[name] = address
         return address
@@ -295,6 +321,7 @@ class PodNetwork:
     def _remove(self, name: str, veth: str, host: int) -> None:
         _run("ip", "link", "delete", veth, check=False)
         _run("ip", "netns", "delete", name, check=False)
+        dns.remove_resolv_confs(name)
         with self._lock:
             self._free.append(host)
 
