@@ -43,7 +43,10 @@ def network_objects(number: int) -> list[str]:
     for table in ("nat", "filter"):
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True,
                                text=True).stdout
-        found += [r for r in rules.splitlines() if f"--comment {bridge} " in r + " "]
+        found += [r for r in rules.splitlines() if f"--comment {bridge} " in r + " "
+                  or r.startswith(f"-N {bridge}-")]  # the service proxy's chains
+    if os.path.isdir("/etc/netns"):  # pods' resolv.conf (sandbox/real/kubelet/dns.py)
+        found += [f"/etc/netns/{d}" for d in os.listdir("/etc/netns") if d.startswith(ns_prefix)]
     return found
 
 

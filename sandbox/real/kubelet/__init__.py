@@ -4,8 +4,10 @@
 runs the pods the scheduler binds to it as local processes with the pod runtime of the API
 double (`sandbox.runtime.Runtime` over `podsource.PodSource`), and serves the kubelet API on
 port 10250 (`server`). With `pod_network="netns"` each pod gets a network namespace of its own
-on the node's bridge (`podnetwork`); with "loopback" each pod is an address of the control
-plane's leased 127.N network in the host's namespace.
+on the node's bridge (`podnetwork`), Services' ClusterIPs are routed to their ready endpoints
+as kube-proxy routes them (`serviceproxy`) and pods resolve `<svc>.<ns>.svc.cluster.local`
+through cluster DNS on the bridge's gateway (`dns`); with "loopback" each pod is an address of
+the control plane's leased 127.N network in the host's namespace.
 
 With `websockets` (the default, as a 1.37 kubelet whose gate ExtendWebSocketsToKubelet is
 on) the Node declares that feature in status.declaredFeatures, and the API server passes
@@ -28,6 +30,9 @@ from ..controlplane import StartedOnEnter
 from .node import NodeAgent
 from .podnetwork import POD_NETWORKS, PodNetwork, default_pod_network
 from .podsource import PodSource
+from .dns import ClusterDNS
+from .serviceproxy import ServiceProxy
+from .services import ClusterServices
 from .server import KubeletServer
 from .volumes import PodVolumes
 
@@ -69,6 +74,9 @@ class Kubelet(StartedOnEnter):
         self.runtime: Runtime | None = None
         self.server: KubeletServer | None = None
         self.volumes: PodVolumes | None = None
+        self.services: ClusterServices | None = None  # netns only: kube-proxy and DNS
+        self.service_proxy: ServiceProxy | None = None
+        self.dns: ClusterDNS | None = None
 
     def start(self) -> "Kubelet":
         cp, name = self.cp, self.name
@@ -85,6 +93,7 @@ class Kubelet(StartedOnEnter):
         addresses = cp.addresses
         if self.pod_network == "netns":
             self.network = addresses = PodNetwork(cp.addresses, (cp.address, 6443)).start()
+            self._start_service_network(cp)
         self.volumes = PodVolumes(client, self.state_dir).start()
         self.runtime = Runtime(self.pods, self.state_dir, self.pod_kubeconfig, self.behaviours,
                                allow_websocket=lambda: self.websockets
@@ -99,6 +108,17 @@ class Kubelet(StartedOnEnter):
         self.pods.start()
         return self
 
+    def _start_service_network(self, cp) -> None:
+        """ClusterIPs routed to ready endpoints and cluster DNS on the bridge's gateway, from
+        the Services and EndpointSlices seen as `system:kube-proxy` (bound to the
+        system:node-proxier ClusterRole by the API server's bootstrap policy)."""
+        proxy_identity = cp.ca.issue("kube-proxy", "system:kube-proxy")
+        self.services = ClusterServices(NodeClient(cp.server, cp.ca.pair, proxy_identity))
+        self.service_proxy = ServiceProxy(self.services, self.network.bridge,
+                                          f"{self.network.subnet}.0/24").start()
+        self.dns = ClusterDNS(self.services, self.network.gateway).start()
+        self.services.start()
+
     def stop(self) -> None:
         """Stop watching, end every pod's processes, close the kubelet API and the beats."""
         if self.pods is not None:
@@ -111,6 +131,10 @@ class Kubelet(StartedOnEnter):
             self.node.stop()
         if self.volumes is not None:
             self.volumes.stop()
+        for part in (self.dns, self.service_proxy, self.services):
+            if part is not None:
+                part.stop()
+        self.dns = self.service_proxy = self.services = None
         if self.network is not None:
             self.network.release()  # every pod's namespace and veth, the bridge, the rules
         self.pods = self.runtime = self.server = self.node = self.volumes = None

@@ -41,6 +41,7 @@ import ctypes
 import dataclasses
 import fcntl
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -48,6 +49,7 @@ import threading
 from typing import Callable
 
 from ...network import LEASE_DIR, AddressPool, PodAddress
+from . import dns
 
 CLONE_NEWNET = 0x40000000
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service (first address of the service CIDR)
@@ -155,6 +157,24 @@ def cleanup(number: int) -> list[str]:
             if f"--comment {bridge} " in rule + " " and rule.startswith("-A "):
                 _run("iptables", "-w", "-t", table, *["-D", *rule.split()[1:]], check=False)
                 removed.append(f"iptables -t {table} {rule}")
+    removed += remove_chains(f"{bridge}-")  # the service proxy's (serviceproxy.py)
+    removed += dns.remove_resolv_confs(ns_prefix)
+    return removed
+
+
+def remove_chains(prefix: str) -> list[str]:
+    """Flush then delete every nat and filter chain whose name starts with `prefix` (once
+    no rule jumps to them); the chains removed."""
+    removed = []
+    for table in ("nat", "filter"):
+        chains = [line.split()[1] for line in
+                  _run("iptables", "-w", "-t", table, "-S", check=False).splitlines()
+                  if line.startswith(f"-N {prefix}")]
+        for chain in chains:
+            _run("iptables", "-w", "-t", table, "-F", chain, check=False)
+        for chain in chains:
+            _run("iptables", "-w", "-t", table, "-X", chain, check=False)
+            removed.append(f"iptables -t {table} chain {chain}")
     return removed
 
 
@@ -163,6 +183,7 @@ class NamespacedAddress(PodAddress):
     """A pod in its own network namespace: servers bind what they like (Envoy's admin on
     127.0.0.1:15000, as Istio's bootstrap has it); the node reaches them as containerd does."""
     fd: int = -1  # an open /run/netns/<name>, for setns
+    resolv_conf: str | None = None  # bind-mounted over /etc/resolv.conf (dns.py)
 
     @property
     def admin_address(self) -> str:
@@ -171,8 +192,13 @@ class NamespacedAddress(PodAddress):
 
     @property
     def enter(self) -> Callable[[], None]:
-        fd = self.fd
-        return lambda: setns(fd)
+        fd, resolv_conf = self.fd, self.resolv_conf
+
+        def enter() -> None:
+            setns(fd)
+            if resolv_conf:
+                dns.mount_resolv_conf(resolv_conf)
+        return enter
 
     def dial(self, port: int, timeout: float = 5.0) -> socket.socket:
         """localhost:port inside the namespace, else the pod IP from the node's namespace
@@ -234,6 +260,11 @@ class PodNetwork:
             f"link add {self.bridge} type bridge\n"
             f"addr add {self.gateway}/24 dev {self.bridge}\n"
             f"link set {self.bridge} up\n"))
+        # The bridge's MAC set to itself, or it takes its lowest-numbered port's and changes
+        # as pods come and go: pods' ARP entries for the gateway (DNS, the API server's
+        # DNAT) go stale for seconds (plugins/main/bridge/bridge.go `ensureAddr`).
+        mac = pathlib.Path(f"/sys/class/net/{self.bridge}/address").read_text().strip()
+        _run("ip", "link", "set", self.bridge, "address", mac)
         _run("sysctl", "-qw", f"net.ipv4.conf.{self.bridge}.route_localnet=1")
         host, port = self.api_address
         _run("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-i", self.bridge,
@@ -267,17 +298,22 @@ class PodNetwork:
             _run("ip", "netns", "add", name)
             _run("ip", "-batch", "-", stdin=(
                 f"link add {veth} type veth peer name eth0 netns {name}\n"
-                f"link set {veth} master {self.bridge} up\n"))
+                f"link set {veth} master {self.bridge} up\n"
+                # a pod reaching itself through its Service: with br_netfilter the DNATed
+                # frame is bridged back out of the port it came in on (the bridge plugin's
+                # `hairpinMode`, plugins/main/bridge/bridge.go `setupVeth`: LinkSetHairpin)
+                f"link set {veth} type bridge_slave hairpin on\n"))
             _run("ip", "-n", name, "-batch", "-", stdin=(
                 f"addr add {ip}/24 dev eth0\n"
                 "link set lo up\n"
                 "link set eth0 up\n"
                 f"route add default via {self.gateway}\n"))
             fd = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            resolv_conf = dns.write_resolv_conf(name, pod, self.gateway)
         except (PodNetworkError, OSError):
             self._remove(name, veth, host)
             raise
-        address = NamespacedAddress(ip, netns=name, fd=fd)
+        address = NamespacedAddress(ip, netns=name, fd=fd, resolv_conf=resolv_conf)
         with self._lock:
             self._pods[name] = address
         return address
@@ -299,6 +335,7 @@ class PodNetwork:
     def _remove(self, name: str, veth: str, host: int) -> None:
         _run("ip", "link", "delete", veth, check=False)
         _run("ip", "netns", "delete", name, check=False)
+        dns.remove_resolv_confs(name)
         with self._lock:
             self._free.append(host)
 
