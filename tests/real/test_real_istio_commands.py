@@ -148,7 +148,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(istio_meshes, binaries):
     cp, istiod = istio_meshes(values=UPSTREAM_ENVOY_VALUES, env=UPSTREAM_ENVOY_ENV)
-    with kubelet_for(cp, istiod, binaries=binaries, ports=(EGRESS_PORT,)):
+    # pods on loopback addresses, each sidecar in a namespace of its own with relays (the
+    # story of this module: findings 16, 17); the netns pod network with iptables capture is
+    # test_real_istio_chapter10.py's
+    with kubelet_for(cp, istiod, binaries=binaries, ports=(EGRESS_PORT,), pod_network="loopback"):
         c = Cluster(cp, istiod, binaries)
         c.injected_namespace(NS)
         c.apply([*workload("webapp", "docker.io/istioinaction/webapp:latest"),

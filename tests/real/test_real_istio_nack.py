@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def cluster(istio_meshes, binaries):
     cp, istiod = istio_meshes()  # istiod's defaults: no settings for upstream Envoy
-    with kubelet_for(cp, istiod, binaries=binaries):
+    with kubelet_for(cp, istiod, binaries=binaries, pod_network="loopback"):
         c = Cluster(cp, istiod, binaries)
         c.injected_namespace(NS)
         c.apply(workload("catalog", "docker.io/istioinaction/catalog:latest"))
