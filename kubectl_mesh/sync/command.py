@@ -188,19 +188,39 @@ def write_result(stdout, stderr, fmt: str, proxies, findings, now: datetime) -> 
                                         "findings": [f.to_dict() for f in findings]})
     else:
         write_status(stdout, fmt, proxies, now)
-    if findings and fmt in ("short", "wide"):
+    shown = [f for f in findings or [] if f.severity != "info"]
+    if shown and fmt in ("short", "wide"):
         stdout.write("\n")
         rows = [(f.proxy, f.check if f.severity == "error" else f"{f.check} (warning)",
-                 f.type or "-", f.detail) for f in findings]
+                 f.type or "-", f.detail) for f in shown]
         output.write(stdout, fmt, headers=FINDING_HEADERS, rows=rows)
     for line in notes(proxies):
         print(line, file=stderr)
     if findings is not None:
         from kubectl_mesh.sync.verify import has_errors
         if not has_errors(findings):
-            warned = f" ({len(findings)} warning(s))" if findings else ""
+            warned = f" ({len(shown)} warning(s))" if shown else ""
             print(f"verify: checked {len(proxies)} proxies against their own Envoy: no "
                   f"problems{warned}", file=stderr)
+        checked = {p.name for p in proxies} | {f.proxy for f in findings}
+        for line in unchecked_lines(findings, len(checked)):
+            print(line, file=stderr)
+
+
+def unchecked_lines(findings, total: int) -> list[str]:
+    """One line per set of checks some proxies' Envoys keep no stats for (their UNCHECKED
+    findings), instead of a row per proxy."""
+    from kubectl_mesh.sync.verify import STATS_MATCHER_HINT, UNCHECKED
+    by_what: dict[str, list[str]] = {}
+    for f in findings:
+        if f.check == UNCHECKED:
+            what = f.detail.removeprefix("not checked: ").split(" (", 1)[0]
+            by_what.setdefault(what, []).append(f.proxy)
+    return [f"verify: not checked on {len(proxies)} of {total} proxies ({proxies[0]}"
+            f"{', ...' if len(proxies) > 1 else ''}): {what} – their Envoy keeps no such stats "
+            f"(Istio's default stats matcher); add {STATS_MATCHER_HINT} to the proxy config "
+            "(meshConfig.defaultConfig, or the proxy.istio.io/config annotation) to check them"
+            for what, proxies in by_what.items()]
 
 
 def _raise_findings(proxies, missing, findings, scope, istiod_names, stderr) -> None:

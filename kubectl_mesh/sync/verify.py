@@ -23,7 +23,11 @@ on with pushes this proxy needs nothing from (`pushConnection` in ads.go updates
   some of them: at least one must hold the sent version.
 - EDS is not compared: istiod pushes endpoints incrementally, so the clusters' versions differ.
 A nonce not of that form (another control plane), or a proxy that keeps no such stats, leaves
-the type unchecked.
+the type unchecked. Real Istio proxies keep few stats: the bootstrap's stats matcher includes
+`cluster_manager`, `listener_manager`, `server`, `cluster.xds-grpc` and `wasm` only
+(pkg/bootstrap/config.go `requiredEnvoyStatsMatcherInclusionPrefixes`), so RDS, EDS and the
+ADS stream go unchecked unless the proxy config's `proxyStatsMatcher` adds them: each proxy
+gets an UNCHECKED finding of severity "info" naming what, summed up in one line.
 Pure: `envoy_state()` parses fetched JSON, `proxy_findings()` compares; fetching is in probe.py.
 """
 
@@ -39,9 +43,12 @@ from kubectl_mesh.syncz import ERROR, SYNCED, ProxySync
 STATS_FILTER = r"(\.version_text|\.update_rejected|^control_plane\.(connected_state|identifier))$"
 LISTENERS_MASK = "dynamic_listeners"
 
-REJECTED, LAGGING, DISCONNECTED, UNKNOWN, GONE, UNREACHABLE = (
-    "REJECTED", "LAGGING", "DISCONNECTED", "UNKNOWN", "GONE", "UNREACHABLE")
-ERROR_LEVEL, WARNING_LEVEL = "error", "warning"
+REJECTED, LAGGING, DISCONNECTED, UNKNOWN, GONE, UNREACHABLE, UNCHECKED = (
+    "REJECTED", "LAGGING", "DISCONNECTED", "UNKNOWN", "GONE", "UNREACHABLE", "UNCHECKED")
+ERROR_LEVEL, WARNING_LEVEL, INFO_LEVEL = "error", "warning", "info"
+# what a proxy config adds to Istio's stats matcher for every check here
+STATS_MATCHER_HINT = ('proxyStatsMatcher: {inclusionPrefixes: [control_plane], '
+                      'inclusionSuffixes: [update_rejected, version_text]}')
 LAST_ERROR_CHARS = 200  # the full NACK text is in the stderr notes and in -o json
 # The UUID istiod appends to the push version in a nonce (uuid.New().String(): lower-case hex).
 _NONCE_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -52,10 +59,10 @@ class Finding:
     """One thing `--verify` found about one proxy."""
 
     proxy: str  # pod.namespace
-    check: str  # REJECTED, LAGGING, DISCONNECTED, UNKNOWN, GONE, UNREACHABLE
+    check: str  # REJECTED, LAGGING, DISCONNECTED, UNKNOWN, GONE, UNREACHABLE, UNCHECKED
     detail: str
     type: str = ""  # CDS, LDS, RDS, EDS when the finding is about one xDS type
-    severity: str = ERROR_LEVEL  # "warning" does not change the exit code
+    severity: str = ERROR_LEVEL  # "warning" and "info" do not change the exit code
 
     def to_dict(self) -> dict[str, str]:
         data = {"proxy": self.proxy, "check": self.check, "severity": self.severity,
@@ -77,6 +84,12 @@ class EnvoyState:
     # Envoy's line when it could not write its listeners as JSON (a rejected listener of a
     # type its build does not know); the rejected listeners are then not known by name
     listeners_unprintable: str = ""
+
+    def unchecked(self) -> list[str]:
+        """What this Envoy keeps no stats for: the xDS types and "ADS stream"."""
+        kept = {key.partition(" ")[0] for key in (*self.versions, *self.rejected)}
+        out = [t for t in ("CDS", "LDS", "RDS", "EDS") if t not in kept]
+        return out + (["ADS stream"] if self.connected is None else [])
 
     def rejected_total(self, xds_type: str) -> tuple[int, list[str]]:
         """(update_rejected summed over the type's subscriptions, names of those with any)."""
@@ -220,6 +233,11 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
         out.append(Finding(proxy_id, DISCONNECTED, "control_plane.connected_state is 0: the ADS "
                            f"stream to the control plane is down (istiod {sync.istiod} still "
                            "lists it)"))
+    missing = envoy.unchecked()
+    if missing:
+        out.append(Finding(proxy_id, UNCHECKED, f"not checked: {', '.join(missing)} (its Envoy "
+                           f"keeps no such stats; to check them add {STATS_MATCHER_HINT} to "
+                           "its proxy config)", severity=INFO_LEVEL))
     for xds_type in ("CDS", "LDS", "RDS", "EDS"):
         status = sync.type(xds_type) if sync is not None else None
         count, names = envoy.rejected_total(xds_type)

@@ -211,6 +211,12 @@ def test_sync_verify_asks_each_real_envoy(cluster, webapp, catalog):
     out = cluster.mesh("sync", *cluster.xds(), "--verify")
     ok(out)
     assert "verify: checked 2 proxies against their own Envoy: no problems" in out.stderr
+    # Istio's bootstrap keeps no RDS, per-cluster or control_plane stats (pkg/bootstrap/config.go
+    # requiredEnvoyStatsMatcherInclusionPrefixes): said once, for both proxies
+    [unchecked] = [line for line in out.stderr.splitlines() if "not checked" in line]
+    assert unchecked.startswith("verify: not checked on 2 of 2 proxies (") and \
+        unchecked.split("): ", 1)[1].startswith("RDS, EDS, ADS stream – "), unchecked
+    assert "proxyStatsMatcher" in unchecked
     assert set(by_name(out.stdout)) == {webapp, catalog}
 
 

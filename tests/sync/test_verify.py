@@ -292,8 +292,12 @@ def _verify_lagging(envoy_cds: str, istiod: _Istiod):
     from kubectl_mesh.syncz import parse_entry
 
     listed = parse_entry(_syncz_entry(OLD), "istiod-1")  # what the first syncz said
-    return verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": POD},
-                          {"istiod-1": istiod}, concurrency=1, stderr=None)
+    found = verify_proxies(_LaggingEnvoy(envoy_cds), [listed], {"a.ns": POD},
+                           {"istiod-1": istiod}, concurrency=1, stderr=None)
+    # this Envoy keeps CDS and stream stats only: the other types are said to be unchecked
+    [unchecked] = [f for f in found if f.severity == "info"]
+    assert unchecked.detail.startswith("not checked: LDS, RDS, EDS (its Envoy keeps no such")
+    return [f for f in found if f.severity != "info"]
 
 
 def test_envoy_ahead_of_the_first_syncz_is_rechecked_not_lagging():
@@ -323,8 +327,12 @@ def test_a_version_stat_the_proxy_does_not_keep_is_not_a_lag():
     gw = _pushed("syncz_synced_after_nack.json", "istio-", CDS=NEW, LDS=NEW, RDS=NEW)
     stats = {"stats": [{"name": "control_plane.connected_state", "value": 1},
                        {"name": "listener_manager.lds.version_text", "value": ""}]}
-    [lag] = proxy_findings(gw.name, gw, envoy_state(stats, None))
+    unchecked, lag = proxy_findings(gw.name, gw, envoy_state(stats, None))
     assert (lag.check, lag.type) == (LAGGING, "LDS") and "Envoy has none" in lag.detail
+    # what it keeps no stats for is said, as information
+    assert (unchecked.check, unchecked.severity) == ("UNCHECKED", "info")
+    assert unchecked.detail.startswith("not checked: CDS, RDS, EDS (its Envoy keeps no such")
+    assert "inclusionSuffixes: [update_rejected, version_text]" in unchecked.detail
 
 
 UNKNOWN_TYPE_LINE = ("Failed to convert protobuf message to JSON string: INVALID_ARGUMENT: "
@@ -371,3 +379,24 @@ def test_listeners_envoy_cannot_print_are_a_rejection_not_a_failed_run():
     assert "update_rejected=3" in lds[0].detail
     assert "Envoy cannot print the rejected listeners" in lds[0].detail
     assert "could not find @type 'type.googleapis.com/stats.PluginConfig'" in lds[0].detail
+
+
+def test_unchecked_proxies_are_one_line_not_a_row_each():
+    from kubectl_mesh.sync.command import write_result
+    from kubectl_mesh.sync.verify import UNCHECKED, Finding
+    import datetime
+    import io
+
+    detail = "not checked: RDS, EDS, ADS stream (its Envoy keeps no such stats; ...)"
+    findings = [Finding(f"p{i}.ns", UNCHECKED, detail, severity="info") for i in range(3)]
+    out, err = io.StringIO(), io.StringIO()
+    write_result(out, err, "short", [], findings, datetime.datetime.now(datetime.timezone.utc))
+    assert "UNCHECKED" not in out.getvalue()
+    lines = err.getvalue().splitlines()
+    assert lines[0] == "verify: checked 0 proxies against their own Envoy: no problems"
+    assert lines[1].startswith("verify: not checked on 3 of 3 proxies (p0.ns, ...): RDS, EDS, "
+                               "ADS stream – their Envoy keeps no such stats")
+    data = io.StringIO()
+    write_result(data, io.StringIO(), "json", [], findings,
+                 datetime.datetime.now(datetime.timezone.utc))
+    assert '"severity": "info"' in data.getvalue()
