@@ -1,10 +1,11 @@
 """`kubectl mesh` beside the real `istioctl` on real Istio, in one run, interleaved round by
 round: `sync` vs `istioctl proxy-status` over all proxies, `sync POD --diff` vs `istioctl
 proxy-status POD`, `routes` and `clusters` vs `istioctl proxy-config routes|clusters` on one
-real sidecar, and start-up; ours as the executable alone and through kubectl's plugin exec. Real istiod (pilot-discovery, a host process reached
-by `--xds-address`), the minimal profile, N injected pods whose istio-proxy the sandbox kubelet
-runs as the real pilot-agent and Envoy (docs/real-istio.md), and S Services besides, so each
-sidecar's outbound route `80` holds S+2 virtual hosts. Prints markdown.
+real sidecar, and start-up; ours as the executable alone and through kubectl's plugin exec.
+Real istiod (pilot-discovery, a host process reached by `--xds-address`), the minimal
+profile, N injected pods whose istio-proxy the sandbox kubelet runs as the real pilot-agent
+and Envoy (docs/real-istio.md), and S Services besides, so each sidecar's outbound route
+`80` holds S+1 virtual hosts. Prints markdown (benchmarks/sidebyside.py).
 
     .venv/bin/python benchmarks/real_istio_side_by_side.py [--proxies 10] [--services 500] [--runs 7]
 

@@ -2,9 +2,10 @@
 a TCP connection to `--xds-address`), with optional TLS on top: send one request message on
 a stream and read the first response message back.
 
-HTTP/2 framing and HPACK are `xds.http2`'s (the one stream this needs); gRPC's own framing is a 5-byte prefix
-(compressed flag, big-endian length) per message, its status in the trailers `grpc-status` /
-`grpc-message` (or in the headers of a trailers-only answer) – grpc's doc PROTOCOL-HTTP2.md.
+HTTP/2 framing and HPACK are `xds.http2`'s (the one stream this needs); gRPC's own framing
+is a 5-byte prefix (compressed flag, big-endian length) per message, its status in the
+trailers `grpc-status` / `grpc-message` (or in the headers of a trailers-only answer) –
+grpc's doc PROTOCOL-HTTP2.md.
 TLS runs in memory (`ssl.MemoryBIO`), so it works on a port-forward WebSocket as on a socket.
 """
 
