@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,10 @@ def objects(proxies: int, services: int) -> list[dict]:
                 "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 3000}]}})
     out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench", "namespace": NS},
                 "spec": {"replicas": proxies, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                         # istio-proxy requests 100m CPU by default: the node offers the
+                         # machine's 2 CPUs, so 20 sidecars at most; 10m lets 50+ schedule
+                         "template": {"metadata": {"labels": labels, "annotations": {
+                             "sidecar.istio.io/proxyCPU": "10m"}}, "spec": {"containers": [{
                              "name": "bench", "image": "docker.io/istioinaction/catalog:latest",
                              "ports": [{"containerPort": 3000}]}]}}}})
     return out
@@ -83,6 +87,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--hold", type=pathlib.Path, help="write exports here and keep the mesh up until it is removed")
     args = p.parse_args()
+    # SIGTERM (benchmarks/run.py passes it on) unwinds the `with` blocks, so the control
+    # plane and every pod process the kubelet started are stopped, not left behind.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     binaries = locate_binaries()
     istioctl = str(binaries / "istioctl")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "kubectl_mesh")],
