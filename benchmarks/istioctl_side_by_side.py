@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,9 +26,10 @@ BIN = pathlib.Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from routes_scale import run_child, start  # noqa: E402
+from routes_scale import start  # noqa: E402
 from sandbox.real.controlplane import locate_binaries  # noqa: E402
 from sandbox.testing import RunningSandbox, kubectl_binary  # noqa: E402
+from sidebyside import side_by_side  # noqa: E402
 
 
 def main() -> int:
@@ -90,23 +90,11 @@ def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
             "kubectl-mesh-clusters": [str(BIN / "kubectl-mesh-clusters"), sidecar, "-n", "istioinaction"],
             "kubectl mesh clusters": [kubectl_binary(), "mesh", "clusters", sidecar, "-n", "istioinaction"],
         }
-    for commands in cases.values():  # warm caches (kubectl discovery, bytecode) once
-        for argv in commands.values():
-            run_child(argv, env)
-    times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.runs):
-        for case, commands in cases.items():
-            for name, argv in commands.items():
-                times.setdefault((case, name), []).append(run_child(argv, env))
+    result = side_by_side(cases, env, args.runs)
     print(f"{args.runs} interleaved runs, gateway with "
           f"{args.vhosts or 'the default scenario'}'s virtual hosts; load average "
           f"{os.getloadavg()[0]:.1f}\n")
-    print("| case | command | median | istioctl ÷ this |\n|---|---|---|---|")
-    for case, commands in cases.items():
-        base = statistics.median(times[(case, next(iter(commands)))])
-        for name in commands:
-            m = statistics.median(times[(case, name)])
-            print(f"| {case} | `{name}` | {m * 1000:.0f} ms | {base / m:.2f}× |")
+    print(result)
     return 0
 
 

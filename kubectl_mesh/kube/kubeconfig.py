@@ -155,13 +155,52 @@ def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> tuple[
 
 def read_kubeconfig(path: str) -> dict:
     """One kubeconfig file as a dict, with its relative file references made absolute."""
-    import yaml  # only here: not on the --help path
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise NotFoundError(f"cannot read kubeconfig {path}: {e.strerror}") from e
+    except UnicodeDecodeError:
+        text = None  # PyYAML says where
+    data = _plain_yaml(text) if text is not None else None
+    if data is None:
+        data = _pyyaml(path, text)
+    if not isinstance(data, dict):
+        raise BadInputError(f"kubeconfig {path} is not a kubeconfig (a YAML mapping expected)")
+    return _checked(data, path)
+
+
+def _plain_yaml(text: str):
+    """The kubeconfig as the line reader of plain YAML reads it (what `kubectl config` writes:
+    no import of PyYAML, ~10 ms of every command's start-up), or None for anything it leaves
+    to PyYAML (`analyze.fastyaml`: the same value where it answers)."""
+    from kubectl_mesh.analyze import fastyaml
+
+    def scalar(plain: str) -> str:
+        # YAML 1.1 resolves a plain scalar to something else than a string only when it
+        # starts with one of these (PyYAML resolver.py, its implicit resolvers' first
+        # characters); the words among them (true, null, ...) fastyaml has already taken.
+        if not plain[:1].isascii() or not plain[:1].isalpha():
+            raise fastyaml.Unsupported("scalar")
+        return plain
+
+    try:
+        data = fastyaml.load(text, scalar)
+    except fastyaml.Unsupported:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pyyaml(path: str, text: str | None):
+    import yaml
 
     # The C loader when PyYAML has it: completion reads the kubeconfig on every <TAB>.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=loader) or {}  # noqa: S506 - a safe loader
+        if text is None:
+            with open(path, "rb") as f:
+                return yaml.load(f, Loader=loader) or {}  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader
     except OSError as e:
         raise NotFoundError(f"cannot read kubeconfig {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
@@ -169,8 +208,9 @@ def read_kubeconfig(path: str) -> dict:
         # may hold a token. `from None`: --debug tracebacks would print the quote too.
         raise BadInputError(f"kubeconfig {path} is not valid YAML: {yaml_reason(e)}",
                             hint="fix the file") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"kubeconfig {path} is not a kubeconfig (a YAML mapping expected)")
+
+
+def _checked(data: dict, path: str) -> dict:
     check_shape(data, path)
     base = os.path.dirname(os.path.abspath(path))
     for entry in data.get("clusters") or []:

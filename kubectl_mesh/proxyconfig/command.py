@@ -114,9 +114,8 @@ def fetch_dumps(opts: ProxyConfigOptions, stderr) -> list[tuple[str, str, object
 
 
 def prepare_rendering() -> None:
-    """Import what parsing and rendering need (~90 ms) while Envoy builds its answer: the
-    fetch thread waits on the socket then, so these imports are off the critical path."""
-    import tabulate  # noqa: F401 - imported for its side effect: loaded ahead of use
-
+    """Import what parsing and rendering need while Envoy builds its answer: the fetch
+    thread waits on the socket then, so these imports are off the critical path (tables
+    of plain text need no tabulate: `output.render_table`)."""
     import kubectl_mesh.configdump  # noqa: F401
     import kubectl_mesh.output  # noqa: F401

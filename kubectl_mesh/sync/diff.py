@@ -84,15 +84,56 @@ def _text(items: list[dict]) -> list[str]:
     return json.dumps(items, indent=2, sort_keys=True, ensure_ascii=False).splitlines(True)
 
 
+def _same(want: list[dict], have: list[dict]) -> bool:
+    """Whether the two sides would print alike: their compact JSON compared (json's C
+    encoder; the indented text goes through its Python encoder, ~10× slower)."""
+    return json.dumps(want, sort_keys=True, ensure_ascii=False) == \
+        json.dumps(have, sort_keys=True, ensure_ascii=False)
+
+
+def unified_diff(a: list[str], b: list[str], fromfile: str, tofile: str, n: int = 3) -> str:
+    """difflib's unified diff of `a` and `b` (lines ending in newlines), '' when they are
+    equal. difflib only sees what lies between the common leading and trailing lines (plus
+    `n` lines of context), its hunk headers shifted back: its matcher grows quadratically in
+    lines that repeat (`}`, `"name": ...`), ~90 s for 240,000 lines of clusters."""
+    if a == b:
+        return ""
+    size = min(len(a), len(b))
+    head = 0
+    while head < size and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < size - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    start = max(0, head - n)
+    cut = max(0, tail - n)
+    lines = difflib.unified_diff(a[start:len(a) - cut], b[start:len(b) - cut],
+                                 fromfile=fromfile, tofile=tofile, n=n)
+    out = []
+    for line in lines:
+        if start and line.startswith("@@ "):
+            line = _shift_hunk(line, start)
+        out.append(line if line.endswith("\n") else line + "\n")
+    return "".join(out)
+
+
+def _shift_hunk(header: str, offset: int) -> str:
+    """`@@ -3,4 +3,5 @@` with both starting lines moved down by `offset`."""
+    _, old, new, *rest = header.split(" ")
+    def move(r: str) -> str:
+        first, sep, count = r[1:].partition(",")
+        return f"{r[0]}{int(first) + offset}{sep}{count}"
+    return " ".join(["@@", move(old), move(new), *rest])
+
+
 def compare(istiod_dump: Mapping[str, Any], envoy_dump: Mapping[str, Any],
             context: int = 3) -> list[SectionDiff]:
     """One SectionDiff per section, in the order Clusters, Listeners, Routes."""
     out = []
     for section, extract in zip(SECTIONS, (clusters, listeners, routes)):
         want, have = extract(istiod_dump), extract(envoy_dump)
-        lines = difflib.unified_diff(_text(want), _text(have), fromfile=f"Istiod {section}",
-                                     tofile=f"Envoy {section}", n=context)
-        diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        diff = "" if _same(want, have) else unified_diff(
+            _text(want), _text(have), f"Istiod {section}", f"Envoy {section}", context)
         out.append(SectionDiff(section, diff, len(want), len(have)))
     return out
 

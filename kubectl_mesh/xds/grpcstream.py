@@ -2,9 +2,10 @@
 a TCP connection to `--xds-address`), with optional TLS on top: send one request message on
 a stream and read the first response message back.
 
-HTTP/2 framing and HPACK come from `h2` (pure Python); gRPC's own framing is a 5-byte prefix
-(compressed flag, big-endian length) per message, its status in the trailers `grpc-status` /
-`grpc-message` (or in the headers of a trailers-only answer) – grpc's doc PROTOCOL-HTTP2.md.
+HTTP/2 framing and HPACK are `xds.http2`'s (the one stream this needs); gRPC's own framing
+is a 5-byte prefix (compressed flag, big-endian length) per message, its status in the
+trailers `grpc-status` / `grpc-message` (or in the headers of a trailers-only answer) –
+grpc's doc PROTOCOL-HTTP2.md.
 TLS runs in memory (`ssl.MemoryBIO`), so it works on a port-forward WebSocket as on a socket.
 """
 
@@ -114,11 +115,7 @@ def call_first(sock, path: str, message: bytes, *, authority: str,
     """Open a stream to `path`, send `message`, and return the first response message; the
     stream is cancelled afterwards (ADS streams never end on their own). CallError (or
     TimeoutError/OSError from the socket) on failure."""
-    import h2.config
-    import h2.connection
-    import h2.events
-    import h2.exceptions
-    import h2.settings
+    from kubectl_mesh.xds import http2
 
     deadline = time.monotonic() + timeout if timeout else None
     try:
@@ -130,68 +127,117 @@ def call_first(sock, path: str, message: bytes, *, authority: str,
             raise CallError("TLS handshake answered by something that does not speak TLS "
                             "(a plaintext port? then --plaintext)") from e
         raise CallError(f"TLS: {e.reason or e}") from e
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
-                                                                header_encoding="utf-8"))
-    conn.initiate_connection()
-    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW,
-                          h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1024 * 1024})
-    conn.increment_flow_control_window(_WINDOW)
-    stream_id = conn.get_next_available_stream_id()
     headers = [(":method", "POST"), (":scheme", "https" if tls else "http"),
                (":path", path), (":authority", authority), ("te", "trailers"),
                ("content-type", "application/grpc"), ("user-agent", "kubectl-mesh")]
     if timeout:
         headers.append(("grpc-timeout", f"{max(1, int(timeout * 1000))}m"))
     headers += [(k.lower(), v) for k, v in (metadata or {}).items()]
-    conn.send_headers(stream_id, headers)
-    conn.send_data(stream_id, grpc_frame(message))
-    pending = bytearray()
     try:
-        stream.send(conn.data_to_send())
-        while True:
-            data = stream.recv()
-            if not data:
-                raise CallError("the server closed the connection before answering")
-            try:
-                events = conn.receive_data(data)
-            except h2.exceptions.ProtocolError as e:
-                raise CallError(f"not an HTTP/2 (gRPC) answer: {type(e).__name__}") from e
-            for event in events:
-                if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)) \
-                        and event.stream_id == stream_id:
-                    _check_headers(dict(event.headers),
-                                   isinstance(event, h2.events.ResponseReceived))
-                elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
-                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-                    pending += event.data
-                    while len(pending) >= 5:
-                        size = struct.unpack_from(">I", pending, 1)[0]
-                        if size > MAX_MESSAGE:
-                            raise CallError(f"a response message of {size} bytes")
-                        if pending[0] & 1:
-                            raise CallError("a compressed response message (none was asked)")
-                        if len(pending) < 5 + size:
-                            break
-                        reply = bytes(pending[5:5 + size])
-                        try:
-                            conn.reset_stream(stream_id, error_code=8)  # CANCEL
-                            conn.close_connection()
-                            stream.send(conn.data_to_send())
-                        except (OSError, h2.exceptions.H2Error):
-                            pass
-                        return reply
-                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
-                    raise CallError("the server ended the stream without an answer")
-                elif isinstance(event, h2.events.StreamReset) and event.stream_id == stream_id:
-                    raise CallError(f"the server reset the stream (HTTP/2 error "
-                                    f"{event.error_code})")
-                elif isinstance(event, h2.events.ConnectionTerminated):
-                    detail = (event.additional_data or b"").decode(errors="replace")[:200]
-                    raise CallError("the server closed the HTTP/2 connection"
-                                    + (f": {detail}" if detail else ""))
-            stream.send(conn.data_to_send())
+        stream.send(http2.PREFACE + http2.settings({
+            http2.ENABLE_PUSH: 0, http2.INITIAL_WINDOW_SIZE: _WINDOW,
+            http2.MAX_HEADER_LIST_SIZE: 1024 * 1024})
+            + http2.window_update(0, _WINDOW)
+            + http2.headers_frames(_STREAM, headers, http2.DEFAULT_FRAME_SIZE)
+            + http2.data_frames(_STREAM, grpc_frame(message), http2.DEFAULT_FRAME_SIZE))
+        return _read_first(stream, http2)
+    except http2.ProtocolError as e:
+        raise CallError(f"not an HTTP/2 (gRPC) answer: {e}") from e
     except ssl.SSLError as e:
         raise CallError(f"TLS: {e.reason or e}") from e
+
+
+_STREAM = 1  # the client's first stream
+
+
+def _read_first(stream: _Stream, http2) -> bytes:
+    """The frames of the server's answer on `_STREAM` until its first whole message."""
+    reader = http2.FrameReader(http2.DEFAULT_FRAME_SIZE)
+    decoder = http2.HpackDecoder()
+    pending = bytearray()
+    block = bytearray()  # a header block whose CONTINUATION frames are still to come
+    block_ends_stream = False
+    unacknowledged = 0
+    got_headers = False
+    first_frame = True
+    while True:
+        data = stream.recv()
+        if not data:
+            raise CallError("the server closed the connection before answering")
+        reader.feed(data)
+        out = []
+        for kind, flags, stream_id, payload in reader.frames():
+            if first_frame and kind != http2.SETTINGS:
+                raise http2.ProtocolError("the server's first frame is not SETTINGS")
+            first_frame = False
+            if block and kind != http2.CONTINUATION:
+                raise http2.ProtocolError("a header block without its CONTINUATION")
+            if kind == http2.SETTINGS:
+                if not flags & http2.ACK:
+                    out.append(http2.frame(http2.SETTINGS, http2.ACK, 0))
+            elif kind == http2.PING:
+                if not flags & http2.ACK:
+                    out.append(http2.frame(http2.PING, http2.ACK, 0, payload))
+            elif kind == http2.GOAWAY:
+                detail = payload[8:].decode(errors="replace")[:200]
+                raise CallError("the server closed the HTTP/2 connection"
+                                + (f": {detail}" if detail else ""))
+            elif stream_id != _STREAM:
+                continue  # WINDOW_UPDATE and PRIORITY on the connection, nothing else opened
+            elif kind in (http2.HEADERS, http2.CONTINUATION):
+                block += http2.unpad(flags, payload, priority=True) \
+                    if kind == http2.HEADERS else payload
+                if kind == http2.HEADERS:
+                    block_ends_stream = bool(flags & http2.END_STREAM)
+                if flags & http2.END_HEADERS:
+                    fields = decoder.decode(bytes(block))
+                    block.clear()
+                    _check_headers(dict(fields), not got_headers)
+                    got_headers = True
+                    if block_ends_stream:
+                        raise CallError("the server ended the stream without an answer")
+            elif kind == http2.DATA:
+                unacknowledged += len(payload)
+                pending += http2.unpad(flags, payload)
+                reply = _message(pending)
+                if reply is not None:
+                    _cancel(stream, http2, out)
+                    return reply
+                if flags & http2.END_STREAM:
+                    raise CallError("the server ended the stream without an answer")
+            elif kind == http2.RST_STREAM:
+                code = int.from_bytes(payload[:4], "big")
+                raise CallError(f"the server reset the stream (HTTP/2 error {code})")
+        if unacknowledged >= _WINDOW // 4:  # top both windows up before they run dry
+            out.append(http2.window_update(0, unacknowledged)
+                       + http2.window_update(_STREAM, unacknowledged))
+            unacknowledged = 0
+        if out:
+            stream.send(b"".join(out))
+
+
+def _message(pending: bytearray) -> bytes | None:
+    """The first gRPC message once `pending` holds it whole."""
+    if len(pending) < 5:
+        return None
+    size = struct.unpack_from(">I", pending, 1)[0]
+    if size > MAX_MESSAGE:
+        raise CallError(f"a response message of {size} bytes")
+    if pending[0] & 1:
+        raise CallError("a compressed response message (none was asked)")
+    if len(pending) < 5 + size:
+        return None
+    return bytes(pending[5:5 + size])
+
+
+def _cancel(stream: _Stream, http2, out: list[bytes]) -> None:
+    """RST_STREAM CANCEL and GOAWAY, best effort: the answer is in hand."""
+    try:
+        stream.send(b"".join(out) + http2.frame(http2.RST_STREAM, 0, _STREAM,
+                                                 http2.CANCEL.to_bytes(4, "big"))
+                    + http2.frame(http2.GOAWAY, 0, 0, (0).to_bytes(8, "big")))
+    except (OSError, ssl.SSLError):
+        pass
 
 
 def _check_headers(headers: dict[str, str], first: bool) -> None:

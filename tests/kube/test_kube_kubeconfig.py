@@ -271,3 +271,64 @@ def test_json_kubeconfig_is_accepted(tmp_path):
                                 "contexts": [{"name": "j", "context": {"cluster": "c"}}],
                                 "current-context": "j"}))
     assert load_config(kubeconfig=str(path), environ=env_with()).server == "https://j"
+
+
+KUBECTL_WRITTEN = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJU+/Zz==
+    server: https://127.0.0.1:6443
+  name: kind-kind
+contexts:
+- context:
+    cluster: kind-kind
+    namespace: shop
+    user: kind-kind
+  name: kind-kind
+current-context: kind-kind
+kind: Config
+preferences: {}
+users:
+- name: kind-kind
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      args: ["--region", eu-west-1]
+      command: aws
+      env: null
+      interactiveMode: Never
+      provideClusterInfo: false
+    token: abc.def-ghi=
+"""
+
+
+@pytest.mark.parametrize("text,pyyaml", [
+    (KUBECTL_WRITTEN, False),
+    (KUBECTL_WRITTEN + "# a comment\n", False),
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 0123}"),
+     True),  # an octal int
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {since: 2024-01-01}"),
+     True),  # a date
+    ("---\n" + KUBECTL_WRITTEN, True),
+], ids=["kubectl", "comment", "number", "timestamp", "document-start"])
+def test_kubeconfig_reads_as_pyyaml_does_and_kubectls_without_importing_it(tmp_path, text,
+                                                                          pyyaml):
+    """What `kubectl config` writes is read without PyYAML (start-up time of every command);
+    anything else goes to PyYAML, and either way the result is yaml.safe_load's."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = tmp_path / "config"
+    path.write_text(text)
+    script = ("import json, sys; from kubectl_mesh.kube.kubeconfig import read_kubeconfig; "
+              f"data = read_kubeconfig({str(path)!r}); "
+              "print(json.dumps([repr(data), 'yaml' in sys.modules]))")
+    import json
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    data, imported = json.loads(out)
+    assert data == repr(yaml.safe_load(text))
+    assert imported is pyyaml

@@ -235,3 +235,41 @@ def test_webhook_injection_url_gives_the_xds_address(url, address):
     assert api.selectors == ["istio.io/tag=default", "istio.io/rev=default,!istio.io/tag"]
     assert webhook_xds_address(_UrlWebhooks([{"metadata": {"name": "b"}, "webhooks": [
         {"clientConfig": {"service": {"name": "istiod"}}}]}]), "1-28") is None
+
+
+def _cluster_dump(names, timeout_of=lambda name: "1s") -> dict:
+    return {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+                         "dynamicActiveClusters": [
+                             {"cluster": {"name": n, "connectTimeout": timeout_of(n),
+                                          "type": "EDS", "edsClusterConfig": {"edsConfig": {
+                                              "ads": {}, "resourceApiVersion": "V3"}}}}
+                             for n in names]}]}
+
+
+def test_diff_of_a_large_dump_hands_difflib_only_the_differing_middle(monkeypatch):
+    """Thousands of clusters with one changed: the unified diff names the right lines (as
+    difflib does on the whole text), and difflib's matcher, quadratic in repeated lines
+    (~90 s for a real 2000-Service mesh), is given the changed line and its context only."""
+    import difflib
+    names = [f"outbound|80||svc-{i}.bench.svc.cluster.local" for i in range(3000)]
+    istiod = _cluster_dump(names)
+    envoy = _cluster_dump(names, lambda n: "5s" if n == names[2000] else "1s")
+    seen = []
+    real = difflib.unified_diff
+
+    def recording(a, b, *args, **kwargs):
+        seen.append((len(a), len(b)))
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "unified_diff", recording)
+    clusters = diff.compare(istiod, envoy)[0]
+    assert not clusters.match and seen and max(max(s) for s in seen) <= 7
+    monkeypatch.setattr(difflib, "unified_diff", real)
+    whole = real(diff._text(diff.clusters(istiod)), diff._text(diff.clusters(envoy)),
+                 fromfile="Istiod Clusters", tofile="Envoy Clusters", n=3)
+    assert clusters.diff == "".join(whole)
+    assert '-    "connectTimeout": "1s",\n+    "connectTimeout": "5s",\n' in clusters.diff
+    # alike: no diff, and difflib is not asked at all
+    seen.clear()
+    monkeypatch.setattr(difflib, "unified_diff", recording)
+    assert all(d.match for d in diff.compare(istiod, _cluster_dump(names))) and not seen
