@@ -37,13 +37,13 @@ def cluster(control_planes, binaries):
         c = Cluster(cp, None, binaries)
         wait_until(what="istiod's pod", predicate=lambda: c.kubectl(
             "get", "pods", *ISTIOD, "-o", "name").strip(), timeout=60)
-        c.kubectl("wait", *ISTIOD, "--for=condition=Ready", "pod", "--timeout=180s")
+        c.kubectl("wait", *ISTIOD, "--for=condition=Ready", "pod", "--timeout=110s")
         c.injected_namespace(NS)
         c.apply([*workload("webapp", "docker.io/istioinaction/webapp:latest"),
                  *workload("catalog", "docker.io/istioinaction/catalog:latest")])
         wait_until(what="the pods of both Deployments", predicate=lambda: len(c.kubectl(
             "get", "pods", "-n", NS, "-o", "name").split()) == 2, timeout=60)
-        c.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod", "--all", "--timeout=180s")
+        c.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod", "--all", "--timeout=110s")
         yield c
 
 
