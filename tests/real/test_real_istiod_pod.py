@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -132,6 +133,30 @@ def test_sidecars_reach_istiod_through_its_service(cluster):
         ["ip", "netns", "exec", netns_of(cluster, NS, webapp), "ss", "-tnH", "state",
          "established"], capture_output=True, text=True, check=True).stdout
     assert f"{service_ip}:15012" in connections, connections
+    # as injected: CA_ADDR the injection template's (istiod.<istioNamespace>.svc:15012),
+    # no discoveryAddress of the sandbox's making (the mesh default is the Service name:
+    # pkg/config/mesh/mesh.go `DefaultProxyConfig`)
+    pod = json.loads(cluster.kubectl("get", "pod", "-n", NS, webapp, "-o", "json"))
+    injected = {e["name"]: e.get("value") for c in pod["spec"]["initContainers"]
+                if c["name"] == "istio-proxy" for e in c["env"]}
+    env = agent_environment(netns_of(cluster, NS, webapp))
+    assert env["CA_ADDR"] == injected["CA_ADDR"] == "istiod.istio-system.svc:15012"
+    assert "discoveryAddress" not in json.loads(env.get("PROXY_CONFIG") or "{}"), env
+
+
+def agent_environment(netns: str) -> dict[str, str]:
+    """The environment of the pilot-agent process in the network namespace `netns`."""
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
+                          check=True).stdout.split()
+    for pid in pids:
+        proc = pathlib.Path(f"/proc/{pid}")
+        try:
+            if (proc / "comm").read_text().strip() == "pilot-agent":
+                return dict(item.split("=", 1) for item in
+                            (proc / "environ").read_bytes().decode().split("\0") if "=" in item)
+        except OSError:
+            continue
+    raise AssertionError(f"no pilot-agent in {netns}")
 
 
 def test_sync_and_istioctl_find_istiod_as_a_pod(cluster):

@@ -23,7 +23,10 @@ WORKDIR, so /), in the pod's network namespace (every port its own), with:
 Its serving certificate names `istiod.istio-system.svc` (pilot/pkg/bootstrap/server.go
 `getDNSNames`), the name the API server calls the webhooks by (`service:` resolved to the
 ClusterIP, routed to the pod by the kubelet's service proxy) and the name sidecars dial for
-xDS and certificates (`XDS_ADDRESS`, resolved by the kubelet's cluster DNS)."""
+xDS and certificates, resolved by the kubelet's cluster DNS: their pilot-agent runs with the
+injected environment unchanged, so discoveryAddress is the mesh default
+(pkg/config/mesh/mesh.go `DefaultProxyConfig`: istiod.istio-system.svc:15012) and CA_ADDR the
+injection template's (files/injection-template.yaml: istiod.<istioNamespace>.svc:15012)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,6 @@ from .sidecar import container_environment, run_as
 PILOT_REPOSITORIES = ("testing/pilot", "istio/pilot")
 ENTRYPOINT = "/usr/local/bin/pilot-discovery"
 IMAGE_USER = 1337  # Dockerfile.pilot `USER 1337:1337`
-XDS_ADDRESS = "istiod.istio-system.svc:15012"  # the injected discoveryAddress
 MOUNTS = pathlib.Path(__file__).resolve().parent.parent / "kubelet" / "mounts.py"
 
 

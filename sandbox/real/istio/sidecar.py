@@ -14,7 +14,7 @@ webhook) and gives the container what the kubelet would (pkg/kubelet/kubelet_pod
   istio-ca-root-cert ConfigMap, `istio-podinfo` the downward API labels and annotations, and
   the bootstrap template the proxyv2 image carries (pilot/docker/Dockerfile.proxyv2).
 
-Two things differ from a pod, both said where they happen: no DNS resolves
+Two things differ from a pod, both said where they happen: with a host istiod no DNS resolves
 `istiod.istio-system.svc`, so CA_ADDR and the proxy config's discoveryAddress name istiod's
 address (as the proxies of an external control plane are configured).
 
@@ -145,7 +145,8 @@ class Sidecar(StartedOnEnter):
         listener of Envoy's that a client is to reach); `in_pod_netns`: the caller runs the
         command inside the pod's own network namespace (no namespace or relays of its own,
         the container's user); `istiod_address`: host:port where the pod reaches istiod's
-        15012 (default istiod's own)."""
+        15012 (default istiod's own; with `istiod` None, istiod is a pod and the proxy
+        reaches it as injected: CA_ADDR and discoveryAddress are left as they are)."""
         self.cp, self.istiod, self.pod = cp, istiod, pod
         self.proxy_config = dict(proxy_config or {})
         self.extra_env = dict(env or {})
@@ -153,7 +154,8 @@ class Sidecar(StartedOnEnter):
         self.timeout = timeout
         self.ports = (*RELAYED_PORTS, *ports)
         self.in_pod_netns = in_pod_netns
-        self.istiod_address = istiod_address or istiod.hostport("secure_grpc")
+        self.istiod_address = istiod_address or (
+            istiod.hostport("secure_grpc") if istiod is not None else None)
         meta = pod["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.address = address or cp.addresses.allocate()
@@ -230,10 +232,11 @@ class Sidecar(StartedOnEnter):
         env = container_environment(self.pod, container, self.address, self.cp.address, {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.directory)})
         istiod = self.istiod_address
-        env["CA_ADDR"] = istiod  # no DNS for istiod.istio-system.svc on this host
         config = json.loads(env.get("PROXY_CONFIG") or "{}")
-        config.update({"discoveryAddress": istiod, "binaryPath": envoy_binary(),
-                       **self.proxy_config})
+        if istiod is not None:  # a host istiod: no DNS for istiod.istio-system.svc reaches it
+            env["CA_ADDR"] = istiod
+            config["discoveryAddress"] = istiod
+        config.update({"binaryPath": envoy_binary(), **self.proxy_config})
         env["PROXY_CONFIG"] = json.dumps(config)
         env.update(self.extra_env)
         return env
@@ -353,8 +356,9 @@ def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tupl
 
     `istiod` None: istiod is a pod of this kubelet (`install(..., istiod="pod")`; netns pod
     network only): the pilot image of the dev build runs as the real pilot-discovery
-    (`istiodpod.discovery_program`), and sidecars reach it as injected, at
-    `istiod.istio-system.svc:15012` through cluster DNS and its ClusterIP."""
+    (`istiodpod.discovery_program`), and sidecars reach it as injected (CA_ADDR and
+    discoveryAddress left alone), at `istiod.istio-system.svc:15012` through cluster DNS and
+    its ClusterIP."""
     from ..kubelet import Kubelet, images
     from . import istiodpod
 
@@ -377,8 +381,7 @@ def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tupl
     if as_pod:
         return IstioKubelet(cp, image_known=known, **kubelet,
                             program=istiodpod.discovery_program(binaries),
-                            proxy_command=proxy_command(cp, None, binaries=binaries, ports=ports,
-                                                        istiod_address=istiodpod.XDS_ADDRESS))
+                            proxy_command=proxy_command(cp, None, binaries=binaries, ports=ports))
     return IstioKubelet(cp, image_known=known, **kubelet,
                         proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports,
                                                     istiod_address=pod_side_istiod(cp)))
