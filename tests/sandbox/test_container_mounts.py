@@ -47,3 +47,4 @@ def test_a_failed_mount_is_one_line_and_exit_128(tmp_path):
     assert out.returncode == 128
     assert out.stderr.startswith("sandbox: cannot set up the container's mounts:"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
