@@ -11,8 +11,8 @@ every tag of that repository. The sandbox does not pull again once it backed off
 
 The user an image runs as (its config's `User`, which `getImageUser` reads through the CRI):
 `<state>/image-users` lines `IMAGE USER` (a uid, or a name), else the rule: Istio's proxyv2
-1337 (its Dockerfile's `USER 1337:1337`), a distroless `:nonroot`/`-nonroot` tag 65532, any
-other image root (0), as images without `USER` run.
+and pilot 1337 (their Dockerfiles' `USER 1337:1337`), a distroless `:nonroot`/`-nonroot` tag
+65532, any other image root (0), as images without `USER` run.
 
 runAsNonRoot (pkg/kubelet/kuberuntime/security_context_others.go `verifyRunAsNonRoot`, called
 by kuberuntime_container.go `generateContainerConfig`; an error there is the waiting reason
@@ -29,7 +29,9 @@ import pathlib
 
 MISSING_FILE = "missing-images"
 USERS_FILE = "image-users"
-DEFAULT_USERS = (("istio/proxyv2", "1337"),)
+# pilot/docker/Dockerfile.proxyv2 and Dockerfile.pilot: `USER 1337:1337`; `testing/` is the
+# hub of a dev build (global.hub unset)
+DEFAULT_USERS = (("istio/proxyv2", "1337"), ("istio/pilot", "1337"), ("testing/pilot", "1337"))
 
 
 def _normalise(image: str) -> tuple[str, str]:

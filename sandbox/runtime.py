@@ -137,16 +137,21 @@ class Runtime:
     pod in a network namespace of its own); `proxy_command(pod, address, directory, spec)`
     gives the istio-proxy or istio-init container's (command, environment) instead of the
     sandbox's Envoy or an init that does nothing (the real pilot-agent:
-    `sandbox.real.istio.sidecar.proxy_command`), or None to run it as without one."""
+    `sandbox.real.istio.sidecar.proxy_command`), or None to run it as without one;
+    `program(pod, address, directory, spec, env)` maps any other container's image to a
+    local program, its (command, environment), or None for the sandbox's own mapping
+    (`sandbox.real.istio.istiodpod.discovery_program`: the pilot image as the real
+    pilot-discovery)."""
 
     def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
                  behaviours: Behaviours, python: str = sys.executable,
                  envoy: str | None = None, allow_websocket=lambda: True, *,
                  node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
                  addresses: AddressPool | None = None, image_known=any_image,
-                 on_pod_stopped=None, volumes=None, proxy_command=None):
+                 on_pod_stopped=None, volumes=None, proxy_command=None, program=None):
         self.store = store
         self.proxy_command = proxy_command
+        self.program = program
         # the pods' volumes (`sandbox.real.kubelet.volumes.PodVolumes`: mount, mounts,
         # unmount), or None: the double sets up none
         self.volumes = volumes
@@ -390,6 +395,11 @@ class Runtime:
         if c.name in (PROXY, PROXY_INIT) and self.proxy_command is not None:
             given = self.proxy_command(obj | {"status": {"podIP": pod.ip}}, pod.address,
                                        c.directory, c.spec)
+            if given is not None:
+                return given
+        elif self.program is not None and not c.ephemeral:
+            given = self.program(obj | {"status": {"podIP": pod.ip}}, pod.address, c.directory,
+                                 c.spec, env)
             if given is not None:
                 return given
         if c.name == PROXY:

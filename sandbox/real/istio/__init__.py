@@ -5,7 +5,9 @@
 (`manifests.py`), applied with `kubectl apply --server-side` (`install.py`). The istiod
 Deployment is left out: the real `pilot-discovery discovery` runs as a host process beside
 the control plane, as an external control plane does (`discovery.Istiod`), and the webhooks
-reach it by `url:` on its loopback address."""
+reach it by `url:` on its loopback address. With `install(..., istiod="pod")` the Deployment and
+the webhooks' `service:` form are kept, and the kubelet of `sidecar.kubelet_for(cp, None, ...)`
+runs istiod's pod (`istiodpod`)."""
 
 from __future__ import annotations
 
@@ -20,5 +22,10 @@ from .install import install
 # rendered unless values.telemetry.enabled=false).
 UPSTREAM_ENVOY_ENV = {"PILOT_ENABLE_METADATA_EXCHANGE": "false", "PILOT_ENABLE_ALPN_FILTER": "false"}
 UPSTREAM_ENVOY_VALUES = ("values.telemetry.enabled=false",)
+# The same for istiod as a pod (`install(..., istiod="pod")`): the environment in its
+# Deployment, as a user sets it (istio-discovery values `pilot.env`, templates/deployment.yaml)
+UPSTREAM_ENVOY_POD_VALUES = (*UPSTREAM_ENVOY_VALUES,
+                             *(f"values.pilot.env.{k}={v}" for k, v in UPSTREAM_ENVOY_ENV.items()))
 
-__all__ = ["Istiod", "IstiodError", "UPSTREAM_ENVOY_ENV", "UPSTREAM_ENVOY_VALUES", "install"]
+__all__ = ["Istiod", "IstiodError", "UPSTREAM_ENVOY_ENV", "UPSTREAM_ENVOY_POD_VALUES",
+           "UPSTREAM_ENVOY_VALUES", "install"]

@@ -20,10 +20,13 @@ class InstallError(Exception):
     pass
 
 
-def install(cp, istioctl: pathlib.Path, istiod_address: str, *,
-            extra: tuple[str, ...] = ()) -> list[dict]:
-    """Render (manifests.generate) and apply; returns the applied objects."""
-    objects = [manifests.namespace(), *manifests.generate(istioctl, istiod_address, extra=extra)]
+def install(cp, istioctl: pathlib.Path, istiod_address: str | None, *,
+            extra: tuple[str, ...] = (), istiod: str = "host") -> list[dict]:
+    """Render (manifests.generate) and apply; returns the applied objects. `istiod`: "host"
+    (istiod a host process at `istiod_address`, `discovery.Istiod`) or "pod" (its Deployment
+    applied too, for a kubelet that runs it: `sidecar.kubelet_for(cp, None, ...)`)."""
+    objects = [manifests.namespace(), *manifests.generate(istioctl, istiod_address, extra=extra,
+                                                          istiod=istiod)]
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
     directory = cp.state_dir / "istio"

@@ -1,5 +1,8 @@
-"""What `istioctl manifest generate` renders for the control plane, chosen for an istiod that
-runs outside the cluster.
+"""What `istioctl manifest generate` renders for the control plane: for an istiod that runs
+outside the cluster (`istiod="host"`, the default), or for istiod as a pod (`istiod="pod"`:
+everything the profile renders, the webhooks by `service: istiod.istio-system:443`, as
+`istioctl install` applies it; the sandbox kubelet of the netns pod network runs the pod and
+routes the Service, `istiodpod.py`).
 
 The minimal profile (manifests/profiles/minimal.yaml) installs the base CRDs and istiod's
 charts (manifests/charts/base, manifests/charts/istio-control/istio-discovery). Two values
@@ -26,6 +29,7 @@ import yaml
 PROFILE = "minimal"
 NAMESPACE = "istio-system"
 WEBHOOK_PORT = 15017
+ISTIOD_MODES = ("host", "pod")
 # The istiod workload itself: it runs on the host (discovery.Istiod), not as a pod.
 WORKLOAD_KINDS = frozenset({"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"})
 
@@ -34,20 +38,27 @@ class ManifestError(Exception):
     pass
 
 
-def generate(istioctl: pathlib.Path, istiod_address: str, *, extra: tuple[str, ...] = ()) -> list[dict]:
-    """The objects of the minimal profile, webhooks pointing at https://<istiod_address>:15017,
-    without istiod's Deployment, autoscaler and disruption budget."""
-    base = f"https://{istiod_address}:{WEBHOOK_PORT}"
+def generate(istioctl: pathlib.Path, istiod_address: str | None, *, extra: tuple[str, ...] = (),
+             istiod: str = "host") -> list[dict]:
+    """The objects of the minimal profile. `istiod="host"`: webhooks pointing at
+    https://<istiod_address>:15017, without istiod's Deployment, autoscaler and disruption
+    budget; "pod": all of them, unchanged (`istiod_address` unused)."""
+    if istiod not in ISTIOD_MODES:
+        raise ValueError(f"istiod must be one of {ISTIOD_MODES}, not {istiod!r}")
     args = [str(istioctl), "manifest", "generate", "--set", f"profile={PROFILE}",
-            "--set", f"values.global.istioNamespace={NAMESPACE}",
-            "--set", f"values.istiodRemote.injectionURL={base}/inject",
-            "--set", f"values.base.validationURL={base}/validate"]
+            "--set", f"values.global.istioNamespace={NAMESPACE}"]
+    if istiod == "host":
+        base = f"https://{istiod_address}:{WEBHOOK_PORT}"
+        args += ["--set", f"values.istiodRemote.injectionURL={base}/inject",
+                 "--set", f"values.base.validationURL={base}/validate"]
     for setting in extra:
         args += ["--set", setting]
     out = subprocess.run(args, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise ManifestError(f"istioctl manifest generate failed: {out.stderr.strip()[-2000:]}")
     objects = [d for d in yaml.safe_load_all(out.stdout) if d]
+    if istiod == "pod":
+        return objects
     return [o for o in objects if o["kind"] not in WORKLOAD_KINDS]
 
 

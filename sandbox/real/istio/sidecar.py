@@ -14,7 +14,7 @@ webhook) and gives the container what the kubelet would (pkg/kubelet/kubelet_pod
   istio-ca-root-cert ConfigMap, `istio-podinfo` the downward API labels and annotations, and
   the bootstrap template the proxyv2 image carries (pilot/docker/Dockerfile.proxyv2).
 
-Two things differ from a pod, both said where they happen: no DNS resolves
+Two things differ from a pod, both said where they happen: with a host istiod no DNS resolves
 `istiod.istio-system.svc`, so CA_ADDR and the proxy config's discoveryAddress name istiod's
 address (as the proxies of an external control plane are configured).
 
@@ -108,6 +108,29 @@ def downward_file(values: dict[str, str]) -> str:
     return "\n".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(values.items()))
 
 
+def container_environment(pod: dict, container: dict, pod_ip: str, host_ip: str,
+                          env: dict[str, str]) -> dict[str, str]:
+    """`env` with the container's env added as the kubelet resolves it
+    (pkg/kubelet/kubelet_pods.go `makeEnvironmentVariables`): values with `$(VAR)` expanded,
+    fieldRef (`podFieldSelectorRuntimeValue`) and resourceFieldRef of its limits."""
+    spec, meta = pod["spec"], pod["metadata"]
+    fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+              "metadata.uid": meta.get("uid", ""), "status.podIP": pod_ip,
+              "status.hostIP": host_ip, "spec.nodeName": spec.get("nodeName", ""),
+              "spec.serviceAccountName": spec.get("serviceAccountName", "default")}
+    limits = container.get("resources", {}).get("limits", {})
+    env = dict(env)
+    for e in container.get("env", []):
+        source = e.get("valueFrom")
+        if source is None:
+            env[e["name"]] = expand(e.get("value", ""), env)
+        elif "fieldRef" in source:
+            env[e["name"]] = fields[source["fieldRef"]["fieldPath"]]
+        elif "resourceFieldRef" in source:
+            env[e["name"]] = resource_value(limits, source["resourceFieldRef"])
+    return env
+
+
 class Sidecar(StartedOnEnter):
     """`with Sidecar(cp, istiod, pod) as s:` runs the pod's istio-proxy; `s.await_ready()`
     waits for Envoy; `s.url(15000)` is its admin API on the pod's address."""
@@ -122,7 +145,8 @@ class Sidecar(StartedOnEnter):
         listener of Envoy's that a client is to reach); `in_pod_netns`: the caller runs the
         command inside the pod's own network namespace (no namespace or relays of its own,
         the container's user); `istiod_address`: host:port where the pod reaches istiod's
-        15012 (default istiod's own)."""
+        15012 (default istiod's own; with `istiod` None, istiod is a pod and the proxy
+        reaches it as injected: CA_ADDR and discoveryAddress are left as they are)."""
         self.cp, self.istiod, self.pod = cp, istiod, pod
         self.proxy_config = dict(proxy_config or {})
         self.extra_env = dict(env or {})
@@ -130,7 +154,8 @@ class Sidecar(StartedOnEnter):
         self.timeout = timeout
         self.ports = (*RELAYED_PORTS, *ports)
         self.in_pod_netns = in_pod_netns
-        self.istiod_address = istiod_address or istiod.hostport("secure_grpc")
+        self.istiod_address = istiod_address or (
+            istiod.hostport("secure_grpc") if istiod is not None else None)
         meta = pod["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.address = address or cp.addresses.allocate()
@@ -204,27 +229,14 @@ class Sidecar(StartedOnEnter):
 
     # -- what the kubelet would give the container
     def environment(self, container: dict) -> dict[str, str]:
-        spec, meta = self.pod["spec"], self.pod["metadata"]
-        fields = {"metadata.name": self.name, "metadata.namespace": self.namespace,
-                  "metadata.uid": meta.get("uid", ""), "status.podIP": self.address,
-                  "status.hostIP": self.cp.address, "spec.nodeName": spec.get("nodeName", ""),
-                  "spec.serviceAccountName": spec.get("serviceAccountName", "default")}
-        limits = container.get("resources", {}).get("limits", {})
-        env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                               "HOME": str(self.directory)}
-        for e in container.get("env", []):
-            source = e.get("valueFrom")
-            if source is None:
-                env[e["name"]] = expand(e.get("value", ""), env)
-            elif "fieldRef" in source:
-                env[e["name"]] = fields[source["fieldRef"]["fieldPath"]]
-            elif "resourceFieldRef" in source:
-                env[e["name"]] = resource_value(limits, source["resourceFieldRef"])
+        env = container_environment(self.pod, container, self.address, self.cp.address, {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.directory)})
         istiod = self.istiod_address
-        env["CA_ADDR"] = istiod  # no DNS for istiod.istio-system.svc on this host
         config = json.loads(env.get("PROXY_CONFIG") or "{}")
-        config.update({"discoveryAddress": istiod, "binaryPath": envoy_binary(),
-                       **self.proxy_config})
+        if istiod is not None:  # a host istiod: no DNS for istiod.istio-system.svc reaches it
+            env["CA_ADDR"] = istiod
+            config["discoveryAddress"] = istiod
+        config.update({"binaryPath": envoy_binary(), **self.proxy_config})
         env["PROXY_CONFIG"] = json.dumps(config)
         env.update(self.extra_env)
         return env
@@ -340,19 +352,36 @@ def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tupl
     arguments) with injected pods' istio-proxy run as the real pilot-agent and Envoy
     (`proxy_command`), and the proxyv2 image of the dev build among the images it can run.
     With `pod_network="netns"` istio-init's iptables run in each pod's namespace and the
-    pods reach istiod through the node's bridge (`pod_side_istiod`)."""
+    pods reach istiod through the node's bridge (`pod_side_istiod`).
+
+    `istiod` None: istiod is a pod of this kubelet (`install(..., istiod="pod")`; netns pod
+    network only): the pilot image of the dev build runs as the real pilot-discovery
+    (`istiodpod.discovery_program`), and sidecars reach it as injected (CA_ADDR and
+    discoveryAddress left alone), at `istiod.istio-system.svc:15012` through cluster DNS and
+    its ClusterIP."""
     from ..kubelet import Kubelet, images
+    from . import istiodpod
+
+    as_pod = istiod is None
+    if as_pod and kubelet.get("pod_network") != "netns":
+        raise ValueError('istiod as a pod needs pod_network="netns" (its ports are its own '
+                         "only in a network namespace of its own)")
 
     def known(image: str) -> bool:
-        return images.known(image) or images.repository(image) == PROXY_REPOSITORY
+        return (images.known(image) or images.repository(image) == PROXY_REPOSITORY
+                or (as_pod and istiodpod.is_pilot(image)))
 
     class IstioKubelet(Kubelet):
         def start(self) -> "IstioKubelet":
             super().start()
-            if self.network is not None:
+            if self.network is not None and not as_pod:
                 host, port = istiod.hostport("secure_grpc").rsplit(":", 1)
                 self.network.forward(15012, host, int(port))
             return self
+    if as_pod:
+        return IstioKubelet(cp, image_known=known, **kubelet,
+                            program=istiodpod.discovery_program(binaries),
+                            proxy_command=proxy_command(cp, None, binaries=binaries, ports=ports))
     return IstioKubelet(cp, image_known=known, **kubelet,
                         proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports,
                                                     istiod_address=pod_side_istiod(cp)))

@@ -44,7 +44,7 @@ class Kubelet(StartedOnEnter):
                  status_interval: float = 60.0, websockets: bool = True,
                  state_dir=None, behaviours: Behaviours | None = None, pod_kubeconfig=None,
                  refuse_websocket=lambda: False, image_known=images.known,
-                 proxy_command=None, pod_network: str | None = None):
+                 proxy_command=None, pod_network: str | None = None, program=None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
         `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
@@ -52,10 +52,12 @@ class Kubelet(StartedOnEnter):
         the double's `<state>/refuse-websocket` makes its API server refuse them);
         `image_known(image)`: which images it can run; `proxy_command`: how it runs an
         istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy);
+        `program`: how it runs other containers' images (`Runtime`'s `program`);
         `pod_network`: "netns" (a network namespace per pod) or "loopback" (default
         $SANDBOX_POD_NETWORK, else `podnetwork.DEFAULT_POD_NETWORK`)."""
         self.image_known = image_known
         self.proxy_command = proxy_command
+        self.program = program
         pod_network = pod_network or default_pod_network()
         if pod_network not in POD_NETWORKS:
             raise ValueError(f"pod_network must be one of {POD_NETWORKS}, not {pod_network!r}")
@@ -101,7 +103,7 @@ class Kubelet(StartedOnEnter):
                                node_name=name, host_ip=cp.address, addresses=addresses,
                                image_known=self.image_known,
                                on_pod_stopped=self.pods.pod_stopped, volumes=self.volumes,
-                               proxy_command=self.proxy_command)
+                               proxy_command=self.proxy_command, program=self.program)
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()
