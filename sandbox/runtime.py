@@ -135,15 +135,19 @@ class Runtime:
     `detach(address)` and `network`: `sandbox.real.kubelet.podnetwork.PodNetwork` puts each
     pod in a network namespace of its own); `proxy_command(pod, ip, directory)` gives the
     istio-proxy container's (command, environment) instead of the sandbox's Envoy (the real
-    pilot-agent: `sandbox.real.istio.sidecar.proxy_command`)."""
+    pilot-agent: `sandbox.real.istio.sidecar.proxy_command`). `kubeconfig` is the one the
+    sandbox istiod reads; None: it reads the cluster as a pod does (`--in-cluster`: the
+    variables of `service_env(address)`, a kubelet's `kubernetes` Service environment, and its
+    service account's token)."""
 
-    def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
+    def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path | None,
                  behaviours: Behaviours, python: str = sys.executable,
                  envoy: str | None = None, allow_websocket=lambda: True, *,
                  node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
                  addresses: AddressPool | None = None, image_known=any_image,
-                 on_pod_stopped=None, volumes=None, proxy_command=None):
+                 on_pod_stopped=None, volumes=None, proxy_command=None, service_env=None):
         self.store = store
+        self.service_env = service_env
         self.proxy_command = proxy_command
         # the pods' volumes (`sandbox.real.kubelet.volumes.PodVolumes`: mount, mounts,
         # unmount), or None: the double sets up none
@@ -218,9 +222,12 @@ class Runtime:
             return
         ip = address.ip
         env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
-               "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
-               "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "HOSTNAME": name, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
+        if self.kubeconfig is not None:
+            env["SANDBOX_KUBECONFIG"] = str(self.kubeconfig)
+        if self.service_env is not None:
+            env.update(self.service_env(address))
         if address.netns:  # tools (the tcpdump shim) capture the pod's own interfaces
             env["SANDBOX_POD_NETNS"] = address.netns
         pod = PodProcesses(ns, name, meta["uid"], ip, env, address=address,
@@ -401,8 +408,9 @@ class Runtime:
         # any namespace (e.g. a managed aks-istio-system); a debug container in istiod's pod
         # runs its own command
         if labels.get("app") == "istiod" and not c.ephemeral:
-            return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
-                    "--listen", pod.ip], env
+            source = ["--kubeconfig", str(self.kubeconfig)] if self.kubeconfig is not None \
+                else ["--in-cluster"]
+            return [self.python, "-m", "sandbox.istiod", *source, "--listen", pod.ip], env
         if c.init and not c.spec.get("command") and not _sidecar(c.spec):
             # the sandbox has no image entrypoints: an init container without a command of
             # its own has nothing to do and completes

@@ -18,9 +18,10 @@ import sys
 import urllib.request
 
 import pytest
+import yaml
 
 from sandbox.network import AddressPool
-from sandbox.real.kubelet import podnetwork
+from sandbox.real.kubelet import Kubelet, podnetwork
 from sandbox.testing import MeshCli, RunningSandbox, kubectl_binary, pid_alive, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -222,3 +223,44 @@ def test_a_new_pod_network_removes_what_a_crashed_one_left():
         network.release()
         pool.release()
     assert network_objects(number) == []
+
+
+IN_CLUSTER_ISTIOD = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
+    {"apiVersion": "v1", "kind": "ServiceAccount",
+     "metadata": {"name": "istiod", "namespace": "istio-system"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "istiod-test"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                 "name": "cluster-admin"},
+     "subjects": [{"kind": "ServiceAccount", "name": "istiod", "namespace": "istio-system"}]},
+    {"apiVersion": "v1", "kind": "Pod",
+     "metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+     "spec": {"serviceAccountName": "istiod",
+              "containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.28.0"}]}},
+]
+
+
+@pytest.mark.parametrize("pod_network", ["netns", "loopback"])
+def test_a_pod_of_a_kubelet_started_directly_reaches_the_api_server_in_cluster(
+        control_planes, pod_network):
+    """Not through `sandbox up` (no pods' kubeconfig): the sandbox istiod in a pod reads the
+    cluster as in-cluster clients do – KUBERNETES_SERVICE_HOST/PORT and its service account's
+    projected token and ca.crt – and creates its CA Secret. In a namespace of its own the
+    variables name the ClusterIP (DNAT'ed on the bridge): the admin kubeconfig's 127.N.0.1
+    reaches nothing there; in the host's namespace, the API server itself."""
+    cp = control_planes()
+    with Kubelet(cp, pod_network=pod_network):
+        subprocess.run([kubectl_binary(), "--kubeconfig", str(cp.kubeconfig), "apply", "-f",
+                        "-"], input=yaml.safe_dump_all(IN_CLUSTER_ISTIOD), text=True,
+                       check=True, capture_output=True)
+        secret = "/api/v1/namespaces/istio-system/secrets/istio-ca-secret"
+        wait_until(lambda: cp.request("GET", secret)[0] == 200, timeout=90,
+                   what="istiod's istio-ca-secret", interval=0.5)
+        out = subprocess.run([kubectl_binary(), "--kubeconfig", str(cp.kubeconfig), "exec",
+                              "-n", "istio-system", "istiod", "--", "printenv",
+                              "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"],
+                             capture_output=True, text=True, timeout=30)
+        expected = [podnetwork.SERVICE_IP, str(podnetwork.SERVICE_PORT)] \
+            if pod_network == "netns" else [cp.address, "6443"]
+        assert out.stdout.split() == expected, out.stderr

@@ -29,6 +29,7 @@ from .node import NodeAgent
 from .podnetwork import POD_NETWORKS, PodNetwork, default_pod_network
 from .podsource import PodSource
 from .server import KubeletServer
+from .serviceenv import kubernetes_service_env
 from .volumes import PodVolumes
 
 EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
@@ -42,7 +43,9 @@ class Kubelet(StartedOnEnter):
                  proxy_command=None, pod_network: str | None = None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
-        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
+        `pod_kubeconfig`: the kubeconfig the sandbox istiod pods are given (default none:
+        they read the cluster as in-cluster clients do, through the `kubernetes` Service's
+        variables, `serviceenv`, and their service account's token and ca.crt);
         `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
         the double's `<state>/refuse-websocket` makes its API server refuse them);
         `image_known(image)`: which images it can run; `proxy_command`: how it runs an
@@ -63,7 +66,7 @@ class Kubelet(StartedOnEnter):
         self.websockets = websockets
         self.state_dir = state_dir or control_plane.state_dir / "kubelet"
         self.behaviours = behaviours or Behaviours([])
-        self.pod_kubeconfig = pod_kubeconfig or control_plane.kubeconfig
+        self.pod_kubeconfig = pod_kubeconfig
         self.node: NodeAgent | None = None
         self.pods: PodSource | None = None
         self.runtime: Runtime | None = None
@@ -92,7 +95,8 @@ class Kubelet(StartedOnEnter):
                                node_name=name, host_ip=cp.address, addresses=addresses,
                                image_known=self.image_known,
                                on_pod_stopped=self.pods.pod_stopped, volumes=self.volumes,
-                               proxy_command=self.proxy_command)
+                               proxy_command=self.proxy_command,
+                               service_env=kubernetes_service_env((cp.address, 6443)))
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()
