@@ -22,7 +22,8 @@ import yaml
 
 from sandbox.network import AddressPool
 from sandbox.real.kubelet import Kubelet, podnetwork
-from sandbox.testing import MeshCli, RunningSandbox, kubectl_binary, pid_alive, wait_until
+from sandbox.testing import (ROOT, MeshCli, RunningSandbox, kubectl_binary, pid_alive,
+                             wait_until)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -188,6 +189,34 @@ def test_a_killed_sandboxs_network_is_removed_by_down(tmp_path):
     finally:
         sandbox.down()
     assert network_objects(number) == []
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "owner killed"])
+def test_a_sandbox_ended_without_down_removes_its_network(tmp_path, ending):
+    """A SIGTERM (a CI job cancelled), or the end of the process that owns it (a test run
+    killed: `--owner`), stops the sandbox, and the stop removes every namespace, link and
+    rule: no `down` needed."""
+    state = tmp_path / "state"
+    owner = subprocess.Popen(["sleep", "600"])
+    try:
+        subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state),
+                        "--timeout", "60", "--owner", str(owner.pid), "--backend", "real",
+                        "--pod-network", "netns"], cwd=ROOT, check=True, capture_output=True,
+                       timeout=210)
+        number = int((state / podnetwork.RECORD).read_text())
+        pid = int((state / "sandbox.pid").read_text())
+        assert network_objects(number)
+        if ending == "SIGTERM":
+            os.kill(pid, signal.SIGTERM)
+        else:
+            owner.kill()
+        wait_until(lambda: not pid_alive(pid), timeout=60, what="the sandbox's end")
+        assert network_objects(number) == []
+    finally:
+        owner.kill()
+        owner.wait()
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)],
+                       cwd=ROOT, capture_output=True, timeout=60)
 
 
 def test_a_new_pod_network_removes_what_a_crashed_one_left():
