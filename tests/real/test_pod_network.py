@@ -293,3 +293,26 @@ def test_a_pod_of_a_kubelet_started_directly_reaches_the_api_server_in_cluster(
         expected = [podnetwork.SERVICE_IP, str(podnetwork.SERVICE_PORT)] \
             if pod_network == "netns" else [cp.address, "6443"]
         assert out.stdout.split() == expected, out.stderr
+
+
+def test_a_pod_network_that_cannot_be_made_is_one_line_and_leaves_nothing(tmp_path):
+    """`ip` refusing (no CAP_NET_ADMIN, as in an unprivileged container): `sandbox up` says so
+    in one line naming the way out, exits 1, and leaves no process or pod network behind."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "ip").write_text("#!/bin/sh\n[ \"$2\" = list ] && exit 0\n"
+                             "echo 'RTNETLINK answers: Operation not permitted' >&2; exit 2\n")
+    (stub / "ip").chmod(0o755)
+    state = tmp_path / "state"
+    out = subprocess.run([sys.executable, "-m", "sandbox", "up", "--state", str(state),
+                          "--backend", "real", "--pod-network", "netns"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=210,
+                         env=dict(os.environ, PATH=f"{stub}:{os.environ['PATH']}"))
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Operation not permitted" in error[0] \
+        and "--pod-network loopback" in error[0], out.stderr
+    assert not (state / "sandbox.pid").exists()
+    number = int((state / podnetwork.RECORD).read_text())
+    assert network_objects(number) == []
