@@ -95,8 +95,8 @@ class ControlPlane:
         self._debouncer = Debouncer(options.debounce, self._apply)
         self._api_server = None
         if config is not None:
-            from sandbox.istiod.source import KubeSource
-            self._api_server = config.address
+            from sandbox.istiod.source import KubeSource, advertised_address
+            self._api_server = advertised_address(config) or config.address
             self.source = KubeSource(config, self._debouncer.submit)
         elif options.objects:
             from sandbox.istiod.source import FileSource

@@ -165,6 +165,27 @@ class KubeConfig:
         return session
 
 
+def advertised_address(config: KubeConfig) -> tuple[str, int] | None:
+    """(IP, port) the API server advertises in discovery: `GET /api`'s
+    serverAddressByClientCIDRs, its --advertise-address and secure port (k8s.io/apiserver
+    pkg/server/config.go: DiscoveryAddresses from ExternalAddress; pkg/endpoints/discovery/
+    legacy.go), the address its endpoint reconciler puts in the `kubernetes` Service's
+    EndpointSlice. None when it advertises none (the API double) or does not answer."""
+    try:
+        response = config.session().get(config.server + "/api", timeout=10)
+        entries = response.json().get("serverAddressByClientCIDRs") or [] \
+            if response.status_code == 200 else []
+    except (requests.RequestException, ValueError):
+        return None
+    for entry in entries:
+        host, _, port = (entry.get("serverAddress") or "").rpartition(":")
+        try:
+            return str(ipaddress.ip_address(host.strip("[]"))), int(port)
+        except ValueError:
+            continue
+    return None
+
+
 class _TokenFileAuth(requests.auth.AuthBase):
     """A bearer token read from its file for each request: the kubelet renews a projected
     token in place (client-go's transport re-reads BearerTokenFile likewise)."""
