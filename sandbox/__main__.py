@@ -230,7 +230,7 @@ def main(argv=None) -> int:
                     help="the real backend's pods: netns (a network namespace each, on a "
                          "bridge; needs root, ip and iptables) or loopback (an address each "
                          f"in the host's namespace); default ${POD_NETWORK_ENV}, else "
-                         f"{DEFAULT_POD_NETWORK}")
+                         f"{DEFAULT_POD_NETWORK} as root, loopback otherwise")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--verbose", action="store_true")
     up.add_argument("--owner", type=int, metavar="PID",

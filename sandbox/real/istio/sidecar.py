@@ -269,7 +269,9 @@ def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tupl
 
     def known(image: str) -> bool:
         return images.known(image) or images.repository(image) == PROXY_REPOSITORY
-    return Kubelet(cp, image_known=known,
+    # loopback: `netns.py` relays between the namespace it unshares and the one it started
+    # in, which must be the host's (where istiod listens); not yet in a pod's own namespace
+    return Kubelet(cp, image_known=known, pod_network="loopback",
                    proxy_command=proxy_command(cp, istiod, binaries=binaries, ports=ports))
 
 

@@ -51,7 +51,7 @@ class Kubelet(StartedOnEnter):
         `image_known(image)`: which images it can run; `proxy_command`: how it runs an
         istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy);
         `pod_network`: "netns" (a network namespace per pod) or "loopback" (default
-        $SANDBOX_POD_NETWORK, else `podnetwork.DEFAULT_POD_NETWORK`)."""
+        $SANDBOX_POD_NETWORK, else `podnetwork.default_pod_network()`: netns as root)."""
         self.image_known = image_known
         self.proxy_command = proxy_command
         pod_network = pod_network or default_pod_network()
