@@ -22,7 +22,9 @@ $(STAMP): setup.cfg pyproject.toml
 # The real backend adds 18 min on a 2-core machine at load 1-4 (its 42 modules with
 # `--backend real`, 2026-12-06: 416 passed, 9 double-only skipped) and up to ~37 min at
 # load 5-14 (a real control plane per module, ~30 s to start, is much of it): `make test`
-# about 35-55 min, well within CI's 90.
+# about 35-55 min, well within CI's 90. Those figures are on the loopback pod network; on
+# netns, the default as root, `--backend real` alone took 49 min + 16 min (-m slow) at load
+# 7-10 (2026-12-07, docs/real-components.md).
 test: $(STAMP) real-components
 	scripts/system_tools.sh
 	$(PY) -m pytest --backend both $(PYTEST_ARGS)

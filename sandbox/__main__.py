@@ -15,7 +15,7 @@ import time
 
 from .credentials import private_dir
 from .real.kubelet.podnetwork import (DEFAULT_POD_NETWORK, POD_NETWORK_ENV, POD_NETWORKS,
-                                      default_pod_network)
+                                      PodNetworkError, default_pod_network)
 
 DEFAULT_STATE = pathlib.Path(".state/sandbox")
 
@@ -69,6 +69,10 @@ def cmd_up(args) -> int:
             return 2
         except ControlPlaneError as e:
             print(f"error: the real control plane did not start: {e}", file=sys.stderr)
+            return 1
+        except PodNetworkError as e:
+            print(f"error: the pod network could not be made: {e} (`--pod-network netns` "
+                  "needs root, ip and iptables; or use --pod-network loopback)", file=sys.stderr)
             return 1
         except (OSError, ValueError) as e:  # a component that stopped answering, say
             print(f"error: the sandbox did not start: {e}; logs in {state}", file=sys.stderr)
@@ -226,7 +230,7 @@ def main(argv=None) -> int:
                     help="the real backend's pods: netns (a network namespace each, on a "
                          "bridge; needs root, ip and iptables) or loopback (an address each "
                          f"in the host's namespace); default ${POD_NETWORK_ENV}, else "
-                         f"{DEFAULT_POD_NETWORK}")
+                         f"{DEFAULT_POD_NETWORK} as root, loopback otherwise")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--verbose", action="store_true")
     up.add_argument("--owner", type=int, metavar="PID",

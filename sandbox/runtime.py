@@ -141,15 +141,19 @@ class Runtime:
     `program(pod, address, directory, spec, env)` maps any other container's image to a
     local program, its (command, environment), or None for the sandbox's own mapping
     (`sandbox.real.istio.istiodpod.discovery_program`: the pilot image as the real
-    pilot-discovery)."""
+    pilot-discovery). `kubeconfig` is the one the sandbox istiod reads; None: it reads the
+    cluster as a pod does (`--in-cluster`: the variables of `service_env(address)`, a
+    kubelet's `kubernetes` Service environment, and its service account's token)."""
 
-    def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path,
+    def __init__(self, store: Store, state_dir: pathlib.Path, kubeconfig: pathlib.Path | None,
                  behaviours: Behaviours, python: str = sys.executable,
                  envoy: str | None = None, allow_websocket=lambda: True, *,
                  node_name: str = "sandbox-node", host_ip: str = "127.0.0.1",
                  addresses: AddressPool | None = None, image_known=any_image,
-                 on_pod_stopped=None, volumes=None, proxy_command=None, program=None):
+                 on_pod_stopped=None, volumes=None, proxy_command=None, program=None,
+                 service_env=None):
         self.store = store
+        self.service_env = service_env
         self.proxy_command = proxy_command
         self.program = program
         # the pods' volumes (`sandbox.real.kubelet.volumes.PodVolumes`: mount, mounts,
@@ -225,9 +229,12 @@ class Runtime:
             return
         ip = address.ip
         env = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "INSTANCE_IP": ip,
-               "HOSTNAME": name, "SANDBOX_KUBECONFIG": str(self.kubeconfig),
-               "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "HOSTNAME": name, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parent.parent)}
+        if self.kubeconfig is not None:
+            env["SANDBOX_KUBECONFIG"] = str(self.kubeconfig)
+        if self.service_env is not None:
+            env.update(self.service_env(address))
         if address.netns:  # tools (the tcpdump shim) capture the pod's own interfaces
             env["SANDBOX_POD_NETNS"] = address.netns
         pod = PodProcesses(ns, name, meta["uid"], ip, env, address=address,
@@ -416,8 +423,9 @@ class Runtime:
         # any namespace (e.g. a managed aks-istio-system); a debug container in istiod's pod
         # runs its own command
         if labels.get("app") == "istiod" and not c.ephemeral:
-            return [self.python, "-m", "sandbox.istiod", "--kubeconfig", str(self.kubeconfig),
-                    "--listen", pod.ip], env
+            source = ["--kubeconfig", str(self.kubeconfig)] if self.kubeconfig is not None \
+                else ["--in-cluster"]
+            return [self.python, "-m", "sandbox.istiod", *source, "--listen", pod.ip], env
         if c.init and not c.spec.get("command") and not _sidecar(c.spec):
             # the sandbox has no image entrypoints: an init container without a command of
             # its own has nothing to do and completes

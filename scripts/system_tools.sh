@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The system tools the tests drive for real, installed from Debian when missing (as root;
 # otherwise a warning names them): tcpdump and tshark (sniff), curl (benchmarks, shims),
-# iptables (the real backend's pod network: `--pod-network netns`), busybox (sniff's node-mode
-# PID lookup is also tested under busybox sh/grep, what Alpine-based debug images ship),
+# iptables and ip (iproute2; the real backend's pod network: `--pod-network netns`), busybox
+# (sniff's node-mode PID lookup is also tested under busybox sh/grep, what Alpine-based debug
+# images ship),
 # chromium (the dashboard test loads Envoy's admin page headless through the dashboard's
 # port-forward). Called by `make test`, so the README's test command works on a fresh machine
 # and in CI alike.
@@ -13,6 +14,7 @@ command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v busybox >/dev/null 2>&1 || need+=(busybox)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0

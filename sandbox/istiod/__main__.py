@@ -1,4 +1,4 @@
-"""`python -m sandbox.istiod --listen IP (--kubeconfig PATH | --objects FILE)`."""
+"""`python -m sandbox.istiod --listen IP (--kubeconfig PATH | --in-cluster | --objects FILE)`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None) -> Options:
                         help="ControlZ port (0 = none)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kubeconfig", help="read objects from this cluster (list + watch)")
+    source.add_argument("--in-cluster", action="store_true",
+                        help="read objects from the cluster this pod runs in (its service "
+                             "account; KUBERNETES_SERVICE_HOST/PORT)")
     source.add_argument("--objects", help="read objects from this multi-document YAML file")
     parser.add_argument("--debounce", type=float, default=0.05, help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -36,7 +39,8 @@ def parse_args(argv: list[str] | None) -> Options:
     return Options(listen=args.listen, xds_port=args.xds_port,
                    secure_xds_port=args.secure_xds_port, debug_port=args.debug_port,
                    controlz_port=args.ctrlz_port,
-                   kubeconfig=args.kubeconfig, objects=args.objects, debounce=args.debounce,
+                   kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
+                   objects=args.objects, debounce=args.debounce,
                    namespace=os.environ.get("POD_NAMESPACE") or "istio-system",
                    revision=os.environ.get("REVISION") or "default",
                    debug_on_http=env_bool("ENABLE_DEBUG_ON_HTTP", True))

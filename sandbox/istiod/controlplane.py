@@ -30,9 +30,17 @@ class Options:
     debug_on_http: bool = True  # ENABLE_DEBUG_ON_HTTP
     controlz_port: int = 9876  # 0: no ControlZ (istiod's --ctrlz_port)
     kubeconfig: str | None = None
+    in_cluster: bool = False  # the API server as a pod reaches it (`KubeConfig.in_cluster`)
     objects: str | None = None
     debounce: float = 0.05
     max_streams: int = 200
+
+    def cluster(self):
+        """The API server to read objects from (`source.KubeConfig`), or None."""
+        from sandbox.istiod.source import KubeConfig
+        if self.kubeconfig:
+            return KubeConfig.load(self.kubeconfig)
+        return KubeConfig.in_cluster() if self.in_cluster else None
 
 
 class Debouncer:
@@ -79,22 +87,22 @@ class ControlPlane:
         from sandbox.istiod.statusgen import DebugAccess
         access = DebugAccess.from_env()
         authenticator, tls = None, None
-        if options.kubeconfig:
-            authenticator, tls = self._security(options)
+        config = options.cluster()
+        if config is not None:
+            authenticator, tls = self._security(options, config)
         self.ads = ads_module.AdsServer(authenticator=authenticator, debug_access=access)
         self._ready = threading.Event()
         self._debouncer = Debouncer(options.debounce, self._apply)
         self._api_server = None
-        if options.kubeconfig:
-            from sandbox.istiod.source import KubeConfig, KubeSource
-            config = KubeConfig.load(options.kubeconfig)
-            self._api_server = config.address
+        if config is not None:
+            from sandbox.istiod.source import KubeSource, advertised_address
+            self._api_server = advertised_address(config) or config.address
             self.source = KubeSource(config, self._debouncer.submit)
         elif options.objects:
             from sandbox.istiod.source import FileSource
             self.source = FileSource(options.objects, self._debouncer.submit)
         else:
-            raise ValueError("one of kubeconfig or objects is required")
+            raise ValueError("one of kubeconfig, in_cluster or objects is required")
         # A sync server holds one worker per open stream: size it for many proxies.
         self.grpc_server = grpc.server(futures.ThreadPoolExecutor(
             max_workers=options.max_streams, thread_name_prefix="ads"),
@@ -134,12 +142,10 @@ class ControlPlane:
             return True
 
     @staticmethod
-    def _security(options: Options):
-        """The token authenticator and the (key, chain) of the TLS port, from the cluster;
-        the injector webhooks of this revision and its tags are created there too."""
+    def _security(options: Options, config):
+        """The token authenticator and the (key, chain) of the TLS port, from the cluster
+        `config`; the injector webhooks of this revision and its tags are created there too."""
         from sandbox.istiod import security
-        from sandbox.istiod.source import KubeConfig
-        config = KubeConfig.load(options.kubeconfig)
         session = config.session()
         cert, key = security.ClusterCa(session, config.server, options.namespace) \
             .load_or_create()

@@ -209,7 +209,9 @@ class Mesh:
         writes (its advertised address and secure port: pkg/controlplane/reconcilers
         endpointsadapter.go `endpointSliceFromEndpoints`); the sandbox has no such slice, as
         validation refuses a loopback address (`ValidateEndpointIP`), so istiod is told the
-        address its kubeconfig reaches the API server on."""
+        address the API server advertises in discovery (`source.advertised_address`), else
+        (the API double advertises none) the one its kubeconfig reaches it on – not the
+        `kubernetes` ClusterIP a pod's kubeconfig names."""
         if (service.namespace, service.name) != ("default", "kubernetes") or \
                 (service.obj.get("spec") or {}).get("selector") is not None:
             return None

@@ -18,6 +18,7 @@ from typing import Callable
 
 import requests
 import requests.adapters
+import requests.auth
 import yaml
 
 log = logging.getLogger("sandbox.istiod.source")
@@ -33,6 +34,7 @@ KINDS = (
     ("DestinationRule", "/apis/networking.istio.io/v1/destinationrules"),
     ("Gateway", "/apis/networking.istio.io/v1/gateways"),
 )
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 API_VERSIONS = {"Namespace": "v1", "Service": "v1", "Pod": "v1"}
 
 
@@ -90,6 +92,7 @@ class KubeConfig:
     ca_pem: str | None = None       # certificate-authority-data, decoded
     ca_file: str | None = None      # certificate-authority
     insecure: bool = False
+    token_file: str | None = None   # read again for every request (a renewed token)
 
     @classmethod
     def load(cls, path: str) -> KubeConfig:
@@ -116,6 +119,26 @@ class KubeConfig:
                    ca_file=cluster.get("certificate-authority"),
                    insecure=bool(cluster.get("insecure-skip-tls-verify")))
 
+    @classmethod
+    def in_cluster(cls, environ=os.environ) -> KubeConfig:
+        """The API server as a pod reaches it, as client-go's rest.InClusterConfig
+        (staging/src/k8s.io/client-go/rest/config.go): https://$KUBERNETES_SERVICE_HOST:
+        $KUBERNETES_SERVICE_PORT, the service account's token (re-read, as BearerTokenFile
+        is) and ca.crt from /var/run/secrets/kubernetes.io/serviceaccount. A sandbox pod has
+        no mount namespace: that directory is where $SANDBOX_MOUNTS maps it on the node."""
+        host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+        if not host or not port:
+            raise ValueError("not in a cluster: KUBERNETES_SERVICE_HOST and "
+                             "KUBERNETES_SERVICE_PORT must be set")
+        mounts = json.loads(environ.get("SANDBOX_MOUNTS") or "{}")
+        directory = mounts.get(SERVICE_ACCOUNT_DIR, SERVICE_ACCOUNT_DIR)
+        token_file, ca_file = os.path.join(directory, "token"), os.path.join(directory, "ca.crt")
+        if not os.path.exists(token_file):
+            raise ValueError(f"not in a cluster: no service account token at {token_file}")
+        host = f"[{host}]" if ":" in host else host
+        return cls(server=f"https://{host}:{port}", token_file=token_file,
+                   ca_file=ca_file if os.path.exists(ca_file) else None)
+
     @property
     def address(self) -> tuple[str, int] | None:
         """(host, port) of the server URL; None when the host is not an IP address (an
@@ -135,9 +158,45 @@ class KubeConfig:
             session.mount("https://", _CaAdapter(self.ca_pem))
         elif self.ca_file:
             session.verify = self.ca_file
-        if self.token:
+        if self.token_file:
+            session.auth = _TokenFileAuth(self.token_file)
+        elif self.token:
             session.headers["Authorization"] = f"Bearer {self.token}"
         return session
+
+
+def advertised_address(config: KubeConfig) -> tuple[str, int] | None:
+    """(IP, port) the API server advertises in discovery: `GET /api`'s
+    serverAddressByClientCIDRs, its --advertise-address and secure port (k8s.io/apiserver
+    pkg/server/config.go: DiscoveryAddresses from ExternalAddress; pkg/endpoints/discovery/
+    legacy.go), the address its endpoint reconciler puts in the `kubernetes` Service's
+    EndpointSlice. None when it advertises none (the API double) or does not answer."""
+    try:
+        response = config.session().get(config.server + "/api", timeout=10)
+        entries = response.json().get("serverAddressByClientCIDRs") or [] \
+            if response.status_code == 200 else []
+    except (requests.RequestException, ValueError):
+        return None
+    for entry in entries:
+        host, _, port = (entry.get("serverAddress") or "").rpartition(":")
+        try:
+            return str(ipaddress.ip_address(host.strip("[]"))), int(port)
+        except ValueError:
+            continue
+    return None
+
+
+class _TokenFileAuth(requests.auth.AuthBase):
+    """A bearer token read from its file for each request: the kubelet renews a projected
+    token in place (client-go's transport re-reads BearerTokenFile likewise)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __call__(self, request):
+        with open(self.path, encoding="utf-8") as f:
+            request.headers["Authorization"] = f"Bearer {f.read().strip()}"
+        return request
 
 
 class KubeSource:

@@ -49,7 +49,7 @@ class RealSandbox:
                  verbose: bool = False, timeout: float = 90.0,
                  pod_network: str | None = None):
         """`pod_network`: "netns" (a network namespace per pod) or "loopback" (default
-        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.DEFAULT_POD_NETWORK`)."""
+        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.default_pod_network()`: netns as root)."""
         self.pod_network = pod_network or default_pod_network()
         self.state_dir = state_dir.resolve()
         self.scenarios = scenarios

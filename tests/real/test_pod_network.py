@@ -18,10 +18,12 @@ import sys
 import urllib.request
 
 import pytest
+import yaml
 
 from sandbox.network import AddressPool
-from sandbox.real.kubelet import podnetwork
-from sandbox.testing import MeshCli, RunningSandbox, kubectl_binary, pid_alive, wait_until
+from sandbox.real.kubelet import Kubelet, podnetwork
+from sandbox.testing import (ROOT, MeshCli, RunningSandbox, kubectl_binary, pid_alive,
+                             wait_until)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -192,6 +194,34 @@ def test_a_killed_sandboxs_network_is_removed_by_down(tmp_path):
     assert network_objects(number) == []
 
 
+@pytest.mark.parametrize("ending", ["SIGTERM", "owner killed"])
+def test_a_sandbox_ended_without_down_removes_its_network(tmp_path, ending):
+    """A SIGTERM (a CI job cancelled), or the end of the process that owns it (a test run
+    killed: `--owner`), stops the sandbox, and the stop removes every namespace, link and
+    rule: no `down` needed."""
+    state = tmp_path / "state"
+    owner = subprocess.Popen(["sleep", "600"])
+    try:
+        subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state),
+                        "--timeout", "60", "--owner", str(owner.pid), "--backend", "real",
+                        "--pod-network", "netns"], cwd=ROOT, check=True, capture_output=True,
+                       timeout=210)
+        number = int((state / podnetwork.RECORD).read_text())
+        pid = int((state / "sandbox.pid").read_text())
+        assert network_objects(number)
+        if ending == "SIGTERM":
+            os.kill(pid, signal.SIGTERM)
+        else:
+            owner.kill()
+        wait_until(lambda: not pid_alive(pid), timeout=60, what="the sandbox's end")
+        assert network_objects(number) == []
+    finally:
+        owner.kill()
+        owner.wait()
+        subprocess.run([sys.executable, "-m", "sandbox", "down", "--state", str(state)],
+                       cwd=ROOT, capture_output=True, timeout=60)
+
+
 def test_a_new_pod_network_removes_what_a_crashed_one_left():
     """At start, by name: what a sandbox that held the same network number left."""
     pool = AddressPool()
@@ -224,4 +254,68 @@ def test_a_new_pod_network_removes_what_a_crashed_one_left():
     finally:
         network.release()
         pool.release()
+    assert network_objects(number) == []
+
+
+IN_CLUSTER_ISTIOD = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
+    {"apiVersion": "v1", "kind": "ServiceAccount",
+     "metadata": {"name": "istiod", "namespace": "istio-system"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "istiod-test"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                 "name": "cluster-admin"},
+     "subjects": [{"kind": "ServiceAccount", "name": "istiod", "namespace": "istio-system"}]},
+    {"apiVersion": "v1", "kind": "Pod",
+     "metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod"}},
+     "spec": {"serviceAccountName": "istiod",
+              "containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.28.0"}]}},
+]
+
+
+@pytest.mark.parametrize("pod_network", ["netns", "loopback"])
+def test_a_pod_of_a_kubelet_started_directly_reaches_the_api_server_in_cluster(
+        control_planes, pod_network):
+    """Not through `sandbox up` (no pods' kubeconfig): the sandbox istiod in a pod reads the
+    cluster as in-cluster clients do – KUBERNETES_SERVICE_HOST/PORT and its service account's
+    projected token and ca.crt – and creates its CA Secret. In a namespace of its own the
+    variables name the ClusterIP (DNAT'ed on the bridge): the admin kubeconfig's 127.N.0.1
+    reaches nothing there; in the host's namespace, the API server itself."""
+    cp = control_planes()
+    with Kubelet(cp, pod_network=pod_network):
+        subprocess.run([kubectl_binary(), "--kubeconfig", str(cp.kubeconfig), "apply", "-f",
+                        "-"], input=yaml.safe_dump_all(IN_CLUSTER_ISTIOD), text=True,
+                       check=True, capture_output=True)
+        secret = "/api/v1/namespaces/istio-system/secrets/istio-ca-secret"
+        wait_until(lambda: cp.request("GET", secret)[0] == 200, timeout=90,
+                   what="istiod's istio-ca-secret", interval=0.5)
+        out = subprocess.run([kubectl_binary(), "--kubeconfig", str(cp.kubeconfig), "exec",
+                              "-n", "istio-system", "istiod", "--", "printenv",
+                              "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"],
+                             capture_output=True, text=True, timeout=30)
+        expected = [podnetwork.SERVICE_IP, str(podnetwork.SERVICE_PORT)] \
+            if pod_network == "netns" else [cp.address, "6443"]
+        assert out.stdout.split() == expected, out.stderr
+
+
+def test_a_pod_network_that_cannot_be_made_is_one_line_and_leaves_nothing(tmp_path):
+    """`ip` refusing (no CAP_NET_ADMIN, as in an unprivileged container): `sandbox up` says so
+    in one line naming the way out, exits 1, and leaves no process or pod network behind."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "ip").write_text("#!/bin/sh\n[ \"$2\" = list ] && exit 0\n"
+                             "echo 'RTNETLINK answers: Operation not permitted' >&2; exit 2\n")
+    (stub / "ip").chmod(0o755)
+    state = tmp_path / "state"
+    out = subprocess.run([sys.executable, "-m", "sandbox", "up", "--state", str(state),
+                          "--backend", "real", "--pod-network", "netns"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=210,
+                         env=dict(os.environ, PATH=f"{stub}:{os.environ['PATH']}"))
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Operation not permitted" in error[0] \
+        and "--pod-network loopback" in error[0], out.stderr
+    assert not (state / "sandbox.pid").exists()
+    number = int((state / podnetwork.RECORD).read_text())
     assert network_objects(number) == []

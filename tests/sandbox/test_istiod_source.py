@@ -91,6 +91,32 @@ def test_kubeconfig_current_context(tmp_path):
     assert config.ca_pem == "PEM" and not config.insecure
 
 
+def test_in_cluster_config_reads_the_service_variables_and_the_mounted_token(tmp_path):
+    """As rest.InClusterConfig, with the service account directory where SANDBOX_MOUNTS
+    puts it; the token file is read again for each request (the kubelet renews it)."""
+    account = tmp_path / "kube-api-access"
+    account.mkdir()
+    (account / "token").write_text("first\n")
+    (account / "ca.crt").write_text("PEM")
+    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+               "SANDBOX_MOUNTS": json.dumps(
+                   {"/var/run/secrets/kubernetes.io/serviceaccount": str(account)})}
+    config = KubeConfig.in_cluster(environ)
+    assert config.server == "https://10.96.0.1:443" and config.address == ("10.96.0.1", 443)
+    assert config.ca_file == str(account / "ca.crt")
+    session = config.session()
+
+    def authorization() -> str:
+        import requests
+        return session.prepare_request(requests.Request("GET", config.server)) \
+            .headers["Authorization"]
+    assert authorization() == "Bearer first"
+    (account / "token").write_text("renewed")
+    assert authorization() == "Bearer renewed"
+    with pytest.raises(ValueError, match="KUBERNETES_SERVICE_HOST"):
+        KubeConfig.in_cluster({"SANDBOX_MOUNTS": environ["SANDBOX_MOUNTS"]})
+
+
 def test_list_then_watch_with_relist_on_410(api, tmp_path):
     handler, server = api
     write_kubeconfig(tmp_path / "kubeconfig", server)

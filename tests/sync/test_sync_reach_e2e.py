@@ -165,6 +165,12 @@ def test_an_istiod_in_another_namespace_is_reached_over_xds(mesh, sandbox):
         sandbox.wait_for(lambda: sandbox.kubectl(
             "get", "configmap", "istio-ca-root-cert", "-n", AKS_NAMESPACE,
             check=False).returncode == 0, timeout=60, what="the second istiod's root cert")
+        # the first istiod publishes that ConfigMap to every namespace: the second one is
+        # up once its pod is Ready (in a network namespace of its own it starts later)
+        sandbox.wait_for(lambda: sandbox.kubectl(
+            "get", "pods", "-n", AKS_NAMESPACE, "-l", "istio.io/rev=asm-1-28", "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
+            check=False).stdout == "True", timeout=90, what="the second istiod Ready")
         with sandbox.istiod_debug_http(False):
             out = mesh("sync", "--istio-namespace", AKS_NAMESPACE, "--revision", "asm-1-28")
         assert out.returncode == 0, out.stderr

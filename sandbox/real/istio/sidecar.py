@@ -363,6 +363,10 @@ def kubelet_for(cp, istiod, *, binaries: pathlib.Path | None = None, ports: tupl
     from . import istiodpod
 
     as_pod = istiod is None
+    if not as_pod:
+        # pods on netns reach a host istiod through the bridge, whose IP its certificate names
+        # only when started so (`Istiod(hosts=...)`, `pod_side_istiod`): netns when asked for
+        kubelet.setdefault("pod_network", "loopback")
     if as_pod and kubelet.get("pod_network") != "netns":
         raise ValueError('istiod as a pod needs pod_network="netns" (its ports are its own '
                          "only in a network namespace of its own)")

@@ -34,6 +34,7 @@ from .dns import ClusterDNS
 from .serviceproxy import ServiceProxy
 from .services import ClusterServices
 from .server import KubeletServer
+from .serviceenv import kubernetes_service_env
 from .volumes import PodVolumes
 
 EXTEND_WEBSOCKETS = "ExtendWebSocketsToKubelet"
@@ -47,14 +48,16 @@ class Kubelet(StartedOnEnter):
                  proxy_command=None, pod_network: str | None = None, program=None):
         """`state_dir`: where pods' directories, logs and cgroup records go (default
         `<control plane state>/kubelet`); `behaviours`: the scenario's app behaviours;
-        `pod_kubeconfig`: the kubeconfig pods are given (default the admin's);
+        `pod_kubeconfig`: the kubeconfig the sandbox istiod pods are given (default none:
+        they read the cluster as in-cluster clients do, through the `kubernetes` Service's
+        variables, `serviceenv`, and their service account's token and ca.crt);
         `refuse_websocket()`: true while the kubelet API is to refuse WebSocket streams (as
         the double's `<state>/refuse-websocket` makes its API server refuse them);
         `image_known(image)`: which images it can run; `proxy_command`: how it runs an
         istio-proxy container (`sandbox.runtime.Runtime`; default the sandbox's Envoy);
         `program`: how it runs other containers' images (`Runtime`'s `program`);
         `pod_network`: "netns" (a network namespace per pod) or "loopback" (default
-        $SANDBOX_POD_NETWORK, else `podnetwork.DEFAULT_POD_NETWORK`)."""
+        $SANDBOX_POD_NETWORK, else `podnetwork.default_pod_network()`: netns as root)."""
         self.image_known = image_known
         self.proxy_command = proxy_command
         self.program = program
@@ -70,7 +73,7 @@ class Kubelet(StartedOnEnter):
         self.websockets = websockets
         self.state_dir = state_dir or control_plane.state_dir / "kubelet"
         self.behaviours = behaviours or Behaviours([])
-        self.pod_kubeconfig = pod_kubeconfig or control_plane.kubeconfig
+        self.pod_kubeconfig = pod_kubeconfig
         self.node: NodeAgent | None = None
         self.pods: PodSource | None = None
         self.runtime: Runtime | None = None
@@ -103,7 +106,8 @@ class Kubelet(StartedOnEnter):
                                node_name=name, host_ip=cp.address, addresses=addresses,
                                image_known=self.image_known,
                                on_pod_stopped=self.pods.pod_stopped, volumes=self.volumes,
-                               proxy_command=self.proxy_command, program=self.program)
+                               proxy_command=self.proxy_command, program=self.program,
+                               service_env=kubernetes_service_env((cp.address, 6443)))
         self.server = KubeletServer(cp.address, KUBELET_PORT, self.runtime,
                                     ca_file=str(cp.ca.pair.cert), cert_file=str(serving.cert),
                                     key_file=str(serving.key)).start()

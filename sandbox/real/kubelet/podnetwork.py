@@ -59,15 +59,18 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 POD_NETWORKS = ("netns", "loopback")
-DEFAULT_POD_NETWORK = "loopback"
+DEFAULT_POD_NETWORK = "netns"  # as root; otherwise "loopback" (`default_pod_network`)
 POD_NETWORK_ENV = "SANDBOX_POD_NETWORK"  # the default of `python -m sandbox up --pod-network`
 RECORD = "pod-network"  # in a sandbox's state directory: the number of its pod network
 
 
 def default_pod_network() -> str:
-    """$SANDBOX_POD_NETWORK if it names one, else DEFAULT_POD_NETWORK."""
+    """$SANDBOX_POD_NETWORK if it names one, else DEFAULT_POD_NETWORK where it can be made
+    (namespaces, links and iptables rules need root), else "loopback"."""
     chosen = os.environ.get(POD_NETWORK_ENV, "")
-    return chosen if chosen in POD_NETWORKS else DEFAULT_POD_NETWORK
+    if chosen in POD_NETWORKS:
+        return chosen
+    return DEFAULT_POD_NETWORK if os.geteuid() == 0 else "loopback"
 
 
 class PodNetworkError(RuntimeError):
