@@ -293,6 +293,10 @@ def test_two_gateway_pods_are_merged_by_time(story, sandbox, mesh):
     finally:
         sandbox.kubectl("scale", "deploy/istio-ingressgateway", "-n", "istio-system",
                         "--replicas=1")
+        # the second pod terminates gracefully (Running until its kubelet has stopped it):
+        # the next test starts from one gateway pod
+        sandbox.wait_for(lambda: len(sandbox.pods("istio-system", "app=istio-ingressgateway"))
+                         == 1, timeout=60, what="one gateway pod again")
 
 
 def test_follow_of_a_workload_takes_in_pods_that_start_later_and_lets_go_of_deleted_ones(
