@@ -61,3 +61,19 @@ def istio_meshes(control_planes, binaries):
             stack.enter_context(istiod)
             return cp, istiod
         yield start
+
+
+@pytest.fixture(scope="module")
+def kubelet_clusters(control_planes):
+    """`kubelet_clusters(**kubelet)` -> (control plane, started sandbox Kubelet with those
+    arguments) on a control plane of its own; the kubelet stops with the module, before its
+    control plane."""
+    from sandbox.real.kubelet import Kubelet
+
+    with contextlib.ExitStack() as stack:
+        def start(**kubelet):
+            cp = control_planes()
+            node = Kubelet(cp, **kubelet).start()
+            stack.callback(node.stop)
+            return cp, node
+        yield start

@@ -22,13 +22,8 @@ NODE = "sandbox-node"
 
 
 @pytest.fixture(scope="module")
-def cluster(control_planes):
-    cp = control_planes()
-    kubelet = Kubelet(cp).start()
-    try:
-        yield cp, kubelet
-    finally:
-        kubelet.stop()
+def cluster(kubelet_clusters):
+    return kubelet_clusters()
 
 
 @pytest.fixture(scope="module")

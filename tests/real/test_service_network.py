@@ -23,7 +23,7 @@ import urllib.request
 import pytest
 
 from sandbox.network import AddressPool
-from sandbox.real.kubelet import Kubelet, podnetwork
+from sandbox.real.kubelet import podnetwork
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -58,13 +58,8 @@ def resolv_dirs(number: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(control_planes):
-    cp = control_planes()
-    kubelet = Kubelet(cp, pod_network="netns").start()
-    try:
-        yield cp, kubelet
-    finally:
-        kubelet.stop()
+def cluster(kubelet_clusters):
+    return kubelet_clusters(pod_network="netns")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import time
 
 import pytest
 
-from sandbox.real.kubelet import Kubelet
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -56,13 +55,8 @@ server.serve_forever()
 
 
 @pytest.fixture(scope="module")
-def cluster(control_planes):
-    cp = control_planes()
-    kubelet = Kubelet(cp, pod_network="netns").start()
-    try:
-        yield cp, kubelet
-    finally:
-        kubelet.stop()
+def cluster(kubelet_clusters):
+    return kubelet_clusters(pod_network="netns")
 
 
 def kubectl(cp, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
