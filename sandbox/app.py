@@ -1,7 +1,8 @@
 """The generic application every non-proxy container runs: an HTTP service on the pod's IP.
 
 Latency and errors come from the environment (`SANDBOX_LATENCY`, e.g. `1s`/`250ms`,
-`SANDBOX_ERROR_RATE` 0..1, `SANDBOX_ERROR_CODE`, default 500). Any path answers JSON naming
+`SANDBOX_ERROR_RATE` 0..1, `SANDBOX_ERROR_CODE`, default 500); `SANDBOX_STARTUP_DELAY` keeps
+its ports closed that long after start, as an app that loads before it listens. Any path answers JSON naming
 the pod, so a caller can tell which replica served it; `/bulk?bytes=N` streams N bytes.
 """
 
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
                            parse_duration(env.get("SANDBOX_LATENCY")),
                            float(env.get("SANDBOX_ERROR_RATE") or 0),
                            int(env.get("SANDBOX_ERROR_CODE") or 500))
+    time.sleep(parse_duration(env.get("SANDBOX_STARTUP_DELAY")))
     servers = [_Server((args.listen, port), handler) for port in args.port]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()

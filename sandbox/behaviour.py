@@ -46,9 +46,12 @@ class Behaviours:
                     env["SANDBOX_ERROR_RATE"] = str(spec["errorRate"])
                 if "errorCode" in spec:
                     env["SANDBOX_ERROR_CODE"] = str(spec["errorCode"])
+                if "startupDelay" in spec:
+                    env["SANDBOX_STARTUP_DELAY"] = str(spec["startupDelay"])
         ann = pod["metadata"].get("annotations") or {}
         for key, var in (("latency", "SANDBOX_LATENCY"), ("error-rate", "SANDBOX_ERROR_RATE"),
-                         ("error-code", "SANDBOX_ERROR_CODE")):
+                         ("error-code", "SANDBOX_ERROR_CODE"),
+                         ("startup-delay", "SANDBOX_STARTUP_DELAY")):
             if ANNOTATION_PREFIX + key in ann:
                 env[var] = ann[ANNOTATION_PREFIX + key]
         return env

@@ -103,8 +103,8 @@ def cluster(control_planes, binaries):
         for ns in (NS, "istio-system"):
             c.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod", "--all",
                       "--timeout=180s")
-        # Ready says the containers run, not that catalog listens yet (the pods have no
-        # readiness probe): each pod's app answers through its own sidecar first
+        # Ready says catalog listens (the sandbox checks from inside the pod); the request
+        # through each pod's own sidecar also waits for that sidecar's inbound config
         for ip in c.kubectl("get", "pods", "-n", NS, "-l", "app=catalog",
                             "-o", "jsonpath={.items[*].status.podIP}").split():
             wait_until(what=f"catalog on {ip}:3000", predicate=lambda: answers(ip, 3000),
@@ -178,6 +178,29 @@ def test_istio_init_captures_and_the_proxy_runs_as_1337(cluster):
     addresses = {a for s in slices["items"] for e in s.get("endpoints") or []
                  for a in e["addresses"]}
     assert len(addresses) == 3 and all(a.startswith("10.244.") for a in addresses), addresses
+
+
+def test_a_captured_pod_is_ready_only_once_its_app_listens(cluster):
+    """The sandbox's readiness for a container without a probe is "its ports accept": from
+    the node, the pod IP is redirected to Envoy's 15006, which accepts while the app is
+    still starting, so the check must dial the app from inside the pod."""
+    labels = {"app": "slowstart"}
+    cluster.apply([{"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "slowstart", "namespace": NS},
+                    "spec": {"selector": {"matchLabels": labels}, "template": {
+                        "metadata": {"labels": labels, "annotations": {
+                            "sandbox.kubectl-mesh.io/startup-delay": "5s"}},
+                        "spec": {"containers": [{"name": "app", "image": "sandbox/app",
+                                                 "ports": [{"containerPort": 3000}]}]}}}}])
+    try:
+        wait_until(what="the slowstart pod", predicate=lambda: cluster.kubectl(
+            "get", "pods", "-n", NS, "-l", "app=slowstart", "-o", "name"), timeout=60)
+        cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod", "-l", "app=slowstart",
+                        "--timeout=120s")
+        # one request, no retry: Ready must mean the app answers
+        assert get(pod_ip(cluster, NS, "app=slowstart"), "/", "slowstart", 3000)[0] == 200
+    finally:
+        cluster.kubectl("delete", "deployment", "-n", NS, "slowstart", "--wait=true")
 
 
 def test_without_a_destinationrule_the_gateway_answers_503_nc(cluster):
