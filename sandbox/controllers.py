@@ -18,9 +18,9 @@ import threading
 from .apiserver import kinds, selectors
 from .apiserver.server import Api, ApiError
 from .apiserver.store import Event, NotFound
+from .sidecartemplate import inject
 
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
-PROXY_IMAGE = "docker.io/istio/proxyv2:1.28.0"
 
 
 def wants_sidecar(pod: dict, namespace: dict | None) -> bool:
@@ -72,17 +72,6 @@ def _kubelet_minor(node: dict) -> int:
         return int(version.lstrip("v").split(".")[1])
     except (IndexError, ValueError):
         return 0  # unreadable: DetectNativeSidecar counts it as too old
-
-
-def sidecar_container() -> dict:
-    return {
-        "name": "istio-proxy", "image": PROXY_IMAGE,
-        "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
-        "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
-        "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True,
-                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-    }
 
 
 ROOT_CA_NAME = "kube-root-ca.crt"
@@ -150,18 +139,8 @@ class Controllers:
             present = any(c.get("name") == "istio-proxy"
                           for c in containers + (spec.get("initContainers") or []))
             if wants_sidecar(obj, ns) and not present:
-                if native_sidecar(obj, self.native_mode(), self.store.scan("nodes")[0]):
-                    # the proxy starts before the pod's own init containers, which may need
-                    # the network (istio's injection template puts it first)
-                    spec["initContainers"] = [dict(sidecar_container(), restartPolicy="Always")] \
-                        + (spec.get("initContainers") or [])
-                else:
-                    containers.append(sidecar_container())
-                ann = obj["metadata"].setdefault("annotations", {})
-                ann["sidecar.istio.io/status"] = json.dumps(
-                    {"containers": ["istio-proxy"], "revision": "default"})
-                obj["metadata"].setdefault("labels", {}).setdefault(
-                    "security.istio.io/tlsMode", "istio")
+                inject(obj, native_sidecar(obj, self.native_mode(),
+                                           self.store.scan("nodes")[0]))
         if kind.key == "services" and old is None:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")

@@ -711,7 +711,8 @@ class Runtime:
         with self._lock:
             pods = sorted(self._pods.values(), key=lambda p: (p.namespace, p.name))
         return [{"namespace": p.namespace, "name": p.name, "podIP": p.ip,
-                 "containers": [{"name": c.name, "pid": c.process.pid if c.process else None}
+                 "containers": [{"name": c.name, "pid": c.process.pid
+                                 if c.process and c.process.poll() is None else None}
                                 for c in p.containers.values()]} for p in pods]
 
     def pod_processes(self, namespace: str, name: str) -> PodProcesses | None:

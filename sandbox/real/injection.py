@@ -2,9 +2,9 @@
 
 On the API double injection is an admission step inside the server (`sandbox.controllers`);
 a real API server asks a webhook, as it asks istiod's `/inject` (pkg/kube/inject/webhook.go
-`Webhook.serveInject`). This one answers AdmissionReview v1 with a JSONPatch that adds the
-same `istio-proxy` container, `sidecar.istio.io/status` annotation and
-`security.istio.io/tlsMode` label as the double's admission (`controllers.sidecar_container`).
+`Webhook.serveInject`). This one answers AdmissionReview v1 with a JSONPatch that adds what
+the double's admission adds (`sandbox.sidecartemplate`: istio-init, istio-proxy, the
+volumes, labels and annotations of Istio's injection template).
 
 Which pods are asked about is the webhook configuration's business, as in Istio's chart
 (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml: the
@@ -18,7 +18,8 @@ import base64
 import http.server
 import json
 
-from ..controllers import INJECT_ANNOTATION, sidecar_container
+from ..controllers import INJECT_ANNOTATION
+from ..sidecartemplate import injection
 from ..httpserver import BackgroundHTTPServer, server_context
 
 PATH = "/inject"
@@ -28,8 +29,8 @@ NAME = "istio-sidecar-injector"
 
 def patch_for(pod: dict, native: bool = False) -> list[dict]:
     """The JSONPatch (RFC 6902) that injects the sidecar into `pod`; [] when none is wanted.
-    `native`: as a native sidecar, the first init container with restartPolicy Always
-    (istio's injection template puts it first when ENABLE_NATIVE_SIDECARS is on)."""
+    `native`: istio-proxy as a native sidecar, the init container after istio-init with
+    restartPolicy Always (ENABLE_NATIVE_SIDECARS), else a container after the pod's own."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     spec = pod.get("spec") or {}
@@ -37,24 +38,32 @@ def patch_for(pod: dict, native: bool = False) -> list[dict]:
     if annotations.get(INJECT_ANNOTATION) == "false" or \
             any(c.get("name") == "istio-proxy" for c in present):
         return []
-    if native:
-        sidecar = dict(sidecar_container(), restartPolicy="Always")
-        ops: list[dict] = [{"op": "add", "path": "/spec/initContainers", "value": [sidecar]}] \
-            if "initContainers" not in spec else \
-            [{"op": "add", "path": "/spec/initContainers/0", "value": sidecar}]
-    else:
-        ops = [{"op": "add", "path": "/spec/containers/-", "value": sidecar_container()}]
-    status = json.dumps({"containers": ["istio-proxy"], "revision": "default"})
-    if "annotations" not in meta:
-        ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
-    ops.append({"op": "add", "path": "/metadata/annotations/sidecar.istio.io~1status",
-                "value": status})
-    if "labels" not in meta:
-        ops.append({"op": "add", "path": "/metadata/labels", "value": {}})
-    if "security.istio.io/tlsMode" not in (meta.get("labels") or {}):
-        ops.append({"op": "add", "path": "/metadata/labels/security.istio.io~1tlsMode",
-                    "value": "istio"})
+    parts = injection(pod, native)
+    ops: list[dict] = []
+
+    def add_all(path: str, present: bool, values: list, first: bool = False) -> None:
+        if not present:
+            ops.append({"op": "add", "path": path, "value": values})
+        elif first:
+            ops.extend({"op": "add", "path": f"{path}/{i}", "value": v}
+                       for i, v in enumerate(values))
+        else:
+            ops.extend({"op": "add", "path": f"{path}/-", "value": v} for v in values)
+    add_all("/spec/initContainers", "initContainers" in spec, parts.init_containers, first=True)
+    if parts.containers:
+        add_all("/spec/containers", "containers" in spec, parts.containers)
+    add_all("/spec/volumes", "volumes" in spec, parts.volumes)
+    for field, values in (("annotations", parts.annotations), ("labels", parts.labels)):
+        if field not in meta:
+            ops.append({"op": "add", "path": f"/metadata/{field}", "value": {}})
+        ops.extend({"op": "add", "path": f"/metadata/{field}/{_pointer_token(key)}",
+                    "value": value} for key, value in values.items())
     return ops
+
+
+def _pointer_token(key: str) -> str:
+    """A map key as one JSON Pointer reference token (RFC 6901: `~` as `~0`, `/` as `~1`)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def review_response(review: dict, native=lambda pod: False) -> dict:

@@ -190,7 +190,7 @@ spec:
     # istiod's default (ENABLE_NATIVE_SIDECARS=auto, every kubelet >= 1.33): a native sidecar
     assert [c["name"] for c in pod["spec"]["containers"]] == ["httpbin"]
     assert [(c["name"], c.get("restartPolicy")) for c in pod["spec"]["initContainers"]] == \
-        [("istio-proxy", "Always")]
+        [("istio-init", None), ("istio-proxy", "Always")]
     assert sb.kubectl("get", "pod", pod["metadata"]["name"], "-n", "web",
                       "--no-headers").stdout.split()[1] == "2/2"
     reply = json.loads(urllib.request.urlopen(f"http://{pod['status']['podIP']}:8000/get", timeout=5).read())
@@ -209,7 +209,7 @@ spec:
 
     def web_pids():  # every container of the remaining web pod started (status is async)
         pods = [p for p in sb.status() if p["namespace"] == "web"]
-        pids = [c["pid"] for p in pods for c in p["containers"]]
+        pids = [c["pid"] for p in pods for c in p["containers"] if c["name"] != "istio-init"]
         return pids if len(pods) == 1 and len(pids) == 2 and all(pids) else None
 
     pids_before = {"web": sb.wait_for(web_pids, what="the web pod's container pids")}
@@ -421,8 +421,8 @@ def test_native_sidecar_injection_follows_istiods_rule(sb):
     """pkg/kube/inject: the pod's sidecar.istio.io/nativeSidecar annotation wins over
     ENABLE_NATIVE_SIDECARS (here `<state>/native-sidecars`), whose `auto` is on with every
     kubelet >= 1.33 (the sandbox node reports 1.37)."""
-    native = (["app"], [("istio-proxy", "Always")])
-    classic = (["app", "istio-proxy"], [])
+    native = (["app"], [("istio-init", None), ("istio-proxy", "Always")])
+    classic = (["app", "istio-proxy"], [("istio-init", None)])
     assert _injected(sb, "auto", {}) == native
     assert _injected(sb, "opt-out", {"sidecar.istio.io/nativeSidecar": "false"}) == classic
     mode = sb.state / "native-sidecars"

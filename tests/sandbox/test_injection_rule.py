@@ -5,10 +5,14 @@ what the real backend's webhook (`sandbox.real.injection`) is registered with.""
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 from sandbox.controllers import wants_sidecar
 from sandbox.real.injection import patch_for, webhook_configuration
+from sandbox.sidecartemplate import inject
 
 
 def pod(labels=None, annotations=None) -> dict:
@@ -41,12 +45,77 @@ def test_the_double_injects_what_istios_webhooks_select(pod_obj, namespace, inje
     assert wants_sidecar(pod_obj, namespace) is injected
 
 
-def test_the_webhook_patch_adds_the_doubles_sidecar_and_marks():
-    ops = patch_for(pod())
-    assert [o["path"] for o in ops] == ["/spec/containers/-",
-                                        "/metadata/annotations/sidecar.istio.io~1status",
-                                        "/metadata/labels/security.istio.io~1tlsMode"]
-    assert ops[0]["value"]["name"] == "istio-proxy"
+def applied(obj: dict, ops: list[dict]) -> dict:
+    """`obj` after the JSON Patch `ops` (the `add` operations the injector sends, applied as
+    the API server applies them: RFC 6902 with RFC 6901 pointers)."""
+    obj = copy.deepcopy(obj)
+    for op in ops:
+        assert op["op"] == "add", op
+        *parents, last = [t.replace("~1", "/").replace("~0", "~")
+                          for t in op["path"].split("/")[1:]]
+        target = obj
+        for token in parents:
+            target = target[int(token)] if isinstance(target, list) else target[token]
+        if isinstance(target, list):
+            target.insert(len(target) if last == "-" else int(last), op["value"])
+        else:
+            target[last] = op["value"]
+    return obj
+
+
+def deployment_pod(native_inits=()) -> dict:
+    return {"metadata": {"name": "catalog-799c88d8d6-9v6hv", "namespace": "shop",
+                         "generateName": "catalog-799c88d8d6-",
+                         "labels": {"app": "catalog", "version": "v1",
+                                    "pod-template-hash": "799c88d8d6"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "catalog-799c88d8d6", "controller": True}]},
+            "spec": {"containers": [{"name": "catalog", "image": "istioinaction/catalog",
+                                     "ports": [{"name": "http", "containerPort": 3000,
+                                                "protocol": "TCP"}]}],
+                     **({"initContainers": list(native_inits)} if native_inits else {})}}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_webhook_and_the_double_inject_the_same_pod(native):
+    bare = deployment_pod()
+    double = copy.deepcopy(bare)
+    inject(double, native)
+    assert applied(bare, patch_for(bare, native)) == double
+
+
+def test_the_injected_pod_has_the_shape_real_istiod_gives_it():
+    """What real istiod's injector stored on the real API server for the same Deployment's
+    pod (tests/real/test_real_istio.py checks the real one; docs/real-istio.md finding 3)."""
+    pod = copy.deepcopy(deployment_pod())
+    inject(pod, native=True)
+    meta, spec = pod["metadata"], pod["spec"]
+    assert json.loads(meta["annotations"]["sidecar.istio.io/status"]) == {
+        "initContainers": ["istio-init", "istio-proxy"], "containers": None,
+        "volumes": ["workload-socket", "credential-socket", "workload-certs", "istio-envoy",
+                    "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert",
+                    "istio-ca-crl"],
+        "imagePullSecrets": None, "revision": "default"}
+    assert {k: v for k, v in meta["labels"].items() if "istio.io" in k} == {
+        "security.istio.io/tlsMode": "istio", "service.istio.io/canonical-name": "catalog",
+        "service.istio.io/canonical-revision": "v1"}
+    assert meta["annotations"]["kubectl.kubernetes.io/default-container"] == "catalog"
+    assert meta["annotations"]["prometheus.io/port"] == "15020"
+    init, proxy = spec["initContainers"]
+    assert init["args"][:1] == ["istio-iptables"] and "15090,15021,15020" in init["args"]
+    assert set(init["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+    assert proxy["restartPolicy"] == "Always" and proxy["startupProbe"]["httpGet"]["port"] == 15021
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["ISTIO_META_WORKLOAD_NAME"] == "catalog"
+    assert env["ISTIO_META_OWNER"] == \
+        "kubernetes://apis/apps/v1/namespaces/shop/deployments/catalog"
+    assert env["ISTIO_META_POD_PORTS"] == \
+        '[\n    {"name":"http","containerPort":3000,"protocol":"TCP"}\n]'
+    assert env["ISTIO_META_APP_CONTAINERS"] == "catalog"
+    assert {v["name"] for v in spec["volumes"]} >= {"istio-token", "istiod-ca-cert"}
+
+
+def test_the_webhook_leaves_opted_out_and_injected_pods_alone():
     assert patch_for(pod(annotations={"sidecar.istio.io/inject": "false"})) == []
     injected = pod()
     injected["spec"]["containers"].append({"name": "istio-proxy"})
@@ -61,14 +130,10 @@ def test_the_webhook_configuration_has_istios_four_injectors():
     assert {w["failurePolicy"] for w in config["webhooks"]} == {"Fail"}
 
 
-def test_the_webhook_injects_a_native_sidecar_first_among_init_containers():
-    bare = patch_for(pod(), native=True)
-    assert bare[0] == {"op": "add", "path": "/spec/initContainers",
-                       "value": [bare[0]["value"][0]]}
-    assert bare[0]["value"][0]["restartPolicy"] == "Always"
-    with_inits = pod()
-    with_inits["spec"]["initContainers"] = [{"name": "setup", "image": "sandbox/app"}]
-    first = patch_for(with_inits, native=True)[0]
-    assert first["path"] == "/spec/initContainers/0" and first["value"]["name"] == "istio-proxy"
+def test_the_webhook_puts_istio_init_and_a_native_sidecar_before_the_pods_own_inits():
+    with_inits = deployment_pod([{"name": "setup", "image": "sandbox/app"}])
+    patched = applied(with_inits, patch_for(with_inits, native=True))
+    assert [(c["name"], c.get("restartPolicy")) for c in patched["spec"]["initContainers"]] == \
+        [("istio-init", None), ("istio-proxy", "Always"), ("setup", None)]
     with_inits["spec"]["initContainers"].insert(0, {"name": "istio-proxy"})
     assert patch_for(with_inits, native=True) == []

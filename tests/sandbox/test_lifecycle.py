@@ -56,7 +56,8 @@ def test_detached_up_then_down_stops_every_process(tmp_path):
             cwd=ROOT, capture_output=True, text=True, check=True).stdout)
         supervisor = int((sb.state / "sandbox.pid").read_text())
         cgroups = CgroupTree(sb.state)
-        pids = [c["pid"] for p in status for c in p["containers"]]
+        # every container that keeps running (istio-init completed: no process, pid null)
+        pids = [c["pid"] for p in status for c in p["containers"] if c["name"] != "istio-init"]
         names = {(p["namespace"], p["name"].rsplit("-", 2)[0]) for p in status}
         assert ("istio-system", "istiod") in names and ("istioinaction", "catalog-v2") in names
         assert all(set(p) == {"namespace", "name", "podIP", "containers"} for p in status)
@@ -80,7 +81,7 @@ def test_sigterm_to_foreground_up_stops_every_process(tmp_path):
         while not (state / "ready").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
-                for c in p["containers"]]
+                for c in p["containers"] if c["name"] != "istio-init"]
         assert len(pids) == 8
         cgroups = CgroupTree(state)
         proc.send_signal(signal.SIGTERM)
@@ -130,7 +131,7 @@ def test_sandbox_of_a_killed_test_process_stops_by_itself(tmp_path):
         assert owner.stdout.readline().strip() == "up"
         supervisor = int((state / "sandbox.pid").read_text())
         pids = [c["pid"] for p in json.loads((state / "status.json").read_text())
-                for c in p["containers"]]
+                for c in p["containers"] if c["name"] != "istio-init"]
         assert pids and all(pid_alive(p) for p in pids + [supervisor])
     finally:
         owner.kill()
