@@ -1,6 +1,6 @@
-"""Readiness of a sandbox container, as its real probes would see it: Envoy's and istiod's
-`/ready`, else every declared port accepting connections (a command-running container, or
-one without ports, is ready once started)."""
+"""Readiness of a sandbox container, as its real probes would see it: Envoy's `/ready` and
+istiod's (port 8080, the chart's readinessProbe), else every declared port accepting
+connections (a command-running container, or one without ports, is ready once started)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def ready(dial: Dial, is_proxy: bool, args, spec: dict) -> bool:
     if is_proxy:
         return http_ok(dial, 15000, "/ready")
     if "sandbox.istiod" in " ".join(args):
-        return http_ok(dial, 15014, "/ready")
+        return http_ok(dial, 8080, "/ready")  # the chart's readinessProbe
     ports = [p["containerPort"] for p in spec.get("ports") or []]
     if spec.get("command") or not ports:
         return True

@@ -19,7 +19,9 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--xds-port", type=int, default=15010)
     parser.add_argument("--secure-xds-port", type=int, default=15012,
                         help="TLS xDS with token authentication (0: off)")
-    parser.add_argument("--debug-port", type=int, default=15014)
+    parser.add_argument("--debug-port", type=int, default=15014,
+                        help="monitoring port: /debug/*, /metrics")
+    parser.add_argument("--http-port", type=int, default=8080, help="/ready and /debug/*")
     parser.add_argument("--ctrlz-port", "--ctrlz_port", type=int, default=9876,
                         help="ControlZ port (0 = none)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None) -> Options:
     # env), ENABLE_DEBUG_ON_HTTP from the environment (pilot/pkg/features).
     return Options(listen=args.listen, xds_port=args.xds_port,
                    secure_xds_port=args.secure_xds_port, debug_port=args.debug_port,
+                   http_port=args.http_port,
                    controlz_port=args.ctrlz_port,
                    kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
                    objects=args.objects, debounce=args.debounce,

@@ -24,7 +24,8 @@ class Options:
     listen: str
     xds_port: int = 15010
     secure_xds_port: int = 15012  # TLS + token (needs kubeconfig: CA secret, TokenReview)
-    debug_port: int = 15014
+    debug_port: int = 15014  # monitoring: /debug/*, no /ready
+    http_port: int = 8080  # /ready and /debug/* (istiod's --httpAddr)
     namespace: str = "istio-system"
     revision: str = "default"
     debug_on_http: bool = True  # ENABLE_DEBUG_ON_HTTP
@@ -87,6 +88,8 @@ class ControlPlane:
         from sandbox.istiod.statusgen import DebugAccess
         access = DebugAccess.from_env()
         authenticator, tls = None, None
+        self._roots = None  # istio-ca-root-cert in every namespace, with a cluster
+        self._published_namespaces: set[str] = set()
         config = options.cluster()
         if config is not None:
             authenticator, tls = self._security(options, config)
@@ -118,8 +121,13 @@ class ControlPlane:
                 grpc.ssl_server_credentials([tls]))
             if not bound:
                 raise OSError(f"cannot listen on {options.listen}:{options.secure_xds_port}")
+        from sandbox.istiod.debug import DumpCache
+        dumps = DumpCache()
         self.debug = DebugServer(self.ads, (options.listen, options.debug_port),
-                                 ready=self._ready.is_set, debug_on_http=self._debug_on_http)
+                                 debug_on_http=self._debug_on_http, dumps=dumps)
+        self.http = DebugServer(self.ads, (options.listen, options.http_port),
+                                ready=self._ready.is_set, debug_on_http=self._debug_on_http,
+                                dumps=dumps)
         self.controlz = None
         if options.controlz_port:
             from sandbox.istiod.controlz import ControlZServer
@@ -141,14 +149,14 @@ class ControlPlane:
         except OSError:
             return True
 
-    @staticmethod
-    def _security(options: Options, config):
+    def _security(self, options: Options, config):
         """The token authenticator and the (key, chain) of the TLS port, from the cluster
         `config`; the injector webhooks of this revision and its tags are created there too."""
         from sandbox.istiod import security
         session = config.session()
         cert, key = security.ClusterCa(session, config.server, options.namespace) \
             .load_or_create()
+        self._roots = security.RootCertPublisher(session, config.server, cert)
         chain, serving_key = security.issue_serving(
             cert, key, security.serving_names(options.namespace, options.revision))
         from sandbox.istiod import webhooks
@@ -166,11 +174,17 @@ class ControlPlane:
                  "%d destinationrules, %d gateways", len(mesh.services), len(mesh.pods),
                  len(mesh.virtual_services), len(mesh.destination_rules), len(mesh.gateways))
         self.ads.set_mesh(mesh)
+        if self._roots is not None:
+            names = {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
+            self._roots.forget(self._published_namespaces - names)
+            self._published_namespaces = names
+            self._roots.publish(sorted(names))
         self._ready.set()
 
     def start(self) -> None:
         self.grpc_server.start()
         self.debug.start()
+        self.http.start()
         if self.controlz is not None:
             self.controlz.start()
         self.source.start()
@@ -187,5 +201,6 @@ class ControlPlane:
         self._debouncer.cancel()
         self.grpc_server.stop(grace=0.5).wait(2)
         self.debug.stop()
+        self.http.stop()
         if self.controlz is not None:
             self.controlz.stop()

@@ -1,4 +1,6 @@
-"""istiod's HTTP debug endpoints on port 15014: /debug/syncz, /debug/config_dump, /ready."""
+"""istiod's HTTP debug endpoints, on the monitoring port 15014 and the HTTP port 8080, and
+`/ready` on 8080 only (pilot/pkg/bootstrap/server.go `initIstiodAdminServer`: the debug
+handlers on both muxes, the readiness handler on httpMux)."""
 
 from __future__ import annotations
 
@@ -200,14 +202,14 @@ class DumpCache:
 class DebugServer:
     """A threaded HTTP server exposing the debug endpoints of one AdsServer."""
 
-    def __init__(self, ads: AdsServer, address: tuple[str, int], ready=lambda: True,
-                 debug_on_http=lambda: True):
-        """`debug_on_http()` False: /debug/* answers 404 (ENABLE_DEBUG_ON_HTTP=false in
-        pilot/pkg/features; pilot/pkg/bootstrap/server.go registers the debug handlers on
-        the monitoring port only when it is true)."""
-        handler = type("Handler", (_Handler,), {"ads": ads, "ready": staticmethod(ready),
-                                                "dumps": DumpCache(),
-                                                "debug_on_http": staticmethod(debug_on_http)})
+    def __init__(self, ads: AdsServer, address: tuple[str, int], ready=None,
+                 debug_on_http=lambda: True, dumps: "DumpCache | None" = None):
+        """`ready()`: /ready's answer, on the HTTP port (None: no /ready, the monitoring
+        port). `debug_on_http()` False: /debug/* answers 404 (ENABLE_DEBUG_ON_HTTP=false in
+        pilot/pkg/features; pilot/pkg/xds/debug.go `AddDebugHandlers` returns early)."""
+        handler = type("Handler", (_Handler,), {
+            "ads": ads, "ready": None if ready is None else staticmethod(ready),
+            "dumps": dumps or DumpCache(), "debug_on_http": staticmethod(debug_on_http)})
         self.httpd = BackgroundHTTPServer(address, handler, name="istiod-debug")
 
     @property
@@ -238,20 +240,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _json(self, value) -> None:
-        self._send(200, json.dumps(value, indent=2) + "\n", "application/json")
+    def _json(self, value, pretty: bool = False) -> None:
+        """debug.go `writeJSON`: compact, indented by four spaces with `?pretty`."""
+        self._send(200, json.dumps(value, indent=4) if pretty
+                   else json.dumps(value, separators=(",", ":")), "application/json")
 
     def do_GET(self):  # noqa: N802 (http.server naming)
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
-            if url.path == "/ready":
+            if url.path == "/ready" and self.ready is not None:
                 ok = self.ready()
                 self._send(200 if ok else 503, "ready\n" if ok else "not ready\n")
             elif url.path.startswith("/debug") and not self.debug_on_http():
                 self._send(404, "404 page not found\n")  # Go's http.NotFound
             elif url.path == "/debug/syncz":
-                self._json(syncz(self.ads, query.get("namespace")))
+                self._json(syncz(self.ads, query.get("namespace")), "pretty" in query)
             elif url.path == "/debug/config_dump":
                 proxy_id = query.get("proxyID", "")
                 if not proxy_id:
@@ -267,9 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, debug_index(), "text/html; charset=utf-8")
             elif url.path == "/debug/list":
                 self._json(sorted(path.removeprefix("/debug/") for path in DEBUG_HANDLERS
-                                  if path != "/debug/list"))
+                                  if path != "/debug/list"), "pretty" in query)
             else:
-                self._send(404, f"404 page not found: {url.path}\n")
+                self._send(404, "404 page not found\n")  # Go's http.NotFound
         except BrokenPipeError:
             pass
         except Exception as e:  # a debug bug must not take the server down

@@ -4,8 +4,13 @@
   `istio-ca-secret` (keys `ca-cert.pem`, `ca-key.pem`) in istiod's namespace – the first
   replica creates it, the others load it (security/pkg/pki/ca/ca.go
   `NewSelfSignedIstioCAOptions`); its root is published as the ConfigMap
-  `istio-ca-root-cert` (key `root-cert.pem`, pkg/kube/controllers namespace controller,
-  security/pkg/k8s/configutil.go `InsertDataToConfigMap`) – here in istiod's namespace.
+  `istio-ca-root-cert` (key `root-cert.pem`, label `istio.io/config: "true"`) in every
+  namespace but kube-public, kube-node-lease and local-path-storage, also those created
+  later (pilot/pkg/serviceregistry/kube/controller/namespacecontroller.go
+  `reconcileCACertAndCRL`, ignoring pkg/kube/inject `IgnoredNamespaces` minus kube-system;
+  security/pkg/k8s/configutil.go `InsertDataToConfigMap`): `RootCertPublisher`. The
+  `istio-ca-crl` ConfigMap, written only for a plugged-in CA's CRL, is not (the injected
+  volume is optional).
 - The serving certificate: DNS names `istiod.<ns>.svc`, `istiod-<rev>.<ns>.svc` and the
   service's short names (pilot/pkg/bootstrap/server.go `getDNSNames`; istioctl checks
   `istiod[-<rev>].<ns>.svc`, multixds/gather.go `makeSan`).
@@ -137,13 +142,50 @@ class ClusterCa:
         raise OSError(f"cannot load or create secret {self.namespace}/{CA_SECRET}")
 
     def _publish_root(self, cert: bytes) -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": ROOT_CONFIGMAP, "namespace": self.namespace,
-                             "labels": {"istio.io/config": "true"}},
-                "data": {"root-cert.pem": cert.decode()}}
-        resp = self._session.post(self._url("configmaps"), json=body, timeout=10)
-        if resp.status_code == 409:
-            self._session.put(self._url(f"configmaps/{ROOT_CONFIGMAP}"), json=body, timeout=10)
+        RootCertPublisher(self._session, self._server, cert).publish([self.namespace])
+
+
+class RootCertPublisher:
+    """Keeps `istio-ca-root-cert` in each namespace it is told about (istiod's namespace
+    controller), writing each namespace once unless its ConfigMap differs."""
+    IGNORED = frozenset({"kube-public", "kube-node-lease", "local-path-storage"})
+
+    def __init__(self, session, server: str, cert: bytes):
+        self._session = session
+        self._server = server
+        self._data = {"root-cert.pem": cert.decode()}
+        self._done: set[str] = set()
+
+    def publish(self, namespaces) -> None:
+        for ns in namespaces:
+            if ns in self.IGNORED or ns in self._done:
+                continue
+            url = f"{self._server}/api/v1/namespaces/{ns}/configmaps"
+            body = {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": ROOT_CONFIGMAP, "namespace": ns,
+                                 "labels": {"istio.io/config": "true"}},
+                    "data": self._data}
+            try:
+                resp = self._session.post(url, json=body, timeout=10)
+                if resp.status_code == 409:
+                    current = self._session.get(f"{url}/{ROOT_CONFIGMAP}", timeout=10)
+                    if current.status_code == 200 and current.json().get("data") != self._data:
+                        resp = self._session.put(f"{url}/{ROOT_CONFIGMAP}", json=body,
+                                                 timeout=10)
+                    else:
+                        resp = current
+            except OSError as e:  # requests' errors too: tried again at the next change
+                log.warning("cannot publish %s in namespace %s: %s", ROOT_CONFIGMAP, ns, e)
+                continue
+            if resp.status_code in (200, 201):
+                self._done.add(ns)
+            elif resp.status_code != 404:  # 404: the namespace is going away
+                log.warning("cannot publish %s in namespace %s: HTTP %d", ROOT_CONFIGMAP, ns,
+                            resp.status_code)
+
+    def forget(self, namespaces) -> None:
+        """Namespaces deleted: publish again should one come back."""
+        self._done.difference_update(namespaces)
 
 
 class TokenAuthenticator:

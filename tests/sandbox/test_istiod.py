@@ -145,7 +145,7 @@ def mesh(tmp_path_factory):
         for name, ip in (("app-v1", V1_IP), ("app-v2", V2_IP)):
             mesh.start(name, [sys.executable, "-m", "http.server", "3000", "--bind", ip,
                               "-d", str(www)])
-        wait_for(lambda: requests.get(f"http://{ISTIOD_IP}:15014/ready", timeout=1).ok,
+        wait_for(lambda: requests.get(f"http://{ISTIOD_IP}:8080/ready", timeout=1).ok,
                  what="istiod /ready")
         for name, p, kind in (("gw", GW_POD, "router"), ("sidecar", V1_POD, "sidecar")):
             bootstrap = mesh.dir / f"{name}.json"
@@ -242,6 +242,22 @@ def test_config_dump_matches_what_envoy_runs(mesh):
     unknown = requests.get(f"http://{ISTIOD_IP}:15014/debug/config_dump",
                            params={"proxyID": "nope.default"}, timeout=2)
     assert unknown.status_code == 404 and "not connected" in unknown.text
+
+
+def test_the_http_ports_answer_as_istiods(mesh):
+    """pilot/pkg/bootstrap/server.go `initIstiodAdminServer`: /debug/* on the monitoring port
+    15014 and the HTTP port 8080, /ready on 8080 only; debug.go `writeJSON` compact unless
+    `?pretty`; an unknown path Go's `404 page not found`."""
+    assert requests.get(f"http://{ISTIOD_IP}:8080/ready", timeout=2).status_code == 200
+    wrong_port = requests.get(f"http://{ISTIOD_IP}:15014/ready", timeout=2)
+    assert (wrong_port.status_code, wrong_port.text) == (404, "404 page not found\n")
+    for port in (15014, 8080):
+        compact = requests.get(f"http://{ISTIOD_IP}:{port}/debug/syncz", timeout=2)
+        assert compact.status_code == 200 and "\n" not in compact.text and ": " not in compact.text
+        pretty = requests.get(f"http://{ISTIOD_IP}:{port}/debug/syncz?pretty", timeout=2)
+        assert pretty.json() == compact.json() and '\n    {' in pretty.text
+    unknown = requests.get(f"http://{ISTIOD_IP}:15014/debug/nothing-here", timeout=2)
+    assert (unknown.status_code, unknown.text) == (404, "404 page not found\n")
 
 
 def test_paused_envoy_is_stale_until_it_resumes(mesh):

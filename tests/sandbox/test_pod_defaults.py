@@ -136,3 +136,30 @@ def test_the_injected_sidecar_gets_the_token_mount_too(sandbox):
     for c in spec.get("initContainers", []) + spec["containers"]:
         assert {"name": volume["name"], "readOnly": True, "mountPath": TOKEN_PATH} in \
             c["volumeMounts"], c["name"]
+
+
+def test_istiod_publishes_its_root_certificate_in_every_namespace(sandbox, namespace):
+    """istio-ca-root-cert, which injected sidecars mount (istiod-ca-cert), in every namespace
+    istiod does not ignore, created later ones included (pilot/pkg/serviceregistry/kube/
+    controller/namespacecontroller.go)."""
+    def root_cert(ns: str):
+        out = sandbox.kubectl("get", "configmap", "istio-ca-root-cert", "-n", ns, "-o", "json",
+                              check=False)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+    own = wait_until(lambda: root_cert("istio-system"), timeout=60, what="istio-system's root")
+    published = wait_until(lambda: root_cert(namespace), timeout=60, what=f"{namespace}'s root")
+    assert published["data"] == own["data"] and "root-cert.pem" in own["data"]
+    assert published["metadata"]["labels"] == {"istio.io/config": "true"}
+    ignored = "local-path-storage"
+    sandbox.kubectl("create", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ignored}}))
+    try:
+        # a namespace created after it: published once istiod sees it, the ignored one never
+        later = f"{NS}-later"
+        sandbox.kubectl("create", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": later}}))
+        wait_until(lambda: root_cert(later), timeout=60, what=f"{later}'s root")
+        assert root_cert(ignored) is None
+    finally:
+        for ns in (ignored, f"{NS}-later"):
+            sandbox.kubectl("delete", "namespace", ns, "--wait=false", check=False)
