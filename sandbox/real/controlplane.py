@@ -302,7 +302,8 @@ class ControlPlane(StartedOnEnter):
         req = urllib.request.Request(self.server + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, context=context, timeout=10) as r:
+            # 30 s: on a loaded 2-core machine a new CRD's first write has taken over 10 s
+            with urllib.request.urlopen(req, context=context, timeout=30) as r:
                 return r.status, decode_body(r.read())
         except urllib.error.HTTPError as e:
             return e.code, decode_body(e.read())
