@@ -21,7 +21,7 @@ from .apiserver.version import ServedVersion
 from .apiserver.server import Api, ApiError, ApiServer
 from .apiserver.store import NotFound, Store
 from .behaviour import Behaviours
-from .controllers import NATIVE_MODE_DEFAULT, NATIVE_MODE_FILE, Controllers, pod_ready
+from .controllers import CNI_FILE, NATIVE_MODE_DEFAULT, NATIVE_MODE_FILE, Controllers, pod_ready
 from .runtime import Runtime
 
 SCENARIOS = pathlib.Path(__file__).parent / "scenarios"
@@ -78,6 +78,7 @@ class Sandbox:
         kubeconfig.write(self.kubeconfig_path, kubeconfig.render(self.server.url, ca.read_bytes(), self.token))
         self.ca_pem = ca.read_bytes()
         self.controllers = Controllers(self.api, native_mode=lambda: native_mode(d),
+                                       cni=lambda: cni_enabled(d),
                                        root_ca=ca.read_bytes())
         # the API server's own pod admission runs before the injector (the controllers'
         # admission) and, re-invoked, after it (podadmission.py)
@@ -163,6 +164,17 @@ def native_mode(state_dir: pathlib.Path) -> str:
         return (state_dir / NATIVE_MODE_FILE).read_text().strip()
     except OSError:
         return os.environ.get("SANDBOX_NATIVE_SIDECARS", NATIVE_MODE_DEFAULT)
+
+
+def cni_enabled(state_dir: pathlib.Path) -> bool:
+    """Whether the injector renders for Istio CNI (values.pilot.cni.enabled): `<state>/istio-cni`
+    holding `true` (read per pod, so a test can switch it), else SANDBOX_ISTIO_CNI; off by
+    default, as in Istio's chart."""
+    try:
+        value = (state_dir / CNI_FILE).read_text().strip()
+    except OSError:
+        value = os.environ.get("SANDBOX_ISTIO_CNI", "false")
+    return value == "true"
 
 
 def write_status_loop(runtime: Runtime, state_dir: pathlib.Path, stop: threading.Event) -> None:

@@ -49,6 +49,7 @@ def wants_sidecar(pod: dict, namespace: dict | None) -> bool:
 NATIVE_ANNOTATION = "sidecar.istio.io/nativeSidecar"
 NATIVE_MODE_FILE = "native-sidecars"  # <state>/native-sidecars: true | false | auto
 NATIVE_MODE_DEFAULT = "auto"  # istiod's ENABLE_NATIVE_SIDECARS default
+CNI_FILE = "istio-cni"  # <state>/istio-cni: true when Istio CNI is installed (default false)
 
 
 def native_sidecar(pod: dict, mode: str, nodes: list[dict]) -> bool:
@@ -103,10 +104,12 @@ def pod_ready(pod: dict) -> bool:
 class Controllers:
     """Reconciles workloads, endpoints and garbage on a single background thread."""
 
-    def __init__(self, api: Api, native_mode=lambda: NATIVE_MODE_DEFAULT, root_ca: bytes = b""):
+    def __init__(self, api: Api, native_mode=lambda: NATIVE_MODE_DEFAULT, root_ca: bytes = b"",
+                 cni=lambda: False):
         self.api = api
         self.root_ca = root_ca.decode()  # published in every namespace as kube-root-ca.crt
         self.native_mode = native_mode  # ENABLE_NATIVE_SIDECARS of the injector, read per pod
+        self.cni = cni  # Istio CNI installed (values.pilot.cni.enabled), read per pod
         self.store = api.store
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -140,7 +143,7 @@ class Controllers:
                           for c in containers + (spec.get("initContainers") or []))
             if wants_sidecar(obj, ns) and not present:
                 inject(obj, native_sidecar(obj, self.native_mode(),
-                                           self.store.scan("nodes")[0]))
+                                           self.store.scan("nodes")[0]), self.cni())
         if kind.key == "services" and old is None:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")

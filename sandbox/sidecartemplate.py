@@ -6,7 +6,11 @@ real backend's injection webhook (`sandbox.real.injection`) both apply these par
 stored pod has the shape a real cluster stores (checked against the pod real istiod injected
 on the real API server: tests/real/test_real_istio.py, docs/real-istio.md finding 3).
 
-Left out: the template's optional paths (CNI, TPROXY, ambient, gateways, per-pod
+With Istio CNI (`values.pilot.cni.enabled`) the node's CNI plugin sets up the capture and
+the init container is `istio-validation`: `istio-iptables --run-validation
+--skip-rule-apply` as UID 1337 without capabilities, so pods pass Pod Security "baseline".
+
+Left out: the template's other optional paths (TPROXY, ambient, gateways, per-pod
 annotations other than the inject/native ones), `istio-ca-crl`'s data (the volume is
 optional, as in the template), resource settings from annotations, imagePullSecrets."""
 
@@ -81,13 +85,22 @@ def _pod_ports(containers: list) -> str:
     return "[" + "".join("\n    " + line for line in lines) + "\n]"
 
 
-def init_container(image: str = PROXY_IMAGE) -> dict:
-    """istio-init: `pilot-agent istio-iptables` with the template's REDIRECT defaults."""
+def init_container(image: str = PROXY_IMAGE, cni: bool = False) -> dict:
+    """istio-init: `pilot-agent istio-iptables` with the template's REDIRECT defaults; with
+    CNI istio-validation, which only checks the rules the CNI plugin applied."""
+    args = ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
+            "-i", "*", "-x", "", "-b", "*", "-d", f"15090,{HEALTH_PORT},{STATUS_PORT}",
+            "--log_output_level=default:info"]
+    if cni:
+        return {"name": "istio-validation", "image": image,
+                "args": args + ["--run-validation", "--skip-rule-apply"],
+                "resources": RESOURCES,
+                "securityContext": {"allowPrivilegeEscalation": False, "privileged": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                    "readOnlyRootFilesystem": True, "runAsGroup": 1337,
+                                    "runAsNonRoot": True, "runAsUser": 1337}}
     return {
-        "name": PROXY_INIT, "image": image,
-        "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                 "-i", "*", "-x", "", "-b", "*", "-d", f"15090,{HEALTH_PORT},{STATUS_PORT}",
-                 "--log_output_level=default:info"],
+        "name": PROXY_INIT, "image": image, "args": args,
         "resources": RESOURCES,
         "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
                             "privileged": False, "runAsUser": 0, "runAsGroup": 0,
@@ -177,9 +190,9 @@ VOLUMES = [
 ]
 
 
-def injection(pod: dict, native: bool, image: str = PROXY_IMAGE) -> Injection:
+def injection(pod: dict, native: bool, cni: bool = False, image: str = PROXY_IMAGE) -> Injection:
     """The parts the injector adds to `pod` (defaults already applied, as the API server
-    applies them before mutating admission)."""
+    applies them before mutating admission); `cni`: Istio CNI installed."""
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     annotations = meta.get("annotations") or {}
@@ -193,7 +206,7 @@ def injection(pod: dict, native: bool, image: str = PROXY_IMAGE) -> Injection:
         "service.istio.io/canonical-revision": (labels.get("app.kubernetes.io/version")
                                                 or labels.get("version") or "latest"),
     }
-    inits = [init_container(image)]
+    inits = [init_container(image, cni)]
     containers = []
     if native:
         inits.append(proxy_container(pod, True, image))
@@ -213,6 +226,12 @@ def injection(pod: dict, native: bool, image: str = PROXY_IMAGE) -> Injection:
         new_annotations.update({"prometheus.io/path": "/stats/prometheus",
                                 "prometheus.io/port": str(STATUS_PORT),
                                 "prometheus.io/scrape": "true"})
+    if cni:  # what the CNI plugin reads to set up the pod's capture
+        new_annotations.update({
+            "sidecar.istio.io/interceptionMode": "REDIRECT",
+            "traffic.sidecar.istio.io/includeOutboundIPRanges": "*",
+            "traffic.sidecar.istio.io/includeInboundPorts": "*",
+            "traffic.sidecar.istio.io/excludeInboundPorts": str(STATUS_PORT)})
     new_annotations["sidecar.istio.io/status"] = json.dumps(status, separators=(",", ":"))
     return Injection(
         labels={k: v for k, v in new_labels.items() if k not in labels},
@@ -221,9 +240,9 @@ def injection(pod: dict, native: bool, image: str = PROXY_IMAGE) -> Injection:
         init_containers=inits, containers=containers, volumes=list(VOLUMES))
 
 
-def inject(pod: dict, native: bool) -> None:
+def inject(pod: dict, native: bool, cni: bool = False) -> None:
     """Apply the injection to `pod` in place (the API double's admission)."""
-    parts = injection(pod, native)
+    parts = injection(pod, native, cni)
     meta = pod.setdefault("metadata", {})
     meta.setdefault("labels", {}).update(parts.labels)
     meta.setdefault("annotations", {}).update(parts.annotations)

@@ -89,7 +89,6 @@ class ControlPlane:
         access = DebugAccess.from_env()
         authenticator, tls = None, None
         self._roots = None  # istio-ca-root-cert in every namespace, with a cluster
-        self._published_namespaces: set[str] = set()
         config = options.cluster()
         if config is not None:
             authenticator, tls = self._security(options, config)
@@ -175,10 +174,9 @@ class ControlPlane:
                  len(mesh.virtual_services), len(mesh.destination_rules), len(mesh.gateways))
         self.ads.set_mesh(mesh)
         if self._roots is not None:
-            names = {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
-            self._roots.forget(self._published_namespaces - names)
-            self._published_namespaces = names
-            self._roots.publish(sorted(names))
+            self._roots.publish(
+                sorted(o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"),
+                {o["metadata"]["namespace"]: o for o in objects if o.get("kind") == "ConfigMap"})
         self._ready.set()
 
     def start(self) -> None:

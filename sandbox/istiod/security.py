@@ -146,46 +146,60 @@ class ClusterCa:
 
 
 class RootCertPublisher:
-    """Keeps `istio-ca-root-cert` in each namespace it is told about (istiod's namespace
-    controller), writing each namespace once unless its ConfigMap differs."""
+    """istiod's namespace controller for the root certificate: every namespace not ignored
+    holds `istio-ca-root-cert` with this CA's root, created when missing and put back when
+    changed (`reconcileCACertAndCRL`, configutil.go `InsertDataToConfigMap`: other keys
+    kept). Two control planes with different roots in one cluster overwrite each other, as
+    real ones do; control planes of one mesh share the root."""
     IGNORED = frozenset({"kube-public", "kube-node-lease", "local-path-storage"})
 
     def __init__(self, session, server: str, cert: bytes):
         self._session = session
         self._server = server
-        self._data = {"root-cert.pem": cert.decode()}
-        self._done: set[str] = set()
+        self._root = cert.decode()
 
-    def publish(self, namespaces) -> None:
+    def publish(self, namespaces, current: dict[str, dict] | None = None) -> None:
+        """Reconcile `namespaces`; `current`: the ConfigMaps by namespace as last seen (a
+        namespace missing there is created, or looked up when it already exists)."""
         for ns in namespaces:
-            if ns in self.IGNORED or ns in self._done:
+            if ns in self.IGNORED:
                 continue
-            url = f"{self._server}/api/v1/namespaces/{ns}/configmaps"
+            seen = (current or {}).get(ns)
+            if seen is not None and (seen.get("data") or {}).get("root-cert.pem") == self._root:
+                continue
+            try:
+                self._reconcile(ns, seen)
+            except OSError as e:  # requests' errors too: tried again at the next change
+                log.warning("cannot publish %s in namespace %s: %s", ROOT_CONFIGMAP, ns, e)
+
+    def _reconcile(self, ns: str, seen: dict | None) -> None:
+        url = f"{self._server}/api/v1/namespaces/{ns}/configmaps"
+        if seen is None:
             body = {"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": ROOT_CONFIGMAP, "namespace": ns,
                                  "labels": {"istio.io/config": "true"}},
-                    "data": self._data}
-            try:
-                resp = self._session.post(url, json=body, timeout=10)
-                if resp.status_code == 409:
-                    current = self._session.get(f"{url}/{ROOT_CONFIGMAP}", timeout=10)
-                    if current.status_code == 200 and current.json().get("data") != self._data:
-                        resp = self._session.put(f"{url}/{ROOT_CONFIGMAP}", json=body,
-                                                 timeout=10)
-                    else:
-                        resp = current
-            except OSError as e:  # requests' errors too: tried again at the next change
-                log.warning("cannot publish %s in namespace %s: %s", ROOT_CONFIGMAP, ns, e)
-                continue
-            if resp.status_code in (200, 201):
-                self._done.add(ns)
-            elif resp.status_code != 404:  # 404: the namespace is going away
-                log.warning("cannot publish %s in namespace %s: HTTP %d", ROOT_CONFIGMAP, ns,
-                            resp.status_code)
+                    "data": {"root-cert.pem": self._root}}
+            resp = self._session.post(url, json=body, timeout=10)
+            if resp.status_code != 409:
+                self._check(resp, ns)
+                return
+            resp = self._session.get(f"{url}/{ROOT_CONFIGMAP}", timeout=10)
+            if resp.status_code != 200:
+                self._check(resp, ns)
+                return
+            seen = resp.json()
+        if (seen.get("data") or {}).get("root-cert.pem") == self._root:
+            return
+        updated = dict(seen, data=dict(seen.get("data") or {}, **{"root-cert.pem": self._root}))
+        self._check(self._session.put(f"{url}/{ROOT_CONFIGMAP}", json=updated, timeout=10), ns)
 
-    def forget(self, namespaces) -> None:
-        """Namespaces deleted: publish again should one come back."""
-        self._done.difference_update(namespaces)
+    @staticmethod
+    def _check(resp, ns: str) -> None:
+        # 404/409: the namespace is going away, or another writer was first (the next
+        # change of the ConfigMap brings it back here)
+        if resp.status_code not in (200, 201, 404, 409):
+            log.warning("cannot publish %s in namespace %s: HTTP %d", ROOT_CONFIGMAP, ns,
+                        resp.status_code)
 
 
 class TokenAuthenticator:

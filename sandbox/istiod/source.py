@@ -33,9 +33,12 @@ KINDS = (
     ("VirtualService", "/apis/networking.istio.io/v1/virtualservices"),
     ("DestinationRule", "/apis/networking.istio.io/v1/destinationrules"),
     ("Gateway", "/apis/networking.istio.io/v1/gateways"),
+    # the root certificate's ConfigMaps, which the namespace controller keeps as it wrote them
+    # (pilot/pkg/serviceregistry/kube/controller/namespacecontroller.go: a filtered client)
+    ("ConfigMap", "/api/v1/configmaps?fieldSelector=metadata.name%3Distio-ca-root-cert"),
 )
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-API_VERSIONS = {"Namespace": "v1", "Service": "v1", "Pod": "v1"}
+API_VERSIONS = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "ConfigMap": "v1"}
 
 
 class FileSource:

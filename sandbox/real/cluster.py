@@ -30,7 +30,8 @@ import time
 import yaml
 
 from ..behaviour import Behaviours
-from ..cluster import BEHAVIOUR_API, ScenarioError, load_documents, native_mode, write_status_loop
+from ..cluster import (BEHAVIOUR_API, ScenarioError, cni_enabled, load_documents, native_mode,
+                       write_status_loop)
 from ..controllers import native_sidecar, pod_ready
 from ..credentials import write_private
 from .apply import Applier, ApplyError, istio_crds
@@ -92,7 +93,8 @@ class RealSandbox:
             self._name_admin_as_the_double_does()
             done(f"kube-apiserver ready on {cp.server}")
             applier = Applier(cp.request)
-            self.webhook = InjectionWebhook(cp.address, cp.ca, native=self._native).start()
+            self.webhook = InjectionWebhook(cp.address, cp.ca, native=self._native,
+                                            cni=lambda: cni_enabled(self.state_dir)).start()
             applier.create(webhook_configuration(self.webhook.url, cp.ca.pem))
             # the CRDs (large: the API server takes seconds over them) while the node registers
             crd_errors: list[BaseException] = []

@@ -27,7 +27,7 @@ PORT = 15017  # istiod's webhook port
 NAME = "istio-sidecar-injector"
 
 
-def patch_for(pod: dict, native: bool = False) -> list[dict]:
+def patch_for(pod: dict, native: bool = False, cni: bool = False) -> list[dict]:
     """The JSONPatch (RFC 6902) that injects the sidecar into `pod`; [] when none is wanted.
     `native`: istio-proxy as a native sidecar, the init container after istio-init with
     restartPolicy Always (ENABLE_NATIVE_SIDECARS), else a container after the pod's own."""
@@ -38,7 +38,7 @@ def patch_for(pod: dict, native: bool = False) -> list[dict]:
     if annotations.get(INJECT_ANNOTATION) == "false" or \
             any(c.get("name") == "istio-proxy" for c in present):
         return []
-    parts = injection(pod, native)
+    parts = injection(pod, native, cni)
     ops: list[dict] = []
 
     def add_all(path: str, present: bool, values: list, first: bool = False) -> None:
@@ -66,13 +66,13 @@ def _pointer_token(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def review_response(review: dict, native=lambda pod: False) -> dict:
+def review_response(review: dict, native=lambda pod: False, cni=lambda: False) -> dict:
     """The AdmissionReview answer to `review` (always allowed; patched when injected);
-    `native(pod)`: whether to inject a native sidecar."""
+    `native(pod)`: whether to inject a native sidecar; `cni()`: Istio CNI installed."""
     request = review.get("request") or {}
     response: dict = {"uid": request.get("uid", ""), "allowed": True}
     pod = request.get("object") or {}
-    ops = patch_for(pod, native(pod))
+    ops = patch_for(pod, native(pod), cni())
     if ops:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
@@ -130,7 +130,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length") or 0)
             review = json.loads(self.rfile.read(length) or b"{}")
-            code, body = (200, review_response(review, self.server.native)) \
+            code, body = (200, review_response(review, self.server.native, self.server.cni)) \
                 if self.path.split("?")[0] == PATH \
                 else (404, {"message": "not found"})
         except (ValueError, AttributeError) as e:
@@ -146,11 +146,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class InjectionWebhook(BackgroundHTTPServer):
     """The webhook over TLS on `address`:15017, with a serving certificate from `ca`."""
 
-    def __init__(self, address: str, ca, port: int = PORT, native=lambda pod: False):
-        """`native(pod)`: inject a native sidecar (an init container) into `pod`."""
+    def __init__(self, address: str, ca, port: int = PORT, native=lambda pod: False,
+                 cni=lambda: False):
+        """`native(pod)`: inject a native sidecar (an init container) into `pod`; `cni()`:
+        render for Istio CNI."""
         serving = ca.issue("sidecar-injector", "istiod.istio-system.svc", server_names=(address,),
                            client=False)
         super().__init__((address, port), _Handler, name="injection-webhook",
                          tls=server_context(str(serving.cert), str(serving.key)))
         self.native = native
+        self.cni = cni
         self.url = f"https://{address}:{self.server_address[1]}{PATH}"

@@ -137,3 +137,19 @@ def test_the_webhook_puts_istio_init_and_a_native_sidecar_before_the_pods_own_in
         [("istio-init", None), ("istio-proxy", "Always"), ("setup", None)]
     with_inits["spec"]["initContainers"].insert(0, {"name": "istio-proxy"})
     assert patch_for(with_inits, native=True) == []
+
+
+def test_with_istio_cni_the_init_container_only_validates_and_has_no_capabilities():
+    """values.pilot.cni.enabled: istio-validation as 1337, no NET_ADMIN/NET_RAW (Pod Security
+    baseline allows it), and the capture settings the CNI plugin reads as annotations."""
+    bare = deployment_pod()
+    pod = applied(bare, patch_for(bare, native=True, cni=True))
+    init, proxy = pod["spec"]["initContainers"]
+    assert init["name"] == "istio-validation" and proxy["name"] == "istio-proxy"
+    assert init["args"][-2:] == ["--run-validation", "--skip-rule-apply"]
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert init["securityContext"]["runAsUser"] == 1337
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["sidecar.istio.io/interceptionMode"] == "REDIRECT"
+    assert json.loads(annotations["sidecar.istio.io/status"])["initContainers"] == \
+        ["istio-validation", "istio-proxy"]

@@ -299,16 +299,20 @@ def test_node_mode_exec_forbidden_gives_the_rbac_hint_and_deletes_the_debug_pod(
 
 @pytest.fixture(scope="module")
 def baseline_pod(mesh, sandbox) -> dict:
-    """A pod (app + injected sidecar, both baseline-clean) in a namespace enforcing baseline."""
-    sandbox.kubectl("apply", "-f", "-", input=BASELINE_NAMESPACE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pods = [p for p in sandbox.pods("psa", "app=web")
-                if p["status"].get("phase") == "Running"]
-        if pods:
-            return pods[0]
-        time.sleep(0.3)
-    raise AssertionError("the pod in namespace psa did not start")
+    """A pod (app + injected sidecar, both baseline-clean) in a namespace enforcing baseline:
+    with Istio CNI, as such namespaces need (istio-init's NET_ADMIN is not baseline), the
+    injector adds istio-validation, which runs as 1337 without capabilities."""
+    cni = sandbox.state / "istio-cni"
+    cni.write_text("true")
+    try:
+        sandbox.kubectl("apply", "-f", "-", input=BASELINE_NAMESPACE)
+        pod = sandbox.wait_for(lambda: next(iter(
+            p for p in sandbox.pods("psa", "app=web") if p["status"].get("phase") == "Running"),
+            None), timeout=60, what="the pod in namespace psa Running")
+    finally:
+        cni.unlink()
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["istio-validation", "istio-proxy"]
+    return pod
 
 
 def test_pod_security_refuses_the_ephemeral_container_and_auto_mode_explains(mesh, sandbox,

@@ -160,13 +160,22 @@ def test_an_istiod_in_another_namespace_is_reached_over_xds(mesh, sandbox):
     """The AKS add-on's layout: istiod-asm-1-28 in aks-istio-system. The token, the root
     certificate and the certificate's name (istiod-asm-1-28.aks-istio-system.svc) are that
     namespace's and revision's; no proxy is connected to it."""
-    sandbox.kubectl("apply", "-f", "-", input=AKS_ISTIOD)
+    namespace, deployment = AKS_ISTIOD.split("\n---\n")
+    sandbox.kubectl("apply", "-f", "-", input=namespace)
+    # one mesh, one root: the second control plane gets the first one's CA (as a plugged-in
+    # CA would); two roots would overwrite each other's istio-ca-root-cert in every namespace
+    secret = json.loads(sandbox.kubectl("get", "secret", "istio-ca-secret", "-n", "istio-system",
+                                        "-o", "json").stdout)
+    sandbox.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": secret.get("type"), "data": secret["data"],
+        "metadata": {"name": "istio-ca-secret", "namespace": AKS_NAMESPACE}}))
+    sandbox.kubectl("apply", "-f", "-", input=deployment)
     try:
         sandbox.wait_for(lambda: sandbox.kubectl(
             "get", "configmap", "istio-ca-root-cert", "-n", AKS_NAMESPACE,
-            check=False).returncode == 0, timeout=60, what="the second istiod's root cert")
-        # the first istiod publishes that ConfigMap to every namespace: the second one is
-        # up once its pod is Ready (in a network namespace of its own it starts later)
+            check=False).returncode == 0, timeout=60, what="the root cert in that namespace")
+        # every istiod publishes that ConfigMap to every namespace: the second one is up once
+        # its pod is Ready (in a network namespace of its own it starts later)
         sandbox.wait_for(lambda: sandbox.kubectl(
             "get", "pods", "-n", AKS_NAMESPACE, "-l", "istio.io/rev=asm-1-28", "-o",
             "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
