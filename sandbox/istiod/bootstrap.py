@@ -78,9 +78,9 @@ MESH_CONFIGMAP = ("istio-system", "istio")  # the `istio` ConfigMap's `mesh` key
 def mesh_default_config(configmap: dict | None) -> dict:
     """`defaultConfig` of the mesh config in the `istio` ConfigMap (key `mesh`, YAML), which the
     injector hands each sidecar as its PROXY_CONFIG (pkg/kube/inject/webhook.go
-    `GetProxyConfigOrDefault`; injection-template.yaml `PROXY_CONFIG`) and a gateway's pilot-agent reads as its mesh config file
-    (pilot/cmd/pilot-agent/config/config.go `getMeshConfig`); {} without one, or when it is not
-    a YAML map."""
+    `GetProxyConfigOrDefault`; injection-template.yaml `PROXY_CONFIG`) and a gateway's
+    pilot-agent reads as its mesh config file (pilot/cmd/pilot-agent/config/config.go
+    `getMeshConfig`); {} without one, or when it is not a YAML map."""
     text = ((configmap or {}).get("data") or {}).get("mesh") or ""
     try:
         mesh = yaml.safe_load(text) if text else {}
