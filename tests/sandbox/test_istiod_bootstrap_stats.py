@@ -8,6 +8,8 @@ import re
 
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+# the xds-grpc cluster's typed_extension_protocol_options type, for ParseDict
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 
 from sandbox.istiod.bootstrap import mesh_default_config, render_bootstrap, stats_matcher
