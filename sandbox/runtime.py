@@ -410,10 +410,15 @@ class Runtime:
             if given is not None:
                 return given
         if c.name == PROXY:
-            from .istiod.bootstrap import render_bootstrap
-            bootstrap = render_bootstrap(obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),
-                                         (self._istiod_for_proxy(), 15010),
-                                         admin_address=pod.address.admin_address)
+            from .istiod.bootstrap import MESH_CONFIGMAP, mesh_default_config, render_bootstrap
+            try:
+                bootstrap = render_bootstrap(
+                    obj | {"status": {"podIP": pod.ip}}, proxy_type(obj),
+                    (self._istiod_for_proxy(), 15010), admin_address=pod.address.admin_address,
+                    mesh_default_config=mesh_default_config(
+                        self.store.find("configmaps", *MESH_CONFIGMAP)))
+            except ValueError as e:  # pilot-agent exits when it cannot build its proxy config
+                return [self.python, "-c", "import sys; sys.exit(sys.argv[1])", str(e)], env
             path = c.directory / "envoy-bootstrap.json"
             path.write_text(json.dumps(bootstrap, indent=1))
             return [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",

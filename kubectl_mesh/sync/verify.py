@@ -223,10 +223,14 @@ def proxy_findings(proxy_id: str, sync: ProxySync | None, envoy: EnvoyState,
     if sync is None:
         plane = control_plane_id(envoy.control_plane) if envoy.control_plane else \
             (f"of {injected_for}" if injected_for else "unknown")
-        where = ("connected to control plane " + plane if envoy.connected else
-                 "not connected to any control plane") + \
-            (f"; it was injected for {injected_for}" if injected_for and envoy.control_plane
-             else "")
+        if envoy.connected is None:  # no control_plane stats (Istio's default matcher)
+            where = ("keeping no control_plane stats, so its ADS stream is not known"
+                     + (f"; it was injected for {injected_for}" if injected_for else ""))
+        else:
+            where = ("connected to control plane " + plane if envoy.connected else
+                     "not connected to any control plane") + \
+                (f"; it was injected for {injected_for}" if injected_for and envoy.control_plane
+                 else "")
         out.append(Finding(proxy_id, UNKNOWN, f"no istiod lists this proxy; its Envoy is {where} "
                            "(another revision or istiod address?)"))
     elif envoy.connected is False:

@@ -220,6 +220,45 @@ def test_sync_verify_asks_each_real_envoy(cluster, webapp, catalog):
     assert set(by_name(out.stdout)) == {webapp, catalog}
 
 
+# The sandbox's default gateway carries this annotation (sandbox/scenarios/default.yaml): on a
+# real sidecar it must keep the same stats, so --verify checks what it checks on the double.
+STATS_OPT_IN = ("proxyStatsMatcher:\n  inclusionPrefixes: [control_plane]\n"
+                "  inclusionSuffixes: [update_rejected, version_text]\n")
+
+
+def test_sync_verify_checks_rds_where_the_annotation_keeps_its_stats(cluster, webapp, catalog):
+    """pilot-agent adds the pod's `proxy.istio.io/config` proxyStatsMatcher to Istio's stats
+    matcher (pkg/bootstrap/config.go getStatsOptions): RDS, EDS and the ADS stream of that
+    proxy are checked, the others' are still said to be unchecked."""
+    objects = workload("ratings", "docker.io/istioinaction/catalog:latest")
+    objects[-1]["spec"]["template"]["metadata"]["annotations"] = {
+        "proxy.istio.io/config": STATS_OPT_IN}
+    cluster.apply(objects)
+    try:
+        wait_until(what="the ratings pod", timeout=60, predicate=lambda: cluster.kubectl(
+            "get", "pods", "-n", NS, "-l", "app=ratings", "-o", "name").strip())
+        cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod", "-l", "app=ratings",
+                        "--timeout=120s")
+        ratings = f"{cluster.pod('ratings')}.{NS}"
+        ok(cluster.mesh("sync", *cluster.xds(), "--wait", "--timeout", "60s"))
+        rds = ok(cluster.mesh("stats", f"pod/{ratings.split('.')[0]}", "-n", NS, "--filter",
+                              r"\.rds\..*version_text|^control_plane\.connected_state"))
+        assert "control_plane.connected_state: 1" in rds and ".rds." in rds, rds
+        out = cluster.mesh("sync", *cluster.xds(), "--verify", "-o", "json")
+        findings = json.loads(ok(out))["findings"]
+        unchecked = {f["proxy"]: f["detail"] for f in findings if f["check"] == "UNCHECKED"}
+        assert sorted(unchecked) == sorted([webapp, catalog]), findings
+        assert all(d.startswith("not checked: RDS, EDS, ADS stream") for d in unchecked.values())
+        [line] = [x for x in cluster.mesh("sync", *cluster.xds(), "--verify").stderr.splitlines()
+                  if "not checked" in x]
+        assert line.startswith("verify: not checked on 2 of 3 proxies ("), line
+    finally:
+        cluster.kubectl("delete", "deployment,service,serviceaccount", "ratings", "-n", NS,
+                        "--wait=false")
+        wait_until(what="the ratings pod gone", timeout=90, predicate=lambda: not cluster.kubectl(
+            "get", "pods", "-n", NS, "-l", "app=ratings", "-o", "name").strip())
+
+
 def envoy_route(cluster, pod: str, vhost: str) -> dict:
     dump = json.loads(ok(cluster.mesh("admin", pod, "/config_dump?resource=dynamic_route_configs")))
     for config in dump["configs"]:

@@ -154,7 +154,7 @@ def test_cds_nack_is_error_and_verify_sees_it_from_the_proxy(mesh, sandbox):
         verify = mesh("sync", "-n", "istioinaction", "--verify", "-o", "json")
         assert verify.returncode == 7
         findings = json.loads(verify.stdout)["findings"]
-        cds = [f for f in findings if f["type"] == "CDS" and f["check"] == "REJECTED"]
+        cds = [f for f in findings if f.get("type") == "CDS" and f["check"] == "REJECTED"]
         assert len(cds) == 3 and all("update_rejected=" in f["detail"] for f in cds)
         diff = mesh("sync", "deploy/catalog", "-n", "istioinaction", "--diff")
         assert diff.returncode == 7

@@ -64,7 +64,9 @@ def test_lost_push_is_lagging_only_from_the_proxy_side(mesh, sandbox, gateway):
         assert [f["proxy"] for f in lagging] == [ref], data["findings"]
         assert lagging[0]["type"] == "RDS"
         assert "istiod says SYNCED but RDS http.8080: Envoy has" in lagging[0]["detail"]
-        assert all(f["proxy"] == ref for f in data["findings"])  # the others are fine
+        # the others are fine (the catalog sidecars' UNCHECKED findings are "info": Istio's
+        # default stats matcher keeps no RDS, EDS or stream stats there)
+        assert all(f["proxy"] == ref for f in data["findings"] if f["severity"] != "info")
         # A proxy whose xDS is paused like this still answers its admin API, so --diff can
         # show exactly what it is missing: the new route timeout istiod would send.
         diff = mesh("sync", gateway, "-n", "istio-system", "--diff")

@@ -17,11 +17,25 @@ from sandbox.testing import MeshCli as Mesh
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
+# what --verify reads of each Envoy, added to Istio's stats matcher as a user would (the
+# control_plane stats name the control plane an UNKNOWN proxy is connected to)
+STATS_OPT_IN = ("proxyStatsMatcher: {inclusionPrefixes: [control_plane], "
+                "inclusionSuffixes: [update_rejected, version_text]}")
+
+
+def opted_in(objects: list[dict]) -> list[dict]:
+    for obj in objects:
+        if obj.get("kind") == "Deployment" and obj["metadata"].get("namespace") == "bench":
+            meta = obj["spec"]["template"].setdefault("metadata", {})
+            meta.setdefault("annotations", {})["proxy.istio.io/config"] = STATS_OPT_IN
+    return objects
+
+
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, backend):
     root = tmp_path_factory.mktemp("sync-replicas")
     path = root / "mesh.yaml"
-    path.write_text(yaml.safe_dump_all(scenario(4, istiod_replicas=2), sort_keys=False))
+    path.write_text(yaml.safe_dump_all(opted_in(scenario(4, istiod_replicas=2)), sort_keys=False))
     with RunningSandbox(root / "state", scenarios=[path], backend=backend) as sb:
         m = Mesh(sb)
         out = m("sync", "--wait", "--timeout", "40s")

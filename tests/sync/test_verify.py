@@ -177,6 +177,18 @@ def test_behind_pilot_agent_the_control_plane_comes_from_the_injection():
     assert pod_control_plane({}, {"sidecar.istio.io/status": "not json"}) is None
 
 
+def test_a_proxy_no_istiod_lists_without_stream_stats_is_not_called_disconnected():
+    """Istio's default stats matcher keeps no control_plane.* stats: the stream state is not
+    known, and the finding says so rather than "not connected"."""
+    stats = {"stats": [s for s in load("nack_envoy_stats.json")["stats"]
+                       if not s.get("name", "").startswith("control_plane.")]}
+    found = proxy_findings(CATALOG, None, envoy_state(stats, None), "revision canary")
+    assert found[0].check == UNKNOWN
+    assert "not connected" not in found[0].detail
+    assert ("its Envoy is keeping no control_plane stats, so its ADS stream is not known; it "
+            "was injected for revision canary") in found[0].detail
+
+
 def test_lds_error_state_text_is_reported():
     listeners = {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
                               "dynamic_listeners": [{"name": "0.0.0.0_8080", "error_state": {
