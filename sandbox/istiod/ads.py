@@ -16,6 +16,19 @@ discovery.go appends a UUID). A type whose content did not change for this proxy
 (this double's stand-in for `ProxyNeedsPush` and `cdsNeedsPush`/`ldsNeedsPush`/`rdsNeedsPush`,
 which skip RDS on most pushes): so Envoy's per-type versions trail the global one, and differ
 between types.
+
+Both ADS methods are served: `StreamAggregatedResources` (SotW) and `DeltaAggregatedResources`
+(Delta xDS, what real proxies use: `ISTIO_DELTA_XDS` defaults to true). The delta stream follows
+pilot/pkg/xds/delta.go: `shouldRespondDelta` (a NACK only records its message; a stale nonce is
+ignored; an ACK records the nonce and clears the error; a request that changes the subscription
+is answered with the newly subscribed resources only), `pushDeltaXds` (every response carries
+the push version as `system_version_info` and `nonce(PushVersion)`; a pushed type is sent whole,
+as istiod's LDS/RDS generators and its full CDS/EDS pushes do, each resource named and without
+a version, and `removed_resources` lists what was watched but is no longer generated),
+`forceEDSPush` after a CDS request, and `sendDelta` records the nonce and send time for syncz as
+SotW does. Not imitated: istiod's incremental CDS (`BuildDeltaClusters`, when only Services or
+DestinationRules changed) and EDS (endpoint-only pushes) send just the changed resources; this
+double resends the type, which an Envoy applies the same way (unchanged resources are skipped).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import grpc
 from google.protobuf import json_format
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.status.v3 import csds_pb2
 
 from sandbox.istiod import faults, resources, statusgen, translate
 from sandbox.istiod.mesh import Mesh
@@ -62,6 +76,8 @@ class WatchedResource:
     """What one proxy subscribed to for one type URL, and where its sync stands."""
 
     type_url: str
+    # on a delta stream, CDS/LDS (wildcard types) keep here the names last sent
+    # (`newResourceNames` in pushDeltaXds), EDS/RDS the names subscribed
     names: list[str] = field(default_factory=list)
     names_sent: list[str] | None = None
     nonce_sent: str = ""
@@ -87,6 +103,7 @@ class Connection:
     watched: dict[str, WatchedResource] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     identity: Identity | None = None  # verified on the TLS port (con.proxy.VerifiedIdentity)
+    delta: bool = False  # a DeltaAggregatedResources stream
 
     def watched_copy(self) -> dict[str, WatchedResource]:
         with self.lock:
@@ -196,8 +213,16 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     # -- the gRPC method -------------------------------------------------------------------
 
     def StreamAggregatedResources(self, request_iterator, context) -> Iterator:
+        return self._stream(request_iterator, context, delta=False)
+
+    def DeltaAggregatedResources(self, request_iterator, context) -> Iterator:
+        """`StreamDeltas` (pilot/pkg/xds/delta.go): the same authentication, connection
+        bookkeeping and push events as the SotW stream; requests and responses are delta."""
+        return self._stream(request_iterator, context, delta=True)
+
+    def _stream(self, request_iterator, context, delta: bool) -> Iterator:
         conn = Connection(id=f"{context.peer()}-{next(self._ids)}", peer=context.peer(),
-                          connected_at=datetime.now(timezone.utc))
+                          connected_at=datetime.now(timezone.utc), delta=delta)
         if self._secure(context) and self._authenticator is not None:
             # authenticate() in pilot/pkg/xds/auth.go, before the stream is read
             try:
@@ -222,8 +247,12 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if kind == "closed":
                     return
                 try:
-                    responses = (self._on_request(conn, request) if kind == "request"
-                                 else self._on_push(conn, request))
+                    if kind == "push":
+                        responses = self._on_push(conn, request)
+                    elif delta:
+                        responses = self._on_delta_request(conn, request)
+                    else:
+                        responses = self._on_request(conn, request)
                 except BadNodeId as e:
                     log.warning("closing stream %s: %s", conn.peer, e)
                     return
@@ -275,13 +304,18 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     # -- request handling --------------------------------------------------------------------
 
-    def _on_request(self, conn: Connection, request) -> list:
+    def _identify(self, conn: Connection, request) -> None:
+        """initConnection: the first request's node names the proxy."""
         if conn.proxy is None:
             proxy = Proxy.from_node_id(request.node.id, _metadata(request.node),
                                        _envoy_version(request.node))
             self._authorize(proxy, conn.identity)
             conn.proxy = proxy
-            log.info("ADS stream from %s (%s)", conn.proxy.id, conn.peer)
+            log.info("ADS %sstream from %s (%s)", "delta " if conn.delta else "",
+                     conn.proxy.id, conn.peer)
+
+    def _on_request(self, conn: Connection, request) -> list:
+        self._identify(conn, request)
         type_url = request.type_url
         names = list(request.resource_names)
         if type_url.startswith(statusgen.DEBUG_TYPE_PREFIX):
@@ -311,6 +345,54 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             watched.names = names
         return [r for r in [self._respond(conn, watched, force=True)] if r]
 
+    def _on_delta_request(self, conn: Connection, request) -> list:
+        """`processDeltaRequest` and `shouldRespondDelta` (pilot/pkg/xds/delta.go)."""
+        self._identify(conn, request)
+        type_url = request.type_url
+        if type_url.startswith(statusgen.DEBUG_TYPE_PREFIX):
+            return [self._debug_response(conn, type_url, list(request.resource_names_subscribe))]
+        short = translate.SHORT_NAMES.get(type_url, type_url)
+        watched = conn.watched.get(type_url)
+        if request.HasField("error_detail"):
+            # checked before the nonce: any NACK records its message, "acked" stays put
+            if watched is not None:
+                with conn.lock:
+                    watched.last_error = request.error_detail.message
+            log.warning("%s NACK %s: %s", conn.proxy.id, short, request.error_detail.message)
+            return []
+        subscribed = _delta_subscribed(request)
+        if watched is None:
+            # INIT (or RECONNECT with initial_resource_versions): always answer
+            names, _ = _delta_watched(set(), request)
+            with conn.lock:
+                watched = conn.watched[type_url] = WatchedResource(type_url, names=sorted(names))
+        else:
+            if request.response_nonce and request.response_nonce != watched.nonce_sent:
+                log.debug("%s: stale nonce for %s ignored", conn.proxy.id, short)
+                return []
+            with conn.lock:
+                names, changed = _delta_watched(set(watched.names), request)
+                watched.names = sorted(names)
+                if request.response_nonce:  # an ACK; a spontaneous request only resubscribes
+                    watched.nonce_acked = request.response_nonce
+                    watched.last_error = ""
+            if not changed:
+                return []
+        # A request names what it adds (`PushRequest.Delta`); `pushDeltaXds` answers with
+        # those resources only, and with nothing for EDS/RDS when it only unsubscribes
+        # (removal is the parent's business). An empty Delta answers the whole watch.
+        unsubscribed = set(request.resource_names_unsubscribe) - {"*"}
+        delta = subscribed if subscribed or unsubscribed else None
+        responses = [r for r in [self._respond(conn, watched, force=True,
+                                               subscribed=delta)] if r]
+        if type_url == resources.CLUSTER_TYPE:
+            # forceEDSPush: after any CDS request istiod sends EDS too, so that clusters
+            # never stay warming (a delta Envoy need not ask for EDS again)
+            endpoints = conn.watched.get(translate.ENDPOINT_TYPE)
+            if endpoints is not None:
+                responses += [r for r in [self._respond(conn, endpoints, force=True)] if r]
+        return responses
+
     @staticmethod
     def _authorize(proxy: Proxy, identity: Identity | None) -> None:
         """`authorize`/`checkConnectionIdentity` (pilot/pkg/xds/auth.go): a verified caller
@@ -334,10 +416,17 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                         "connecting over TLS port and are authenticated.", conn.proxy.id)
             raise StreamRefused(grpc.StatusCode.UNAUTHENTICATED, str(e)) from e
         version = self.push_version
+        control_plane = base_pb2.ControlPlane(identifier=self._identifier)
+        if conn.delta:
+            # syncz resources are named by proxy id (statusgen.go `debugSyncz`)
+            return discovery_pb2.DeltaDiscoveryResponse(
+                system_version_info=version, type_url=type_url,
+                nonce=version + str(uuid.uuid4()), control_plane=control_plane,
+                resources=[discovery_pb2.Resource(name=_debug_name(type_url, a), resource=a)
+                           for a in packed])
         return discovery_pb2.DiscoveryResponse(
             version_info=version, resources=packed, type_url=type_url,
-            nonce=version + str(uuid.uuid4()),
-            control_plane=base_pb2.ControlPlane(identifier=self._identifier))
+            nonce=version + str(uuid.uuid4()), control_plane=control_plane)
 
     def _on_push(self, conn: Connection, push: PushContext) -> list:
         with conn.lock:  # computeProxyState: the proxy's LastPushContext moves on regardless
@@ -375,25 +464,37 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                                                               resources.LISTENER_TYPE)
         return responses
 
-    def _respond(self, conn: Connection, watched: WatchedResource, force: bool):
+    def _respond(self, conn: Connection, watched: WatchedResource, force: bool,
+                 subscribed: set[str] | None = None):
         """A response for `watched` if its content changed (or `force`), under the push
         version the connection last processed (a subscription change is answered from
-        `LastPushContext` too: `shouldRespond` in ads.go)."""
+        `LastPushContext` too: `shouldRespond` in ads.go). On a delta stream, `subscribed`
+        limits the answer to newly subscribed names."""
         push = conn.push  # only this stream's thread replaces it
+        named = watched.type_url in translate.NAMED_TYPES
         if watched.type_url not in resources.MESSAGES:
             if not force:
                 return None
-            packed = []  # unknown types (e.g. ECDS if ever subscribed): answer empty
+            content = []  # unknown types (e.g. ECDS if ever subscribed): answer empty
+        elif conn.delta and named and (not watched.names or subscribed == set()):
+            return None  # EDS/RDS generate nothing for no names: istiod sends no response
         else:
             mesh = push.mesh
             proxy = conn.proxy.with_pod(mesh)
-            content = translate.for_subscription(mesh, proxy, watched.type_url, watched.names)
-            packed = [self._packer.to_any(watched.type_url, r) for r in content]
+            # a delta stream's wildcard types keep the names sent in `names`: generate all
+            names = watched.names if named or not conn.delta else []
+            content = translate.for_subscription(mesh, proxy, watched.type_url, names)
+        named_content = [(translate.resource_name(watched.type_url, r),
+                          self._packer.to_any(watched.type_url, r)) for r in content]
+        packed = [a for _, a in named_content]
         digest = resources.digest_of(packed)
         if not force and digest == watched.content_sent:
             return None
         version = push.version
         nonce = version + str(uuid.uuid4())  # istiod's nonce(PushVersion)
+        if conn.delta:
+            return self._delta_response(conn, watched, named_content, digest, version, nonce,
+                                        subscribed)
         with conn.lock:
             watched.nonce_sent = nonce
             watched.version_sent = version
@@ -408,6 +509,73 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         # real Envoy's control_plane.identifier stays empty
         return discovery_pb2.DiscoveryResponse(
             version_info=version, resources=packed, type_url=watched.type_url, nonce=nonce)
+
+    @staticmethod
+    def _delta_response(conn: Connection, watched: WatchedResource, named_content: list,
+                        digest: str, version: str, nonce: str, subscribed: set[str] | None):
+        """`pushDeltaXds`: the generated resources (only the newly `subscribed` ones when a
+        request added names), `removed_resources` = the watched names not generated, and the
+        watch's names afterwards: for wildcard types (CDS, LDS) the names just sent
+        (`shouldSetWatchedResources`), for EDS/RDS unchanged. Resources carry no version:
+        istiod's generators leave `discovery.Resource.Version` empty
+        (pilot/pkg/networking/core/cluster.go, pilot/pkg/xds/lds.go, httproute.go, eds.go)."""
+        base = set(watched.names)
+        if subscribed is not None:
+            base = set(subscribed)
+            if watched.type_url in translate.NAMED_TYPES:
+                named_content = [(n, a) for n, a in named_content if n in subscribed]
+        removed = base - {n for n, _ in named_content}
+        with conn.lock:
+            watched.nonce_sent = nonce
+            watched.version_sent = version
+            if subscribed is None:
+                watched.content_sent = digest
+            watched.sent_time = datetime.now(timezone.utc)
+            if watched.type_url not in translate.NAMED_TYPES:
+                # pushDeltaXds sets newResourceNames from what it generated (when the answer
+                # is for a subscription, the resources generated are all of the type anyway)
+                watched.names = sorted(n for n, _ in named_content)
+            watched.names_sent = list(watched.names)
+        log.debug("delta push %s to %s: version %s nonce %s (%d resources, %d removed)",
+                  translate.SHORT_NAMES.get(watched.type_url), conn.proxy.id, version, nonce,
+                  len(named_content), len(removed))
+        return discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=version, type_url=watched.type_url, nonce=nonce,
+            resources=[discovery_pb2.Resource(name=n, resource=a) for n, a in named_content],
+            removed_resources=sorted(removed))
+
+
+def _delta_subscribed(request) -> set[str]:
+    """`PushRequest.Delta.Subscribed`: the names this request subscribes (or, on reconnect,
+    says it holds), without the wildcard `*`."""
+    return (set(request.resource_names_subscribe) | set(request.initial_resource_versions)) \
+        - {"*"}
+
+
+def _delta_watched(existing: set[str], request) -> tuple[set[str], bool]:
+    """`deltaWatchedResources` (delta.go): the watched names after `request` (without the
+    wildcard `*`) and whether they changed."""
+    names = set(existing)
+    changed = False
+    for name in list(request.resource_names_subscribe) + list(request.initial_resource_versions):
+        if name not in names:
+            names.add(name)
+            changed = True
+    for name in request.resource_names_unsubscribe:
+        if name in names:
+            names.discard(name)
+            changed = True
+    names.discard("*")
+    return names, changed
+
+
+def _debug_name(type_url: str, packed) -> str:
+    """A debug resource's name on a delta stream: the proxy id for syncz, else none."""
+    if type_url != statusgen.SYNCZ_TYPE:
+        return ""
+    config = csds_pb2.ClientConfig()
+    packed.Unpack(config)
+    return config.node.id
 
 
 def serve(server, ads: AdsServer) -> None:

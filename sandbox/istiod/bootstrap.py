@@ -141,6 +141,25 @@ def stats_matcher(pod: dict, mesh_default_config: dict | None = None) -> dict:
     return {"inclusion_list": {"patterns": patterns}}
 
 
+def xds_api_type(pod: dict) -> str:
+    """`DELTA_GRPC` unless the pod's proxy sets ISTIO_DELTA_XDS false: pilot-agent's
+    `features.DeltaXds` (pilot/pkg/features/experimental.go, default true) picks the
+    bootstrap's `xds_type` (pkg/bootstrap/config.go `toTemplateParams`); per pod through the
+    `proxy.istio.io/config` annotation's proxyMetadata, as Istio's own tests select SotW
+    (pkg/test/framework/components/echo/common/deployment/echos.go)."""
+    annotation = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        "proxy.istio.io/config") or ""
+    try:
+        config = yaml.safe_load(annotation) or {}
+    except yaml.YAMLError:
+        config = {}
+    metadata = config.get("proxyMetadata") if isinstance(config, dict) else None
+    value = str((metadata or {}).get("ISTIO_DELTA_XDS", "")) if isinstance(metadata, dict) \
+        else ""
+    # strconv.ParseBool's false forms; anything else keeps the default
+    return "GRPC" if value in ("0", "f", "F", "FALSE", "false", "False") else "DELTA_GRPC"
+
+
 def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *,
                      admin_address: str | None = None,
                      mesh_default_config: dict | None = None) -> dict:
@@ -186,7 +205,7 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
         "admin": {"address": {"socket_address": {"address": admin_address or ip,
                                                   "port_value": ADMIN_PORT}}},
         "dynamic_resources": {
-            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+            "ads_config": {"api_type": xds_api_type(pod), "transport_api_version": "V3",
                            "set_node_on_first_message_only": True,
                            "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
             "cds_config": ADS_SOURCE,

@@ -59,4 +59,9 @@ def for_subscription(mesh: Mesh, proxy: Proxy, type_url: str, names: list[str]) 
             # An unknown route name would keep the listener warming forever; Istio answers
             # with an empty config for it.
             result.append({"name": name, "validate_clusters": False})
+        else:
+            # istiod answers every subscribed cluster name, an unknown one with an empty
+            # ClusterLoadAssignment (pilot/pkg/xds/eds.go `buildEndpoints`,
+            # pilot/pkg/xds/endpoints/endpoint_builder.go `buildEmptyClusterLoadAssignment`)
+            result.append({"cluster_name": name})
     return result

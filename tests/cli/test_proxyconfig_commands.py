@@ -38,7 +38,8 @@ def test_bootstrap_of_a_sidecar_names_its_node_admin_and_xds_server(mesh, sandbo
     (xds,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc"]
     address = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     where = f"{address['socket_address']['address']}:{address['socket_address']['port_value']}"
-    assert rows["xDS Server"] == [f"ADS GRPC xds-grpc {where}"]
+    # real Istio's bootstrap: DELTA_GRPC (ISTIO_DELTA_XDS defaults to true)
+    assert rows["xDS Server"] == [f"ADS DELTA_GRPC xds-grpc {where}"]
     as_yaml = yaml.safe_load(mesh("bootstrap", f"pod/{name}", "-n", "istioinaction",
                                   "-o", "yaml").stdout)
     assert as_yaml["bootstrap"]["node"]["id"] == boot["node"]["id"]

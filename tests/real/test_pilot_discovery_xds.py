@@ -20,6 +20,7 @@ import grpc
 import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
+from google.rpc import status_pb2
 
 from sandbox.real.controlplane import locate_binaries
 from sandbox.testing import kubectl_binary, wait_until
@@ -202,3 +203,79 @@ def test_cert_dir_authenticates_with_a_client_certificate(istiod, tmp_path):
     out = _sync(istiod, "--xds-address", xds, "--authority", "istiod.istio-system.svc",
                 "--cert-dir", str(other))
     assert out.returncode == 5 and "PermissionDenied" in out.stderr, out.stderr
+
+
+def test_a_delta_stream_on_the_real_istiod(istiod):
+    """What the sandbox istiod's delta stream imitates (tests/sandbox/test_istiod_delta.py),
+    on the real one: named resources without a version, `system_version_info` + UUID as the
+    nonce, an EDS subscription answered with the new names only (an unknown name with an
+    empty ClusterLoadAssignment, not a removal), ACKs making syncz SYNCED and a NACK
+    recorded as ERROR whatever its nonce."""
+    eds = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    channel = grpc.insecure_channel(f"{istiod['address']}:15010")
+    requests: queue.Queue = queue.Queue()
+    responses: queue.Queue = queue.Queue()
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources(
+        iter(requests.get, None))
+    pool = futures.ThreadPoolExecutor(1)
+
+    def drain():
+        try:
+            for response in call:
+                responses.put(response)
+        except grpc.RpcError:
+            pass
+
+    def receive(type_url):
+        """The next response of `type_url`; pushes of other types are ACKed on the way."""
+        while True:
+            response = responses.get(timeout=30)
+            if response.type_url == type_url:
+                return response
+            requests.put(discovery_pb2.DeltaDiscoveryRequest(
+                type_url=response.type_url, response_nonce=response.nonce))
+
+    def statuses():
+        out = _sync(istiod, "--xds-address", f"{istiod['address']}:15012", "--authority",
+                    "istiod.istio-system.svc", "-o", "json")
+        return _statuses(out).get("fake-2.default", {})
+
+    pool.submit(drain)
+    meta = struct_pb2.Struct()
+    meta.update({"NAMESPACE": "default", "CLUSTER_ID": "Kubernetes",
+                 "ISTIO_VERSION": "1.28.0", "PROXY_CONFIG": {}})
+    node = {"id": "sidecar~127.0.0.10~fake-2.default~default.svc.cluster.local",
+            "metadata": meta}
+    try:
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(type_url=CDS, node=node))
+        clusters = receive(CDS)
+        assert clusters.resources and all(r.name and not r.version for r in clusters.resources)
+        assert clusters.nonce.startswith(clusters.system_version_info)
+        assert len(clusters.nonce) == len(clusters.system_version_info) + 36
+        kubernetes = next(r.name for r in clusters.resources
+                          if r.name.startswith("outbound|443||kubernetes."))
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(type_url=CDS,
+                                                         response_nonce=clusters.nonce))
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(
+            type_url=eds, resource_names_subscribe=[kubernetes]))
+        endpoints = receive(eds)
+        assert {r.name for r in endpoints.resources} == {kubernetes}
+        nowhere = "outbound|80||nowhere.default.svc.cluster.local"
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(
+            type_url=eds, response_nonce=endpoints.nonce, resource_names_subscribe=[nowhere]))
+        added = receive(eds)
+        assert [r.name for r in added.resources] == [nowhere] and not added.removed_resources
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(type_url=eds,
+                                                         response_nonce=added.nonce))
+        wait_until(lambda: statuses() == {"CDS": "SYNCED", "EDS": "SYNCED"}, timeout=20,
+                   what="CDS and EDS SYNCED after the ACKs")
+        requests.put(discovery_pb2.DeltaDiscoveryRequest(
+            type_url=CDS, response_nonce="not-the-last-nonce",
+            error_detail=status_pb2.Status(code=13, message="Envoy says no")))
+        wait_until(lambda: statuses().get("CDS") == "ERROR", timeout=20,
+                   what="CDS ERROR after a NACK with a stale nonce")
+    finally:
+        requests.put(None)
+        call.cancel()
+        pool.shutdown(wait=True)
+        channel.close()
