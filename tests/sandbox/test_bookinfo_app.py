@@ -1,13 +1,16 @@
 """The sandbox's bookinfo services (sandbox/bookinfo.py) against what the real ones answer and
-call (samples/bookinfo/src), with the upstreams recorded instead of dialled."""
+call (samples/bookinfo/src), with the upstreams recorded instead of dialled; and the
+`bookinfo` scenario name (sandbox/samples.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 
 from sandbox import bookinfo
+from sandbox.samples import resolve_scenario
 
 
 class Recorded:
@@ -81,3 +84,15 @@ def test_productpage_calls_details_then_reviews_twice_on_failure():
     assert [c[0] for c in calls.calls[:2]] == ["book-details",
                                                "reviews.default.svc.cluster.local"]
 
+
+def test_bookinfo_scenario_is_generated_from_the_istio_module(tmp_path):
+    path = resolve_scenario("bookinfo", tmp_path)
+    assert path.parent == tmp_path / "scenarios"
+    docs = list(yaml.safe_load_all(path.read_text()))
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert ("Gateway", "bookinfo-gateway") in kinds and ("Deployment", "reviews-v3") in kinds
+    assert ("Deployment", "istiod") in kinds and ("Deployment", "catalog") not in kinds
+    default = [d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "default"]
+    assert default[0]["metadata"]["labels"] == {"istio-injection": "enabled"}
+    assert resolve_scenario("catalog-timeout", tmp_path).name == "catalog-timeout.yaml"
+    assert str(resolve_scenario("missing.yaml", tmp_path)) == "missing.yaml"
