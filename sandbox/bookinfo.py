@@ -28,9 +28,10 @@ namespace of its own (the real backend's netns pod network: its resolv.conf name
 kubelet's cluster DNS and istio-init's iptables send the connection through the sidecar), the
 name is resolved by DNS. On the loopback pod networks (the API double, the real backend's
 loopback mode) there is neither DNS nor capture: the name is resolved through the API server
-(the pod's `SANDBOX_KUBECONFIG`) to one of the Service's ready endpoints, which is called
-directly, as a cluster without a mesh's capture would route it - the caller's sidecar is not
-on that path.
+(the pod's `SANDBOX_KUBECONFIG`) to one of the Service's ready endpoints (where a real API
+server keeps loopback addresses out of Endpoints, one of the ready pods its selector picks),
+which is called directly, as a cluster without a mesh's capture would route it - the
+caller's sidecar is not on that path.
 """
 
 from __future__ import annotations
@@ -171,7 +172,34 @@ class _Api:
             addresses = subset.get("addresses") or []
             if numbers and addresses:
                 return random.choice(addresses)["ip"], numbers[0]
+        # A real API server keeps loopback pod addresses out of Endpoints
+        # (ValidateEndpointIP: the real backend's loopback pod network): the ready pods the
+        # selector picks, as the endpoints controller would list them
+        # (pkg/controller/endpoint/endpoints_controller.go syncService, podutil.IsPodReady;
+        # the target port by number or by the container port's name, FindPort).
+        ready = []
+        selector = service["spec"].get("selector") or {}
+        query = urllib.parse.urlencode({"labelSelector": ",".join(
+            f"{k}={v}" for k, v in sorted(selector.items()))})
+        for pod in self._get(f"{base}/pods?{query}").get("items") or [] if selector else []:
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            target = _target_port(ports[0].get("targetPort", port), pod)
+            if pod["status"].get("podIP") and target and any(
+                    c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.append((pod["status"]["podIP"], target))
+        if ready:
+            return random.choice(ready)
         raise LookupError(f"Service {namespace}/{name} has no ready endpoint")
+
+
+def _target_port(target, pod: dict) -> int | None:
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for p in container.get("ports") or []:
+            if p.get("name") == target:
+                return int(p["containerPort"])
+    return None
 
 
 # -- the four services

@@ -43,6 +43,14 @@ def test_image_service(image, expected):
     assert bookinfo.image_service(image) == expected
 
 
+@pytest.mark.parametrize("target,expected", [(9080, 9080), ("9080", 9080), ("http", 9081),
+                                             ("grpc", None)], ids=["number", "digits", "name",
+                                                                   "unknown-name"])
+def test_target_port_by_number_or_container_port_name(target, expected):
+    pod = {"spec": {"containers": [{"ports": [{"name": "http", "containerPort": 9081}]}]}}
+    assert bookinfo._target_port(target, pod) == expected
+
+
 def test_details_and_ratings_answer_the_sample_s_data():
     details, _ = app("details")
     status, _, body = details.answer("/details/0", {})
