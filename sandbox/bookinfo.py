@@ -42,6 +42,7 @@ import http.client
 import http.server
 import json
 import os
+import pathlib
 import random
 import re
 import signal
@@ -139,7 +140,7 @@ class _Api:
     def __init__(self, kubeconfig: str):
         import base64
         import yaml
-        config = yaml.safe_load(open(kubeconfig).read())
+        config = yaml.safe_load(pathlib.Path(kubeconfig).read_text())
         cluster = config["clusters"][0]["cluster"]
         self.server = urllib.parse.urlsplit(cluster["server"])
         self.token = config["users"][0]["user"].get("token", "")
@@ -303,7 +304,7 @@ class Bookinfo:
 
 def render_page(details_status: int, details: dict, reviews_status: int, reviews: dict) -> str:
     """The parts of templates/productpage.html that carry the two answers."""
-    out = [f"<html><head><title>Simple Bookstore App</title></head><body>",
+    out = ["<html><head><title>Simple Bookstore App</title></head><body>",
            f"<h1>{html.escape(PRODUCT['title'])}</h1>", "<h4>Book Details</h4>"]
     if details_status == 200:
         out += [f"<dl><dt>Type:</dt><dd>{html.escape(str(details.get('type')))}</dd>"
