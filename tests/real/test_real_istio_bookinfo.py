@@ -173,3 +173,17 @@ def test_analyze_the_sample_s_files_beside_istioctl(cluster):
     theirs = cluster.istioctl("analyze", "--use-kube=false", virtual_services, rules)
     assert (ours.returncode, theirs.returncode) == (0, 0)
     assert ours.stdout == "" and "No validation issues found" in theirs.stdout + theirs.stderr
+
+
+def test_analyze_the_live_bookinfo_beside_istioctl(cluster):
+    """With destination-rule-all.yaml applied (the previous test), both find the two ratings
+    subsets no pod carries (IST0173: `v2-mysql`, `v2-mysql-vm`) and nothing else."""
+    ours = cluster.mesh("analyze", "-n", "default")
+    theirs = cluster.istioctl("analyze", "-n", "default")
+    assert (ours.returncode, theirs.returncode) == (7, 79), (ours.stderr, theirs.stderr)
+    lines = ours.stdout.splitlines()
+    assert lines == theirs.stdout.splitlines(), (ours.stdout, theirs.stdout)
+    assert [re.search(r"Subset (\S+) defined", line).group(1) for line in lines] == [
+        "v2-mysql", "v2-mysql-vm"], lines
+    assert all(line.startswith("Error [IST0173] (DestinationRule default/ratings)")
+               for line in lines)
