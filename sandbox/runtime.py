@@ -28,7 +28,7 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool, PodAddress
-from . import images, podconditions, podlifecycle, probes, qos, tools
+from . import bookinfo, images, podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
 PROXY_INIT = "istio-init"  # the injected init container that sets up the pod's iptables
@@ -440,6 +440,9 @@ class Runtime:
             # Debug/ephemeral containers see the tool shims and their own facts (sniff).
             return (cmd or ["/bin/sh"]), tools.container_env(env, obj, c.spec,
                                                              ephemeral=c.ephemeral)
+        sample = bookinfo.command(c.spec.get("image") or "", self.python, pod.ip)
+        if sample is not None:  # Istio's bookinfo images: the image's ENV under the container's
+            return sample[0], {**sample[1], **env}
         env.update(self.behaviours.env_for(obj))
         env.setdefault("SANDBOX_VERSION", labels.get("version", ""))
         ports = [str(p["containerPort"]) for p in c.spec.get("ports") or []] or ["8080"]

@@ -88,12 +88,28 @@ class Applier:
             group = prefix.rsplit("/", 1)
             path = f"{group[0]}/namespaces/{ns}/{group[1]}"
         code, body = self._request("POST", path, obj)
+        if code == 409 and exist_ok and obj.get("kind") == "Namespace" and meta.get("labels"):
+            return self._label(f"{path}/{urllib.parse.quote(meta['name'], safe='')}",
+                               meta["labels"])
         if code == 409 and exist_ok:
             return body
         if code >= 300:
             raise ApplyError(f"{obj.get('kind')} {meta.get('name')}: "
                              f"{body.get('message', body)}")
         return body
+
+    def _label(self, path: str, labels: dict) -> dict:
+        """An existing Namespace (`default`) gets the scenario's labels on top of its own,
+        as `kubectl label namespace default istio-injection=enabled` gives them."""
+        code, current = self._request("GET", path, None)
+        if code == 200:
+            current["metadata"]["labels"] = {**(current["metadata"].get("labels") or {}),
+                                             **labels}
+            code, current = self._request("PUT", path, current)
+        if code >= 300:
+            raise ApplyError(f"Namespace {path.rsplit('/', 1)[-1]}: "
+                             f"{current.get('message', current)}")
+        return current
 
     def create_all(self, objects: list[dict], wait: float = 10.0) -> None:
         """Namespaces and CRDs first, then the rest in their order (`kubectl create -f`)."""

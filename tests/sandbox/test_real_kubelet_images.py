@@ -15,6 +15,9 @@ from sandbox.real.kubelet.images import known
     ("example/web:1", False),
     ("registry.example/team/missing:2", False),
     ("docker.io/istio/pilotx:1", False),
+    ("registry.istio.io/release/examples-bookinfo-reviews-v3:1.20.3", True),  # sandbox/bookinfo.py
+    ("docker.io/istio/examples-bookinfo-ratings-v1:1.18.0", True),
+    ("docker.io/istio/examples-bookinfo-mongodb:1.18.0", False),
 ])
 def test_known_repositories_also_under_a_mirrors_prefix(image, runs):
     assert known(image) is runs

@@ -1,10 +1,13 @@
 """Which images the sandbox can run: those it maps to a local program (sandbox/runtime.py
 `Runtime._command`: Envoy for proxyv2, the Python istiod for pilot, the sandbox app for
-application images, a host command for debug images). Any other image cannot be "pulled"."""
+application images, sandbox/bookinfo.py for Istio's bookinfo images, a host command for
+debug images). Any other image cannot be "pulled"."""
 
 from __future__ import annotations
 
 import re
+
+from ... import bookinfo
 
 KNOWN_REPOSITORIES = frozenset({
     "sandbox/app", "istio/proxyv2", "istio/pilot", "istioinaction/catalog",
@@ -28,4 +31,5 @@ def known(image: str) -> bool:
     """A known repository, also under a mirror's path prefix (AKS's
     `mcr.microsoft.com/oss/istio/pilot` is istio/pilot, as `Runtime._command` runs it)."""
     repo = repository(image)
-    return any(repo == k or repo.endswith("/" + k) for k in KNOWN_REPOSITORIES)
+    return (any(repo == k or repo.endswith("/" + k) for k in KNOWN_REPOSITORIES)
+            or bookinfo.image_service(image) is not None)
