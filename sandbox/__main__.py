@@ -38,7 +38,12 @@ def cmd_up(args) -> int:
         print(f"error: a sandbox is already running for {state} (pid {pid_file.read_text()}); "
               f"run: python -m sandbox down --state {args.state}", file=sys.stderr)
         return 1
-    scenarios = [pathlib.Path(s) for s in args.scenario] or [DEFAULT_SCENARIO]
+    from .samples import SampleError, resolve_scenario
+    try:
+        scenarios = [resolve_scenario(s, state) for s in args.scenario] or [DEFAULT_SCENARIO]
+    except SampleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for s in scenarios:
         if not s.is_file():
             print(f"error: scenario file {s} not found", file=sys.stderr)
@@ -217,7 +222,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the sandbox and run until SIGINT/SIGTERM")
     up.add_argument("--scenario", action="append", default=[],
-                    help="scenario YAML (repeatable; default: the bundled default scenario)")
+                    help="scenario YAML, or `bookinfo` (Istio's sample, from the Istio module) "
+                         "(repeatable; default: the bundled default scenario)")
     up.add_argument("--state", type=pathlib.Path, default=DEFAULT_STATE)
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `down`")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for pods to be Ready")
