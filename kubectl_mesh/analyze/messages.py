@@ -62,6 +62,35 @@ POD_MISSING_PROXY = _t(
     "IST0103", "PodMissingProxy", Level.WARNING,
     "The pod %s is missing the Istio proxy. This can often be resolved by restarting or "
     "redeploying the workload.")
+SCHEMA_VALIDATION_ERROR = _t(
+    "IST0106", "SchemaValidationError", Level.ERROR, "Schema validation error: %v")
+MISPLACED_ANNOTATION = _t(
+    "IST0107", "MisplacedAnnotation", Level.WARNING,
+    "Misplaced annotation: %s can only be applied to %s")
+UNKNOWN_ANNOTATION = _t(
+    "IST0108", "UnknownAnnotation", Level.WARNING, "Unknown annotation: %s")
+CONFLICTING_SIDECAR_WORKLOAD_SELECTORS = _t(
+    "IST0110", "ConflictingSidecarWorkloadSelectors", Level.ERROR,
+    "The Sidecars %v in namespace %q select the same workload pod %q, which can lead to "
+    "undefined behavior.")
+MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS = _t(
+    "IST0111", "MultipleSidecarsWithoutWorkloadSelectors", Level.ERROR,
+    "The Sidecars %v in namespace %q have no workload selector, which can lead to undefined "
+    "behavior.")
+NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL = _t(
+    "IST0128", "NoServerCertificateVerificationDestinationLevel", Level.WARNING,
+    "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to "
+    "validate server identity for host: %s")
+NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL = _t(
+    "IST0129", "NoServerCertificateVerificationPortLevel", Level.WARNING,
+    "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to "
+    "validate server identity for host: %s at port %s")
+DEPRECATED_ANNOTATION = _t(
+    "IST0135", "DeprecatedAnnotation", Level.INFO,
+    "Annotation %q has been deprecated%s and may not work in future Istio versions.")
+CONFLICTING_GATEWAYS = _t(
+    "IST0145", "ConflictingGateways", Level.ERROR,
+    "Conflict with gateways %s (workload selector %s, port %s, hosts %v).")
 CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS = _t(
     "IST0109", "ConflictingMeshGatewayVirtualServiceHosts", Level.ERROR,
     "The VirtualServices %s associated with mesh gateway define the same host %s which can lead "
@@ -106,6 +135,10 @@ CATALOGUE: tuple[MessageType, ...] = (
     PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION, VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY,
     EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
     DESTINATION_RULE_SUBSET_NOT_SELECT_PODS, UNKNOWN_DESTINATION_RULE_HOST,
+    SCHEMA_VALIDATION_ERROR, MISPLACED_ANNOTATION, UNKNOWN_ANNOTATION,
+    CONFLICTING_SIDECAR_WORKLOAD_SELECTORS, MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
+    NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
+    NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, DEPRECATED_ANNOTATION, CONFLICTING_GATEWAYS,
 )
 CODES = frozenset(t.code for t in CATALOGUE)
 
@@ -155,10 +188,10 @@ class Message:
     @property
     def reference(self) -> Optional[str]:
         """`file.yaml:173` for an object read from a file (the line of the offending field, else
-        of its metadata.name); None for an object from the cluster."""
+        the first line of its document); None for an object from the cluster."""
         if self.resource is None or self.resource.source is None:
             return None
-        return f"{self.resource.source}:{self.line or self.resource.name_line()}"
+        return f"{self.resource.source}:{self.line or self.resource.document_line()}"
 
     @property
     def documentation_url(self) -> str:

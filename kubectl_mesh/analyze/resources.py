@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules", True),
     "Gateway": ("/apis/networking.istio.io/v1", "gateways", True),
     "ServiceEntry": ("/apis/networking.istio.io/v1", "serviceentries", True),
+    "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
@@ -130,6 +131,11 @@ class Resource:
                 else:
                     return 0
         return line + self.document.first_line if line else 0
+
+    def document_line(self) -> int:
+        """The line istioctl names for a message without a field line: the first line of the
+        object's YAML document (the resource's origin, istio/pkg/config/analysis/diag)."""
+        return self.document.first_line + 1 if self.document is not None else 0
 
     def name_line(self) -> int:
         if self.document is None:

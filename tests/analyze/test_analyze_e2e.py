@@ -22,9 +22,9 @@ def test_the_default_scenario_has_two_missing_subsets(mesh, sandbox):
     assert result.stdout.splitlines() == [V1, V2], result.stderr
     assert result.returncode == 7
     # a kind the cluster does not serve is one warning line each: the API double serves no
-    # ServiceEntry or PeerAuthentication; the real backend has all of Istio's CRDs
+    # ServiceEntry, Sidecar or PeerAuthentication; the real backend has all of Istio's CRDs
     served = sandbox.kubectl("api-resources", "-o", "name").stdout.split()
-    missing = [k for k in ("serviceentries.networking.istio.io",
+    missing = [k for k in ("serviceentries.networking.istio.io", "sidecars.networking.istio.io",
                            "peerauthentications.security.istio.io") if k not in served]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == len(missing), result.stderr
@@ -63,7 +63,7 @@ def test_after_applying_the_fix_the_namespace_is_clean(sandbox, mesh):
         result = mesh("analyze", "-", "-n", "istioinaction", input=broken)
         assert result.returncode == 7, result.stderr
         assert result.stdout.splitlines() == [
-            "Error [IST0173] (DestinationRule istioinaction/catalog -:4) The Subset version-v2 "
+            "Error [IST0173] (DestinationRule istioinaction/catalog -:1) The Subset version-v2 "
             "defined in the DestinationRule does not select any pods. Which may lead to 503 UH "
             "(NoHealthyUpstream)."]
     finally:

@@ -22,22 +22,33 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (auth, destinationrule, gateway, injection,
-                                                service, virtualservice)
+    from kubectl_mesh.analyze.analyzers import (auth, destinationrule, gateway,
+                                                injection, istioannotations, schema, service,
+                                                sidecar, virtualservice)
 
     return (
+        Analyzer("annotations.K8sAnalyzer", frozenset({"Namespace", "Service", "Pod"}),
+                 istioannotations.k8s_annotations),
         Analyzer("auth.MTLSAnalyzer",
                  frozenset({"DestinationRule", "PeerAuthentication", "Service"}),
                  auth.mtls_conflicts),
+        Analyzer("destinationrule.CaCertificateAnalyzer", frozenset({"DestinationRule"}),
+                 destinationrule.ca_certificates),
         Analyzer("destinationrule.SubsetSelectPodAnalyzer",
                  frozenset({"DestinationRule", "Pod", "Service", "ServiceEntry"}),
                  destinationrule.subsets_select_pods),
+        Analyzer("gateway.ConflictingGatewayAnalyzer", frozenset({"Gateway", "Pod"}),
+                 gateway.conflicting_gateways),
         Analyzer("gateway.IngressGatewayPortAnalyzer", frozenset({"Gateway", "Pod", "Service"}),
                  gateway.selector_and_ports),
         Analyzer("gateway.SecretAnalyzer", frozenset({"Gateway", "Pod", "Secret"}),
                  gateway.credential_secrets),
         Analyzer("injection.Analyzer", frozenset({"Namespace", "Pod"}), injection.injection),
+        Analyzer("schema.ValidationAnalyzer", frozenset({"VirtualService", "DestinationRule", "Gateway"}),
+                 schema.validation),
         Analyzer("service.PortNameAnalyzer", frozenset({"Service"}), service.port_names),
+        Analyzer("sidecar.SelectorAnalyzer", frozenset({"Sidecar", "Pod", "Namespace"}),
+                 sidecar.selectors),
         Analyzer("virtualservice.ConflictingMeshGatewayHostsAnalyzer",
                  frozenset({"VirtualService"}), virtualservice.conflicting_mesh_hosts),
         Analyzer("virtualservice.DestinationHostAnalyzer",

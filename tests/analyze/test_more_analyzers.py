@@ -1,0 +1,213 @@
+"""The analyzers beyond the first twelve codes, each on minimal YAML: what it must report and
+what it must not (the texts are istioctl's, checked against the real binary in
+tests/real/test_analyze_istioctl.py where offline istioctl runs the same analyzer)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tests.analyze.test_analyzers import run
+
+
+def dr(name: str, body: str) -> str:
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: ns}}
+spec:
+{textwrap.indent(textwrap.dedent(body), '  ')}"""
+
+
+# ---- destinationrule.CaCertificateAnalyzer ----------------------------------------------------
+
+def test_tls_without_ca_is_reported_per_rule_and_per_port():
+    text = dr("ext", """\
+        host: api.example.com
+        trafficPolicy:
+          tls: {mode: SIMPLE}
+          portLevelSettings:
+          - port: {number: 8443}
+            tls: {mode: SIMPLE}
+          - port: {number: 9443}
+            tls: {mode: SIMPLE, caCertificates: /etc/ca.pem}""")
+    assert run(text, "destinationrule.CaCertificateAnalyzer") == [
+        "Warning [IST0128] (DestinationRule ns/ext t.yaml:3) DestinationRule ns/ext in namespace "
+        "ns has TLS mode set to SIMPLE but no caCertificates are set to validate server identity "
+        "for host: api.example.com",
+        "Warning [IST0129] (DestinationRule ns/ext t.yaml:3) DestinationRule ns/ext in namespace "
+        "ns has TLS mode set to SIMPLE but no caCertificates are set to validate server identity "
+        "for host: api.example.com at port number:8443"]
+
+
+def test_tls_with_ca_istio_mutual_or_selected_credential_is_not_reported():
+    text = dr("a", """\
+        host: a.example.com
+        trafficPolicy: {tls: {mode: SIMPLE, caCertificates: /etc/ca.pem}}""") + dr("b", """\
+        host: b.example.com
+        trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}""") + dr("c", """\
+        host: c.example.com
+        workloadSelector: {matchLabels: {app: c}}
+        trafficPolicy: {tls: {mode: SIMPLE, credentialName: c-ca}}""")
+    assert run(text, "destinationrule.CaCertificateAnalyzer") == []
+
+
+# ---- schema.ValidationAnalyzer ----------------------------------------------------------------
+
+def test_mutual_tls_without_client_certificate_and_wildcard_destination():
+    text = dr("m", """\
+        host: api.example.com
+        trafficPolicy: {tls: {mode: MUTUAL, caCertificates: /ca}}""") + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: v, namespace: ns}
+spec:
+  hosts: [x.example.com]
+  http: [{route: [{destination: {host: "*"}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: g, namespace: ns}
+spec:
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [web, "ns/*", "*/a.b"]}]
+"""
+    assert run(text, "schema.ValidationAnalyzer") == [
+        "Error [IST0106] (DestinationRule ns/m t.yaml:3) Schema validation error: client "
+        "certificate required for mutual tls",
+        "Error [IST0106] (DestinationRule ns/m t.yaml:3) Schema validation error: private key "
+        "required for mutual tls",
+        "Error [IST0106] (Gateway ns/g t.yaml:17) Schema validation error: short names (non "
+        "FQDN) are not allowed",
+        "Error [IST0106] (VirtualService ns/v t.yaml:10) Schema validation error: invalid "
+        "destination host *"]
+
+
+def test_mutual_tls_with_files_or_credential_name_is_valid():
+    text = dr("m", """\
+        host: api.example.com
+        trafficPolicy:
+          tls: {mode: MUTUAL, clientCertificate: /c, privateKey: /k, caCertificates: /ca}
+          portLevelSettings:
+          - port: {number: 8443}
+            tls: {mode: MUTUAL, credentialName: client-cert}""")
+    assert run(text, "schema.ValidationAnalyzer") == []
+
+
+# ---- gateway.ConflictingGatewayAnalyzer --------------------------------------------------------
+
+def gateway(name: str, hosts: str, selector: str = "{istio: ingressgateway}", port: int = 80,
+            bind: str = "") -> str:
+    extra = f", bind: {bind}" if bind else ""
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: ns}}
+spec:
+  selector: {selector}
+  servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, hosts: {hosts}{extra}}}]"""
+
+
+GATEWAY_POD = """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gw, namespace: istio-system, labels: {istio: ingressgateway, app: gw}}
+"""
+
+
+def test_two_gateways_claiming_one_host_on_one_port_conflict():
+    text = gateway("a", "[x.example.com]") + gateway("b", "[x.example.com, y.example.com]") \
+        + GATEWAY_POD
+    assert run(text, "gateway.ConflictingGatewayAnalyzer") == [
+        "Error [IST0145] (Gateway ns/a t.yaml:3) Conflict with gateways ns/b (workload selector "
+        "istio=ingressgateway, port 80, hosts x.example.com).",
+        "Error [IST0145] (Gateway ns/b t.yaml:10) Conflict with gateways ns/a (workload "
+        "selector istio=ingressgateway, port 80, hosts x.example.com,y.example.com)."]
+
+
+def test_other_port_host_bind_or_pods_is_no_conflict():
+    text = (gateway("a", "[x.example.com]") + gateway("b", "[x.example.com]", port=8080)
+            + gateway("c", "[y.example.com]") + gateway("d", "[x.example.com]", bind="10.0.0.1")
+            + gateway("e", "[x.example.com]", selector="{app: other}") + GATEWAY_POD + """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: istio-system, labels: {app: other}}
+""")
+    assert run(text, "gateway.ConflictingGatewayAnalyzer") == []
+
+
+# ---- sidecar.SelectorAnalyzer ------------------------------------------------------------------
+
+def sidecar(name: str, selector: str = "") -> str:
+    spec = f"workloadSelector: {{labels: {selector}}}" if selector else "egress: [{hosts: ['./*']}]"
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {name}, namespace: ns}}
+spec: {{{spec}}}"""
+
+
+POD = """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: ns, labels: {app: web, version: v1}}
+"""
+
+
+def test_sidecars_selecting_one_pod_or_none_and_two_without_selector():
+    text = (sidecar("s1", "{app: web}") + sidecar("s2", "{version: v1}")
+            + sidecar("s3", "{app: nothing}") + sidecar("w1") + sidecar("w2") + POD)
+    assert run(text, "sidecar.SelectorAnalyzer") == [
+        'Error [IST0101] (Sidecar ns/s3 t.yaml:16) Referenced selector not found: "app=nothing"',
+        'Error [IST0110] (Sidecar ns/s1 t.yaml:5) The Sidecars [s1 s2] in namespace "ns" select '
+        'the same workload pod "web-1", which can lead to undefined behavior.',
+        'Error [IST0110] (Sidecar ns/s2 t.yaml:10) The Sidecars [s1 s2] in namespace "ns" select '
+        'the same workload pod "web-1", which can lead to undefined behavior.',
+        'Error [IST0111] (Sidecar ns/w1 t.yaml:18) The Sidecars [w1 w2] in namespace "ns" have '
+        'no workload selector, which can lead to undefined behavior.',
+        'Error [IST0111] (Sidecar ns/w2 t.yaml:23) The Sidecars [w1 w2] in namespace "ns" have '
+        'no workload selector, which can lead to undefined behavior.']
+
+
+def test_one_sidecar_per_pod_and_namespace_is_not_reported():
+    text = sidecar("s1", "{app: web}") + sidecar("w1") + POD
+    assert run(text, "sidecar.SelectorAnalyzer") == []
+
+
+# ---- annotations.K8sAnalyzer -------------------------------------------------------------------
+
+def pod(annotations: str, labels: str = "{app: a}") -> str:
+    return f"""
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  namespace: ns
+  labels: {labels}
+  annotations: {annotations}
+"""
+
+
+def test_unknown_deprecated_and_misplaced_annotations():
+    text = pod('{sidecar.istio.io/inject: "false", foo.istio.io/bar: x, '
+               'networking.istio.io/exportTo: "."}')
+    assert run(text, "annotations.K8sAnalyzer") == [
+        "Warning [IST0107] (Pod ns/p t.yaml:9) Misplaced annotation: "
+        "networking.istio.io/exportTo can only be applied to Service",
+        "Warning [IST0108] (Pod ns/p t.yaml:9) Unknown annotation: foo.istio.io/bar",
+        'Info [IST0135] (Pod ns/p t.yaml:9) Annotation "sidecar.istio.io/inject" has been '
+        'deprecated in favor of the "sidecar.istio.io/inject" label and may not work in future '
+        'Istio versions.']
+
+
+def test_known_placed_and_ignored_annotations_are_not_reported():
+    text = pod('{sidecar.istio.io/inject: "false", proxy.istio.io/config: "{}", '
+               'sidecar.istio.io/status: "{}", istio.io/rev: canary, example.com/x: y}',
+               labels='{app: a, sidecar.istio.io/inject: "false"}')
+    assert run(text, "annotations.K8sAnalyzer") == []
