@@ -91,6 +91,17 @@ DEPRECATED_ANNOTATION = _t(
 CONFLICTING_GATEWAYS = _t(
     "IST0145", "ConflictingGateways", Level.ERROR,
     "Conflict with gateways %s (workload selector %s, port %s, hosts %v).")
+DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES = _t(
+    "IST0116", "DeploymentAssociatedToMultipleServices", Level.WARNING,
+    "This deployment %s is associated with multiple services using port %d but different "
+    "protocols: %v")
+DEPLOYMENT_CONFLICTING_PORTS = _t(
+    "IST0137", "DeploymentConflictingPorts", Level.WARNING,
+    "This deployment %s is associated with multiple services %v using targetPort %q but "
+    "different ports: %v.")
+INVALID_APPLICATION_UID = _t(
+    "IST0144", "InvalidApplicationUID", Level.WARNING,
+    "User ID (UID) 1337 is reserved for the sidecar proxy.")
 CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS = _t(
     "IST0109", "ConflictingMeshGatewayVirtualServiceHosts", Level.ERROR,
     "The VirtualServices %s associated with mesh gateway define the same host %s which can lead "
@@ -139,6 +150,8 @@ CATALOGUE: tuple[MessageType, ...] = (
     CONFLICTING_SIDECAR_WORKLOAD_SELECTORS, MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
     NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
     NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, DEPRECATED_ANNOTATION, CONFLICTING_GATEWAYS,
+    DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
+    INVALID_APPLICATION_UID,
 )
 CODES = frozenset(t.code for t in CATALOGUE)
 

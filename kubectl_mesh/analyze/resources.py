@@ -13,6 +13,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Pod": ("/api/v1", "pods", True),
     "Service": ("/api/v1", "services", True),
     "Secret": ("/api/v1", "secrets", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
     "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices", True),
     "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules", True),
     "Gateway": ("/apis/networking.istio.io/v1", "gateways", True),
@@ -34,7 +35,7 @@ ISTIO_KINDS = {
 }
 # Kinds only a cluster has in a useful completeness: analyzers that read them do not run on
 # files alone (istioctl skips them too: `--use-kube=false -v` lists them as skipped).
-CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret"})
+CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret", "Deployment"})
 
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
 

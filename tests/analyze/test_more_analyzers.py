@@ -211,3 +211,70 @@ def test_known_placed_and_ignored_annotations_are_not_reported():
                'sidecar.istio.io/status: "{}", istio.io/rev: canary, example.com/x: y}',
                labels='{app: a, sidecar.istio.io/inject: "false"}')
     assert run(text, "annotations.K8sAnalyzer") == []
+
+
+# ---- deployment.MultiServiceAnalyzer, applicationUID.Analyzer -----------------------------------
+
+def deployment(name: str = "web", inject: str = "true", run_as: str = "") -> str:
+    security = f"\n      securityContext: {{runAsUser: {run_as}}}" if run_as else ""
+    return f"""
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: ns}}
+spec:
+  template:
+    metadata: {{labels: {{app: web, sidecar.istio.io/inject: "{inject}"}}}}
+    spec:{security}
+      containers: [{{name: app, image: web}}]"""
+
+
+def service(name: str, ports: str) -> str:
+    return f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: ns}}
+spec: {{selector: {{app: web}}, ports: {ports}}}"""
+
+
+def test_services_with_one_port_two_protocols_or_one_target_two_ports():
+    text = deployment() + service("a", "[{port: 80, targetPort: 8080}]") + service(
+        "b", "[{port: 80, protocol: UDP, targetPort: 8081}, {port: 81, targetPort: 8080}]")
+    assert run(text, "deployment.MultiServiceAnalyzer") == [
+        "Warning [IST0116] (Deployment ns/web t.yaml:5) This deployment web is associated with "
+        "multiple services using port 80 but different protocols: [ns/a ns/b]",
+        'Warning [IST0137] (Deployment ns/web t.yaml:5) This deployment web is associated with '
+        'multiple services [ns/a ns/b] using targetPort "8080" but different ports: [80 81].']
+
+
+def test_consistent_services_or_a_deployment_outside_the_mesh_are_not_reported():
+    ports = "[{port: 80, targetPort: 8080}]"
+    assert run(deployment() + service("a", ports) + service("b", ports),
+               "deployment.MultiServiceAnalyzer") == []
+    clash = service("a", "[{port: 80}]") + service("b", "[{port: 80, protocol: UDP}]")
+    assert run(deployment(inject="false") + clash, "deployment.MultiServiceAnalyzer") == []
+
+
+def test_uid_1337_of_an_application_is_reported_the_proxy_and_control_plane_are_not():
+    assert run(deployment(run_as="1337"), "applicationUID.Analyzer") == [
+        "Warning [IST0144] (Deployment ns/web t.yaml:3) User ID (UID) 1337 is reserved for the "
+        "sidecar proxy."]
+    assert run(deployment(run_as="1000"), "applicationUID.Analyzer") == []
+    text = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: ns, labels: {app: p}}
+spec:
+  containers:
+  - {name: istio-proxy, securityContext: {runAsUser: 1337}}
+  - {name: app, securityContext: {runAsUser: 1337}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: istiod, namespace: istio-system, labels: {istio: pilot}}
+spec: {securityContext: {runAsUser: 1337}, containers: [{name: discovery}]}
+"""
+    assert run(text, "applicationUID.Analyzer") == [
+        "Warning [IST0144] (Pod ns/p t.yaml:1) User ID (UID) 1337 is reserved for the sidecar "
+        "proxy."]

@@ -22,16 +22,21 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (auth, destinationrule, gateway,
+    from kubectl_mesh.analyze.analyzers import (auth, deployment, destinationrule, gateway,
                                                 injection, istioannotations, schema, service,
                                                 sidecar, virtualservice)
 
     return (
-        Analyzer("annotations.K8sAnalyzer", frozenset({"Namespace", "Service", "Pod"}),
+        Analyzer("annotations.K8sAnalyzer", frozenset({"Namespace", "Service", "Pod", "Deployment"}),
                  istioannotations.k8s_annotations),
         Analyzer("auth.MTLSAnalyzer",
                  frozenset({"DestinationRule", "PeerAuthentication", "Service"}),
                  auth.mtls_conflicts),
+        Analyzer("applicationUID.Analyzer", frozenset({"Pod", "Deployment"}),
+                 deployment.application_uid),
+        Analyzer("deployment.MultiServiceAnalyzer",
+                 frozenset({"Service", "Deployment", "Namespace"}),
+                 deployment.service_associations),
         Analyzer("destinationrule.CaCertificateAnalyzer", frozenset({"DestinationRule"}),
                  destinationrule.ca_certificates),
         Analyzer("destinationrule.SubsetSelectPodAnalyzer",

@@ -1,5 +1,5 @@
 """annotations.K8sAnalyzer (istio/pkg/config/analysis/analyzers/annotations/annotations.go):
-`*istio.io/*` annotations on Namespaces, Services and Pods that Istio does not know (IST0108),
+`*istio.io/*` annotations on Namespaces, Services, Pods and Deployments that Istio does not know (IST0108),
 that are deprecated (IST0135) or that belong on another kind (IST0107).
 
 The registry is istio.io/api's annotation/annotations.yaml (data/annotations.yaml, the source
@@ -26,7 +26,7 @@ ANY = "Any"
 # annotation.ResourceTypes.String(): the kinds an annotation may name
 RESOURCE_TYPES = ("Any", "AuthorizationPolicy", "Gateway", "GatewayClass", "Ingress",
                   "Namespace", "Pod", "Service", "ServiceEntry", "WorkloadEntry")
-ANALYZED_KINDS = ("Namespace", "Service", "Pod")
+ANALYZED_KINDS = ("Namespace", "Service", "Pod", "Deployment")
 
 
 @dataclass(frozen=True)
