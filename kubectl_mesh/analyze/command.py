@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import IO, Optional
 
 from kubectl_mesh.analyze import files as file_source
+from kubectl_mesh.analyze import meshconfig
 from kubectl_mesh.analyze.analyzers import Analyzer, all_analyzers, run_all
 from kubectl_mesh.analyze.messages import CODES, Message
 from kubectl_mesh.analyze.options import AnalyzeOptions
@@ -30,6 +31,8 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
                  f"analyze reports; it has no effect")
     paths = file_source.gather(options.files, options.recursive)
     store = Store()
+    if options.mesh_config_file is not None:
+        store.mesh = meshconfig.from_file(options.mesh_config_file)
     unavailable: set[str] = set()
     if options.use_kube:
         namespace = _read_cluster(options, store, unavailable, warn, stderr)
@@ -91,6 +94,9 @@ def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
     with Session.open(options.cluster, stderr=stderr) as session:
         namespace = session.namespace or "default"
         found = cluster.read(session.api, warn)
+        if options.mesh_config_file is None:
+            store.mesh = meshconfig.from_cluster(session.api, options.istio_namespace,
+                                                 options.revision, warn)
     store.extend(found.resources)
     unavailable |= found.refused
     return namespace

@@ -102,6 +102,15 @@ DEPLOYMENT_CONFLICTING_PORTS = _t(
 INVALID_APPLICATION_UID = _t(
     "IST0144", "InvalidApplicationUID", Level.WARNING,
     "User ID (UID) 1337 is reserved for the sidecar proxy.")
+SCHEMA_WARNING = _t(
+    "IST0133", "SchemaWarning", Level.WARNING, "Schema validation warning: %v")
+SERVICE_ENTRY_ADDRESSES_REQUIRED = _t(
+    "IST0134", "ServiceEntryAddressesRequired", Level.WARNING,
+    "ServiceEntry addresses are required for this protocol.")
+CONFLICTING_SERVICE_ENTRY_PROTOCOL = _t(
+    "IST0177", "ConflictingServiceEntryProtocol", Level.WARNING,
+    "Multiple ServiceEntries (%s) define the same host %q and port %d with conflicting "
+    "protocols (%s).")
 CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS = _t(
     "IST0109", "ConflictingMeshGatewayVirtualServiceHosts", Level.ERROR,
     "The VirtualServices %s associated with mesh gateway define the same host %s which can lead "
@@ -151,7 +160,7 @@ CATALOGUE: tuple[MessageType, ...] = (
     NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
     NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, DEPRECATED_ANNOTATION, CONFLICTING_GATEWAYS,
     DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
-    INVALID_APPLICATION_UID,
+    INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED, CONFLICTING_SERVICE_ENTRY_PROTOCOL,
 )
 CODES = frozenset(t.code for t in CATALOGUE)
 

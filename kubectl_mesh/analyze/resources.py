@@ -148,8 +148,11 @@ class Store:
     """Objects by kind and by namespace/name; a later object with the same identity replaces
     the earlier one (files overlay the cluster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mesh=None) -> None:
+        from kubectl_mesh.analyze.meshconfig import MeshConfig
+
         self._by_kind: dict[str, dict[tuple[str, str], Resource]] = {}
+        self.mesh = MeshConfig() if mesh is None else mesh  # the mesh config analyzers read
 
     def add(self, resource: Resource) -> None:
         self._by_kind.setdefault(resource.kind, {})[(resource.namespace, resource.name)] = resource

@@ -4,8 +4,13 @@ tests/real/test_analyze_istioctl.py where offline istioctl runs the same analyze
 
 from __future__ import annotations
 
+import io
+import pathlib
 import textwrap
 
+import pytest
+
+from kubectl_mesh.cli.analyze import main
 from tests.analyze.test_analyzers import run
 
 
@@ -278,3 +283,90 @@ spec: {securityContext: {runAsUser: 1337}, containers: [{name: discovery}]}
     assert run(text, "applicationUID.Analyzer") == [
         "Warning [IST0144] (Pod ns/p t.yaml:1) User ID (UID) 1337 is reserved for the sidecar "
         "proxy."]
+
+
+# ---- serviceentry.Analyzer, ConflictingServiceEntryProtocolAnalyzer, --meshConfigFile ----------
+
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def analyze_files(*args: str) -> tuple[int, list[str], str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--use-kube=false", "-A", *args], stdout=out, stderr=err)
+    return code, out.getvalue().splitlines(), err.getvalue()
+
+
+def test_service_entries_without_addresses_and_with_conflicting_protocols():
+    path = str(DATA / "serviceentries.yaml")
+    code, lines, _ = analyze_files(path)
+    assert code == 0  # warnings only
+    assert lines == [
+        f"Warning [IST0133] (ServiceEntry ns/db {path}:1) Schema validation warning: addresses "
+        "are required for ports serving TCP (or unset) protocol when IP Autoallocation is not "
+        "enabled",
+        f"Warning [IST0134] (ServiceEntry ns/db {path}:10) ServiceEntry addresses are required "
+        "for this protocol.",
+        f"Warning [IST0134] (ServiceEntry ns/dns {path}:29) ServiceEntry addresses are required "
+        "for this protocol.",
+        f"Warning [IST0134] (ServiceEntry ns/optout {path}:38) ServiceEntry addresses are "
+        "required for this protocol.",
+        f'Warning [IST0177] (ServiceEntry ns/db {path}:6) Multiple ServiceEntries (ns/db, '
+        f'other/db2) define the same host "db.example.com" and port 80 with conflicting '
+        f'protocols (GRPC, HTTP).',
+        f'Warning [IST0177] (ServiceEntry other/db2 {path}:15) Multiple ServiceEntries (ns/db, '
+        f'other/db2) define the same host "db.example.com" and port 80 with conflicting '
+        f'protocols (GRPC, HTTP).']
+
+
+def test_mesh_config_file_with_auto_allocation_drops_ist0134():
+    code, lines, _ = analyze_files(str(DATA / "serviceentries.yaml"), "--meshConfigFile",
+                                   str(DATA / "mesh-autoallocate.yaml"))
+    assert code == 0
+    codes = [line.split("]")[0].split("[")[1] for line in lines]
+    assert codes == ["IST0133", "IST0177", "IST0177"]
+
+
+def test_mesh_config_root_namespace_decides_the_mesh_wide_peer_authentication(tmp_path):
+    # a mesh-wide STRICT PeerAuthentication in `mesh-root` conflicts with a DISABLE rule only
+    # when the mesh config names mesh-root as the root namespace
+    text = """\
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ns}
+spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: mesh-root}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: ns}
+spec: {host: web, trafficPolicy: {tls: {mode: DISABLE}}}
+"""
+    assert run(text, "auth.MTLSAnalyzer") == []
+    from kubectl_mesh.analyze import files
+    from kubectl_mesh.analyze.analyzers import all_analyzers
+    from kubectl_mesh.analyze.command import analyze
+    from kubectl_mesh.analyze.meshconfig import parse
+    from kubectl_mesh.analyze.resources import Store
+
+    store = Store(parse("rootNamespace: mesh-root\n", "mesh.yaml"))
+    store.extend(files.parse(text, "t.yaml", "ns"))
+    chosen = [a for a in all_analyzers() if a.name == "auth.MTLSAnalyzer"]
+    assert [m.type.code for m in analyze(store, chosen, None)] == ["IST0113"]
+
+
+@pytest.mark.parametrize("content, code, text", [
+    (None, 3, "mesh config file"),
+    ("a: [\n", 6, ":2: invalid YAML in the mesh config"),
+    ("- a list\n", 6, "the mesh config is not a mapping"),
+], ids=["missing", "invalid-yaml", "not-a-mapping"])
+def test_bad_mesh_config_file_is_one_line(tmp_path, content, code, text):
+    path = tmp_path / "mesh.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = analyze_files(str(DATA / "serviceentries.yaml"), "--meshConfigFile", str(path))
+    assert result[0] == code and result[1] == []
+    assert text in result[2] and len(result[2].strip().splitlines()) == 1, result[2]

@@ -23,7 +23,7 @@ class Analyzer:
 
 def all_analyzers() -> tuple[Analyzer, ...]:
     from kubectl_mesh.analyze.analyzers import (auth, deployment, destinationrule, gateway,
-                                                injection, istioannotations, schema, service,
+                                                injection, istioannotations, schema, service, serviceentry,
                                                 sidecar, virtualservice)
 
     return (
@@ -49,9 +49,13 @@ def all_analyzers() -> tuple[Analyzer, ...]:
         Analyzer("gateway.SecretAnalyzer", frozenset({"Gateway", "Pod", "Secret"}),
                  gateway.credential_secrets),
         Analyzer("injection.Analyzer", frozenset({"Namespace", "Pod"}), injection.injection),
-        Analyzer("schema.ValidationAnalyzer", frozenset({"VirtualService", "DestinationRule", "Gateway"}),
+        Analyzer("schema.ValidationAnalyzer", frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry"}),
                  schema.validation),
         Analyzer("service.PortNameAnalyzer", frozenset({"Service"}), service.port_names),
+        Analyzer("serviceentry.Analyzer", frozenset({"ServiceEntry"}),
+                 serviceentry.protocol_addresses),
+        Analyzer("serviceentry.ConflictingServiceEntryProtocolAnalyzer",
+                 frozenset({"ServiceEntry"}), serviceentry.conflicting_protocols),
         Analyzer("sidecar.SelectorAnalyzer", frozenset({"Sidecar", "Pod", "Namespace"}),
                  sidecar.selectors),
         Analyzer("virtualservice.ConflictingMeshGatewayHostsAnalyzer",

@@ -6,6 +6,11 @@ rejections users commonly write; each error of Istio's validation is one IST0106
 - a DestinationRule MUTUAL client TLS setting without clientCertificate or privateKey and no
   credentialName (pkg/config/validation/agent/validation.go ValidateClientTLSSettings), in the
   rule's traffic policy, its ports' and its subsets';
+- (IST0133, a warning) a ServiceEntry port serving TCP (or no protocol) without addresses
+  when istiod will not allocate one: resolution NONE (the default) or the
+  networking.istio.io/enable-autoallocate-ip=false label (validation.go ValidateServiceEntry,
+  pilot/pkg/networking/serviceentry/ip_autoallocation.go shouldV2AutoAllocateIPFromPieces, with
+  PILOT_ENABLE_IP_AUTOALLOCATE at its default, true);
 - a Gateway server host (or the host part of `ns/host`) that is a short name
   (pkg/config/validation/agent/validation.go validateSidecarOrGatewayHostnamePart).
 """
@@ -22,6 +27,7 @@ from kubectl_mesh.analyze.resources import Store, as_dict, as_list
 
 def validation(store: Store) -> Iterator[Message]:
     yield from gateway_host_errors(store)
+    yield from service_entry_warnings(store)
     for vs in store.of("VirtualService"):
         for d in (*route_destinations(vs), *mirror_destinations(vs)):
             if d.destination and d.host == "*":
@@ -37,6 +43,24 @@ def validation(store: Store) -> Iterator[Message]:
             for tls in settings:
                 for error in _client_tls_errors(tls):
                     yield Message(msg.SCHEMA_VALIDATION_ERROR, (error,), dr)
+
+
+AUTOALLOCATE_LABEL = "networking.istio.io/enable-autoallocate-ip"
+
+
+def service_entry_warnings(store: Store) -> Iterator[Message]:
+    for se in store.of("ServiceEntry"):
+        if as_list(se.spec.get("addresses")):
+            continue
+        allocated = str(se.spec.get("resolution") or "NONE") != "NONE" \
+            and se.labels.get(AUTOALLOCATE_LABEL, "").lower() != "false"
+        if allocated:
+            continue
+        for port in as_list(se.spec.get("ports")):
+            if str(as_dict(port).get("protocol") or "") in ("", "TCP"):
+                yield Message(msg.SCHEMA_WARNING,
+                              ("addresses are required for ports serving TCP (or unset) "
+                               "protocol when IP Autoallocation is not enabled",), se)
 
 
 def gateway_host_errors(store: Store) -> Iterator[Message]:
