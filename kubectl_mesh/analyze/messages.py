@@ -148,6 +148,25 @@ UNKNOWN_DESTINATION_RULE_HOST = _t(
     "IST0174", "UnknownDestinationRuleHost", Level.WARNING,
     "The host %s defined in the DestinationRule does not match any services in the mesh.")
 
+# `--live` findings only the proxies know (kubectl_mesh/analyze/live.py): this suite's own
+# codes, outside Istio's IST range, documented in the README's analyze section.
+LIVE_NOT_IN_PROXY = _t(
+    "MESH0001", "NotInProxyConfig", Level.WARNING,
+    "%s %s is not in the config of proxy %s yet (%s): istiod has not pushed it, or the proxy "
+    "rejected it; see kubectl mesh sync %s")
+LIVE_CONFIG_REJECTED = _t(
+    "MESH0002", "ProxyRejectedConfig", Level.ERROR,
+    "Proxy %s rejected (NACKed) istiod's latest %s push: %s")
+LIVE_ROUTE_ERROR = _t(
+    "MESH0003", "GatewayRouteError", Level.ERROR,
+    "Gateway proxy %s, %s: %s (fix: %s)")
+LIVE_ROUTE_WARNING = _t(
+    "MESH0004", "GatewayRouteWarning", Level.WARNING,
+    "Gateway proxy %s, %s: %s (fix: %s)")
+LIVE_CODES = frozenset(t.code for t in (LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED,
+                                        LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING))
+README_URL = "https://github.com/kubectl-mesh/kubectl-mesh#analyze-live-codes"
+
 CATALOGUE: tuple[MessageType, ...] = (
     REFERENCED_RESOURCE_NOT_FOUND, NAMESPACE_NOT_INJECTED, POD_MISSING_PROXY,
     CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS,
@@ -160,7 +179,9 @@ CATALOGUE: tuple[MessageType, ...] = (
     NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
     NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, DEPRECATED_ANNOTATION, CONFLICTING_GATEWAYS,
     DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
-    INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED, CONFLICTING_SERVICE_ENTRY_PROTOCOL,
+    INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
+    CONFLICTING_SERVICE_ENTRY_PROTOCOL,
+    LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)
 
@@ -217,6 +238,8 @@ class Message:
 
     @property
     def documentation_url(self) -> str:
+        if self.type.code in LIVE_CODES:
+            return README_URL
         return f"{DOCS_URL}/{self.type.code.lower()}/?ref={DOC_REF}"
 
     def __str__(self) -> str:

@@ -31,3 +31,4 @@ class AnalyzeOptions:
     mesh_config_file: Optional[str] = None  # --meshConfigFile; else istiod's ConfigMap live
     istio_namespace: str = "istio-system"
     revision: Optional[str] = None
+    live: bool = False  # --live: add what the selected proxies and istiod say
