@@ -20,6 +20,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ServiceEntry": ("/apis/networking.istio.io/v1", "serviceentries", True),
     "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
+    "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies", True),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
 # Every kind Istio serves (istio/pkg/config/schema/collections): the ones analyze does not read

@@ -370,3 +370,64 @@ def test_bad_mesh_config_file_is_one_line(tmp_path, content, code, text):
     result = analyze_files(str(DATA / "serviceentries.yaml"), "--meshConfigFile", str(path))
     assert result[0] == code and result[1] == []
     assert text in result[2] and len(result[2].strip().splitlines()) == 1, result[2]
+
+
+# ---- auth.AuthorizationPoliciesAnalyzer --------------------------------------------------------
+
+NAMESPACES = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: empty}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: ns, labels: {app: web}}
+spec: {containers: [{name: app, image: web}]}
+"""
+
+
+def policy(name: str, namespace: str, spec: str) -> str:
+    return f"""---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {spec}
+"""
+
+
+def test_policies_selecting_nothing_and_naming_missing_namespaces():
+    text = NAMESPACES + policy("nothing", "ns", "{selector: {matchLabels: {app: api}}}") \
+        + policy("mesh-nothing", "istio-system", "{selector: {matchLabels: {app: api}}}") \
+        + policy("empty-ns", "empty", "{}") + policy("from", "ns", """
+  rules:
+  - from:
+    - source: {namespaces: [ns, "istio-*", "*-prod", nowhere], notNamespaces: [gone]}""")
+    assert run(text, "auth.AuthorizationPoliciesAnalyzer") == [
+        'Error [IST0101] (AuthorizationPolicy ns/from t.yaml:39) Referenced namespace not '
+        'found: "*-prod"',
+        'Error [IST0101] (AuthorizationPolicy ns/from t.yaml:39) Referenced namespace not '
+        'found: "gone"',
+        'Error [IST0101] (AuthorizationPolicy ns/from t.yaml:39) Referenced namespace not '
+        'found: "nowhere"',
+        "Warning [IST0127] (AuthorizationPolicy empty/empty-ns t.yaml:28) No matching workloads "
+        "for this resource with the following labels: ",
+        "Warning [IST0127] (AuthorizationPolicy istio-system/mesh-nothing t.yaml:23) No "
+        "matching workloads for this resource with the following labels: app=api",
+        "Warning [IST0127] (AuthorizationPolicy ns/nothing t.yaml:18) No matching workloads for "
+        "this resource with the following labels: app=api"]
+
+
+def test_policies_matching_mesh_pods_and_existing_namespaces_are_not_reported():
+    text = NAMESPACES + policy("web", "ns", "{selector: {matchLabels: {app: web}}}") \
+        + policy("mesh-web", "istio-system", "{selector: {matchLabels: {app: web}}}") \
+        + policy("mesh-wide", "istio-system", "{}") + policy("ns-wide", "ns", """
+  rules: [{from: [{source: {namespaces: [ns, "istio-*", "*", "*system"]}}]}]""")
+    assert run(text, "auth.AuthorizationPoliciesAnalyzer") == []

@@ -22,13 +22,16 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (auth, deployment, destinationrule, gateway,
+    from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, destinationrule, gateway,
                                                 injection, istioannotations, schema, service, serviceentry,
                                                 sidecar, virtualservice)
 
     return (
         Analyzer("annotations.K8sAnalyzer", frozenset({"Namespace", "Service", "Pod", "Deployment"}),
                  istioannotations.k8s_annotations),
+        Analyzer("auth.AuthorizationPoliciesAnalyzer",
+                 frozenset({"AuthorizationPolicy", "Namespace", "Pod"}),
+                 authz.authorization_policies),
         Analyzer("auth.MTLSAnalyzer",
                  frozenset({"DestinationRule", "PeerAuthentication", "Service"}),
                  auth.mtls_conflicts),
