@@ -105,6 +105,12 @@ INVALID_APPLICATION_UID = _t(
 NO_MATCHING_WORKLOADS_FOUND = _t(
     "IST0127", "NoMatchingWorkloadsFound", Level.WARNING,
     "No matching workloads for this resource with the following labels: %s")
+JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN = _t(
+    "IST0149", "JwtClaimBasedRoutingWithoutRequestAuthN", Level.ERROR,
+    "The virtual service uses the JWT claim based routing (key: %s) but found no request "
+    "authentication for the gateway (%s) pod (%s). The request authentication must first be "
+    "applied for the gateway pods to validate the JWT token and make the claims available for "
+    "routing.")
 SCHEMA_WARNING = _t(
     "IST0133", "SchemaWarning", Level.WARNING, "Schema validation warning: %v")
 SERVICE_ENTRY_ADDRESSES_REQUIRED = _t(
@@ -184,6 +190,7 @@ CATALOGUE: tuple[MessageType, ...] = (
     DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
     INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
     CONFLICTING_SERVICE_ENTRY_PROTOCOL, NO_MATCHING_WORKLOADS_FOUND,
+    JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN,
     LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)

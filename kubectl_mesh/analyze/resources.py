@@ -21,6 +21,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
     "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies", True),
+    "RequestAuthentication": ("/apis/security.istio.io/v1", "requestauthentications", True),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
 # Every kind Istio serves (istio/pkg/config/schema/collections): the ones analyze does not read

@@ -431,3 +431,54 @@ def test_policies_matching_mesh_pods_and_existing_namespaces_are_not_reported():
         + policy("mesh-wide", "istio-system", "{}") + policy("ns-wide", "ns", """
   rules: [{from: [{source: {namespaces: [ns, "istio-*", "*", "*system"]}}]}]""")
     assert run(text, "auth.AuthorizationPoliciesAnalyzer") == []
+
+
+# ---- virtualservice.JWTClaimRouteAnalyzer ------------------------------------------------------
+
+JWT_VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: by-group, namespace: ns}
+spec:
+  hosts: [web.example.com]
+  gateways: [istio-system/gw, mesh]
+  http:
+  - match: [{headers: {"@request.auth.claims.group": {exact: admin}}}]
+    route: [{destination: {host: web}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ingress-1, namespace: istio-system, labels: {istio: ingressgateway}}
+"""
+REQUEST_AUTHN = """---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules: [{issuer: issuer}]
+"""
+
+
+def test_jwt_claim_route_without_request_authentication():
+    assert run(JWT_VS, "virtualservice.JWTClaimRouteAnalyzer") == [
+        "Error [IST0149] (VirtualService ns/by-group t.yaml:1) The virtual service uses the JWT "
+        "claim based routing (key: @request.auth.claims.group) but found no request "
+        "authentication for the gateway (istio-system/gw) pod (ingress-1). The request "
+        "authentication must first be applied for the gateway pods to validate the JWT token "
+        "and make the claims available for routing."]
+
+
+def test_jwt_claim_route_with_request_authentication_or_plain_headers_is_not_reported():
+    assert run(JWT_VS + REQUEST_AUTHN, "virtualservice.JWTClaimRouteAnalyzer") == []
+    plain = JWT_VS.replace("@request.auth.claims.group", "x-group")
+    assert run(plain, "virtualservice.JWTClaimRouteAnalyzer") == []
+    bare = JWT_VS.replace("@request.auth.claims.group", "@request.auth.claims")
+    assert run(bare, "virtualservice.JWTClaimRouteAnalyzer") == []

@@ -68,6 +68,9 @@ def all_analyzers() -> tuple[Analyzer, ...]:
                  virtualservice.destination_hosts),
         Analyzer("virtualservice.DestinationRuleAnalyzer",
                  frozenset({"VirtualService", "DestinationRule"}), virtualservice.destination_subsets),
+        Analyzer("virtualservice.JWTClaimRouteAnalyzer",
+                 frozenset({"VirtualService", "RequestAuthentication", "Gateway", "Pod"}),
+                 virtualservice.jwt_claim_routes),
         Analyzer("virtualservice.GatewayAnalyzer", frozenset({"VirtualService", "Gateway"}),
                  virtualservice.gateways),
     )
