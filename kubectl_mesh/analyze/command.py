@@ -113,6 +113,7 @@ def _read_cluster(options: AnalyzeOptions, session, store: Store, unavailable: s
                                              options.revision, warn)
     store.extend(found.resources)
     unavailable |= found.refused
+    store.extend(cluster.injector_config_maps(session.api, options.istio_namespace, warn))
     return namespace
 
 

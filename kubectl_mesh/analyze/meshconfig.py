@@ -23,6 +23,7 @@ class MeshConfig:
     root_namespace: str = ISTIO_NAMESPACE
     trust_domain: str = "cluster.local"
     proxy_metadata: dict = field(default_factory=dict)
+    image_type: str = ""  # defaultConfig.image.imageType (distroless, debug, ...)
     source: str = "defaults"
 
 
@@ -52,6 +53,7 @@ def parse(text: str, source: str) -> MeshConfig:
         trust_domain=_string(data.get("trustDomain")) or defaults.trust_domain,
         proxy_metadata={str(k): str(v) for k, v in metadata.items()}
         if isinstance(metadata, dict) else {},
+        image_type=_string(_image(default_config).get("imageType")),
         source=source)
 
 
@@ -102,6 +104,11 @@ def from_cluster(api, istio_namespace: str, revision: Optional[str],
 def _data(cm: Any) -> dict:
     data = cm.get("data") if isinstance(cm, dict) else None
     return data if isinstance(data, dict) else {}
+
+
+def _image(default_config: Any) -> dict:
+    image = default_config.get("image") if isinstance(default_config, dict) else None
+    return image if isinstance(image, dict) else {}
 
 
 def _string(value: Any) -> str:

@@ -111,6 +111,11 @@ JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN = _t(
     "authentication for the gateway (%s) pod (%s). The request authentication must first be "
     "applied for the gateway pods to validate the JWT token and make the claims available for "
     "routing.")
+PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE = _t(
+    "IST0158", "PodsIstioProxyImageMismatchInNamespace", Level.WARNING,
+    "The Istio proxy images of the pods running in the namespace do not match the image "
+    "defined in the injection configuration (pod names: %v). This often happens after "
+    "upgrading the Istio control-plane and can be fixed by redeploying the pods.")
 SCHEMA_WARNING = _t(
     "IST0133", "SchemaWarning", Level.WARNING, "Schema validation warning: %v")
 SERVICE_ENTRY_ADDRESSES_REQUIRED = _t(
@@ -190,7 +195,7 @@ CATALOGUE: tuple[MessageType, ...] = (
     DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
     INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
     CONFLICTING_SERVICE_ENTRY_PROTOCOL, NO_MATCHING_WORKLOADS_FOUND,
-    JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN,
+    JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN, PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE,
     LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)

@@ -37,7 +37,7 @@ ISTIO_KINDS = {
 }
 # Kinds only a cluster has in a useful completeness: analyzers that read them do not run on
 # files alone (istioctl skips them too: `--use-kube=false -v` lists them as skipped).
-CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret", "Deployment"})
+CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret", "Deployment", "ConfigMap"})
 
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
 

@@ -482,3 +482,78 @@ def test_jwt_claim_route_with_request_authentication_or_plain_headers_is_not_rep
     assert run(plain, "virtualservice.JWTClaimRouteAnalyzer") == []
     bare = JWT_VS.replace("@request.auth.claims.group", "@request.auth.claims")
     assert run(bare, "virtualservice.JWTClaimRouteAnalyzer") == []
+
+
+# ---- injection.ImageAnalyzer -------------------------------------------------------------------
+
+def image_mismatches(text: str, mesh: str = "") -> list[str]:
+    import json
+
+    from kubectl_mesh.analyze import files
+    from kubectl_mesh.analyze.analyzers import all_analyzers
+    from kubectl_mesh.analyze.command import analyze
+    from kubectl_mesh.analyze.meshconfig import parse
+    from kubectl_mesh.analyze.resources import Resource, Store
+
+    store = Store(parse(mesh, "mesh.yaml"))
+    store.extend(files.parse(text, "t.yaml", "ns"))
+    for name, tag in (("istio-sidecar-injector", "1.28.0"), ("istio-sidecar-injector-canary",
+                                                              "1.29.0")):
+        values = {"global": {"hub": "docker.io/istio", "tag": tag, "proxy": {"image": "proxyv2"}}}
+        store.add(Resource("ConfigMap", "istio-system", name,
+                           {"data": {"values": json.dumps(values)}}))
+    chosen = [a for a in all_analyzers() if a.name == "injection.ImageAnalyzer"]
+    return [str(m) for m in analyze(store, chosen, None)]
+
+
+def image_pod(name: str, image: str, namespace: str = "ns", annotations: str = "{}") -> str:
+    return f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {namespace}, annotations: {annotations}}}
+spec: {{containers: [{{name: app, image: app}}, {{name: istio-proxy, image: "{image}"}}]}}
+"""
+
+
+IMAGE_NAMESPACES = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: canary, labels: {istio.io/rev: canary}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: plain}
+"""
+
+
+def test_proxy_images_other_than_the_injectors_are_reported_per_namespace():
+    text = (IMAGE_NAMESPACES + image_pod("old-b", "docker.io/istio/proxyv2:1.27.0")
+            + image_pod("old-a", "docker.io/istio/proxyv2:1.26.0")
+            + image_pod("current", "docker.io/istio/proxyv2:1.28.0")
+            + image_pod("canary-old", "docker.io/istio/proxyv2:1.28.0", namespace="canary"))
+    assert image_mismatches(text) == [
+        "Warning [IST0158] (Namespace canary t.yaml:5) The Istio proxy images of the pods "
+        "running in the namespace do not match the image defined in the injection "
+        "configuration (pod names: [canary-old]). This often happens after upgrading the Istio "
+        "control-plane and can be fixed by redeploying the pods.",
+        "Warning [IST0158] (Namespace ns t.yaml:1) The Istio proxy images of the pods running in "
+        "the namespace do not match the image defined in the injection configuration (pod "
+        "names: [old-a old-b]). This often happens after upgrading the Istio control-plane and "
+        "can be fixed by redeploying the pods."]
+
+
+def test_matching_variant_custom_image_and_uninjected_namespace_are_not_reported():
+    text = (IMAGE_NAMESPACES
+            + image_pod("distroless", "docker.io/istio/proxyv2:1.28.0-distroless")
+            + image_pod("custom", "example.com/proxy:x",
+                        annotations='{sidecar.istio.io/proxyImage: "example.com/proxy:x"}')
+            + image_pod("debug", "docker.io/istio/proxyv2:1.28.0-debug",
+                        annotations='{proxy.istio.io/config: "image: {imageType: debug}"}')
+            + image_pod("elsewhere", "docker.io/istio/proxyv2:1.0.0", namespace="plain"))
+    assert image_mismatches(text, "defaultConfig: {image: {imageType: distroless}}\n") == []
+    # without the mesh config's image type, the distroless pod is one
+    assert "[distroless]" in image_mismatches(text)[0]

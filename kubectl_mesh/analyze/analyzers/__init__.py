@@ -23,7 +23,7 @@ class Analyzer:
 
 def all_analyzers() -> tuple[Analyzer, ...]:
     from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, destinationrule, gateway,
-                                                injection, istioannotations, schema, service, serviceentry,
+                                                injection, injectionimage, istioannotations, schema, service, serviceentry,
                                                 sidecar, virtualservice)
 
     return (
@@ -51,6 +51,8 @@ def all_analyzers() -> tuple[Analyzer, ...]:
                  gateway.selector_and_ports),
         Analyzer("gateway.SecretAnalyzer", frozenset({"Gateway", "Pod", "Secret"}),
                  gateway.credential_secrets),
+        Analyzer("injection.ImageAnalyzer", frozenset({"Namespace", "Pod", "ConfigMap"}),
+                 injectionimage.proxy_images),
         Analyzer("injection.Analyzer", frozenset({"Namespace", "Pod"}), injection.injection),
         Analyzer("schema.ValidationAnalyzer", frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry"}),
                  schema.validation),
