@@ -208,3 +208,17 @@ def test_mesh_config_of_a_revision_is_read_from_its_configmap(sandbox, mesh):
     finally:
         sandbox.kubectl("delete", "configmap", "istio-canary", "istio-broken", "-n",
                         "istio-system", "--ignore-not-found")
+
+
+def test_the_gateways_deprecated_inject_annotation(sandbox, mesh):
+    """Real istioctl reports the scenario gateway pod's `sidecar.istio.io/inject` annotation
+    (docs/real-istio.md finding 9); istiod's pods carry it as a label: nothing there."""
+    result = mesh("analyze", "-n", "istio-system")
+    assert result.returncode == 0, result.stderr
+    deprecated = [line for line in result.stdout.splitlines() if "[IST0135]" in line]
+    assert deprecated and all(
+        line.startswith("Info [IST0135] (Pod istio-system/istio-ingressgateway-") and
+        line.endswith(') Annotation "sidecar.istio.io/inject" has been deprecated in favor of '
+                      'the "sidecar.istio.io/inject" label and may not work in future Istio '
+                      'versions.') for line in deprecated), result.stdout
+    assert "istiod" not in result.stdout
