@@ -46,9 +46,14 @@ class Proxy:
 
 def analyze(session, store: Store, namespace: Optional[str], istio_namespace: str,
             revision: Optional[str], warn: Callable[[str], None]) -> list[Message]:
+    from kubectl_mesh.errors import MeshError
     from kubectl_mesh.kube.targets import list_proxies
 
-    sidecars = [p for p in list_proxies(session.api, namespace) if p.proxy_type != "router"]
+    try:
+        sidecars = [p for p in list_proxies(session.api, namespace) if p.proxy_type != "router"]
+    except MeshError as e:
+        warn(f"warning: cannot list the proxies' pods ({e}); --live adds nothing")
+        return []
     gateways = _gateway_pods(session, store, namespace)
     proxies = {p.ref: Proxy(p, store.get("Pod", p.namespace, p.name))
                for p in sidecars + gateways}

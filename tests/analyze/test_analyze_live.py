@@ -94,3 +94,14 @@ def test_live_does_not_go_with_files_alone(mesh):
     result = mesh("analyze", "--use-kube=false", "--live", str(FIX))
     assert result.returncode == 2 and result.stdout == ""
     assert "--live asks the cluster's proxies" in result.stderr
+
+
+def test_live_without_the_right_to_list_pods_is_one_warning(sandbox, mesh):
+    kubeconfig = sandbox.add_user("no-pods-live", ["list pods"])
+    result = mesh("analyze", "-n", "istioinaction", "--live",
+                  env=mesh.env(KUBECONFIG=str(kubeconfig)))
+    assert result.returncode == 7, result.stderr  # istioctl's IST0101s still
+    assert "Traceback" not in result.stderr
+    assert "IST0101" in result.stdout and "MESH" not in result.stdout
+    assert len([line for line in result.stderr.splitlines()
+                if "cannot list the proxies' pods" in line]) == 1, result.stderr
