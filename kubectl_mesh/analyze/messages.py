@@ -51,6 +51,7 @@ def _t(code: str, name: str, level: Level, template: str) -> MessageType:
     return MessageType(code, name, level, template)
 
 
+DEPRECATED = _t("IST0002", "Deprecated", Level.WARNING, "Deprecated: %s")
 REFERENCED_RESOURCE_NOT_FOUND = _t(
     "IST0101", "ReferencedResourceNotFound", Level.ERROR, "Referenced %s not found: %q")
 NAMESPACE_NOT_INJECTED = _t(
@@ -196,6 +197,7 @@ CATALOGUE: tuple[MessageType, ...] = (
     INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
     CONFLICTING_SERVICE_ENTRY_PROTOCOL, NO_MATCHING_WORKLOADS_FOUND,
     JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN, PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE,
+    DEPRECATED,
     LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)

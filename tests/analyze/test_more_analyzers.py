@@ -557,3 +557,16 @@ def test_matching_variant_custom_image_and_uninjected_namespace_are_not_reported
     assert image_mismatches(text, "defaultConfig: {image: {imageType: distroless}}\n") == []
     # without the mesh config's image type, the distroless pod is one
     assert "[distroless]" in image_mismatches(text)[0]
+
+
+# ---- deprecation.DeprecationAnalyzer -----------------------------------------------------------
+
+def test_deprecated_fault_percent_and_egress_proxy():
+    path = str(DATA / "deprecated-fields.yaml")
+    code, lines, _ = analyze_files(path)
+    assert code == 0
+    assert lines == [
+        f"Warning [IST0002] (Sidecar ns/egress {path}:21) Deprecated: "
+        "OutboundTrafficPolicy.EgressProxy ignored",
+        f"Warning [IST0002] (VirtualService ns/slow {path}:1) Deprecated: "
+        "HTTPRoute.fault.delay.percent is deprecated; use HTTPRoute.fault.delay.percentage"]

@@ -22,7 +22,7 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, destinationrule, gateway,
+    from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, deprecation, destinationrule, gateway,
                                                 injection, injectionimage, istioannotations, schema, service, serviceentry,
                                                 sidecar, virtualservice)
 
@@ -40,6 +40,8 @@ def all_analyzers() -> tuple[Analyzer, ...]:
         Analyzer("deployment.MultiServiceAnalyzer",
                  frozenset({"Service", "Deployment", "Namespace"}),
                  deployment.service_associations),
+        Analyzer("deprecation.DeprecationAnalyzer", frozenset({"VirtualService", "Sidecar"}),
+                 deprecation.fields),
         Analyzer("destinationrule.CaCertificateAnalyzer", frozenset({"DestinationRule"}),
                  destinationrule.ca_certificates),
         Analyzer("destinationrule.SubsetSelectPodAnalyzer",
