@@ -70,3 +70,28 @@ def _list(api, kind: str, where: tuple[str, str, bool]) -> list[Resource]:
         out.append(Resource(kind, metadata.get("namespace") or "" if namespaced else "",
                             name, item))
     return out
+
+
+INJECTOR_CONFIG_MAP = "istio-sidecar-injector"
+
+
+def injector_config_maps(api, istio_namespace: str, warn: Callable[[str], None]) -> list[Resource]:
+    """The injectors' ConfigMaps (`istio-sidecar-injector[-REV]`, what injection.ImageAnalyzer
+    compares proxy images with): one list request in the Istio namespace, not every
+    ConfigMap of the cluster; refused or missing: one warning line, and the analyzer sees none."""
+    from kubectl_mesh.errors import MeshError
+
+    try:
+        items = api.list_resource("configmaps", istio_namespace)
+    except MeshError as e:
+        warn(f"warning: cannot list ConfigMaps in {istio_namespace} ({e}); proxy images are not "
+             f"compared with the injector's")
+        return []
+    out = []
+    for item in items:
+        metadata = item.get("metadata") or {}
+        name = metadata.get("name") or ""
+        if name.startswith(INJECTOR_CONFIG_MAP):
+            out.append(Resource("ConfigMap", metadata.get("namespace") or istio_namespace, name,
+                                item))
+    return out

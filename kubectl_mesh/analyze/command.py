@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import IO, Optional
 
 from kubectl_mesh.analyze import files as file_source
+from kubectl_mesh.analyze import meshconfig
 from kubectl_mesh.analyze.analyzers import Analyzer, all_analyzers, run_all
 from kubectl_mesh.analyze.messages import CODES, Message
 from kubectl_mesh.analyze.options import AnalyzeOptions
@@ -28,11 +29,23 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
         if s.code not in CODES:
             warn(f"warning: --suppress {s.code}={s.resource}: {s.code} is not a message code "
                  f"analyze reports; it has no effect")
+    if options.use_kube:
+        from kubectl_mesh.session import Session
+
+        with Session.open(options.cluster, stderr=stderr) as session:
+            return _run(options, stdout, stdin, warn, session)
+    return _run(options, stdout, stdin, warn, None)
+
+
+def _run(options: AnalyzeOptions, stdout: IO[str], stdin: Optional[IO[str]], warn,
+         session) -> int:
     paths = file_source.gather(options.files, options.recursive)
     store = Store()
+    if options.mesh_config_file is not None:
+        store.mesh = meshconfig.from_file(options.mesh_config_file)
     unavailable: set[str] = set()
     if options.use_kube:
-        namespace = _read_cluster(options, store, unavailable, warn, stderr)
+        namespace = _read_cluster(options, session, store, unavailable, warn)
     else:
         namespace = options.cluster.namespace or "default"
         unavailable |= CLUSTER_KINDS
@@ -48,6 +61,12 @@ def run(options: AnalyzeOptions, stdout: IO[str], stderr: IO[str],
 
     analyzers = [a for a in all_analyzers() if not (a.inputs & unavailable)]
     messages = analyze(store, analyzers, selected)
+    if options.live:
+        from kubectl_mesh.analyze import live
+
+        found = live.analyze(session, store, selected, options.istio_namespace,
+                             options.revision, warn)
+        messages = sorted({str(m): m for m in messages + found}.values(), key=Message.sort_key)
     messages = keep(messages, options.suppressions)
     shown = [m for m in messages if m.type.level <= options.output_threshold]
     _write(shown, options.output, stdout)
@@ -83,16 +102,18 @@ def analyze(store: Store, analyzers: list[Analyzer], namespace: Optional[str]) -
     return sorted(seen.values(), key=Message.sort_key)
 
 
-def _read_cluster(options: AnalyzeOptions, store: Store, unavailable: set, warn,
-                  stderr: IO[str]) -> str:
+def _read_cluster(options: AnalyzeOptions, session, store: Store, unavailable: set,
+                  warn) -> str:
     from kubectl_mesh.analyze import cluster
-    from kubectl_mesh.session import Session
 
-    with Session.open(options.cluster, stderr=stderr) as session:
-        namespace = session.namespace or "default"
-        found = cluster.read(session.api, warn)
+    namespace = session.namespace or "default"
+    found = cluster.read(session.api, warn)
+    if options.mesh_config_file is None:
+        store.mesh = meshconfig.from_cluster(session.api, options.istio_namespace,
+                                             options.revision, warn)
     store.extend(found.resources)
     unavailable |= found.refused
+    store.extend(cluster.injector_config_maps(session.api, options.istio_namespace, warn))
     return namespace
 
 

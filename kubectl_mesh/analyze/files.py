@@ -201,7 +201,7 @@ def _objects(data, document: Document, prefix: tuple, source: str, default_names
                                f" (it has {', '.join(sorted(ISTIO_KINDS[group]))})"))
     if kind not in KINDS:
         return
-    if group not in ("",) + ISTIO_GROUPS:
+    if group != _group_of(kind):
         if warn is not None:
             warn(f"warning: {source}:{line}: {kind} with apiVersion {api_version} is not a "
                  f"kind analyze reads; skipped")
@@ -214,3 +214,9 @@ def _objects(data, document: Document, prefix: tuple, source: str, default_names
     namespace = (metadata.get("namespace") or default_namespace) if namespaced else ""
     yield Resource(kind, str(namespace), name, data, source=source, document=document,
                    prefix=prefix)
+
+
+def _group_of(kind: str) -> str:
+    """The API group analyze reads `kind` from (KINDS' path prefix: `/apis/apps/v1` -> apps)."""
+    prefix = KINDS[kind][0]
+    return prefix.split("/")[2] if prefix.startswith("/apis/") else ""

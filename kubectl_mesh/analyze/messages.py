@@ -51,6 +51,7 @@ def _t(code: str, name: str, level: Level, template: str) -> MessageType:
     return MessageType(code, name, level, template)
 
 
+DEPRECATED = _t("IST0002", "Deprecated", Level.WARNING, "Deprecated: %s")
 REFERENCED_RESOURCE_NOT_FOUND = _t(
     "IST0101", "ReferencedResourceNotFound", Level.ERROR, "Referenced %s not found: %q")
 NAMESPACE_NOT_INJECTED = _t(
@@ -62,6 +63,69 @@ POD_MISSING_PROXY = _t(
     "IST0103", "PodMissingProxy", Level.WARNING,
     "The pod %s is missing the Istio proxy. This can often be resolved by restarting or "
     "redeploying the workload.")
+SCHEMA_VALIDATION_ERROR = _t(
+    "IST0106", "SchemaValidationError", Level.ERROR, "Schema validation error: %v")
+MISPLACED_ANNOTATION = _t(
+    "IST0107", "MisplacedAnnotation", Level.WARNING,
+    "Misplaced annotation: %s can only be applied to %s")
+UNKNOWN_ANNOTATION = _t(
+    "IST0108", "UnknownAnnotation", Level.WARNING, "Unknown annotation: %s")
+CONFLICTING_SIDECAR_WORKLOAD_SELECTORS = _t(
+    "IST0110", "ConflictingSidecarWorkloadSelectors", Level.ERROR,
+    "The Sidecars %v in namespace %q select the same workload pod %q, which can lead to "
+    "undefined behavior.")
+MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS = _t(
+    "IST0111", "MultipleSidecarsWithoutWorkloadSelectors", Level.ERROR,
+    "The Sidecars %v in namespace %q have no workload selector, which can lead to undefined "
+    "behavior.")
+NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL = _t(
+    "IST0128", "NoServerCertificateVerificationDestinationLevel", Level.WARNING,
+    "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to "
+    "validate server identity for host: %s")
+NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL = _t(
+    "IST0129", "NoServerCertificateVerificationPortLevel", Level.WARNING,
+    "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to "
+    "validate server identity for host: %s at port %s")
+DEPRECATED_ANNOTATION = _t(
+    "IST0135", "DeprecatedAnnotation", Level.INFO,
+    "Annotation %q has been deprecated%s and may not work in future Istio versions.")
+CONFLICTING_GATEWAYS = _t(
+    "IST0145", "ConflictingGateways", Level.ERROR,
+    "Conflict with gateways %s (workload selector %s, port %s, hosts %v).")
+DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES = _t(
+    "IST0116", "DeploymentAssociatedToMultipleServices", Level.WARNING,
+    "This deployment %s is associated with multiple services using port %d but different "
+    "protocols: %v")
+DEPLOYMENT_CONFLICTING_PORTS = _t(
+    "IST0137", "DeploymentConflictingPorts", Level.WARNING,
+    "This deployment %s is associated with multiple services %v using targetPort %q but "
+    "different ports: %v.")
+INVALID_APPLICATION_UID = _t(
+    "IST0144", "InvalidApplicationUID", Level.WARNING,
+    "User ID (UID) 1337 is reserved for the sidecar proxy.")
+NO_MATCHING_WORKLOADS_FOUND = _t(
+    "IST0127", "NoMatchingWorkloadsFound", Level.WARNING,
+    "No matching workloads for this resource with the following labels: %s")
+JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN = _t(
+    "IST0149", "JwtClaimBasedRoutingWithoutRequestAuthN", Level.ERROR,
+    "The virtual service uses the JWT claim based routing (key: %s) but found no request "
+    "authentication for the gateway (%s) pod (%s). The request authentication must first be "
+    "applied for the gateway pods to validate the JWT token and make the claims available for "
+    "routing.")
+PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE = _t(
+    "IST0158", "PodsIstioProxyImageMismatchInNamespace", Level.WARNING,
+    "The Istio proxy images of the pods running in the namespace do not match the image "
+    "defined in the injection configuration (pod names: %v). This often happens after "
+    "upgrading the Istio control-plane and can be fixed by redeploying the pods.")
+SCHEMA_WARNING = _t(
+    "IST0133", "SchemaWarning", Level.WARNING, "Schema validation warning: %v")
+SERVICE_ENTRY_ADDRESSES_REQUIRED = _t(
+    "IST0134", "ServiceEntryAddressesRequired", Level.WARNING,
+    "ServiceEntry addresses are required for this protocol.")
+CONFLICTING_SERVICE_ENTRY_PROTOCOL = _t(
+    "IST0177", "ConflictingServiceEntryProtocol", Level.WARNING,
+    "Multiple ServiceEntries (%s) define the same host %q and port %d with conflicting "
+    "protocols (%s).")
 CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS = _t(
     "IST0109", "ConflictingMeshGatewayVirtualServiceHosts", Level.ERROR,
     "The VirtualServices %s associated with mesh gateway define the same host %s which can lead "
@@ -99,6 +163,25 @@ UNKNOWN_DESTINATION_RULE_HOST = _t(
     "IST0174", "UnknownDestinationRuleHost", Level.WARNING,
     "The host %s defined in the DestinationRule does not match any services in the mesh.")
 
+# `--live` findings only the proxies know (kubectl_mesh/analyze/live.py): this suite's own
+# codes, outside Istio's IST range, documented in the README's analyze section.
+LIVE_NOT_IN_PROXY = _t(
+    "MESH0001", "NotInProxyConfig", Level.WARNING,
+    "%s %s is not in the config of proxy %s yet (%s): istiod has not pushed it, or the proxy "
+    "rejected it; see kubectl mesh sync %s")
+LIVE_CONFIG_REJECTED = _t(
+    "MESH0002", "ProxyRejectedConfig", Level.ERROR,
+    "Proxy %s rejected (NACKed) istiod's latest %s push: %s")
+LIVE_ROUTE_ERROR = _t(
+    "MESH0003", "GatewayRouteError", Level.ERROR,
+    "Gateway proxy %s, %s: %s (fix: %s)")
+LIVE_ROUTE_WARNING = _t(
+    "MESH0004", "GatewayRouteWarning", Level.WARNING,
+    "Gateway proxy %s, %s: %s (fix: %s)")
+LIVE_CODES = frozenset(t.code for t in (LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED,
+                                        LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING))
+README_URL = "https://github.com/kubectl-mesh/kubectl-mesh#analyze-live-codes"
+
 CATALOGUE: tuple[MessageType, ...] = (
     REFERENCED_RESOURCE_NOT_FOUND, NAMESPACE_NOT_INJECTED, POD_MISSING_PROXY,
     CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS,
@@ -106,6 +189,16 @@ CATALOGUE: tuple[MessageType, ...] = (
     PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION, VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY,
     EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
     DESTINATION_RULE_SUBSET_NOT_SELECT_PODS, UNKNOWN_DESTINATION_RULE_HOST,
+    SCHEMA_VALIDATION_ERROR, MISPLACED_ANNOTATION, UNKNOWN_ANNOTATION,
+    CONFLICTING_SIDECAR_WORKLOAD_SELECTORS, MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
+    NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
+    NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, DEPRECATED_ANNOTATION, CONFLICTING_GATEWAYS,
+    DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES, DEPLOYMENT_CONFLICTING_PORTS,
+    INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
+    CONFLICTING_SERVICE_ENTRY_PROTOCOL, NO_MATCHING_WORKLOADS_FOUND,
+    JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN, PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE,
+    DEPRECATED,
+    LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)
 
@@ -155,13 +248,15 @@ class Message:
     @property
     def reference(self) -> Optional[str]:
         """`file.yaml:173` for an object read from a file (the line of the offending field, else
-        of its metadata.name); None for an object from the cluster."""
+        the first line of its document); None for an object from the cluster."""
         if self.resource is None or self.resource.source is None:
             return None
-        return f"{self.resource.source}:{self.line or self.resource.name_line()}"
+        return f"{self.resource.source}:{self.line or self.resource.document_line()}"
 
     @property
     def documentation_url(self) -> str:
+        if self.type.code in LIVE_CODES:
+            return README_URL
         return f"{DOCS_URL}/{self.type.code.lower()}/?ref={DOC_REF}"
 
     def __str__(self) -> str:

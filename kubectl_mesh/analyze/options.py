@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from kubectl_mesh.analyze.messages import Level
 from kubectl_mesh.clusteroptions import ClusterOptions
@@ -27,3 +28,7 @@ class AnalyzeOptions:
     failure_threshold: Level = Level.ERROR
     suppressions: tuple[Suppression, ...] = ()
     list_analyzers: bool = False
+    mesh_config_file: Optional[str] = None  # --meshConfigFile; else istiod's ConfigMap live
+    istio_namespace: str = "istio-system"
+    revision: Optional[str] = None
+    live: bool = False  # --live: add what the selected proxies and istiod say

@@ -13,11 +13,15 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Pod": ("/api/v1", "pods", True),
     "Service": ("/api/v1", "services", True),
     "Secret": ("/api/v1", "secrets", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
     "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices", True),
     "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules", True),
     "Gateway": ("/apis/networking.istio.io/v1", "gateways", True),
     "ServiceEntry": ("/apis/networking.istio.io/v1", "serviceentries", True),
+    "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
+    "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies", True),
+    "RequestAuthentication": ("/apis/security.istio.io/v1", "requestauthentications", True),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
 # Every kind Istio serves (istio/pkg/config/schema/collections): the ones analyze does not read
@@ -33,7 +37,7 @@ ISTIO_KINDS = {
 }
 # Kinds only a cluster has in a useful completeness: analyzers that read them do not run on
 # files alone (istioctl skips them too: `--use-kube=false -v` lists them as skipped).
-CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret"})
+CLUSTER_KINDS = frozenset({"Namespace", "Pod", "Service", "Secret", "Deployment", "ConfigMap"})
 
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
 
@@ -131,6 +135,11 @@ class Resource:
                     return 0
         return line + self.document.first_line if line else 0
 
+    def document_line(self) -> int:
+        """The line istioctl names for a message without a field line: the first line of the
+        object's YAML document (the resource's origin, istio/pkg/config/analysis/diag)."""
+        return self.document.first_line + 1 if self.document is not None else 0
+
     def name_line(self) -> int:
         if self.document is None:
             return 0
@@ -141,8 +150,11 @@ class Store:
     """Objects by kind and by namespace/name; a later object with the same identity replaces
     the earlier one (files overlay the cluster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mesh=None) -> None:
+        from kubectl_mesh.analyze.meshconfig import MeshConfig
+
         self._by_kind: dict[str, dict[tuple[str, str], Resource]] = {}
+        self.mesh = MeshConfig() if mesh is None else mesh  # the mesh config analyzers read
 
     def add(self, resource: Resource) -> None:
         self._by_kind.setdefault(resource.kind, {})[(resource.namespace, resource.name)] = resource

@@ -20,6 +20,8 @@ examples:
   kubectl mesh analyze catalog-destinationrule.yaml -n istioinaction   # before applying it
   kubectl mesh analyze --use-kube=false manifests/ -R -A
   kubectl mesh analyze -A --suppress "IST0102=Namespace *" --output-threshold Warning
+  kubectl mesh analyze --use-kube=false --meshConfigFile mesh.yaml manifests/ -R -A
+  kubectl mesh analyze -n istioinaction --live      # and what the proxies carry or reject
 
 exit codes: 0 no message at or above --failure-threshold (default Error); 7 there are; 2 bad
 flags; 3 a file or the namespace not found; 4 RBAC refused the namespace list; 5 the API server
@@ -64,8 +66,20 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    metavar="CODE=RESOURCE",
                    help="leave out CODE on RESOURCE ('Kind ns/name' or 'Kind name.ns', '*' "
                         "matches anything); repeatable")
+    p.add_argument("--live", action="store_true",
+                   help="also ask the proxies: applied VirtualServices/DestinationRules they do "
+                        "not carry yet, NACKs with Envoy's error, the gateways' routes --check "
+                        "findings (codes MESH0001-MESH0004)")
     p.add_argument("-L", "--list-analyzers", action="store_true",
                    help="list the analyzers and exit")
+    p.add_argument("--meshConfigFile", "--mesh-config-file", dest="mesh_config_file",
+                   metavar="FILE", help="the mesh config (MeshConfig YAML) to analyze with; "
+                                        "default: istiod's ConfigMap, or Istio's defaults offline")
+    p.add_argument("-i", "--istioNamespace", "--istio-namespace", dest="istio_namespace",
+                   default="istio-system", metavar="NS", type=common.namespace_name,
+                   help="where istiod's mesh config ConfigMap is (default: istio-system)")
+    p.add_argument("-r", "--revision", metavar="REV",
+                   help="istiod revision whose mesh config to read (ConfigMap istio-REV)")
     common.add_cluster_flags(p, all_namespaces=True)
     common.add_output_flag(p, choices=("short", "json", "yaml"))
     return p
@@ -80,6 +94,8 @@ def options_from_args(args: argparse.Namespace):
         raise UsageError("give -n NS or -A, not both")
     if not args.use_kube and not args.files and not args.list_analyzers:
         raise UsageError("--use-kube=false analyzes files: give FILE, DIR or '-'")
+    if args.live and not args.use_kube:
+        raise UsageError("--live asks the cluster's proxies: it does not go with --use-kube=false")
     if args.files.count("-") > 1:
         raise UsageError("'-' (stdin) can be given once")
     return AnalyzeOptions(
@@ -88,7 +104,9 @@ def options_from_args(args: argparse.Namespace):
         output_threshold=Level.INFO if args.output_threshold is None else args.output_threshold,
         failure_threshold=(Level.ERROR if args.failure_threshold is None
                            else args.failure_threshold),
-        suppressions=tuple(args.suppress), list_analyzers=args.list_analyzers)
+        suppressions=tuple(args.suppress), list_analyzers=args.list_analyzers,
+        mesh_config_file=args.mesh_config_file, istio_namespace=args.istio_namespace,
+        revision=args.revision, live=args.live)
 
 
 def _main(argv, *, prog, stdout, stderr):

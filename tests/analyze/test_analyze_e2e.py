@@ -22,13 +22,21 @@ def test_the_default_scenario_has_two_missing_subsets(mesh, sandbox):
     assert result.stdout.splitlines() == [V1, V2], result.stderr
     assert result.returncode == 7
     # a kind the cluster does not serve is one warning line each: the API double serves no
-    # ServiceEntry or PeerAuthentication; the real backend has all of Istio's CRDs
+    # ServiceEntry, Sidecar or PeerAuthentication; the real backend has all of Istio's CRDs
     served = sandbox.kubectl("api-resources", "-o", "name").stdout.split()
-    missing = [k for k in ("serviceentries.networking.istio.io",
-                           "peerauthentications.security.istio.io") if k not in served]
+    missing = [k for k in ("serviceentries.networking.istio.io", "sidecars.networking.istio.io",
+                           "peerauthentications.security.istio.io",
+                           "authorizationpolicies.security.istio.io",
+                           "requestauthentications.security.istio.io") if k not in served]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == len(missing), result.stderr
+    # and a mesh config ConfigMap istiod does not have is one line too (the API double's
+    # scenario has none; Istio's defaults are used)
+    no_mesh_config = sandbox.kubectl("get", "configmap", "istio", "-n", "istio-system",
+                                     check=False).returncode != 0
+    assert len(warnings) == len(missing) + no_mesh_config, result.stderr
     assert all(any(k in w for w in warnings) for k in missing)
+    assert any("no mesh config ConfigMap istio-system/istio" in w for w in warnings) \
+        == no_mesh_config, result.stderr
 
 
 def test_json_output_has_istioctl_keys(mesh):
@@ -63,7 +71,7 @@ def test_after_applying_the_fix_the_namespace_is_clean(sandbox, mesh):
         result = mesh("analyze", "-", "-n", "istioinaction", input=broken)
         assert result.returncode == 7, result.stderr
         assert result.stdout.splitlines() == [
-            "Error [IST0173] (DestinationRule istioinaction/catalog -:4) The Subset version-v2 "
+            "Error [IST0173] (DestinationRule istioinaction/catalog -:1) The Subset version-v2 "
             "defined in the DestinationRule does not select any pods. Which may lead to 503 UH "
             "(NoHealthyUpstream)."]
     finally:
@@ -168,3 +176,49 @@ def test_a_pod_started_before_its_namespace_was_labelled_has_no_proxy(sandbox, m
     finally:
         sandbox.kubectl("-n", "late", "delete", "pod", "web", "--ignore-not-found", "--wait=false")
         sandbox.kubectl("delete", "namespace", "late", "--wait=false")
+
+
+def config_map(name: str, mesh_text: str) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": "istio-system"},
+                       "data": {"mesh": mesh_text}})
+
+
+def test_mesh_config_of_a_revision_is_read_from_its_configmap(sandbox, mesh):
+    """--revision canary reads ConfigMap istio-canary (pilot/pkg/bootstrap/mesh.go
+    getMeshConfigMapName); one that is no MeshConfig is one warning naming it, and analysis
+    goes on with the defaults; --meshConfigFile replaces it."""
+    def mesh_warnings(*args, **kw):
+        result = mesh("analyze", "-n", "istioinaction", *args, **kw)
+        assert result.returncode == 7 and "IST0101" in result.stdout, result.stderr
+        return [line for line in result.stderr.splitlines() if "mesh config" in line]
+
+    assert mesh_warnings("--revision", "canary") == [
+        "warning: no mesh config ConfigMap istio-system/istio-canary (is istiod canary "
+        "installed there? see --istioNamespace, --revision); using Istio's defaults"]
+    sandbox.kubectl("apply", "-f", "-", input=config_map(
+        "istio-canary", "rootNamespace: istio-config\ntrustDomain: example.org\n"))
+    try:
+        assert mesh_warnings("--revision", "canary") == []
+        sandbox.kubectl("apply", "-f", "-", input=config_map("istio-broken", "- not a mapping"))
+        assert mesh_warnings("--revision", "broken") == [
+            "warning: ConfigMap istio-system/istio-broken key mesh: the mesh config is not a "
+            "mapping of MeshConfig fields (e.g. 'rootNamespace: istio-system'); using Istio's "
+            "defaults"]
+    finally:
+        sandbox.kubectl("delete", "configmap", "istio-canary", "istio-broken", "-n",
+                        "istio-system", "--ignore-not-found")
+
+
+def test_the_gateways_deprecated_inject_annotation(sandbox, mesh):
+    """Real istioctl reports the scenario gateway pod's `sidecar.istio.io/inject` annotation
+    (docs/real-istio.md finding 9); istiod's pods carry it as a label: nothing there."""
+    result = mesh("analyze", "-n", "istio-system")
+    assert result.returncode == 0, result.stderr
+    deprecated = [line for line in result.stdout.splitlines() if "[IST0135]" in line]
+    assert deprecated and all(
+        line.startswith("Info [IST0135] (Pod istio-system/istio-ingressgateway-") and
+        line.endswith(') Annotation "sidecar.istio.io/inject" has been deprecated in favor of '
+                      'the "sidecar.istio.io/inject" label and may not work in future Istio '
+                      'versions.') for line in deprecated), result.stdout
+    assert "istiod" not in result.stdout

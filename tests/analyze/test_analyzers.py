@@ -197,13 +197,13 @@ def test_subset_selecting_pods_is_not_reported_and_one_selecting_none_is():
                                      "subsets: [{name: v1, labels: {version: v1}}, "
                                      "{name: v2, labels: {version: v2}}]")
     assert run(text, "destinationrule.SubsetSelectPodAnalyzer") == [
-        "Error [IST0173] (DestinationRule ns/reviews t.yaml:18) The Subset v2 defined in the "
+        "Error [IST0173] (DestinationRule ns/reviews t.yaml:16) The Subset v2 defined in the "
         "DestinationRule does not select any pods. Which may lead to 503 UH (NoHealthyUpstream)."]
 
 
 def test_destinationrule_for_an_unknown_host():
     assert run(POD_V1 + DR, "destinationrule.SubsetSelectPodAnalyzer") == [
-        "Warning [IST0174] (DestinationRule ns/reviews t.yaml:11) The host "
+        "Warning [IST0174] (DestinationRule ns/reviews t.yaml:9) The host "
         "reviews.ns.svc.cluster.local defined in the DestinationRule does not match any services "
         "in the mesh."]
 
@@ -291,7 +291,7 @@ def test_injection():
     no_proxy = POD_V1.replace(", {name: istio-proxy}", "")
     assert run(NS + POD_V1, "injection.Analyzer") == []
     assert run(NS + no_proxy, "injection.Analyzer") == [
-        "Warning [IST0103] (Pod ns/reviews-v1 t.yaml:9) The pod ns/reviews-v1 is missing the "
+        "Warning [IST0103] (Pod ns/reviews-v1 t.yaml:7) The pod ns/reviews-v1 is missing the "
         "Istio proxy. This can often be resolved by restarting or redeploying the workload."]
     opted_out = no_proxy.replace("labels: {app", "annotations: {sidecar.istio.io/inject: 'false'}"
                                                  ", labels: {app")

@@ -95,7 +95,7 @@ def test_folder_recursive_list_and_stdin(tmp_path):
         "metadata": {"name": "gw", "namespace": "ns"},
         "spec": {"selector": {"istio": "ingressgateway"},
                  "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                              "hosts": ["reviews"]}]}}]}
+                              "hosts": ["*"]}]}}]}
     (tmp_path / "gw.json").write_text(json.dumps(gw_list))
     # without -R the subfolder is not read: only the Gateway, nothing to report
     code, out, _ = analyze(str(tmp_path), "-A")
@@ -179,7 +179,7 @@ kind: Gateway
 metadata: {name: gw, namespace: ns}
 spec:
   selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [other]}]
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [other.example.com]}]
 """)
     code, out, _ = analyze(str(f), "-A")  # IST0132 is a Warning: shown, not a failure
     assert code == 0 and out.startswith("Warning [IST0132]")

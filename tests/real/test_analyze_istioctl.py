@@ -20,6 +20,7 @@ from sandbox.real.controlplane import locate_binaries
 from tests.analyze.test_analyzers import DR, GW, SE, SVC, vs
 
 SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "analyze" / "data"
 
 CASES = {
     "default-scenario": (SCENARIOS / "default.yaml").read_text(),
@@ -36,6 +37,9 @@ CASES = {
         "hosts: [reviews]", "hosts: [reviews.ns.svc.cluster.local]") + vs(
         "- destination: {host: reviews}").replace("name: r,", "name: t,").replace(
         "hosts: [reviews]", "hosts: [reviews.other.svc.cluster.local]") + SE + SVC,
+    "tls-and-validation": (DATA / "tls-and-validation.yaml").read_text(),
+    "serviceentries": (DATA / "serviceentries.yaml").read_text(),
+    "deprecated-fields": (DATA / "deprecated-fields.yaml").read_text(),
     # Not compared: a VirtualService exported to its namespace alone that shares a host with
     # exported ones. istioctl reports each VirtualService once, for whichever host its Go map
     # iteration meets first, so its output changes from run to run.
@@ -77,4 +81,17 @@ def test_the_cases_are_not_all_clean(tmp_path):
         path = tmp_path / f"{case}.yaml"
         path.write_text(text)
         found |= set(re.findall(r"\[(IST\d{4})\]", ours(str(path))[1]))
-    assert {"IST0101", "IST0109", "IST0132"} <= found
+    assert {"IST0002", "IST0101", "IST0106", "IST0109", "IST0128", "IST0129", "IST0132", "IST0133",
+            "IST0134", "IST0177"} <= found
+
+
+def test_mesh_config_file_as_istioctl_reads_it(tmp_path, istioctl):
+    """--meshConfigFile: DNS capture with auto-allocation turns IST0134 off, in both."""
+    path = DATA / "serviceentries.yaml"
+    mesh = str(DATA / "mesh-autoallocate.yaml")
+    theirs = subprocess.run([istioctl, "analyze", "--use-kube=false", str(path), "-A",
+                             "--color=false", "--meshConfigFile", mesh], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    code, text = ours(str(path), "--meshConfigFile", mesh)
+    assert text.strip().splitlines() == theirs.stdout.strip().splitlines(), theirs.stderr
+    assert "IST0134" not in text and "IST0177" in text

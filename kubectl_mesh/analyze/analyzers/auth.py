@@ -7,7 +7,7 @@ PeerAuthentication); the conflict it caught still breaks traffic: a DestinationR
 the server's sidecar resets (503 UC), and `ISTIO_MUTUAL` toward a `DISABLE` one sends mTLS
 that the server cannot read. The code and text are IST0113's, with the PeerAuthentication as
 the policy. The policy in force is Istio's: a workload selector's in the service's
-namespace, else the namespace's, else the mesh-wide one in the root namespace
+namespace, else the namespace's, else the mesh-wide one in the mesh config's rootNamespace
 (istio/pilot/pkg/security/authn/policy_applier.go composePeerAuthentication).
 """
 
@@ -20,7 +20,6 @@ from kubectl_mesh.analyze.analyzers import hosts
 from kubectl_mesh.analyze.messages import Message
 from kubectl_mesh.analyze.resources import Resource, Store, as_dict, selector_matches
 
-ROOT_NAMESPACE = "istio-system"
 # DestinationRule tls.mode -> whether the client sends Istio mTLS
 CLIENT_MTLS = {"DISABLE": False, "ISTIO_MUTUAL": True}
 # the server mode each client setting cannot talk to
@@ -52,7 +51,8 @@ def mtls_conflicts(store: Store) -> Iterator[Message]:
         service = store.get("Service", ns, name)
         if service is None:
             continue
-        policy, mode = _in_force(service, namespace_wide, with_selector)
+        policy, mode = _in_force(service, namespace_wide, with_selector,
+                                 store.mesh.root_namespace)
         client = CLIENT_MTLS[tls]
         if policy is not None and mode == REFUSED_BY[client]:
             yield Message(msg.MTLS_POLICY_CONFLICT,
@@ -60,7 +60,7 @@ def mtls_conflicts(store: Store) -> Iterator[Message]:
                           dr, dr.line_of("spec", "trafficPolicy", "tls", "mode"))
 
 
-def _in_force(service: Resource, namespace_wide: dict, with_selector: dict):
+def _in_force(service: Resource, namespace_wide: dict, with_selector: dict, root_namespace: str):
     """(PeerAuthentication, mode) that applies to the service's workloads, or (None, None)."""
     selector = {str(k): str(v) for k, v in as_dict(service.spec.get("selector")).items()}
     for pa in with_selector.get(service.namespace, []):
@@ -68,7 +68,7 @@ def _in_force(service: Resource, namespace_wide: dict, with_selector: dict):
                   as_dict(as_dict(pa.spec.get("selector")).get("matchLabels")).items()}
         if selector and selector_matches(labels, selector) and _mode(pa):
             return pa, _mode(pa)
-    for pa in (namespace_wide.get(service.namespace), namespace_wide.get(ROOT_NAMESPACE)):
+    for pa in (namespace_wide.get(service.namespace), namespace_wide.get(root_namespace)):
         if pa is not None and _mode(pa):
             return pa, _mode(pa)
     return None, None

@@ -97,3 +97,73 @@ def _gateways_and_pods(store: Store) -> Iterator[tuple[Resource, dict, str, list
 def _credential_name(server: dict) -> Optional[str]:
     name = as_dict(server.get("tls")).get("credentialName")
     return str(name) if name else None
+
+
+def conflicting_gateways(store: Store) -> Iterator[Message]:
+    """gateway.ConflictingGatewayAnalyzer (gateway/conflictinggateway.go): two Gateways whose
+    selectors pick the same pods, with a server on the same port claiming the same host (with
+    the same bind) – IST0145 on each; a selector that matches no other gateway's and no pod is
+    IST0101, as in the real analyzer.
+
+    Gateways are grouped by (selector, port) once; selectors are compared per distinct
+    selector, not per gateway pair."""
+    groups: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for gw in store.of("Gateway"):
+        key = selector_string(_selector(gw))
+        for server in as_list(gw.spec.get("servers")):
+            server = as_dict(server)
+            port = str(scalar(as_dict(server.get("port")).get("number")) or 0)
+            bind = str(server.get("bind") or "")
+            groups.setdefault((key, port), {})[gw.full_name] = {
+                h: bind for h in _hosts(server)}
+    selectors = {key for key, _ in groups}
+    same_pods: dict[tuple[str, str], bool] = {}
+
+    def overlap(a: str, b: str) -> bool:
+        """Whether selectors `a` and `b` (one containing the other as text) select a pod."""
+        if (a, b) not in same_pods:
+            sa, sb = _parse_selector(a), _parse_selector(b)
+            same_pods[(a, b)] = any(selector_matches(sa, p.labels) and
+                                    selector_matches(sb, p.labels) for p in store.of("Pod"))
+        return same_pods[(a, b)]
+
+    for gw in store.of("Gateway"):
+        selector = _selector(gw)
+        key = selector_string(selector)
+        hit = {x for x in selectors if x == key or ((x in key or key in x) and overlap(key, x))}
+        if key and not hit:
+            yield Message(msg.REFERENCED_RESOURCE_NOT_FOUND, ("selector", key), gw,
+                          _selector_line(gw, selector))
+            continue
+        for server in as_list(gw.spec.get("servers")):
+            server = as_dict(server)
+            port = str(scalar(as_dict(server.get("port")).get("number")) or 0)
+            bind = str(server.get("bind") or "")
+            names = _hosts(server)
+            conflicting = []
+            for x in sorted(hit):
+                for other, known in groups.get((x, port), {}).items():
+                    if other != gw.full_name and _duplicates(names, bind, known):
+                        conflicting.append(other)
+            if conflicting:
+                yield Message(msg.CONFLICTING_GATEWAYS,
+                              (",".join(sorted(conflicting)), key, port, ",".join(names)), gw)
+
+
+def _hosts(server: dict) -> list[str]:
+    return [h for h in as_list(server.get("hosts")) if isinstance(h, str)]
+
+
+def _duplicates(names: list[str], bind: str, known: dict[str, str]) -> bool:
+    """model.CheckDuplicates (pilot/pkg/model/gateway.go): hosts already known with the same
+    bind; when there are none, the hosts become known (the real analyzer keeps that)."""
+    found = [h for h in names if h in known and known[h] == bind]
+    if not found:
+        known.update({h: bind for h in names})
+    return bool(found)
+
+
+def _parse_selector(text: str) -> dict:
+    """conflictinggateway.go parseSelectorFromString: `k=v,k2=v2` back into a map."""
+    pairs = (part.split("=") for part in text.split(","))
+    return {kv[0]: kv[1] for kv in pairs if len(kv) == 2}

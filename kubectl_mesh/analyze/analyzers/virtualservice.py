@@ -172,3 +172,60 @@ def conflicting_mesh_hosts(store: Store) -> Iterator[Message]:
             reported.add(key)
             yield Message(msg.CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS, (names, scoped), vs,
                           vs.name_line())
+
+
+JWT_CLAIM_HEADER = "@request.auth.claims"  # istio/pkg/jwt/routing.go HeaderJWTClaim
+
+
+def _routing_claim(header: str) -> bool:
+    """jwt.ToRoutingClaim(header).Match: `@request.auth.claims.a.b` or `...claims[a][b]`."""
+    if not header.lower().startswith(JWT_CLAIM_HEADER):
+        return False
+    name = header[len(JWT_CLAIM_HEADER):]
+    return (name.startswith(".") and len(name) > 1) or (
+        name.startswith("[") and name.endswith("]") and len(name) > 2)
+
+
+def _jwt_claim_key(vs: Resource) -> str:
+    """routeBasedOnJWTClaimKey: the first header (or withoutHeaders) key of an http match
+    that routes on a JWT claim (YAML order where Go's map order is random), else ""."""
+    for route in as_list(vs.spec.get("http")):
+        for match in as_list(as_dict(route).get("match")):
+            match = as_dict(match)
+            for field in ("headers", "withoutHeaders"):
+                for key in as_dict(match.get(field)):
+                    if isinstance(key, str) and _routing_claim(key):
+                        return key
+    return ""
+
+
+def jwt_claim_routes(store: Store) -> Iterator[Message]:
+    """virtualservice.JWTClaimRouteAnalyzer (jwtclaimroute.go): a VirtualService that routes on
+    a JWT claim through a Gateway whose pods no RequestAuthentication (of istio-system or the
+    pod's namespace) selects: the claims are never validated nor made available (IST0149)."""
+    by_namespace: dict[str, list[dict]] = {}
+    for ra in store.of("RequestAuthentication"):
+        labels = as_dict(as_dict(ra.spec.get("selector")).get("matchLabels"))
+        by_namespace.setdefault(ra.namespace, []).append(
+            {str(k): str(v) for k, v in labels.items()})
+    for vs in store.of("VirtualService"):
+        key = _jwt_claim_key(vs)
+        if not key:
+            continue
+        for name in strings(vs.spec.get("gateways")):
+            if name == MESH_GATEWAY:
+                continue
+            ns, _, short = name.rpartition("/")
+            gateway = store.get("Gateway", ns or vs.namespace, short)
+            if gateway is None:
+                continue
+            selector = {str(k): str(v) for k, v in as_dict(gateway.spec.get("selector")).items()}
+            for pod in store.of("Pod"):
+                if not all(pod.labels.get(k) == v for k, v in selector.items()):
+                    continue
+                selectors = by_namespace.get("istio-system", []) + by_namespace.get(
+                    pod.namespace, [])
+                if not any(all(pod.labels.get(k) == v for k, v in s.items())
+                           for s in selectors):
+                    yield Message(msg.JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN,
+                                  (key, f"{ns or vs.namespace}/{short}", pod.name), vs)
