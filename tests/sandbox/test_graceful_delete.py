@@ -32,7 +32,8 @@ def test_a_deleted_pod_terminates_then_goes_and_is_replaced_at_once(sandbox):
     before = _ready_replicas(sandbox)
     assert len(before) == 2
     victim = before[0]
-    pids = [c["pid"] for p in sandbox.status() if p["name"] == victim for c in p["containers"]]
+    pids = [c["pid"] for p in sandbox.status() if p["name"] == victim for c in p["containers"]
+            if c["pid"]]  # running containers (istio-init has completed)
     watch = _watch(sandbox)
     try:
         sandbox.kubectl("delete", "pod", victim, "-n", "istioinaction", "--wait=false")

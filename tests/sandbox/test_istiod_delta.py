@@ -213,7 +213,6 @@ def test_syncz_debug_type_on_a_delta_stream(server):
     ("proxyMetadata:\n  ISTIO_DELTA_XDS: false\n", "GRPC"),
     ("proxyMetadata:\n  ISTIO_DELTA_XDS: 'true'\n", "DELTA_GRPC"),
     ("proxyMetadata: [not, a, map]", "DELTA_GRPC"),
-    ("{unparsable", "DELTA_GRPC"),
 ])
 def test_bootstrap_speaks_delta_unless_the_pod_turns_it_off(annotation, api_type):
     from sandbox.istiod.bootstrap import render_bootstrap
@@ -222,3 +221,14 @@ def test_bootstrap_speaks_delta_unless_the_pod_turns_it_off(annotation, api_type
         pod["metadata"]["annotations"]["proxy.istio.io/config"] = annotation
     config = render_bootstrap(pod, "router", ("127.0.50.1", 15010))
     assert config["dynamic_resources"]["ads_config"]["api_type"] == api_type
+
+
+
+def test_an_unparsable_proxy_config_stops_the_proxy_before_any_xds():
+    """pilot-agent does not start with a `proxy.istio.io/config` it cannot read (the stats
+    matcher reads it first), so no bootstrap is written at all."""
+    from sandbox.istiod.bootstrap import render_bootstrap
+    [pod] = [d for d in objects() if d["kind"] == "Pod"]
+    pod["metadata"]["annotations"]["proxy.istio.io/config"] = "{unparsable"
+    with pytest.raises(ValueError, match="proxy.istio.io/config"):
+        render_bootstrap(pod, "router", ("127.0.50.1", 15010))

@@ -127,7 +127,7 @@ def test_list_then_watch_with_relist_on_410(api, tmp_path):
     source.start()
     try:
         assert seen.get(timeout=5) == ["listed"]  # published only once every kind is listed
-        assert source.synced and len(KINDS) == 6
+        assert source.synced and len(KINDS) == 7  # ConfigMap: the root certificate's
         deadline = time.monotonic() + 5
         while len(handler.pod_watches) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
