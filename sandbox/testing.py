@@ -218,6 +218,24 @@ def is_real(state: pathlib.Path) -> bool:
     return (pathlib.Path(state) / "etcd").is_dir()
 
 
+def envoy_pid(container_pid: int) -> int:
+    """The Envoy process of an istio-proxy container whose process is `container_pid`: that
+    process itself on the sandbox istiod (the container runs Envoy), its child on real Istio
+    (the container runs pilot-agent, which starts Envoy: pkg/envoy/proxy.go `Run`)."""
+    pending = [container_pid]
+    while pending:
+        pid = pending.pop(0)
+        try:
+            if pathlib.Path(f"/proc/{pid}/comm").read_text().strip() == "envoy":
+                return pid
+            # every thread's children: pilot-agent (Go) starts Envoy from any of its threads
+            for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    raise LookupError(f"no envoy process under pid {container_pid}")
+
+
 def wait_until(predicate, timeout: float = 30.0, what: str = "", interval: float = 0.1):
     """Poll `predicate` every `interval` seconds until it returns something truthy, and return
     that; AssertionError naming `what` and the last value once `timeout` seconds have passed
