@@ -207,7 +207,11 @@ class RealSandbox:
         path = ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
                 "istio-sidecar-injector")
         while time.monotonic() < deadline:
-            code, body = self.cp.request("GET", path)
+            try:
+                code, body = self.cp.request("GET", path)
+            except OSError:  # a slow answer on a loaded machine: ask again
+                time.sleep(0.5)
+                continue
             hooks = body.get("webhooks") or [] if code == 200 else []
             if hooks and all((w.get("clientConfig") or {}).get("caBundle") for w in hooks):
                 return
