@@ -48,6 +48,15 @@ def cmd_up(args) -> int:
         if not s.is_file():
             print(f"error: scenario file {s} not found", file=sys.stderr)
             return 2
+    if args.istio == "real" and args.backend != "real":
+        print("error: --istio real needs --backend real (real Istio runs on the real control "
+              "plane; the API double has only the sandbox istiod)", file=sys.stderr)
+        return 2
+    if args.istio == "real" and (os.geteuid() != 0 or args.pod_network != "netns"):
+        print("error: --istio real needs root and --pod-network netns (istiod's pod and the "
+              "sidecars' iptables need a network namespace each); run as root, or use "
+              "--istio sandbox", file=sys.stderr)
+        return 2
     if args.detach:
         return _up_detached(args, state, scenarios)
     private_dir(state)  # it holds the kubeconfig and the token table
@@ -61,7 +70,7 @@ def cmd_up(args) -> int:
     if args.backend == "real":
         from .real.cluster import RealSandbox
         sandbox = RealSandbox(state, scenarios, verbose=args.verbose,
-                              pod_network=args.pod_network)
+                              pod_network=args.pod_network, istio=args.istio)
     else:
         sandbox = Sandbox(state, scenarios, verbose=args.verbose)
     pid_file.write_text(str(os.getpid()))
@@ -125,15 +134,17 @@ def _up_detached(args, state: pathlib.Path, scenarios) -> int:
     (state / "ready").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "sandbox", "up", "--state", str(state),
            "--timeout", str(args.timeout), "--backend", args.backend,
-           "--pod-network", args.pod_network] + [a for s in scenarios for a in ("--scenario", str(s))]
+           "--pod-network", args.pod_network, "--istio", args.istio] + [a for s in scenarios for a in ("--scenario", str(s))]
     if args.owner:
         cmd += ["--owner", str(args.owner)]
     log = open(state / "sandbox.log", "ab")
     env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              start_new_session=True, env=env)
-    # the real backend's control plane starts before the pods' timeout begins
-    deadline = time.monotonic() + args.timeout + (105 if args.backend == "real" else 15)
+    # the real backend's control plane (and real Istio's install and istiod) start before the
+    # pods' timeout begins
+    deadline = time.monotonic() + args.timeout + {"double": 15, "real": 105}[args.backend] + (
+        120 if args.istio == "real" else 0)
     while time.monotonic() < deadline:
         if (state / "ready").exists():
             print(state / "kubeconfig")
@@ -231,6 +242,11 @@ def main(argv=None) -> int:
                     help="double: the Python API double (fast); real: etcd, kube-apiserver, "
                          "controller manager and scheduler built by `make real-components`, "
                          "the sandbox as the node's kubelet")
+    up.add_argument("--istio", choices=("sandbox", "real"), default="sandbox",
+                    help="the real backend's Istio: sandbox (the scenario's istiod run as the "
+                         "sandbox istiod) or real (istioctl install's minimal profile, istiod a "
+                         "pod of the real pilot-discovery, sidecars and gateways real pilot-agent "
+                         "and Envoy with istio-init's iptables; needs root and netns)")
     up.add_argument("--pod-network", choices=POD_NETWORKS,
                     default=default_pod_network(),
                     help="the real backend's pods: netns (a network namespace each, on a "

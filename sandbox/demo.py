@@ -96,13 +96,16 @@ def walk(demo: Demo) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
     p.add_argument("--pause", type=float, default=0.0, help="seconds to pause between steps")
-    p.add_argument("--backend", choices=("double", "real"), default="double",
+    p.add_argument("--backend", choices=("double", "real", "istio"), default="double",
                    help="real: etcd, kube-apiserver, controller manager and scheduler (`make "
-                        "real-components`) with the sandbox as the node's kubelet")
+                        "real-components`) with the sandbox as the node's kubelet; istio: "
+                        "the same with real Istio (istiod a pod; needs root)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kubectl-mesh-demo-") as tmp:
         what = {"double": "a Kubernetes API double",
-                "real": "a real kube-apiserver, controllers and scheduler"}[args.backend]
+                "real": "a real kube-apiserver, controllers and scheduler",
+                "istio": "a real kube-apiserver, controllers and scheduler, real Istio "
+                         "installed as istioctl install does"}[args.backend]
         print(f"# Starting the sandbox ({what}, istiod and real Envoys)...", flush=True)
         started = time.monotonic()
         with RunningSandbox(pathlib.Path(tmp) / "state", backend=args.backend) as sb:

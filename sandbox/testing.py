@@ -29,10 +29,16 @@ class RunningSandbox:
     """A detached `python -m sandbox up`, stopped by `down()` (or the context manager)."""
 
     def __init__(self, state: pathlib.Path, scenarios: list[pathlib.Path] | None = None,
-                 timeout: float = 60.0, backend: str = "double", pod_network: str | None = None):
-        """`backend`: "double" (the API double) or "real" (the real control plane with the
-        sandbox as its kubelet: `python -m sandbox up --backend real`); `pod_network`: the
-        real backend's `--pod-network` (default: `python -m sandbox up`'s)."""
+                 timeout: float = 60.0, backend: str = "double", pod_network: str | None = None,
+                 istio: str | None = None):
+        """`backend`: "double" (the API double), "real" (the real control plane with the
+        sandbox as its kubelet: `python -m sandbox up --backend real`) or "istio" (the same
+        with real Istio: `--backend real --istio real`); `istio`: the real backend's
+        `--istio` ("sandbox" or "real"; default "real" for backend "istio", else "sandbox");
+        `pod_network`: the real backend's `--pod-network` (default: `python -m sandbox up`'s)."""
+        self.istio = istio or ("real" if backend == "istio" else "sandbox")
+        if backend == "istio":
+            backend = "real"
         self.pod_network = pod_network
         self.state = pathlib.Path(state)
         self.scenarios = scenarios or []
@@ -44,13 +50,14 @@ class RunningSandbox:
     def up(self) -> "RunningSandbox":
         cmd = [sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(self.state),
                "--timeout", str(self.timeout), "--owner", str(os.getpid()),
-               "--backend", self.backend]
+               "--backend", self.backend, "--istio", self.istio]
         if self.pod_network:
             cmd += ["--pod-network", self.pod_network]
         for s in self.scenarios:
             cmd += ["--scenario", str(s)]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                             timeout=self.timeout + (150 if self.backend == "real" else 30))
+                             timeout=self.timeout + (150 if self.backend == "real" else 30)
+                             + (120 if self.istio == "real" else 0))
         if out.returncode != 0:
             log = (self.state / "sandbox.log")
             raise RuntimeError(f"sandbox up failed: {out.stderr}\n"
@@ -209,6 +216,24 @@ def add_user(state: pathlib.Path, kubeconfig: pathlib.Path, user: str, deny: lis
 def is_real(state: pathlib.Path) -> bool:
     """Whether `state` is a real-backend sandbox's (`up --backend real`: it has etcd's data)."""
     return (pathlib.Path(state) / "etcd").is_dir()
+
+
+def envoy_pid(container_pid: int) -> int:
+    """The Envoy process of an istio-proxy container whose process is `container_pid`: that
+    process itself on the sandbox istiod (the container runs Envoy), its child on real Istio
+    (the container runs pilot-agent, which starts Envoy: pkg/envoy/proxy.go `Run`)."""
+    pending = [container_pid]
+    while pending:
+        pid = pending.pop(0)
+        try:
+            if pathlib.Path(f"/proc/{pid}/comm").read_text().strip() == "envoy":
+                return pid
+            # every thread's children: pilot-agent (Go) starts Envoy from any of its threads
+            for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    raise LookupError(f"no envoy process under pid {container_pid}")
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "", interval: float = 0.1):

@@ -16,18 +16,19 @@ import pytest
 from sandbox.testing import MeshCli, RunningSandbox
 
 
-BACKENDS = ("double", "real")
+BACKENDS = ("double", "real", "istio")
+GROUPS = {"both": ("double", "real"), "all": BACKENDS}
 
 
 def _backends(config) -> list[str]:
     chosen = config.getoption("--backend")
-    return list(BACKENDS) if chosen == "both" else [chosen]
+    return list(GROUPS.get(chosen, (chosen,)))
 
 
 def pytest_generate_tests(metafunc):
-    """With `--backend both`, every test on the `sandbox` fixture (or on a sandbox of its
-    own that asks for `backend`) runs on each backend (ids `[double]`, `[real]`); with one
-    backend the ids stay as they are."""
+    """With `--backend both` (or `all`), every test on the `sandbox` fixture (or on a
+    sandbox of its own that asks for `backend`) runs on each backend (ids `[double]`,
+    `[real]`, `[istio]`); with one backend the ids stay as they are."""
     if "backend" in metafunc.fixturenames and len(_backends(metafunc.config)) > 1:
         metafunc.parametrize("backend", _backends(metafunc.config), indirect=True,
                              scope="module")
@@ -36,22 +37,29 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_modifyitems(config, items):
     """Tests on the real backend need the real components: marked `real` (`make test-fast`
     leaves them out). A test marked `double_only(reason)` checks something only the API
-    double has: skipped on the real backend, with its reason."""
+    double has: skipped on the real backends, with its reason; one marked
+    `sandbox_istiod_only(reason)` something only the sandbox istiod does (its fault
+    switches, behaviours real istiod has no equivalent for): skipped on real Istio."""
     for item in items:
         if "backend" not in getattr(item, "fixturenames", ()):
             continue
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("backend") if callspec else _backends(config)[0]
-        if backend == "real":
+        if backend in ("real", "istio"):
             item.add_marker(pytest.mark.real)
             only = item.get_closest_marker("double_only")
             if only is not None:
                 item.add_marker(pytest.mark.skip(reason=f"the API double only: {only.args[0]}"))
+        if backend == "istio":
+            only = item.get_closest_marker("sandbox_istiod_only")
+            if only is not None:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"the sandbox istiod only: {only.args[0]}"))
 
 
 @pytest.fixture(scope="module")
 def backend(request) -> str:
-    """The sandbox backend of this module's tests: `--backend double|real|both`."""
+    """The sandbox backend of this module's tests: `--backend double|real|istio|both|all`."""
     return getattr(request, "param", None) or _backends(request.config)[0]
 
 
@@ -105,9 +113,11 @@ def no_listener_left_accepting():
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files instead of comparing against them")
-    parser.addoption("--backend", choices=(*BACKENDS, "both"), default="double",
+    parser.addoption("--backend", choices=(*BACKENDS, *GROUPS), default="double",
                      help="the sandbox the end-to-end tests run on: the API double (default), "
-                          "the real control plane (`python -m sandbox up --backend real`), or both")
+                          "the real control plane (`python -m sandbox up --backend real`), "
+                          "real Istio on it (`--backend real --istio real`), both = the first "
+                          "two, or all three")
     parser.addoption("--pod-network", choices=("netns", "loopback"), default=None,
                      help="the real backend's pods: a network namespace each, or an address each "
                           "in the host's (default: $SANDBOX_POD_NETWORK, else the sandbox's)")

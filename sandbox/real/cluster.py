@@ -43,15 +43,25 @@ from .kubelet.podnetwork import SERVICE_IP, SERVICE_PORT, default_pod_network, r
 POD_IDENTITY = ("kube-system", "sandbox-pods")
 DOUBLE_ADMIN = "sandbox-admin"  # the double's kubeconfig user entry  # the service account pods act as
 TOKEN_SECONDS = 7 * 24 * 3600
+ISTIO_CONTROL_PLANES = ("sandbox", "real")
 
 
 class RealSandbox:
     def __init__(self, state_dir: pathlib.Path, scenarios: list[pathlib.Path],
                  verbose: bool = False, timeout: float = 90.0,
-                 pod_network: str | None = None):
+                 pod_network: str | None = None, istio: str = "sandbox"):
         """`pod_network`: "netns" (a network namespace per pod) or "loopback" (default
-        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.default_pod_network()`: netns as root)."""
+        $SANDBOX_POD_NETWORK, else `kubelet.podnetwork.default_pod_network()`: netns as root);
+        `istio`: "sandbox" (the sandbox istiod, the scenario's own pod, and the sandbox's
+        injection webhook) or "real" (Istio installed as `istioctl install` installs it,
+        istiod a pod: `istio.mesh`; needs the netns pod network)."""
+        if istio not in ISTIO_CONTROL_PLANES:
+            raise ValueError(f"istio must be one of {ISTIO_CONTROL_PLANES}, not {istio!r}")
+        self.istio = istio
         self.pod_network = pod_network or default_pod_network()
+        if istio == "real" and self.pod_network != "netns":
+            raise ValueError("real Istio needs the netns pod network (istiod's pod and the "
+                             "sidecars' iptables need a network namespace each; run as root)")
         self.state_dir = state_dir.resolve()
         self.scenarios = scenarios
         self.verbose = verbose
@@ -77,6 +87,8 @@ class RealSandbox:
         docs = load_documents(self.scenarios)
         behaviours = Behaviours([x for x in docs if x.get("apiVersion") == BEHAVIOUR_API])
         objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]
+        if self.istio == "real":
+            return self._start_with_real_istio(behaviours, objects)
         crds = istio_crds()
         # a new cluster each time: the previous run's objects would outlive their CA
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
@@ -129,12 +141,85 @@ class RealSandbox:
         except BaseException:
             self.stop()
             raise
+        self._write_status()
+        return self
+
+    def _write_status(self) -> None:
         self.runtime = self.kubelet.runtime
         self._status_thread = threading.Thread(
             target=write_status_loop, args=(self.runtime, self.state_dir, self._status_stop),
             daemon=True, name="status")
         self._status_thread.start()
+
+    def _start_with_real_istio(self, behaviours: Behaviours, objects: list[dict]) -> "RealSandbox":
+        """The control plane, the node (`kubelet_for`: istiod's pod as the real
+        pilot-discovery, injected pods' istio-init and istio-proxy as real pilot-agent and
+        Envoy), Istio installed as `istioctl install` does (`install(..., istiod="pod")`),
+        then the scenario without what the install provides (`istio.mesh.for_real_istio`),
+        once istiod's injector can be called."""
+        from .istio import install
+        from .istio.install import InstallError
+        from .istio.manifests import ManifestError
+        from .istio.mesh import INSTALL_VALUES, for_real_istio
+        from .istio.sidecar import kubelet_for
+        from .controlplane import locate_binaries
+        shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
+        started = time.monotonic()
+
+        def done(what: str) -> None:
+            if self.verbose:
+                print(f"sandbox: {what} ({time.monotonic() - started:.1f} s)", file=sys.stderr,
+                      flush=True)
+        try:
+            binaries = locate_binaries()
+            self.cp = cp = ControlPlane(self.state_dir, timeout=self.timeout, context="sandbox")
+            cp.start(await_controllers=False)
+            self._name_admin_as_the_double_does()
+            done(f"kube-apiserver ready on {cp.server}")
+            record(self.state_dir, cp.addresses.network)  # for `down` after a crash
+            refuse = self.state_dir / "refuse-websocket"
+            self.kubelet = kubelet_for(cp, None, binaries=binaries, pod_network="netns",
+                                       state_dir=self.state_dir, behaviours=behaviours,
+                                       refuse_websocket=refuse.exists).start()
+            done("node registered")
+            try:
+                install(cp, binaries / "istioctl", None, istiod="pod", extra=INSTALL_VALUES)
+            except (InstallError, ManifestError) as e:
+                raise ControlPlaneError(f"Istio's install failed: {e}") from None
+            done("Istio installed (istioctl install's objects applied)")
+            cp.await_controllers()
+            done("controller manager and scheduler ready")
+            self._await_injector()
+            done("istiod's injector ready")
+            Applier(cp.request).create_all(for_real_istio(objects))
+            done("scenario created")
+        except ApplyError as e:
+            self.stop()
+            raise ScenarioError(str(e)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self._write_status()
         return self
+
+    def _await_injector(self) -> None:
+        """Until istiod runs and has patched its root into the injector's webhooks: before,
+        the API server cannot call it, and pods would be created without their sidecar."""
+        deadline = time.monotonic() + self.timeout + 60
+        path = ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
+                "istio-sidecar-injector")
+        while time.monotonic() < deadline:
+            try:
+                code, body = self.cp.request("GET", path)
+            except OSError:  # a slow answer on a loaded machine: ask again
+                time.sleep(0.5)
+                continue
+            hooks = body.get("webhooks") or [] if code == 200 else []
+            if hooks and all((w.get("clientConfig") or {}).get("caBundle") for w in hooks):
+                return
+            time.sleep(0.5)
+        raise ControlPlaneError("istiod did not patch its injector's caBundle in time (is its "
+                                "pod running? kubectl get pods -n istio-system)")
 
     def _name_admin_as_the_double_does(self) -> None:
         """The kubeconfig's user entry named `sandbox-admin`, as the double names it (the

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from sandbox.testing import PodPort
+from sandbox.testing import PodPort, envoy_pid
 
 CATALOG = ("deploy/catalog", "-n", "istioinaction")
 V2 = ("deploy/catalog-v2", "-n", "istioinaction")
@@ -146,8 +146,9 @@ def test_a_change_to_a_workload_of_several_pods_needs_all_pods(mesh, v2):
 def test_no_pod_is_changed_when_one_cannot_be_reached(mesh, sandbox, v2):
     """Every pod is reached before the first is changed: a stopped Envoy means no change."""
     refs = list(v2)
-    envoy = next(c["pid"] for p in sandbox.status() if f"{p['name']}.istioinaction" == refs[1]
-                 for c in p["containers"] if c["name"] == "istio-proxy")
+    envoy = envoy_pid(next(c["pid"] for p in sandbox.status()
+                           if f"{p['name']}.istioinaction" == refs[1]
+                           for c in p["containers"] if c["name"] == "istio-proxy"))
     os.kill(envoy, signal.SIGSTOP)
     try:
         out = mesh("admin", *V2, "/healthcheck/fail", "--allow-write", "--all-pods",

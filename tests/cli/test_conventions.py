@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from sandbox.testing import PodPort, kubectl_binary
+from sandbox.testing import PodPort, envoy_pid, kubectl_binary
 
 NS = "istioinaction"
 BIN = pathlib.Path(sys.executable).parent
@@ -412,8 +412,8 @@ def test_debug_shows_a_traceback_on_an_error(mesh):
 
 def test_ctrl_c_mid_request_exits_130_quietly(mesh, sandbox):
     pod = names(sandbox, "pods", NS, "app=catalog,version=v1")[0]
-    envoy = next(c["pid"] for p in sandbox.status() if p["name"] == pod
-                 for c in p["containers"] if c["name"] == "istio-proxy")
+    envoy = envoy_pid(next(c["pid"] for p in sandbox.status() if p["name"] == pod
+                           for c in p["containers"] if c["name"] == "istio-proxy"))
     os.kill(envoy, signal.SIGSTOP)
     try:
         # kubectl execs the plugin: the pid is the command's own process.

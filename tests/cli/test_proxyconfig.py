@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 
 from kubectl_mesh.proxyconfig import command as proxyconfig
 from kubectl_mesh.configdump import ConfigDump
@@ -160,6 +161,9 @@ def test_drift_between_replicas_is_reported(monkeypatch):
     assert "+catalog.istioinaction.svc.cluster.local  80  version-v1" in err.getvalue()
 
 
+@pytest.mark.sandbox_istiod_only("a proxy without certificates: the sandbox istiod's have "
+                                  "none, real istiod's CA gives every proxy its workload "
+                                  "certificate (`secrets` on real Istio: tests/real)")
 def test_secrets_of_a_proxy_without_certificates_says_so(mesh):
     """The sandbox's istiod issues no workload certificates (no SDS): istioctl's words instead
     of a bare header, and no secrets in the JSON."""

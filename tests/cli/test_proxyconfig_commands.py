@@ -76,11 +76,16 @@ def test_rootca_compare_bad_input(mesh):
     assert 'deployment "catlog" not found' in missing.stderr
     no_sidecar = mesh("rootca-compare", "deploy/istiod.istio-system", *CATALOG)
     assert no_sidecar.returncode == 3 and "has no istio-proxy container" in no_sidecar.stderr
+    both = mesh("rootca-compare", "deploy/catalog", "deploy/istio-ingressgateway.istio-system",
+                "-n", "istioinaction")
+    if json.loads(mesh("secrets", "deploy/catalog", "-n", "istioinaction", "-o", "json").stdout):
+        # real istiod's CA gave both proxies their certificates and its root
+        assert (both.returncode, both.stderr) == (0, ""), both.stderr
+        assert "have the identical ROOTCA" in both.stdout
+        return
     # the sandbox's istiod issues no certificates: no ROOTCA secret to compare
-    no_root = mesh("rootca-compare", "deploy/catalog", "deploy/istio-ingressgateway.istio-system",
-                   "-n", "istioinaction")
-    assert (no_root.returncode, no_root.stdout) == (3, "")
-    assert no_root.stderr.count("\n") == 1 and "has no ROOTCA secret" in no_root.stderr
+    assert (both.returncode, both.stdout) == (3, "")
+    assert both.stderr.count("\n") == 1 and "has no ROOTCA secret" in both.stderr
 
 
 def test_stats_server_filter_and_formats(mesh):

@@ -17,9 +17,11 @@ def sandbox(tmp_path_factory, backend):
     state = tmp_path_factory.mktemp("sandbox")
     cache = tmp_path_factory.mktemp("kubecache")
     env = {**os.environ, "KUBECACHEDIR": str(cache)}
+    # backend "istio": the real control plane with real Istio
+    flags = ["--backend", "real", "--istio", "real"] if backend == "istio" else ["--backend", backend]
     up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--detach", "--state", str(state),
-                         "--backend", backend], cwd=REPO, capture_output=True, text=True,
-                        env=env, timeout=120 + (150 if backend == "real" else 0))
+                         *flags], cwd=REPO, capture_output=True, text=True,
+                        env=env, timeout=120 + {"double": 0, "real": 150, "istio": 270}[backend])
     try:
         assert up.returncode == 0, up.stderr
         yield Sandbox(state=state, kubeconfig=state / "kubeconfig", cache=cache)

@@ -57,10 +57,12 @@ class Run:
 
 @pytest.fixture
 def gateway(sandbox, mesh):
-    """(pod ref, its Envoy's admin port) of the gateway; its levels are back at warning
-    afterwards."""
+    """(pod ref, its Envoy's admin port) of the gateway, every logger at warning (reset
+    first: real pilot-agent starts Envoy with `misc:error` too, the chart's
+    global.proxy.componentLogLevel); its levels are back at warning afterwards."""
     (pod,) = sandbox.pods("istio-system", "app=istio-ingressgateway")
     admin = PodPort(pod, 15000)
+    assert mesh("loglevel", *GW, "--reset").returncode == 0
     before = envoy_levels(admin)
     assert set(before.values()) == {"warning"}
     yield f"{pod['metadata']['name']}.istio-system", admin

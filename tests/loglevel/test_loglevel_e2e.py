@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from sandbox.testing import PodPort
+from sandbox.testing import PodPort, envoy_pid
 
 from .conftest import all_levels, envoy_levels
 
@@ -21,8 +21,10 @@ V2 = ("deploy/catalog-v2", "-n", "istioinaction")
 
 
 @pytest.fixture(scope="module")
-def three_replicas(sandbox):
-    """catalog-v2 scaled to 3 ready replicas: {pod ref: its Envoy's admin port}."""
+def three_replicas(sandbox, mesh):
+    """catalog-v2 scaled to 3 ready replicas: {pod ref: its Envoy's admin port}, every
+    logger at warning (reset: real pilot-agent starts Envoy with `misc:error` too, the
+    chart's global.proxy.componentLogLevel)."""
     sandbox.kubectl("scale", "deploy/catalog-v2", "-n", "istioinaction", "--replicas", "3")
 
     def ready():
@@ -36,6 +38,7 @@ def three_replicas(sandbox):
     for admin in pods.values():
         sandbox.wait_for(lambda: _answers(admin), timeout=30,
                          what=f"Envoy of {admin.pod['metadata']['name']}")
+    assert mesh("loglevel", *V2, "--reset").returncode == 0
     return pods
 
 
@@ -77,12 +80,24 @@ def test_one_pod_list_set_and_debug_lines_in_its_log(mesh, sandbox):
 def test_reset_uses_the_injector_configmap_then_falls_back_to_warning(mesh, sandbox):
     admin = _gateway(sandbox)
     mesh("loglevel", *GW, "--level", "router:trace")
-    # `kubectl create configmap` sends protobuf, which the sandbox's API server refuses;
-    # apply sends JSON.
-    sandbox.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
-        "data": {"values": json.dumps({"global": {"proxy": {"logLevel": "info"}}})}}))
+    # Real Istio's install has the injector's configmap (its injection template in `config`,
+    # the chart's values in `values`: global.proxy.logLevel warning); the sandbox istiod has
+    # none. Only its values change here, and they are put back.
+    got = sandbox.kubectl("get", "configmap", "istio-sidecar-injector", "-n", "istio-system",
+                          "-o", "json", check=False)
+    installed = json.loads(got.stdout) if got.returncode == 0 else None
+    values = json.loads(installed["data"]["values"]) if installed else {}
+    values.setdefault("global", {}).setdefault("proxy", {})["logLevel"] = "info"
+    if installed:
+        sandbox.kubectl("patch", "configmap", "istio-sidecar-injector", "-n", "istio-system",
+                        "--type", "merge", "-p", json.dumps({"data": {"values": json.dumps(values)}}))
+    else:
+        # `kubectl create configmap` sends protobuf, which the sandbox's API server refuses;
+        # apply sends JSON.
+        sandbox.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+            "data": {"values": json.dumps(values)}}))
     try:
         out = mesh("loglevel", *GW, "--reset")
         assert out.returncode == 0, out.stderr
@@ -91,11 +106,18 @@ def test_reset_uses_the_injector_configmap_then_falls_back_to_warning(mesh, sand
             "istio-system/istio-sidecar-injector)")
         assert set(envoy_levels(admin).values()) == {"info"}
     finally:
-        sandbox.kubectl("delete", "configmap", "istio-sidecar-injector", "-n", "istio-system")
+        if installed:
+            sandbox.kubectl("patch", "configmap", "istio-sidecar-injector", "-n", "istio-system",
+                            "--type", "merge", "-p",
+                            json.dumps({"data": {"values": installed["data"]["values"]}}))
+        else:
+            sandbox.kubectl("delete", "configmap", "istio-sidecar-injector", "-n", "istio-system")
     out = mesh("loglevel", *GW, "--reset")
     assert out.returncode == 0, out.stderr
-    assert "resetting to the mesh default level warning (Istio's default: there is no " \
-           "configmap istio-system/istio-sidecar-injector)" in out.stderr
+    assert ("resetting to the mesh default level warning (global.proxy.logLevel in configmap "
+            "istio-system/istio-sidecar-injector)" if installed else
+            "resetting to the mesh default level warning (Istio's default: there is no "
+            "configmap istio-system/istio-sidecar-injector)") in out.stderr
     assert set(envoy_levels(admin).values()) == {"warning"}
 
 
@@ -224,7 +246,7 @@ def test_unreachable_replica_before_the_change_is_exit_5_and_nothing_changes(
 def _envoy_pid(sandbox, ref: str) -> int:
     name, ns = ref.split(".", 1)
     (pod,) = [p for p in sandbox.status() if p["name"] == name and p["namespace"] == ns]
-    return next(c["pid"] for c in pod["containers"] if c["name"] == "istio-proxy")
+    return envoy_pid(next(c["pid"] for c in pod["containers"] if c["name"] == "istio-proxy"))
 
 
 def test_replica_unreachable_mid_change_rolls_back_the_others(sandbox, three_replicas):

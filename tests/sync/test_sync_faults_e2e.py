@@ -14,7 +14,11 @@ import pytest
 
 # In the slow matrix (`make test-fast` leaves it out): the injected-fault matrix, a sandbox of its
 # own (sync runs end to end in test_sync_e2e.py).
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow,
+              pytest.mark.sandbox_istiod_only(
+                  "the faults are the sandbox istiod's (pod annotation "
+                  "sandbox.kubectl-mesh.io/xds-fault, sandbox/istiod/faults.py); real istiod "
+                  "has no switch to lose a push or half-open a stream")]
 FAULT = "sandbox.kubectl-mesh.io/xds-fault"
 VS_PATCH = '[{"op":"add","path":"/spec/http/0/timeout","value":"7s"}]'
 VS_UNDO = '[{"op":"remove","path":"/spec/http/0/timeout"}]'

@@ -13,6 +13,14 @@ import pytest
 
 
 pytestmark = pytest.mark.timeout(180)
+# Why tests run on the sandbox istiod only (skipped with `--backend istio`)
+BARE_ISTIOD = ("a second istiod from a bare Deployment is the sandbox istiod's model; a real "
+               "one needs its chart (ServiceAccount, RBAC, mesh config, webhooks)")
+REVISION_TAG = ("the revision tag prod is the scenario's istiod stand-in's (REVISION_TAGS, its "
+                "webhook); real Istio's minimal install has none until `istioctl tag set`")
+DEBUG_SWITCH = ("ENABLE_DEBUG_ON_HTTP flipped at run time (istiod_debug_http) is a state file "
+                "only the sandbox istiod reads; real istiod reads the variable once at start "
+                "(pilot/pkg/features/pilot.go EnableDebugOnHTTP)")
 FALLBACK_NOTE = "note: istiod's XDS debug interface did not answer"
 NO_TOKEN = "create serviceaccounts/token"
 
@@ -38,6 +46,7 @@ def _http_status(url: str) -> int:
         return e.code
 
 
+@pytest.mark.sandbox_istiod_only(DEBUG_SWITCH)
 def test_sync_reads_xds_while_istiods_http_debug_is_off(mesh, sandbox):
     with sandbox.istiod_debug_http(False):
         assert _http_status(f"http://{_istiod_ip(sandbox)}:15014/debug/syncz") == 404
@@ -49,6 +58,7 @@ def test_sync_reads_xds_while_istiods_http_debug_is_off(mesh, sandbox):
     assert FALLBACK_NOTE not in out.stderr and out.stderr == ""
 
 
+@pytest.mark.sandbox_istiod_only(DEBUG_SWITCH)
 def test_verify_prefers_http_and_says_what_xds_cannot_check(mesh, sandbox):
     out = mesh("sync", "--verify")
     assert out.returncode == 0, out.stderr
@@ -79,6 +89,7 @@ def test_without_xds_sync_falls_back_to_http_and_says_so_once(mesh, sandbox):
     assert note.endswith("reading /debug/syncz over HTTP 15014")
 
 
+@pytest.mark.sandbox_istiod_only(DEBUG_SWITCH)
 def test_when_neither_answers_one_line_names_each_failure(mesh, sandbox):
     with sandbox.denied(NO_TOKEN), sandbox.istiod_debug_http(False):
         out = mesh("sync")
@@ -94,6 +105,7 @@ def test_when_neither_answers_one_line_names_each_failure(mesh, sandbox):
     assert "ENABLE_DEBUG_ON_HTTP=false?" in line and "Traceback" not in out.stderr
 
 
+@pytest.mark.sandbox_istiod_only(DEBUG_SWITCH)
 def test_xds_address_reaches_istiod_without_the_pods(mesh, sandbox):
     address = f"{_istiod_ip(sandbox)}:15012"
     with sandbox.istiod_debug_http(False):
@@ -114,6 +126,7 @@ def test_xds_address_reaches_istiod_without_the_pods(mesh, sandbox):
     assert out.returncode == 2 and "is not HOST:PORT" in out.stderr
 
 
+@pytest.mark.sandbox_istiod_only(REVISION_TAG)
 def test_revision_accepts_a_revision_tag(mesh, sandbox):
     hooks = sandbox.kubectl("get", "mutatingwebhookconfigurations", "-l", "istio.io/tag=prod",
                             "-o", "json")
@@ -156,6 +169,7 @@ spec:
 """
 
 
+@pytest.mark.sandbox_istiod_only(BARE_ISTIOD)
 def test_an_istiod_in_another_namespace_is_reached_over_xds(mesh, sandbox):
     """The AKS add-on's layout: istiod-asm-1-28 in aks-istio-system. The token, the root
     certificate and the certificate's name (istiod-asm-1-28.aks-istio-system.svc) are that
@@ -195,6 +209,7 @@ def test_an_istiod_in_another_namespace_is_reached_over_xds(mesh, sandbox):
         sandbox.kubectl("delete", "namespace", AKS_NAMESPACE, check=False)
 
 
+@pytest.mark.sandbox_istiod_only(DEBUG_SWITCH)
 def test_without_istiod_pods_the_webhooks_injection_url_names_the_control_plane(mesh, sandbox):
     """A control plane outside the cluster (e.g. a remote or managed istiod): no istiod pod
     in the istio namespace, only an injector webhook with a URL. Like istioctl, sync asks the

@@ -14,7 +14,10 @@ from sandbox.testing import MeshCli as Mesh
 
 # In the slow matrix (`make test-fast` leaves it out): a larger sandbox of its own (two istiod
 # replicas, four sidecars).
-pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow,
+              pytest.mark.sandbox_istiod_only(
+                  "the generated scenario's two istiod replicas are sandbox istiods; real "
+                  "Istio's install runs one istiod Deployment, which is not this scenario's")]
 
 
 # what --verify reads of each Envoy, added to Istio's stats matcher as a user would (the
