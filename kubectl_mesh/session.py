@@ -52,12 +52,14 @@ class Session:
             print(f"warning: sending the token of user {config.user!r} in clear text to "
                   f"{config.where}: the kubeconfig's cluster {config.cluster!r} says http://",
                   file=sys.stderr)
+        api = KubeApi(config, timeout=options.request_timeout)
         tls = None
         if config.server.startswith("https"):
-            from kubectl_mesh.kube.wsdial import TlsReuse
-            tls = TlsReuse(config)
-        return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls,
-                   Notices(stderr or sys.stderr))
+            from kubectl_mesh.kube.wsdial import TlsReuse, tls_context
+            # one context for the API requests and the port-forwards (the CA and key pair
+            # loaded once), with the WebSockets' server-name check (`tls_context`)
+            tls = TlsReuse(config, tls_context(config, api.ssl_context()))
+        return cls(options, config, api, tls, Notices(stderr or sys.stderr))
 
     @property
     def namespace(self) -> str:

@@ -78,3 +78,11 @@ def test_an_exact_dotted_pod_name_still_wins(sandbox):
         assert ref == target and "http.8080" in _route_names(dump)
     finally:
         sandbox.kubectl("delete", "pod", "-n", "istioinaction", target, timeout=90)
+
+
+def test_one_tls_context_for_the_api_and_the_port_forwards(sandbox):
+    # the kubeconfig's CA and client key pair are loaded once per command, not per client
+    from kubectl_mesh.session import Session
+    with Session.open(ClusterOptions(kubeconfig=str(sandbox.kubeconfig))) as session:
+        assert session.tls is not None
+        assert session.tls.context is session.api.ssl_context()
