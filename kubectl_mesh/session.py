@@ -52,12 +52,14 @@ class Session:
             print(f"warning: sending the token of user {config.user!r} in clear text to "
                   f"{config.where}: the kubeconfig's cluster {config.cluster!r} says http://",
                   file=sys.stderr)
+        api = KubeApi(config, timeout=options.request_timeout)
         tls = None
         if config.server.startswith("https"):
-            from kubectl_mesh.kube.wsdial import TlsReuse
-            tls = TlsReuse(config)
-        return cls(options, config, KubeApi(config, timeout=options.request_timeout), tls,
-                   Notices(stderr or sys.stderr))
+            from kubectl_mesh.kube.wsdial import TlsReuse, tls_context
+            # one context for the API requests and the port-forwards (the CA and key pair
+            # loaded once), with the WebSockets' server-name check (`tls_context`)
+            tls = TlsReuse(config, tls_context(config, api.ssl_context()))
+        return cls(options, config, api, tls, Notices(stderr or sys.stderr))
 
     @property
     def namespace(self) -> str:
@@ -85,6 +87,15 @@ class Session:
         return resolve(self.api, parse_target(target, selector), self.namespace, on_skip=skipped,
                        any_pod=any_pod)
 
+    def likely_pod(self, target: str | None, selector: str | None = None) -> "PodName | None":
+        """The pod a one-pod target most likely names, before `proxies()` asks the API
+        (`kube.targets.likely_pod`): work on it may start while the target is resolved."""
+        from kubectl_mesh.kube.targets import likely_pod, parse_target
+        if selector or not target:
+            return None
+        guess = likely_pod(parse_target(target), self.namespace)
+        return PodName(*guess) if guess else None
+
     def channel(self, pod, port: int):
         """The one way to a pod port (`kube.portforward.open_channel`); close() it."""
         from kubectl_mesh.kube.portforward import open_channel
@@ -98,6 +109,46 @@ class Session:
         with admin_over(self.channel(pod, self.options.proxy_admin_port), pod,
                         self.options.request_timeout) as admin:
             yield admin
+
+
+@dataclass(frozen=True)
+class PodName:
+    """A pod known by name only (`Session.likely_pod`): enough for `channel` and `admin`."""
+
+    name: str
+    namespace: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+    def same_pod(self, pod) -> bool:
+        return (pod.name, pod.namespace) == (self.name, self.namespace)
+
+
+class Ahead:
+    """`work(*args)` started in a (daemon) thread at once; `result()` waits for it and
+    returns its value or raises its exception. Work nobody asks the result of ends on its
+    own; it must release what it holds itself (`with` blocks)."""
+
+    def __init__(self, work: Callable[..., R], *args):
+        self._value: object = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work, args), daemon=True,
+                                        name="ahead")
+        self._thread.start()
+
+    def _run(self, work, args) -> None:
+        try:
+            self._value = work(*args)
+        except BaseException as e:  # handed to result()'s caller
+            self._error = e
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def ready_pods(pods: list, what: str, stderr: IO[str]) -> list:

@@ -319,14 +319,21 @@ class KubeApi:
             return status, content
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of this client's connections, built once: the kubeconfig's CA and
+        client key pair loaded once for whatever else talks to the same API server (the
+        port-forward WebSockets: `wsdial.TlsReuse`)."""
+        with self._lock:
+            if self._tls is None:
+                self._tls = self.config.ssl_context()
+            return self._tls
+
     def _take(self) -> tuple[_ApiConnection, bool]:
         """An idle connection (reused=True) or a new one."""
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
-            if self._https and self._tls is None:
-                self._tls = self.config.ssl_context()
-            tls = self._tls
+        tls = self.ssl_context() if self._https else None
         return _ApiConnection(self._host, self._port, self.timeout, tls,
                               self.config.tls_server_name), False
 

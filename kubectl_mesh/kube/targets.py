@@ -109,6 +109,17 @@ def parse_target(text: str | None, selector: str | None = None) -> Target:
 
 # ---- resolution ------------------------------------------------------------------------------
 
+def likely_pod(target: Target, namespace: str) -> tuple[str, str] | None:
+    """(name, namespace) of the pod a pod-form target (`NAME`, `pod/NAME`, `NAME.NAMESPACE`)
+    usually names, known before the API is asked: the last of `find_object`'s candidates (a
+    pod whose whole name is `NAME.NAMESPACE` is rare). None for workloads and selectors."""
+    if target.kind != "pod":
+        return None
+    if target.namespace is not None:
+        return target.name, target.namespace
+    return target.name, namespace
+
+
 
 def resolve(api: KubeApi, target: Target, namespace: str, *,
             on_skip: SkipFn | None = None, any_pod: bool = False) -> list[Pod]:

@@ -60,9 +60,10 @@ def port_forward_refusal(refused: UpgradeRefused, path: str, config: ApiConfig) 
     return WebSocketRefused(str(refused))
 
 
-def tls_context(config) -> ssl.SSLContext:
-    """The kubeconfig's TLS context, checking the certificate against `tls-server-name`."""
-    ctx = config.ssl_context()
+def tls_context(config, ctx: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    """The kubeconfig's TLS context (`ctx`, else a new one), checking the certificate
+    against `tls-server-name`."""
+    ctx = ctx if ctx is not None else config.ssl_context()
     if config.tls_server_name:
         ctx.check_hostname = not config.insecure
     return ctx
@@ -73,8 +74,10 @@ class TlsReuse:
     the next handshake resumes it (no certificate chain to verify, a fraction of the CPU on
     both ends - each port-forward is a new connection). Shared by threads."""
 
-    def __init__(self, config):
-        self.context = tls_context(config)
+    def __init__(self, config, context: ssl.SSLContext | None = None):
+        """`context`: the kubeconfig's context already built for the same API server
+        (`KubeApi.ssl_context`), else one is built here."""
+        self.context = context if context is not None else tls_context(config)
         self.session: ssl.SSLSession | None = None
 
 

@@ -83,28 +83,43 @@ def _comparable(tables, replica_ips: set[str]) -> list[str]:
 
 def fetch_dumps(opts: ProxyConfigOptions, stderr) -> list[tuple[str, str, object]]:
     """(pod ref, pod IP, ConfigDump) for the chosen pod, or for every pod with all_pods."""
-    from kubectl_mesh.session import Session, for_each, pick_one
+    from kubectl_mesh.session import Ahead, Session, for_each, pick_one
 
     view: View = opts.view
     with Session.open(opts.cluster) as session:
-        pods = session.proxies(opts.target, opts.selector, stderr=stderr)
-        if not opts.all_pods:
-            pods = [pick_one(pods, opts.target or f"-l {opts.selector}", stderr)]
 
-        def fetch(pod, while_waiting=None):
+        def fetch_raw(pod, while_waiting=None) -> tuple[dict, list[str]]:
             notes: list[str] = []
             with session.admin(pod) as admin:
-                raw = view.fetch(admin, while_waiting, notes)
+                return view.fetch(admin, while_waiting, notes), notes
+
+        def fetch(pod, while_waiting=None):
+            return dump_of(pod, *fetch_raw(pod, while_waiting))
+
+        def dump_of(pod, raw: dict, notes: list[str]):
             for note in notes:
                 stderr.write(f"warning: {pod.ref}: {note}\n")
             from kubectl_mesh.configdump import ConfigDump
             return ConfigDump(raw, pod.ref)
 
-        if len(pods) == 1:  # the common case: no threads, rendering prepared during Envoy's work
-            results = [(pods[0], fetch(pods[0], prepare_rendering), None)]
+        # One pod named by NAME[.NAMESPACE]: its port-forward and Envoy's answer start now,
+        # beside the pod GET(s) that check it, instead of one round trip after them.
+        guess = None if opts.all_pods else session.likely_pod(opts.target, opts.selector)
+        ahead = Ahead(fetch_raw, guess) if guess is not None else None
+        # Where the target means another pod, or none (the error says why), its work is left
+        # to end on its own: a port-forward to no Envoy fails, and closes, by itself.
+        pods = session.proxies(opts.target, opts.selector, stderr=stderr)
+        if not opts.all_pods:
+            pods = [pick_one(pods, opts.target or f"-l {opts.selector}", stderr)]
+        if ahead is not None and guess.same_pod(pods[0]):
+            prepare_rendering()
+            results = [(pods[0], dump_of(pods[0], *ahead.result()), None)]
         else:
-            results = for_each(pods, fetch, concurrency=opts.concurrency, stderr=stderr,
-                               while_waiting=prepare_rendering)
+            if len(pods) == 1:  # no threads, rendering prepared during Envoy's work
+                results = [(pods[0], fetch(pods[0], prepare_rendering), None)]
+            else:
+                results = for_each(pods, fetch, concurrency=opts.concurrency, stderr=stderr,
+                                   while_waiting=prepare_rendering)
     out = []
     for pod, dump, error in results:
         if error is not None:
