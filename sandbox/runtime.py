@@ -422,7 +422,8 @@ class Runtime:
             path = c.directory / "envoy-bootstrap.json"
             path.write_text(json.dumps(bootstrap, indent=1))
             return [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
-                    "--file-flush-interval-msec", "100", "-l", "warning",
+                    # pilot-agent's default (pkg/envoy/proxy.go `args`)
+                    "--file-flush-interval-msec", "1000", "-l", "warning",
                     "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v"], env
         labels = obj["metadata"].get("labels") or {}
         # any namespace (e.g. a managed aks-istio-system); a debug container in istiod's pod

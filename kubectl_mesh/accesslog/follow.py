@@ -24,7 +24,11 @@ from kubectl_mesh.accesslog.record import AccessLogRecord
 from kubectl_mesh.accesslog.render import REQUEST_HEADERS, REQUEST_WIDE_EXTRA, request_row
 
 QUEUE_SIZE = 1024
-REORDER_WINDOW = 0.3  # seconds a record waits for earlier ones from other pods
+# Seconds a record waits for earlier ones from other pods: longer than Envoy's access-log
+# flush interval, which pilot-agent sets to 1 s (pkg/envoy/proxy.go `args`:
+# --file-flush-interval-msec 1000, ProxyConfig.fileFlushInterval), so a line one pod wrote
+# earlier but flushed later still comes first.
+REORDER_WINDOW = 1.2
 MAX_PENDING = 2048
 FLUSH_ROWS = 256
 GAP = 3

@@ -142,6 +142,18 @@ def test_reorderer_releases_in_start_order_after_the_window():
     assert len(r) == 0
 
 
+def test_the_default_window_outlasts_envoys_access_log_flush():
+    """Envoy writes its access log every second under pilot-agent (--file-flush-interval-msec
+    1000): one pod's line for an earlier request can arrive a whole second after another
+    pod's line for a later one, and must still be printed first."""
+    earlier, later = records(line(100), line(600))
+    r = Reorderer()  # the default window
+    r.push(later, now=10.7)  # the other pod flushed right after the request
+    assert list(r.ready(11.6)) == []  # 0.9 s on, the first pod has not flushed yet
+    r.push(earlier, now=11.7)  # flushed a full second after it was written
+    assert list(r.drain()) == [earlier, later]
+
+
 def test_reorderer_bounds_what_it_holds():
     r = Reorderer(window=100, max_pending=3)
     for rec in records(*(line(ms) for ms in (5, 1, 4, 2, 3))):
