@@ -87,16 +87,17 @@ def story(sandbox, mesh):
         sandbox.kubectl("apply", "-f", str(SCENARIOS / name))
     sandbox.wait_for(lambda: get(ip)[0] != 503, timeout=30, what="the DestinationRule")
     after = [get(ip)[0] for _ in range(30)]
-    # Every request has been answered, but Envoy flushes its access log every 100 ms and the
-    # lines then pass through the container log: wait until the log stops growing, so the
-    # tests compare complete snapshots.
+    # Every request has been answered, but Envoy flushes its access log every second (as
+    # pilot-agent starts it) and the lines then pass through the container log: wait until
+    # the log stops growing across more than a flush interval, so the tests compare complete
+    # snapshots.
     counts: list[int] = []
 
     def settled() -> bool:
         counts.append(len(records(mesh)))
         return len(counts) > 1 and counts[-1] == counts[-2] >= len(before) + len(after)
 
-    sandbox.wait_for(settled, timeout=20, interval=0.5, what="the access log to settle")
+    sandbox.wait_for(settled, timeout=30, interval=1.5, what="the access log to settle")
     return {"ip": ip, "before": before, "after": after}
 
 
@@ -198,8 +199,8 @@ def test_tail_and_since(story, mesh):
                                 timeout=20, interval=0.5, what="--since 6s to match no line")
     assert code == 0 and out == "" and "no matching requests" in err
     statuses = [get(story["ip"])[0] for _ in range(3)]
-    # Envoy flushes its access log every 100 ms and the line then travels through the
-    # container log: poll briefly instead of expecting it the instant the response arrives
+    # Envoy flushes its access log every second and the line then travels through the
+    # container log: poll instead of expecting it the instant the response arrives
     deadline = time.monotonic() + 10
     while len(recent := records(mesh, "--since", "6s")) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
