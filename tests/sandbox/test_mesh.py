@@ -308,7 +308,7 @@ def test_timeout_scenario_gives_ut_504_from_the_slow_pod(sb):
 
 
 def gateway_log_lines(sb: RunningSandbox, count: int) -> list[str]:
-    """The last `count` access-log lines for the catalog host (flushed every 100 ms)."""
+    """The last `count` access-log lines for the catalog host (Envoy flushes every second)."""
     def lines():
         out = sb.kubectl("logs", "-n", "istio-system", "deploy/istio-ingressgateway",
                          "--tail", str(count + 50)).stdout.splitlines()
