@@ -5,9 +5,10 @@ address, so entering the net namespace of container process PID means running CM
 pod's `POD_IP` (read from /proc/PID/environ) as root. Only a privileged, hostPID container may
 do it, like on a real node. CMD runs without a shell.
 
-A target whose pod has a network namespace of its own (`SANDBOX_POD_NETNS` in its
-environment: the real backend's `--pod-network netns`) is entered for real: CMD runs in the
-namespace of /proc/PID/ns/net (setns(2), as util-linux nsenter does), with that variable set.
+A target in a network namespace other than ours (the real backend's `--pod-network netns`)
+is entered for real: CMD runs in the namespace of /proc/PID/ns/net (setns(2), as util-linux
+nsenter does), with `SANDBOX_POD_NETNS` set. The pod's IP comes from the target's `POD_IP`, or
+`INSTANCE_IP` (what Istio's injector gives istio-proxy: the real pilot-agent's environment).
 """
 
 from __future__ import annotations
@@ -30,8 +31,18 @@ def setns(fd: int) -> None:
 
 
 def pod_ip_of(pid: int) -> str | None:
-    """The POD_IP in a sandbox container process's environment."""
-    return _environ_of(pid).get("POD_IP")
+    """The pod IP in a container process's environment: the sandbox's POD_IP, or the
+    injected istio-proxy's INSTANCE_IP (fieldRef status.podIP)."""
+    environ = _environ_of(pid)
+    return environ.get("POD_IP") or environ.get("INSTANCE_IP")
+
+
+def own_netns(pid: int) -> bool:
+    """Whether process `pid` is in another network namespace than this one."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False
 
 
 def _environ_of(pid: int) -> dict[str, str]:
@@ -62,7 +73,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"nsenter: cannot open /proc/{target}/ns/net: No such file or directory\n")
         return 1
     env = dict(os.environ, POD_IP=ip)
-    netns = _environ_of(int(target)).get(POD_NETNS_ENV)
+    netns = _environ_of(int(target)).get(POD_NETNS_ENV) or (
+        f"pid:{target}" if own_netns(int(target)) else None)
     if netns:
         try:
             with open(f"/proc/{target}/ns/net", "rb") as ns:
