@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import pty
+import re
 import signal
 import socket
 import subprocess
@@ -98,13 +99,15 @@ def names(sandbox, resource: str, namespace: str, selector: str | None = None) -
     return sorted(sandbox.kubectl(*args, *(["-l", selector] if selector else [])).stdout.split())
 
 
-def probe(mesh, *args: str, port: str = "15006", env: dict | None = None):
-    """(result, the pod IP in the listener addresses) of `kubectl mesh listeners ARGS`."""
-    out = mesh("listeners", *args, "--port", port, env=env)
+def probe(mesh, *args: str, env: dict | None = None):
+    """(result, the pod IP in the proxy's node id) of `kubectl mesh bootstrap ARGS -o json`:
+    which pod's Envoy answered (`sidecar~IP~pod.ns~...`, the id pilot-agent and the sandbox
+    both give; a listener address would not do on real Istio, which binds 0.0.0.0)."""
+    out = mesh("bootstrap", *args, "-o", "json", env=env)
     assert out.returncode == 0, (args, out.stderr)
-    addresses = {line.split()[0] for line in out.stdout.splitlines()[1:]} - {"0.0.0.0"}
-    assert len(addresses) == 1, (args, out.stdout)
-    return out, addresses.pop()
+    ips = set(re.findall(r'"id":\s*"(?:sidecar|router)~([^~"]+)~', out.stdout))
+    assert len(ips) == 1, (args, out.stdout[:2000])
+    return out, ips.pop()
 
 
 def concurrently(fn, cases: list) -> list:
@@ -218,7 +221,7 @@ def test_replicaset_and_selector_targets(mesh, extra):
     assert pods_by_ip(extra)[ip] == f"{catalog[0]}.{NS}"
     assert f"({len(catalog)} pods match -l app=catalog;" in out.stderr
     gateway = names(extra, "pods", "istio-system", "app=istio-ingressgateway")
-    _, ip = probe(mesh, "svc/istio-ingressgateway.istio-system", port="8080")
+    _, ip = probe(mesh, "svc/istio-ingressgateway.istio-system")
     assert pods_by_ip(extra)[ip] == f"{gateway[0]}.istio-system"
 
 
@@ -366,7 +369,7 @@ def test_context_kubeconfig_and_kubeconfig_list(mesh, sandbox, tmp_path):
     assert ips[ip] == catalog
     gateway = names(sandbox, "pods", "istio-system", "app=istio-ingressgateway")[0]
     _, ip = probe(mesh, "deploy/istio-ingressgateway", "--context", "team", "-n",
-                  "istio-system", port="8080", env=env)  # -n beats the context's namespace
+                  "istio-system", env=env)  # -n beats the context's namespace
     assert ips[ip] == f"{gateway}.istio-system"
     _, ip = probe(mesh, "deploy/catalog", "--kubeconfig", str(sandbox.kubeconfig), "-n", NS,
                   env=mesh.env(KUBECONFIG=str(first)))
