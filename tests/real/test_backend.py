@@ -52,10 +52,11 @@ def test_the_scenario_runs_through_the_real_controllers(sb):
     inits = {p["metadata"]["labels"]["app"]:
              [(c["name"], c.get("restartPolicy")) for c in p["spec"].get("initContainers", [])]
              for p in pods.values()}
-    # the webhook injects istioinaction's pods - a native sidecar, as istiod does with a
-    # 1.37 kubelet (as on the double); istiod opts out as Istio's chart labels it
+    # the webhook injects istioinaction's pods - istio-init, then a native sidecar, as
+    # istiod does with a 1.37 kubelet (as on the double); istiod opts out as Istio's chart
+    # labels it
     assert containers["catalog"] == ["catalog"]
-    assert inits["catalog"] == [("istio-proxy", "Always")]
+    assert inits["catalog"] == [("istio-init", None), ("istio-proxy", "Always")]
     assert containers["istiod"] == ["discovery"]
     assert containers["istio-ingressgateway"] == ["istio-proxy"]
     served = sb.kubectl("get", "virtualservices,gateways", "-n", "istioinaction", "-o", "name")
