@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import pytest
+
 from sandbox.testing import add_user
 
 SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
@@ -210,6 +212,9 @@ def test_mesh_config_of_a_revision_is_read_from_its_configmap(sandbox, mesh):
                         "istio-system", "--ignore-not-found")
 
 
+@pytest.mark.sandbox_istiod_only("on real Istio the scenario's gateway is deployed with "
+                                  "gateway injection, whose pods carry the inject label, not "
+                                  "the deprecated annotation")
 def test_the_gateways_deprecated_inject_annotation(sandbox, mesh):
     """Real istioctl reports the scenario gateway pod's `sidecar.istio.io/inject` annotation
     (docs/real-istio.md finding 9); istiod's pods carry it as a label: nothing there."""

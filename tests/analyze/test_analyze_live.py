@@ -10,6 +10,8 @@ import json
 import pathlib
 import time
 
+import pytest
+
 SCENARIOS = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
 FIX = SCENARIOS / "catalog-destinationrule.yaml"
 INVALID = "sandbox.kubectl-mesh.io/invalid"
@@ -51,6 +53,9 @@ def test_live_findings_of_the_default_scenario(sandbox, mesh):
     assert "MESH" not in plain.stdout and plain.returncode == 7
 
 
+@pytest.mark.sandbox_istiod_only("the NACK is made by the annotation "
+                                  "sandbox.kubectl-mesh.io/invalid, which only the sandbox "
+                                  "istiod turns into an invalid cluster")
 def test_a_rejected_destination_rule_is_not_carried_and_its_nack_is_shown(sandbox, mesh):
     rejected = FIX.read_text().replace("  namespace: istioinaction\n",
                                        f"  namespace: istioinaction\n  annotations:\n"
