@@ -21,6 +21,7 @@ and the scenario are created while the controller manager and the scheduler star
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import shutil
 import sys
@@ -84,12 +85,16 @@ class RealSandbox:
         return native_sidecar(pod, mode, nodes)
 
     def start(self) -> "RealSandbox":
+        """The control plane, then the node, Istio and the scenario: with the sandbox istiod
+        (`_with_sandbox_istio`) or real Istio (`_with_real_istio`)."""
         docs = load_documents(self.scenarios)
         behaviours = Behaviours([x for x in docs if x.get("apiVersion") == BEHAVIOUR_API])
         objects = [x for x in docs if x.get("apiVersion") != BEHAVIOUR_API]
         if self.istio == "real":
-            return self._start_with_real_istio(behaviours, objects)
-        crds = istio_crds()
+            from .controlplane import locate_binaries
+            bring_up = functools.partial(self._with_real_istio, binaries=locate_binaries())
+        else:
+            bring_up = functools.partial(self._with_sandbox_istio, crds=istio_crds())
         # a new cluster each time: the previous run's objects would outlive their CA
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
         started = time.monotonic()
@@ -104,37 +109,7 @@ class RealSandbox:
             cp.start(await_controllers=False)
             self._name_admin_as_the_double_does()
             done(f"kube-apiserver ready on {cp.server}")
-            applier = Applier(cp.request)
-            self.webhook = InjectionWebhook(cp.address, cp.ca, native=self._native,
-                                            cni=lambda: cni_enabled(self.state_dir)).start()
-            applier.create(webhook_configuration(self.webhook.url, cp.ca.pem))
-            # the CRDs (large: the API server takes seconds over them) while the node registers
-            crd_errors: list[BaseException] = []
-            crd_thread = threading.Thread(target=_collect_errors(applier.create_all, crd_errors),
-                                          args=(crds,), daemon=True, name="istio-crds")
-            crd_thread.start()
-            refuse = self.state_dir / "refuse-websocket"
-            if self.pod_network == "netns":  # for `down` after a crash (podnetwork.cleanup)
-                record(self.state_dir, cp.addresses.network)
-            self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
-                                   pod_kubeconfig=self._pod_kubeconfig(applier),
-                                   refuse_websocket=refuse.exists,
-                                   pod_network=self.pod_network).start()
-            done("node registered")
-            # the scenario's built-in kinds while the CRDs are created: pods start sooner
-            groups = {c["spec"]["group"] for c in crds}
-            custom = [o for o in objects if o.get("apiVersion", "").split("/")[0] in groups]
-            applier.create_all([o for o in objects if o not in custom])
-            done("scenario's Kubernetes objects created")
-            crd_thread.join()
-            if crd_errors:
-                raise crd_errors[0]
-            applier.await_established([c["metadata"]["name"] for c in crds])
-            done("Istio CRDs established")
-            applier.create_all(custom)
-            done("scenario's Istio objects created")
-            cp.await_controllers()
-            done("controller manager and scheduler ready")
+            bring_up(cp, done, behaviours=behaviours, objects=objects)
         except ApplyError as e:
             self.stop()
             raise ScenarioError(str(e)) from None
@@ -144,6 +119,42 @@ class RealSandbox:
         self._write_status()
         return self
 
+    def _with_sandbox_istio(self, cp: ControlPlane, done, *, crds: list[dict],
+                            behaviours: Behaviours, objects: list[dict]) -> None:
+        """Istio's CRDs and an injection webhook registered as Istio's chart does, the sandbox
+        kubelet, then the scenario (its istiod runs as the sandbox istiod)."""
+        applier = Applier(cp.request)
+        self.webhook = InjectionWebhook(cp.address, cp.ca, native=self._native,
+                                        cni=lambda: cni_enabled(self.state_dir)).start()
+        applier.create(webhook_configuration(self.webhook.url, cp.ca.pem))
+        # the CRDs (large: the API server takes seconds over them) while the node registers
+        crd_errors: list[BaseException] = []
+        crd_thread = threading.Thread(target=_collect_errors(applier.create_all, crd_errors),
+                                      args=(crds,), daemon=True, name="istio-crds")
+        crd_thread.start()
+        refuse = self.state_dir / "refuse-websocket"
+        if self.pod_network == "netns":  # for `down` after a crash (podnetwork.cleanup)
+            record(self.state_dir, cp.addresses.network)
+        self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
+                               pod_kubeconfig=self._pod_kubeconfig(applier),
+                               refuse_websocket=refuse.exists,
+                               pod_network=self.pod_network).start()
+        done("node registered")
+        # the scenario's built-in kinds while the CRDs are created: pods start sooner
+        groups = {c["spec"]["group"] for c in crds}
+        custom = [o for o in objects if o.get("apiVersion", "").split("/")[0] in groups]
+        applier.create_all([o for o in objects if o not in custom])
+        done("scenario's Kubernetes objects created")
+        crd_thread.join()
+        if crd_errors:
+            raise crd_errors[0]
+        applier.await_established([c["metadata"]["name"] for c in crds])
+        done("Istio CRDs established")
+        applier.create_all(custom)
+        done("scenario's Istio objects created")
+        cp.await_controllers()
+        done("controller manager and scheduler ready")
+
     def _write_status(self) -> None:
         self.runtime = self.kubelet.runtime
         self._status_thread = threading.Thread(
@@ -151,8 +162,9 @@ class RealSandbox:
             daemon=True, name="status")
         self._status_thread.start()
 
-    def _start_with_real_istio(self, behaviours: Behaviours, objects: list[dict]) -> "RealSandbox":
-        """The control plane, the node (`kubelet_for`: istiod's pod as the real
+    def _with_real_istio(self, cp: ControlPlane, done, *, binaries: pathlib.Path,
+                         behaviours: Behaviours, objects: list[dict]) -> None:
+        """The node (`kubelet_for`: istiod's pod as the real
         pilot-discovery, injected pods' istio-init and istio-proxy as real pilot-agent and
         Envoy), Istio installed as `istioctl install` does (`install(..., istiod="pod")`),
         then the scenario without what the install provides (`istio.mesh.for_real_istio`),
@@ -162,45 +174,23 @@ class RealSandbox:
         from .istio.manifests import ManifestError
         from .istio.mesh import INSTALL_VALUES, for_real_istio
         from .istio.sidecar import kubelet_for
-        from .controlplane import locate_binaries
-        shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
-        started = time.monotonic()
-
-        def done(what: str) -> None:
-            if self.verbose:
-                print(f"sandbox: {what} ({time.monotonic() - started:.1f} s)", file=sys.stderr,
-                      flush=True)
+        record(self.state_dir, cp.addresses.network)  # for `down` after a crash
+        refuse = self.state_dir / "refuse-websocket"
+        self.kubelet = kubelet_for(cp, None, binaries=binaries, pod_network="netns",
+                                   state_dir=self.state_dir, behaviours=behaviours,
+                                   refuse_websocket=refuse.exists).start()
+        done("node registered")
         try:
-            binaries = locate_binaries()
-            self.cp = cp = ControlPlane(self.state_dir, timeout=self.timeout, context="sandbox")
-            cp.start(await_controllers=False)
-            self._name_admin_as_the_double_does()
-            done(f"kube-apiserver ready on {cp.server}")
-            record(self.state_dir, cp.addresses.network)  # for `down` after a crash
-            refuse = self.state_dir / "refuse-websocket"
-            self.kubelet = kubelet_for(cp, None, binaries=binaries, pod_network="netns",
-                                       state_dir=self.state_dir, behaviours=behaviours,
-                                       refuse_websocket=refuse.exists).start()
-            done("node registered")
-            try:
-                install(cp, binaries / "istioctl", None, istiod="pod", extra=INSTALL_VALUES)
-            except (InstallError, ManifestError) as e:
-                raise ControlPlaneError(f"Istio's install failed: {e}") from None
-            done("Istio installed (istioctl install's objects applied)")
-            cp.await_controllers()
-            done("controller manager and scheduler ready")
-            self._await_injector()
-            done("istiod's injector ready")
-            Applier(cp.request).create_all(for_real_istio(objects))
-            done("scenario created")
-        except ApplyError as e:
-            self.stop()
-            raise ScenarioError(str(e)) from None
-        except BaseException:
-            self.stop()
-            raise
-        self._write_status()
-        return self
+            install(cp, binaries / "istioctl", None, istiod="pod", extra=INSTALL_VALUES)
+        except (InstallError, ManifestError) as e:
+            raise ControlPlaneError(f"Istio's install failed: {e}") from None
+        done("Istio installed (istioctl install's objects applied)")
+        cp.await_controllers()
+        done("controller manager and scheduler ready")
+        self._await_injector()
+        done("istiod's injector ready")
+        Applier(cp.request).create_all(for_real_istio(objects))
+        done("scenario created")
 
     def _await_injector(self) -> None:
         """Until istiod runs and has patched its root into the injector's webhooks: before,
