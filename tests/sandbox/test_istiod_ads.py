@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from concurrent import futures
 from pathlib import Path
@@ -26,13 +27,16 @@ def objects(*names):
 
 
 class Stream:
-    """A client ADS stream: send DiscoveryRequests, receive DiscoveryResponses."""
+    """A client ADS stream: send DiscoveryRequests, receive DiscoveryResponses (a subclass
+    names another stub method and request type: the delta stream)."""
+    METHOD = "StreamAggregatedResources"
+    REQUEST = discovery_pb2.DiscoveryRequest
 
     def __init__(self, channel):
         self._requests: queue.Queue = queue.Queue()
         self._responses: queue.Queue = queue.Queue()
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        self._call = stub.StreamAggregatedResources(iter(self._requests.get, None))
+        self._call = getattr(stub, self.METHOD)(iter(self._requests.get, None))
         self._pool = futures.ThreadPoolExecutor(1)
         self._pool.submit(self._drain)
 
@@ -43,8 +47,8 @@ class Stream:
         except grpc.RpcError:
             pass
 
-    def send(self, **kwargs):
-        self._requests.put(discovery_pb2.DiscoveryRequest(type_url=CDS, **kwargs))
+    def send(self, type_url=CDS, **kwargs):
+        self._requests.put(self.REQUEST(type_url=type_url, **kwargs))
 
     def receive(self, timeout=2.0):
         return self._responses.get(timeout=timeout)
@@ -62,21 +66,29 @@ class Stream:
         self._pool.shutdown(wait=True)
 
 
-@pytest.fixture
-def server():
-    ads = ads_module.AdsServer(Mesh.from_objects(objects("default.yaml")), identifier="test")
+@contextlib.contextmanager
+def serving(docs: list[dict], address: str, stream_class=Stream):
+    """(the AdsServer of `docs`, a `stream_class` stream to it) on an in-process gRPC
+    server at `address`; all closed on exit."""
+    ads = ads_module.AdsServer(Mesh.from_objects(docs), identifier="test")
     grpc_server = grpc.server(futures.ThreadPoolExecutor(8))
     ads_module.serve(grpc_server, ads)
-    port = grpc_server.add_insecure_port("127.0.50.9:0")
+    port = grpc_server.add_insecure_port(f"{address}:0")
     grpc_server.start()
-    channel = grpc.insecure_channel(f"127.0.50.9:{port}")
-    stream = Stream(channel)
+    channel = grpc.insecure_channel(f"{address}:{port}")
+    stream = stream_class(channel)
     try:
         yield ads, stream
     finally:
         stream.close()
         channel.close()
         grpc_server.stop(0).wait()
+
+
+@pytest.fixture
+def server():
+    with serving(objects("default.yaml"), "127.0.50.9") as served:
+        yield served
 
 
 def state(ads):

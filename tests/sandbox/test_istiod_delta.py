@@ -5,21 +5,18 @@ nonces recorded for syncz, EDS subscribed by name, `forceEDSPush`, and the xds f
 
 from __future__ import annotations
 
-import queue
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import pytest
 import yaml
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.rpc import status_pb2
 
-from sandbox.istiod import ads as ads_module
 from sandbox.istiod import faults, statusgen
 from sandbox.istiod.debug import syncz
 from sandbox.istiod.mesh import Mesh
+from tests.sandbox.test_istiod_ads import Stream, serving
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "sandbox" / "scenarios"
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -40,58 +37,16 @@ def objects(*names, fault: str = ""):
     return docs + [pod]
 
 
-class DeltaStream:
+class DeltaStream(Stream):
     """A client delta ADS stream: send DeltaDiscoveryRequests, receive the responses."""
-
-    def __init__(self, channel):
-        self._requests: queue.Queue = queue.Queue()
-        self._responses: queue.Queue = queue.Queue()
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        self._call = stub.DeltaAggregatedResources(iter(self._requests.get, None))
-        self._pool = futures.ThreadPoolExecutor(1)
-        self._pool.submit(self._drain)
-
-    def _drain(self):
-        try:
-            for response in self._call:
-                self._responses.put(response)
-        except grpc.RpcError:
-            pass
-
-    def send(self, type_url=CDS, **kwargs):
-        self._requests.put(discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, **kwargs))
-
-    def receive(self, timeout=2.0):
-        return self._responses.get(timeout=timeout)
-
-    def nothing_within(self, seconds) -> bool:
-        try:
-            self._responses.get(timeout=seconds)
-            return False
-        except queue.Empty:
-            return True
-
-    def close(self):
-        self._requests.put(None)
-        self._call.cancel()
-        self._pool.shutdown(wait=True)
+    METHOD = "DeltaAggregatedResources"
+    REQUEST = discovery_pb2.DeltaDiscoveryRequest
 
 
 @pytest.fixture
 def server():
-    ads = ads_module.AdsServer(Mesh.from_objects(objects("default.yaml")), identifier="test")
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(8))
-    ads_module.serve(grpc_server, ads)
-    port = grpc_server.add_insecure_port("127.0.50.10:0")
-    grpc_server.start()
-    channel = grpc.insecure_channel(f"127.0.50.10:{port}")
-    stream = DeltaStream(channel)
-    try:
-        yield ads, stream
-    finally:
-        stream.close()
-        channel.close()
-        grpc_server.stop(0).wait()
+    with serving(objects("default.yaml"), "127.0.50.10", DeltaStream) as served:
+        yield served
 
 
 def state(ads):
