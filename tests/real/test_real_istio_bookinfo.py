@@ -19,35 +19,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 
 import pytest
 
-from sandbox.real.istio import UPSTREAM_ENVOY_POD_VALUES, install
-from sandbox.real.istio.sidecar import kubelet_for
 from sandbox.samples import bookinfo_file, sample_file
 from sandbox.testing import wait_until
 
 from tests.real.test_real_istio_chapter10 import GATEWAY, netns_of, process_users
-from tests.real.test_real_istio_commands import Cluster, by_name, ok
+from tests.real.test_real_istio_commands import by_name, istiod_pod_cluster, ok
+from tests.scenarios.test_bookinfo import get
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
-ISTIOD = ("-n", "istio-system", "-l", "app=istiod")
 APPS = ("details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "productpage-v1")
 BOOKINFO = "samples/bookinfo/platform/kube/bookinfo.yaml"
 REVIEWS = "reviews.default.svc.cluster.local"
-
-
-def get(url: str, timeout: float = 10) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except OSError as e:
-        return 0, str(e)
 
 
 def complete_page(cluster) -> str | None:
@@ -66,12 +52,7 @@ def reviews_version(page: str) -> str:
 @pytest.fixture(scope="module")
 def cluster(control_planes, binaries):
     cp = control_planes()
-    install(cp, binaries / "istioctl", None, extra=UPSTREAM_ENVOY_POD_VALUES, istiod="pod")
-    with kubelet_for(cp, None, binaries=binaries, pod_network="netns"):
-        c = Cluster(cp, None, binaries)
-        wait_until(what="istiod's pod", predicate=lambda: c.kubectl(
-            "get", "pods", *ISTIOD, "-o", "name").strip(), timeout=60)
-        c.kubectl("wait", *ISTIOD, "--for=condition=Ready", "pod", "--timeout=110s")
+    with istiod_pod_cluster(cp, binaries) as c:
         c.await_injector()
         c.apply(GATEWAY)
         # as samples/bookinfo/platform/kube/README.md and the bookinfo docs tell a user

@@ -9,6 +9,7 @@ for the module (docs/real-istio.md, "Every command on real Istio")."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import http.client
 import json
@@ -22,7 +23,8 @@ import sys
 import pytest
 import yaml
 
-from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES
+from sandbox.real.istio import (UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_POD_VALUES,
+                                UPSTREAM_ENVOY_VALUES, install)
 from sandbox.real.istio.sidecar import kubelet_for
 from sandbox.testing import wait_until
 
@@ -143,6 +145,22 @@ class Cluster:
     def pod(self, app: str) -> str:
         return self.kubectl("get", "pods", "-n", NS, "-l", f"app={app}",
                             "-o", "jsonpath={.items[0].metadata.name}")
+
+
+ISTIOD = ("-n", "istio-system", "-l", "app=istiod")
+
+
+@contextlib.contextmanager
+def istiod_pod_cluster(cp, binaries: pathlib.Path):
+    """Istio installed as `istioctl install` installs it, istiod a pod the kubelet runs in
+    its network namespace: the Cluster once istiod's pod is Ready (the node stopped after)."""
+    install(cp, binaries / "istioctl", None, extra=UPSTREAM_ENVOY_POD_VALUES, istiod="pod")
+    with kubelet_for(cp, None, binaries=binaries, pod_network="netns"):
+        c = Cluster(cp, None, binaries)
+        wait_until(what="istiod's pod", predicate=lambda: c.kubectl(
+            "get", "pods", *ISTIOD, "-o", "name").strip(), timeout=60)
+        c.kubectl("wait", *ISTIOD, "--for=condition=Ready", "pod", "--timeout=110s")
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -17,28 +17,21 @@ import subprocess
 
 import pytest
 
-from sandbox.real.istio import UPSTREAM_ENVOY_POD_VALUES, install
-from sandbox.real.istio.sidecar import kubelet_for
 from sandbox.testing import wait_until
 
 from tests.real.test_real_istio_chapter10 import netns_of, process_users
-from tests.real.test_real_istio_commands import Cluster, by_name, ok, workload
+from tests.real.test_real_istio_commands import (ISTIOD, by_name, istiod_pod_cluster, ok,
+                                                 workload)
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
 NS = "istioinaction"
-ISTIOD = ("-n", "istio-system", "-l", "app=istiod")
 
 
 @pytest.fixture(scope="module")
 def cluster(control_planes, binaries):
     cp = control_planes()
-    install(cp, binaries / "istioctl", None, extra=UPSTREAM_ENVOY_POD_VALUES, istiod="pod")
-    with kubelet_for(cp, None, binaries=binaries, pod_network="netns"):
-        c = Cluster(cp, None, binaries)
-        wait_until(what="istiod's pod", predicate=lambda: c.kubectl(
-            "get", "pods", *ISTIOD, "-o", "name").strip(), timeout=60)
-        c.kubectl("wait", *ISTIOD, "--for=condition=Ready", "pod", "--timeout=110s")
+    with istiod_pod_cluster(cp, binaries) as c:
         c.injected_namespace(NS)
         c.apply([*workload("webapp", "docker.io/istioinaction/webapp:latest"),
                  *workload("catalog", "docker.io/istioinaction/catalog:latest")])
