@@ -31,20 +31,40 @@ def parse_duration(text: str | None) -> float:
     return float(text)
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class AppServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A threaded HTTP server for a sandbox app (this one, `sandbox.bookinfo`)."""
     daemon_threads = True
     allow_reuse_address = True
 
 
-def make_handler(pod: str, version: str, latency: float, error_rate: float, error_code: int):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "sandbox-app/1.0"
+class LoggedHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 with one access-log line a request on stdout, the container's log."""
+    protocol_version = "HTTP/1.1"
 
-        def log_message(self, fmt, *args):
-            sys.stdout.write("%s - [%s] %s\n" % (self.client_address[0],
-                                                  time.strftime("%Y-%m-%dT%H:%M:%S"), fmt % args))
-            sys.stdout.flush()
+    def log_message(self, fmt, *args):
+        sys.stdout.write("%s - [%s] %s\n" % (self.client_address[0],
+                                              time.strftime("%Y-%m-%dT%H:%M:%S"), fmt % args))
+        sys.stdout.flush()
+
+
+def serve_until_stopped(servers: list, banner: str) -> int:
+    """Serve each of `servers` on a thread of its own, print `banner`, and stop them all on
+    SIGTERM or SIGINT (as a container's process is stopped)."""
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    print(banner, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    for s in servers:
+        s.shutdown()
+    return 0
+
+
+def make_handler(pod: str, version: str, latency: float, error_rate: float, error_code: int):
+    class Handler(LoggedHandler):
+        server_version = "sandbox-app/1.0"
 
         def _answer(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -94,17 +114,8 @@ def main(argv=None) -> int:
                            float(env.get("SANDBOX_ERROR_RATE") or 0),
                            int(env.get("SANDBOX_ERROR_CODE") or 500))
     time.sleep(parse_duration(env.get("SANDBOX_STARTUP_DELAY")))
-    servers = [_Server((args.listen, port), handler) for port in args.port]
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-    print(f"listening on {args.listen} ports {args.port}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    for s in servers:
-        s.shutdown()
-    return 0
+    servers = [AppServer((args.listen, port), handler) for port in args.port]
+    return serve_until_stopped(servers, f"listening on {args.listen} ports {args.port}")
 
 
 if __name__ == "__main__":

@@ -39,19 +39,16 @@ from __future__ import annotations
 import argparse
 import html
 import http.client
-import http.server
 import json
 import os
 import pathlib
 import random
 import re
-import signal
-import socketserver
 import ssl
 import sys
-import threading
-import time
 import urllib.parse
+
+from .app import AppServer, LoggedHandler, serve_until_stopped
 
 PORT = 9080
 _IMAGE = re.compile(r"(?:^|/)examples-bookinfo-(?P<service>productpage|details|reviews|ratings)"
@@ -335,20 +332,8 @@ def render_page(details_status: int, details: dict, reviews_status: int, reviews
     return "\n".join(out)
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def make_handler(app: Bookinfo):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):
-            sys.stdout.write("%s - [%s] %s\n" % (self.client_address[0],
-                                                  time.strftime("%Y-%m-%dT%H:%M:%S"), fmt % args))
-            sys.stdout.flush()
-
+    class Handler(LoggedHandler):
         def do_GET(self):
             path = urllib.parse.urlsplit(self.path).path
             forward = {k: v for k in FORWARD_HEADERS if (v := self.headers.get(k)) is not None}
@@ -371,15 +356,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     env = dict(os.environ)
     app = Bookinfo(args.service, env, Upstreams(env))
-    server = _Server((args.listen, args.port), make_handler(app))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"{args.service} listening on {args.listen}:{args.port}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
-    return 0
+    server = AppServer((args.listen, args.port), make_handler(app))
+    return serve_until_stopped([server], f"{args.service} listening on {args.listen}:{args.port}")
 
 
 if __name__ == "__main__":
