@@ -156,6 +156,7 @@ class ControlPlane:
         cert, key = security.ClusterCa(session, config.server, options.namespace) \
             .load_or_create()
         self._roots = security.RootCertPublisher(session, config.server, cert)
+        self._roots.publish([options.namespace])
         chain, serving_key = security.issue_serving(
             cert, key, security.serving_names(options.namespace, options.revision))
         from sandbox.istiod import webhooks

@@ -117,16 +117,12 @@ class ClusterCa:
         return f"{self._server}/api/v1/namespaces/{self.namespace}/{path}"
 
     def load_or_create(self, attempts: int = 50) -> tuple[bytes, bytes]:
-        """(CA cert PEM, CA key PEM) from `istio-ca-secret`, created if missing; the root is
-        published in `istio-ca-root-cert`."""
+        """(CA cert PEM, CA key PEM) from `istio-ca-secret`, created if missing."""
         for _ in range(attempts):
             resp = self._session.get(self._url(f"secrets/{CA_SECRET}"), timeout=10)
             if resp.status_code == 200:
                 data = resp.json().get("data") or {}
-                cert = base64.b64decode(data["ca-cert.pem"])
-                key = base64.b64decode(data["ca-key.pem"])
-                self._publish_root(cert)
-                return cert, key
+                return base64.b64decode(data["ca-cert.pem"]), base64.b64decode(data["ca-key.pem"])
             if resp.status_code == 404:
                 cert, key = new_root()
                 body = {"apiVersion": "v1", "kind": "Secret", "type": "istio.io/ca-root",
@@ -135,14 +131,10 @@ class ClusterCa:
                                  "ca-key.pem": base64.b64encode(key).decode()}}
                 created = self._session.post(self._url("secrets"), json=body, timeout=10)
                 if created.status_code == 201:
-                    self._publish_root(cert)
                     return cert, key
                 continue  # 409: another replica was first; load theirs
             time.sleep(0.2)
         raise OSError(f"cannot load or create secret {self.namespace}/{CA_SECRET}")
-
-    def _publish_root(self, cert: bytes) -> None:
-        RootCertPublisher(self._session, self._server, cert).publish([self.namespace])
 
 
 class RootCertPublisher:
