@@ -685,5 +685,6 @@ def test_a_cluster_scoped_webhook_configuration_is_reported_in_any_namespace():
     code = main(["--use-kube=false", "-n", "istioinaction", path], stdout=out, stderr=err)
     lines = out.getvalue().splitlines()
     assert code == 0, err.getvalue()
-    assert [line.split("]")[0] for line in lines] == ["Warning [IST0163"] * 3 + ["Info [IST0164"] * 3
+    assert [line.split("]")[0] for line in lines] == \
+        ["Warning [IST0163"] * 3 + ["Info [IST0164"] * 3
     assert all("WebhookConfiguration " in line for line in lines)
