@@ -90,13 +90,15 @@ def _run(options: AnalyzeOptions, stdout: IO[str], stdin: Optional[IO[str]], war
 def analyze(store: Store, analyzers: list[Analyzer], namespace: Optional[str]) -> list[Message]:
     """The messages of `analyzers` on `store`, sorted and de-duplicated as istioctl's
     (diag.Messages.SortedDedupedCopy), about objects of `namespace` (None: all). A Namespace
-    object counts as in the namespace it names."""
+    object counts as in the namespace it names; a message about a cluster-scoped object (a
+    webhook configuration) is kept whatever the namespace, as istioctl keeps it
+    (pkg/config/analysis/local/istiod_analyze.go `filterMessages`)."""
     seen: dict[str, Message] = {}
     for message in run_all(store, analyzers):
         res = message.resource
         if namespace is not None and res is not None:
             where = res.name if res.kind == "Namespace" else res.namespace
-            if where != namespace:
+            if where and where != namespace:
                 continue
         seen.setdefault(str(message), message)
     return sorted(seen.values(), key=Message.sort_key)

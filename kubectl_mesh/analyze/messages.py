@@ -162,6 +162,15 @@ DESTINATION_RULE_SUBSET_NOT_SELECT_PODS = _t(
 UNKNOWN_DESTINATION_RULE_HOST = _t(
     "IST0174", "UnknownDestinationRuleHost", Level.WARNING,
     "The host %s defined in the DestinationRule does not match any services in the mesh.")
+INVALID_EXTERNAL_CONTROL_PLANE_CONFIG = _t(
+    "IST0163", "InvalidExternalControlPlaneConfig", Level.WARNING,
+    "The hostname (%s) that was provided for the webhook (%s) to reach the ingress gateway on "
+    "the external control plane cluster %s. Traffic may not flow properly.")
+EXTERNAL_CONTROL_PLANE_ADDRESS_IS_NOT_A_HOSTNAME = _t(
+    "IST0164", "ExternalControlPlaneAddressIsNotAHostname", Level.INFO,
+    "The address (%s) that was provided for the webhook (%s) to reach the ingress gateway on "
+    "the external control plane cluster is an IP address. This is not recommended for a "
+    "production environment.")
 
 # `--live` findings only the proxies know (kubectl_mesh/analyze/live.py): this suite's own
 # codes, outside Istio's IST range, documented in the README's analyze section.
@@ -197,7 +206,8 @@ CATALOGUE: tuple[MessageType, ...] = (
     INVALID_APPLICATION_UID, SCHEMA_WARNING, SERVICE_ENTRY_ADDRESSES_REQUIRED,
     CONFLICTING_SERVICE_ENTRY_PROTOCOL, NO_MATCHING_WORKLOADS_FOUND,
     JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN, PODS_ISTIO_PROXY_IMAGE_MISMATCH_IN_NAMESPACE,
-    DEPRECATED,
+    DEPRECATED, INVALID_EXTERNAL_CONTROL_PLANE_CONFIG,
+    EXTERNAL_CONTROL_PLANE_ADDRESS_IS_NOT_A_HOSTNAME,
     LIVE_NOT_IN_PROXY, LIVE_CONFIG_REJECTED, LIVE_ROUTE_ERROR, LIVE_ROUTE_WARNING,
 )
 CODES = frozenset(t.code for t in CATALOGUE)

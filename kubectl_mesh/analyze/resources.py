@@ -22,6 +22,10 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications", True),
     "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies", True),
     "RequestAuthentication": ("/apis/security.istio.io/v1", "requestauthentications", True),
+    "MutatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1",
+                                     "mutatingwebhookconfigurations", False),
+    "ValidatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1",
+                                       "validatingwebhookconfigurations", False),
 }
 ISTIO_GROUPS = ("networking.istio.io", "security.istio.io")
 # Every kind Istio serves (istio/pkg/config/schema/collections): the ones analyze does not read

@@ -18,8 +18,9 @@ from kubectl_mesh.analyze.resources import (Resource, Store, as_dict, as_list, s
                                             strings)
 
 # analyze's kinds but Secrets (only a Gateway's credentialName needs them, and listing them
-# is a right many users lack), plus the policies that select pods.
-NOT_READ = frozenset({"Secret"})
+# is a right many users lack) and the webhook configurations (about the control plane, not a
+# pod), plus the policies that select pods.
+NOT_READ = frozenset({"Secret", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"})
 KINDS: dict[str, tuple[str, str, bool]] = {
     **{kind: where for kind, where in ANALYZED_KINDS.items() if kind not in NOT_READ},
     "Sidecar": ("/apis/networking.istio.io/v1", "sidecars", True),

@@ -21,6 +21,11 @@ class Kind:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
+    def custom(self) -> bool:
+        """A custom resource (a CRD's kind: Istio's), which takes no strategic merge patch."""
+        return self.group.endswith(".istio.io")
+
+    @property
     def singular(self) -> str:
         return self.kind.lower()
 
@@ -54,6 +59,9 @@ KINDS = (
     # istiod's injector webhooks, labelled istio.io/rev and istio.io/tag (istioctl's tags)
     Kind("admissionregistration.k8s.io", ("v1",), "MutatingWebhookConfiguration",
          "mutatingwebhookconfigurations", namespaced=False),
+    # built in, as MutatingWebhookConfiguration: Istio's validator webhook configurations
+    Kind("admissionregistration.k8s.io", ("v1",), "ValidatingWebhookConfiguration",
+         "validatingwebhookconfigurations", namespaced=False),
     # create-only, never stored (sandbox/apiserver/tokens.py)
     Kind("authentication.k8s.io", ("v1",), "TokenReview", "tokenreviews", namespaced=False),
     Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService",
@@ -62,6 +70,23 @@ KINDS = (
          "destinationrules", short_names=("dr",)),
     Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Gateway", "gateways",
          short_names=("gw",)),
+    # The rest of the Istio CRDs `kubectl mesh analyze` reads (and Telemetry), as Istio's
+    # manifests/charts/base/files/crd-all.gen.yaml defines them: group, served versions (the
+    # preferred first: apiextensions' version priority puts v1 before v1alpha1), plural and
+    # shortNames.
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "ServiceEntry",
+         "serviceentries", short_names=("se",)),
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Sidecar", "sidecars"),
+    Kind("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "WorkloadEntry",
+         "workloadentries", short_names=("we",)),
+    Kind("security.istio.io", ("v1", "v1beta1"), "PeerAuthentication", "peerauthentications",
+         short_names=("pa",)),
+    Kind("security.istio.io", ("v1", "v1beta1"), "AuthorizationPolicy",
+         "authorizationpolicies", short_names=("ap",)),
+    Kind("security.istio.io", ("v1", "v1beta1"), "RequestAuthentication",
+         "requestauthentications", short_names=("ra",)),
+    Kind("telemetry.istio.io", ("v1", "v1alpha1"), "Telemetry", "telemetries",
+         short_names=("telemetry",)),
 )
 
 

@@ -520,7 +520,7 @@ class Api:
                 return patch.merge_patch(old, yaml.safe_load(raw))
             body = json.loads(raw)
             if "strategic-merge-patch" in ctype:
-                if kinds.by_kind(old.get("apiVersion", ""), old.get("kind", "")).group == "networking.istio.io":
+                if kinds.by_kind(old.get("apiVersion", ""), old.get("kind", "")).custom:
                     raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not "
                                    "supported for custom resources; use --type merge or json")
                 return patch.strategic_merge_patch(old, body)

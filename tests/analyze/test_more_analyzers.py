@@ -570,3 +570,121 @@ def test_deprecated_fault_percent_and_egress_proxy():
         "OutboundTrafficPolicy.EgressProxy ignored",
         f"Warning [IST0002] (VirtualService ns/slow {path}:1) Deprecated: "
         "HTTPRoute.fault.delay.percent is deprecated; use HTTPRoute.fault.delay.percentage"]
+
+
+# ---- externalcontrolplane.ExternalControlPlaneAnalyzer ----------------------------------------
+
+def webhooks(kind: str, name: str, *client_configs: str) -> str:
+    hooks = "".join(f"\n- name: h{i}.istio.io\n  clientConfig: {c}"
+                    for i, c in enumerate(client_configs))
+    return f"""
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: {kind}
+metadata: {{name: {name}}}
+webhooks:{hooks}
+"""
+
+
+def test_istio_webhooks_by_ip_url_blank_or_unparsable_are_reported_per_webhook():
+    text = webhooks("MutatingWebhookConfiguration", "istio-sidecar-injector-ext",
+                    '{url: "https://10.0.0.1:15017/inject"}', '{url: "https://istiod.ext/inject"}',
+                    '{url: "https://istiod ext/inject"}') + webhooks(
+        "ValidatingWebhookConfiguration", "istio-validator-ext-istio-system", "{}",
+        "{service: {name: istiod, namespace: istio-system}}")
+    assert run(text, "externalcontrolplane.ExternalControlPlaneAnalyzer") == [
+        "Warning [IST0163] (MutatingWebhookConfiguration istio-sidecar-injector-ext t.yaml:3) "
+        "The hostname (https://istiod ext/inject) that was provided for the webhook "
+        "(h2.istio.io) to reach the ingress gateway on the external control plane cluster was "
+        "provided in an invalid format. Traffic may not flow properly.",
+        "Warning [IST0163] (ValidatingWebhookConfiguration istio-validator-ext-istio-system "
+        "t.yaml:15) The hostname () that was provided for the webhook (h0.istio.io) to reach the "
+        "ingress gateway on the external control plane cluster is blank. Traffic may not flow "
+        "properly.",
+        "Info [IST0164] (MutatingWebhookConfiguration istio-sidecar-injector-ext t.yaml:3) The "
+        "address (https://10.0.0.1:15017/inject) that was provided for the webhook (h0.istio.io) "
+        "to reach the ingress gateway on the external control plane cluster is an IP address. "
+        "This is not recommended for a production environment."]
+
+
+def test_webhooks_not_named_as_istios_or_called_by_service_are_not_reported():
+    ip = '{url: "https://10.0.0.1/x"}'
+    text = (webhooks("MutatingWebhookConfiguration", "my-injector", ip, "{}")
+            + webhooks("ValidatingWebhookConfiguration", "my-validator", ip)
+            # istio-validator* and istiod-default-validator are validators only
+            + webhooks("MutatingWebhookConfiguration", "istiod-default-validator", ip)
+            + webhooks("ValidatingWebhookConfiguration", "istio-sidecar-injector", ip)
+            + webhooks("MutatingWebhookConfiguration", "istio-sidecar-injector",
+                       "{service: {name: istiod, namespace: istio-system}}",
+                       '{url: ""}'))
+    assert run(text, "externalcontrolplane.ExternalControlPlaneAnalyzer") == []
+
+
+# Go 1.26's url.Parse(u).Hostname() and net.ParseIP on it, as istioctl's lintWebhookURL calls
+# them (None: url.Parse fails); the answers were printed by a Go program with these URLs.
+GO_URLS = [
+    ("https://1.1.1.1:5100/inject", "1.1.1.1", True),
+    ("https://test.com/inject", "test.com", False),
+    ("https://[2001:db8::1]:15017/x", "2001:db8::1", True),
+    ("https://[2001:db8::1%25eth0]:15017/x", "2001:db8::1%eth0", False),
+    ("https://[fe80::1%25en%200]/x", "fe80::1%en 0", False),
+    ("https://[1.2.3.4]/x", None, False),
+    ("https://[::ffff:1.2.3.4]/x", "::ffff:1.2.3.4", True),
+    ("https://x[::1]/x", None, False),
+    ("https://[::1/x", None, False),
+    ("https://[::1]x/x", None, False),
+    ("https://host:port/x", None, False),
+    ("https://host:15017:1/x", None, False),
+    ("ftp://host:15017:1/x", "host:15017", False),
+    ("https://user:pa ss@host/x", None, False),
+    ("https://user@1.2.3.4/x", "1.2.3.4", True),
+    ("https://us%zzer@host/x", None, False),
+    ("https://host/%zz", None, False),
+    ("https://host/x#%zz", None, False),
+    ("https://host/x?%zz", "host", False),
+    ("https://ho%41st/", None, False),
+    ("https://ho%c3%a9st/", "ho\u00e9st", False),
+    ("https://ho\u00e9st/", "ho\u00e9st", False),
+    ("https://ho{st/", None, False),
+    ("https://host name/", None, False),
+    ("https://01.1.1.1/", "01.1.1.1", False),
+    ("https://1.1.1.01/", "1.1.1.01", False),
+    ("https://1.1.1/", "1.1.1", False),
+    ("https://1.1.1.1.1/", "1.1.1.1.1", False),
+    ("https:1.1.1.1", "", False),
+    ("//1.1.1.1/x", "1.1.1.1", True),
+    ("1.1.1.1:15017/x", None, False),
+    (":foo", None, False),
+    ("*", "", False),
+    ("https://[::1]:/x", "::1", True),
+    ("https://1.1.1.1:/x", "1.1.1.1", True),
+    ("https://1.1.1.1:abc/x", None, False),
+    ("HTTPS://2.2.2.2/x", "2.2.2.2", True),
+    ("https://[::1%25]/x", None, False),
+    ("https://<host>/x", "<host>", False),
+    ('https://"host"/x', '"host"', False),
+    ("https://[2001:db8::1]", "2001:db8::1", True),
+    ("https://host/a b", "host", False),
+    ("https://ho\tst/", None, False),
+]
+
+
+@pytest.mark.parametrize("url,hostname,is_ip", GO_URLS)
+def test_webhook_urls_parse_as_gos_net_url_parses_them(url, hostname, is_ip):
+    from kubectl_mesh.analyze.analyzers.externalcontrolplane import _is_ip, url_hostname
+
+    assert url_hostname(url) == hostname
+    assert hostname is None or _is_ip(hostname) == is_ip
+
+
+def test_a_cluster_scoped_webhook_configuration_is_reported_in_any_namespace():
+    """istioctl keeps messages about cluster-scoped objects whatever -n says
+    (pkg/config/analysis/local/istiod_analyze.go filterMessages)."""
+    path = str(DATA / "webhooks.yaml")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--use-kube=false", "-n", "istioinaction", path], stdout=out, stderr=err)
+    lines = out.getvalue().splitlines()
+    assert code == 0, err.getvalue()
+    assert [line.split("]")[0] for line in lines] == \
+        ["Warning [IST0163"] * 3 + ["Info [IST0164"] * 3
+    assert all("WebhookConfiguration " in line for line in lines)

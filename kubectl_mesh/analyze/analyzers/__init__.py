@@ -22,9 +22,11 @@ class Analyzer:
 
 
 def all_analyzers() -> tuple[Analyzer, ...]:
-    from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, deprecation, destinationrule, gateway,
-                                                injection, injectionimage, istioannotations, schema, service, serviceentry,
-                                                sidecar, virtualservice)
+    from kubectl_mesh.analyze.analyzers import (auth, authz, deployment, deprecation,
+                                                destinationrule, externalcontrolplane, gateway,
+                                                injection, injectionimage, istioannotations,
+                                                schema, service, serviceentry, sidecar,
+                                                virtualservice)
 
     return (
         Analyzer("annotations.K8sAnalyzer", frozenset({"Namespace", "Service", "Pod", "Deployment"}),
@@ -47,6 +49,9 @@ def all_analyzers() -> tuple[Analyzer, ...]:
         Analyzer("destinationrule.SubsetSelectPodAnalyzer",
                  frozenset({"DestinationRule", "Pod", "Service", "ServiceEntry"}),
                  destinationrule.subsets_select_pods),
+        Analyzer("externalcontrolplane.ExternalControlPlaneAnalyzer",
+                 frozenset({"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}),
+                 externalcontrolplane.webhook_urls),
         Analyzer("gateway.ConflictingGatewayAnalyzer", frozenset({"Gateway", "Pod"}),
                  gateway.conflicting_gateways),
         Analyzer("gateway.IngressGatewayPortAnalyzer", frozenset({"Gateway", "Pod", "Service"}),
