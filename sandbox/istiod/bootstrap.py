@@ -104,9 +104,11 @@ def _socket(ip: str, port: int) -> dict:
 def static_clusters(ip: str, localhost: str, xds_address: tuple[str, int]) -> list[dict]:
     """envoy_bootstrap.json's `static_resources.clusters`, each with `alt_stat_name`
     "<name>;". Where the sandbox has no pilot-agent they differ, and say so:
-    - `agent` is pilot-agent's status port (15020, whose `/healthz/ready` asks Envoy's admin
-      `/ready`, pilot/cmd/pilot-agent/status/server.go `handleReadyProbe`); here it is Envoy's
-      admin itself, and the 15021 route rewrites the path to `/ready` (`health_listener`);
+    - `agent` is pilot-agent's status port (15020), whose `/healthz/ready` asks Envoy's admin
+      whether the server is LIVE with its workers started (pilot/cmd/pilot-agent/status/
+      server.go `handleReadyProbe`, ready/probe.go `checkEnvoyReadiness`); here it is Envoy's
+      admin itself, whose `/ready` says LIVE, and the 15021 route rewrites the path to
+      `/ready` (`static_listeners`);
     - `xds-grpc` is a pipe to pilot-agent's XDS proxy (`{ConfigPath}/XDS`); here a TCP
       address of istiod itself, bound to the pod IP so istiod sees the pod's address;
     - `sds-grpc` is the pipe real Istio names; nothing serves it here (the sandbox's
