@@ -116,7 +116,8 @@ def _stat_key(name: str) -> tuple[str, str] | None:
     if base.startswith("http.") and ".rds." in base:
         return f"RDS {base.split('.rds.', 1)[1]}", leaf
     if base.startswith("cluster.") and base != "cluster_manager":
-        return f"EDS {base[len('cluster.'):]}", leaf
+        # istiod's `alt_stat_name` ends the cluster's name in the tag marker `;`
+        return f"EDS {base[len('cluster.'):].removesuffix(';')}", leaf
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import yaml
@@ -55,21 +56,122 @@ def _pod_ports(pod: dict) -> list[dict]:
     return ports
 
 
-def _static_cluster(name: str, ip: str, port: int, source_ip: str, http2: bool) -> dict:
-    cluster = {
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
-            "endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}}}]}]},
-        "upstream_bind_config": {"source_address": {"address": source_ip, "port_value": 0}},
+HTTP2 = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    "explicit_http_config": {"http2_protocol_options": {}}}}
+ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+HCM_TYPE = ("type.googleapis.com/"
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
+# pilot-agent's workload identity socket (pkg/security/security.go
+# `DefaultWorkloadIdentitySocketFile`), relative to the proxy's working directory as
+# envoy_bootstrap.json's `sds-grpc` cluster names it.
+SDS_SOCKET = "./var/run/secrets/workload-spiffe-uds/socket"
+
+# envoy_bootstrap.json `stats_config.stats_tags` (without `extraStatTags`, none by default):
+# the `;` that istiod ends cluster `alt_stat_name`s and HCM `stat_prefix`es with
+# (pilot/pkg/networking/util/util.go `DelimitedStatsPrefix`) is where these cut the tag out.
+STATS_TAGS = (
+    ("cluster_name", r"^cluster(\.(.+);)"),
+    ("http_conn_manager_prefix",
+     r"^http\.(((?:[_.[:digit:]\w]*|[_\[\]aAbBcCdDeEfF[:digit:]\w\:]*));\.)"),
+    ("thread_name", r"^server(\.(.+))\.watchdog"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix",
+     r"^listener(?=\.).*?\.http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("listener_address", r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("mongo_prefix", r"^mongo\.(.+?)\.(collection|cmd|cx_|op_|delays_|decoding_)(.*?)$"),
+    ("cache", r"(cache\.(.+?)\.)"),
+    ("component", r"(component\.(.+?)\.)"),
+    ("tag", r"(tag\.(.+?);\.)"),
+    ("wasm_filter", r"(wasm_filter\.(.+?)\.)"),
+    ("authz_enforce_result", r"rbac(\.(allowed|denied))"),
+    ("authz_dry_run_action", r"(\.istio_dry_run_(allow|deny)_)"),
+    ("authz_dry_run_result", r"(\.shadow_(allowed|denied))"),
+)
+
+
+def _endpoint(address: dict) -> dict:
+    return {"endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}]}
+
+
+def _socket(ip: str, port: int) -> dict:
+    return {"socket_address": {"protocol": "TCP", "address": ip, "port_value": port}}
+
+
+def static_clusters(ip: str, localhost: str, xds_address: tuple[str, int]) -> list[dict]:
+    """envoy_bootstrap.json's `static_resources.clusters`, each with `alt_stat_name`
+    "<name>;". Where the sandbox has no pilot-agent they differ, and say so:
+    - `agent` is pilot-agent's status port (15020), whose `/healthz/ready` asks Envoy's admin
+      whether the server is LIVE with its workers started (pilot/cmd/pilot-agent/status/
+      server.go `handleReadyProbe`, ready/probe.go `checkEnvoyReadiness`); here it is Envoy's
+      admin itself, whose `/ready` says LIVE, and the 15021 route rewrites the path to
+      `/ready` (`static_listeners`);
+    - `xds-grpc` is a pipe to pilot-agent's XDS proxy (`{ConfigPath}/XDS`); here a TCP
+      address of istiod itself, bound to the pod IP so istiod sees the pod's address;
+    - `sds-grpc` is the pipe real Istio names; nothing serves it here (the sandbox's
+      listeners use no SDS), so Envoy never connects."""
+    xds = {
+        "name": "xds-grpc", "alt_stat_name": "xds-grpc;", "type": "STATIC",
+        "connect_timeout": "1s", "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {"cluster_name": "xds-grpc", **_endpoint(
+            {"socket_address": {"address": xds_address[0],
+                                "port_value": int(xds_address[1])}})},
+        "circuit_breakers": {"thresholds": [
+            {"priority": priority, "max_connections": 100000, "max_pending_requests": 100000,
+             "max_requests": 100000} for priority in ("DEFAULT", "HIGH")]},
+        "upstream_connection_options": {"tcp_keepalive": {"keepalive_time": 300}},
+        "max_requests_per_connection": 1,
+        "typed_extension_protocol_options": copy.deepcopy(HTTP2),
+        "upstream_bind_config": {"source_address": {"address": ip, "port_value": 0}},
     }
-    if http2:
-        cluster["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}}}}
-    return cluster
+    return [
+        {"name": "prometheus_stats", "alt_stat_name": "prometheus_stats;", "type": "STATIC",
+         "connect_timeout": "0.250s", "lb_policy": "ROUND_ROBIN",
+         "load_assignment": {"cluster_name": "prometheus_stats",
+                             **_endpoint(_socket(localhost, ADMIN_PORT))}},
+        {"name": "agent", "alt_stat_name": "agent;", "type": "STATIC",
+         "connect_timeout": "0.250s", "lb_policy": "ROUND_ROBIN",
+         "load_assignment": {"cluster_name": "agent", **_endpoint(_socket(localhost, ADMIN_PORT))}},
+        {"name": "sds-grpc", "alt_stat_name": "sds-grpc;", "type": "STATIC",
+         "typed_extension_protocol_options": copy.deepcopy(HTTP2),
+         "connect_timeout": "1s", "lb_policy": "ROUND_ROBIN",
+         "load_assignment": {"cluster_name": "sds-grpc",
+                             **_endpoint({"pipe": {"path": SDS_SOCKET}})}},
+        xds,
+    ]
+
+
+def _backend_hcm(stat_prefix: str, routes: list[dict]) -> dict:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM_TYPE, "codec_type": "AUTO", "stat_prefix": stat_prefix,
+        "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"],
+                                            "routes": routes}]},
+        "http_filters": [copy.deepcopy(ROUTER)]}}
+
+
+def static_listeners(wildcard: str) -> list[dict]:
+    """envoy_bootstrap.json's `static_resources.listeners`: Prometheus' `/stats/prometheus`
+    on 15090 (cluster `prometheus_stats`, Envoy's admin) and the health check
+    `/healthz/ready` on 15021 (cluster `agent`), each with the unnamed route config whose
+    virtual host is `backend`. Named `0.0.0.0_<port>` as real's `{wildcard}_<port>`; they
+    listen on `wildcard`: 0.0.0.0 in a pod's own network namespace, the pod IP on the shared
+    loopback. The 15021 route rewrites to `/ready`: the sandbox's `agent` is Envoy's admin
+    (`static_clusters`)."""
+    def listener(port: int, hcm: dict) -> dict:
+        return {"name": f"0.0.0.0_{port}", "address": _socket(wildcard, port),
+                "ignore_global_conn_limit": True, "bypass_overload_manager": True,
+                "filter_chains": [{"filters": [hcm]}]}
+    return [
+        listener(PROMETHEUS_PORT, _backend_hcm("stats", [
+            {"match": {"prefix": "/stats/prometheus"},
+             "route": {"cluster": "prometheus_stats"}}])),
+        listener(STATUS_PORT, _backend_hcm("agent", [
+            {"match": {"prefix": "/healthz/ready"},
+             "route": {"cluster": "agent", "prefix_rewrite": "/ready"}}])),
+    ]
 
 
 MESH_CONFIGMAP = ("istio-system", "istio")  # the `istio` ConfigMap's `mesh` key
@@ -198,11 +300,15 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
     }
     if proxy_type == "sidecar":
         metadata["INTERCEPTION_MODE"] = "REDIRECT"
+    localhost = admin_address or ip
     return {
         "node": {"id": node_id(pod, proxy_type), "cluster": service_cluster,
                  "locality": {}, "metadata": metadata},
-        "stats_config": {"stats_matcher": stats_matcher(pod, mesh_default_config)},
-        "admin": {"address": {"socket_address": {"address": admin_address or ip,
+        "stats_config": {
+            "use_all_default_tags": False,
+            "stats_tags": [{"tag_name": name, "regex": regex} for name, regex in STATS_TAGS],
+            "stats_matcher": stats_matcher(pod, mesh_default_config)},
+        "admin": {"address": {"socket_address": {"address": localhost,
                                                   "port_value": ADMIN_PORT}}},
         "dynamic_resources": {
             "ads_config": {"api_type": xds_api_type(pod), "transport_api_version": "V3",
@@ -211,8 +317,14 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
             "cds_config": ADS_SOURCE,
             "lds_config": ADS_SOURCE,
         },
-        "static_resources": {"clusters": [
-            _static_cluster("xds-grpc", xds_address[0], int(xds_address[1]), ip, http2=True),
-            _static_cluster("prometheus_stats", ip, ADMIN_PORT, ip, http2=False),
-        ]},
+        "static_resources": {
+            "clusters": static_clusters(ip, localhost, xds_address),
+            # the wildcard where the pod has a network of its own (admin on 127.0.0.1)
+            "listeners": static_listeners("0.0.0.0" if localhost == "127.0.0.1" else ip),
+        },
+        # Traffic stats are created on first use. The template's `cluster_manager` block
+        # (`enable_deferred_cluster_creation`) is rendered only with an outlier log path, LRS
+        # or self discovery (pkg/bootstrap/config.go `getNodeMetaData` options), none by
+        # default, so it is left out.
+        "deferred_stat_options": {"enable_deferred_creation_stats": True},
     }

@@ -23,6 +23,10 @@ def config_path(kind: str, obj: dict) -> str:
 def _common(name: str, proxy: Proxy) -> dict:
     return {
         "name": name,
+        # istiod's cluster stat names end in `;`, where the bootstrap's `cluster_name` stats tag
+        # ends (pilot/pkg/networking/core/cluster_builder.go `buildCluster`,
+        # util.go `DelimitedStatsPrefix`): `cluster.<name>;.upstream_rq_total`
+        "alt_stat_name": f"{name};",
         "connect_timeout": "10s",
         # Istio sets 0 so that all-unhealthy endpoints give UH instead of panic routing.
         "common_lb_config": {"healthy_panic_threshold": {}},
@@ -93,6 +97,11 @@ def inbound_ports(mesh: Mesh, proxy: Proxy) -> list[int]:
 
 
 def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    """`inbound|P||` per port. Real ones are ORIGINAL_DST, without endpoints
+    (cluster_builder.go `buildInboundCluster`): they connect to the address iptables
+    redirected the connection from. The sandbox has no capture, so a connection reaches the
+    inbound listener on its own port: ORIGINAL_DST would connect back to the listener. So
+    they stay STATIC, to the pod IP and port."""
     clusters = []
     for number in inbound_ports(mesh, proxy):
         name = cluster_name("inbound", number)
@@ -109,17 +118,33 @@ def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:
 
 
 def special_clusters(proxy: Proxy) -> list[dict]:
+    """BlackHoleCluster for every proxy, PassthroughCluster for sidecars only: "Gateways do
+    not require the default passthrough cluster as they do not have original dst listeners"
+    (pilot/pkg/networking/core/cluster.go `buildClusters`, cluster_builder.go
+    `buildBlackHoleCluster`, `buildDefaultPassthroughCluster`)."""
     blackhole = _common("BlackHoleCluster", proxy)
-    blackhole["type"] = "STATIC"
+    blackhole.update({"type": "STATIC", "lb_policy": "ROUND_ROBIN"})
+    if proxy.type != "sidecar":
+        return [blackhole]
     passthrough = _common("PassthroughCluster", proxy)
     passthrough.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
     return [blackhole, passthrough]
 
 
+def inbound_passthrough_cluster(proxy: Proxy) -> dict:
+    """A sidecar's InboundPassthroughCluster (cluster_builder.go
+    `buildInboundPassthroughCluster`: the passthrough cluster renamed, bound to 127.0.0.6 so
+    that iptables lets its connections past the capture). The sandbox captures nothing, so it
+    binds the pod IP as every sandbox cluster does, and no sandbox listener routes to it."""
+    cluster = _common("InboundPassthroughCluster", proxy)
+    cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
+    return cluster
+
+
 def clusters_for(mesh: Mesh, proxy: Proxy) -> list[dict]:
     result = outbound_clusters(mesh, proxy) + special_clusters(proxy)
     if proxy.type == "sidecar":
-        result += inbound_clusters(mesh, proxy)
+        result += inbound_clusters(mesh, proxy) + [inbound_passthrough_cluster(proxy)]
     return result
 
 

@@ -42,7 +42,10 @@ def _address(ip: str, port: int) -> dict:
 
 def http_connection_manager(stat_prefix: str, *, rds: str | None = None,
                             route_config: dict | None = None, gateway: bool = False) -> dict:
-    config: dict = {"@type": HCM_TYPE, "stat_prefix": stat_prefix}
+    # istiod ends HCM stat prefixes in `;` for the bootstrap's `http_conn_manager_prefix` stats
+    # tag (pilot/pkg/networking/core/listener.go, listener_inbound.go `StatPrefix`, gateway.go:
+    # util.go `DelimitedStatsPrefix`): `http.outbound_0.0.0.0_80;.rds.80.version_text`
+    config: dict = {"@type": HCM_TYPE, "stat_prefix": f"{stat_prefix};"}
     if rds is not None:
         config["rds"] = {"config_source": ADS_SOURCE, "route_config_name": rds}
     else:

@@ -25,13 +25,18 @@ def test_routes_of_the_gateway_show_the_virtualservice(mesh):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split() == ["NAME", "VHOST", "NAME", "DOMAINS", "MATCH",
                                                   "VIRTUAL", "SERVICE"]
+    # then the bootstrap's static route configs (no name) of its 15021 and 15090 listeners
+    # (tools/packaging/common/envoy_bootstrap.json), on the sandbox as on real Istio
     assert rows(out.stdout) == [["http.8080", "catalog.istioinaction.io:80",
-                                 "catalog.istioinaction.io", "/*", "catalog-v1-v2.istioinaction"]]
+                                 "catalog.istioinaction.io", "/*", "catalog-v1-v2.istioinaction"],
+                                ["backend", "*", "/healthz/ready*"],
+                                ["backend", "*", "/stats/prometheus*"]]
 
 
 def test_routes_json_prints_envoy_objects_and_name_filter(mesh):
     data = json.loads(mesh("routes", *GW, "-o", "json").stdout)
-    assert [rc["name"] for rc in data] == ["http.8080"]
+    assert [rc.get("name") for rc in data] == ["http.8080", None, None]
+    assert [vh["name"] for rc in data[1:] for vh in rc["virtual_hosts"]] == ["backend"] * 2
     weights = data[0]["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]["clusters"]
     assert {c["name"]: c["weight"] for c in weights} == {
         f"outbound|80|version-v1|{CATALOG}": 20, f"outbound|80|version-v2|{CATALOG}": 80}
@@ -82,8 +87,10 @@ def test_the_api_servers_service_has_the_api_server_as_its_endpoint(mesh, sandbo
 def test_listeners_of_gateway_and_sidecar(mesh):
     gw = mesh("listeners", *GW)
     assert gw.returncode == 0, gw.stderr
-    (address, port, match, *dest), = rows(gw.stdout)
-    assert (port, match, " ".join(dest)) == ("8080", "ALL", "Route: http.8080")
+    # the route listener, then the bootstrap's health and Prometheus listeners
+    assert [(port, match, " ".join(dest)) for _, port, match, *dest in rows(gw.stdout)] == [
+        ("8080", "ALL", "Route: http.8080"), ("15021", "ALL", "Inline Route: /healthz/ready*"),
+        ("15090", "ALL", "Inline Route: /stats/prometheus*")]
     summary = rows(mesh("listeners", "deploy/catalog", "-n", "istioinaction", "--summary",
                         "--type", "http", "--port", "80").stdout)
     assert summary == [["0.0.0.0", "80", "HTTP"]]

@@ -37,7 +37,12 @@ def test_bootstrap_of_a_sidecar_names_its_node_admin_and_xds_server(mesh, sandbo
     assert rows["Istio Version"] == [boot["node"]["metadata"]["ISTIO_VERSION"]]
     (xds,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc"]
     address = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-    where = f"{address['socket_address']['address']}:{address['socket_address']['port_value']}"
+    # real Istio: a pipe to pilot-agent's XDS proxy; the sandbox (no pilot-agent): istiod
+    where = address["pipe"]["path"] if "pipe" in address else \
+        f"{address['socket_address']['address']}:{address['socket_address']['port_value']}"
+    assert xds["alt_stat_name"] == "xds-grpc;"
+    assert rows["Static Clusters"] == ["prometheus_stats, agent, sds-grpc, xds-grpc"]
+    assert rows["Static Listeners"] == ["0.0.0.0_15090, 0.0.0.0_15021"]
     # real Istio's bootstrap: DELTA_GRPC (ISTIO_DELTA_XDS defaults to true)
     assert rows["xDS Server"] == [f"ADS DELTA_GRPC xds-grpc {where}"]
     as_yaml = yaml.safe_load(mesh("bootstrap", f"pod/{name}", "-n", "istioinaction",

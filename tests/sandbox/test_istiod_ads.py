@@ -164,8 +164,7 @@ def test_config_dump_is_camel_case_under_the_global_push_version(server):
                               "RoutesConfigDump", "SecretsConfigDump", "EcdsConfigDump"]
     clusters = sections["ClustersConfigDump"]
     assert clusters["versionInfo"] == first.version_info
-    assert {c["cluster"]["name"] for c in clusters["dynamicActiveClusters"]} >= {
-        "BlackHoleCluster", "PassthroughCluster"}
+    assert "BlackHoleCluster" in {c["cluster"]["name"] for c in clusters["dynamicActiveClusters"]}
     assert all(set(c) == {"cluster"} for c in clusters["dynamicActiveClusters"])
     assert any("connectTimeout" in c["cluster"] for c in clusters["dynamicActiveClusters"])
 

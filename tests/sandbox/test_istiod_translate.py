@@ -69,7 +69,8 @@ def test_gateway_clusters_have_subsets_only_with_a_destination_rule():
     gw_after = translate.generate(after, proxy(after, GW_NODE), CLUSTER_TYPE)
     assert f"outbound|80||{FQDN}" in gw_before
     assert f"outbound|80|version-v1|{FQDN}" not in gw_before
-    assert {"BlackHoleCluster", "PassthroughCluster"} <= set(gw_before)
+    # gateways have no original-dst listeners, so no PassthroughCluster (cluster.go buildClusters)
+    assert "BlackHoleCluster" in gw_before and "PassthroughCluster" not in gw_before
     assert not any(n.startswith("inbound|") for n in gw_before)
     by_name = {c["name"]: c for c in gw_after}
     v1 = by_name[f"outbound|80|version-v1|{FQDN}"]
@@ -98,6 +99,34 @@ def test_sidecar_inbound_cluster_targets_the_pod_port():
     assert inbound["type"] == "STATIC"
     address = inbound["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     assert address["socket_address"] == {"address": "127.0.9.3", "port_value": 3000}
+
+
+def test_sidecar_passthrough_clusters_as_real_istiods():
+    mesh = mesh_of()
+    clusters = {c["name"]: c for c in translate.generate(mesh, proxy(mesh, CATALOG_NODE),
+                                                         CLUSTER_TYPE)}
+    for name in ("PassthroughCluster", "InboundPassthroughCluster"):
+        assert (clusters[name]["type"], clusters[name]["lb_policy"]) == (
+            "ORIGINAL_DST", "CLUSTER_PROVIDED")
+        assert "load_assignment" not in clusters[name]
+    assert clusters["BlackHoleCluster"]["type"] == "STATIC"
+
+
+@pytest.mark.parametrize("node", [GW_NODE, CATALOG_NODE], ids=["router", "sidecar"])
+def test_cluster_and_http_stat_names_end_in_istios_tag_marker(node):
+    """`alt_stat_name` "<name>;" and HCM `stat_prefix` "<direction>_<listener>;", as istiod's
+    util.DelimitedStatsPrefix makes them, for the bootstrap's stats_tags."""
+    mesh = mesh_of("catalog-destinationrule.yaml")
+    me = proxy(mesh, node)
+    clusters = translate.generate(mesh, me, CLUSTER_TYPE)
+    assert clusters and all(c["alt_stat_name"] == c["name"] + ";" for c in clusters)
+    prefixes = [f["typed_config"]["stat_prefix"]
+                for listener in translate.generate(mesh, me, LISTENER_TYPE)
+                for chain in listener["filter_chains"] for f in chain["filters"]
+                if f["name"] == "envoy.filters.network.http_connection_manager"]
+    assert prefixes and all(p.endswith(";") and p.count(";") == 1 for p in prefixes), prefixes
+    expected = "outbound_0.0.0.0_8080;" if node == GW_NODE else "outbound_0.0.0.0_80;"
+    assert expected in prefixes
 
 
 def test_subset_endpoints_follow_labels_and_readiness():

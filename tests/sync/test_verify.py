@@ -82,6 +82,16 @@ def test_rds_nack_names_the_route_config():
     assert [f.severity for f in cds] == [WARNING_LEVEL]
 
 
+def test_eds_rejections_name_the_cluster_without_istios_tag_marker():
+    """istiod's clusters' stat names end in `;` (alt_stat_name): `cluster.<name>;.<stat>`."""
+    cluster = "outbound|80||catalog.istioinaction.svc.cluster.local"
+    stats = {"stats": [{"name": f"cluster.{cluster};.update_rejected", "value": 2},
+                       {"name": "http.outbound_0.0.0.0_80;.rds.80.update_rejected", "value": 1}]}
+    state = envoy_state(stats, None)
+    assert state.rejected_total("EDS") == (2, [cluster])
+    assert state.rejected_total("RDS") == (1, ["80"])
+
+
 def _accepted(**versions):
     """The gateway's real stats, nothing rejected, with Envoy's accepted version_text set
     (`LDS="..."`, `RDS_http_8080="..."` for route http.8080)."""
