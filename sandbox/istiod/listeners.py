@@ -8,9 +8,16 @@ import copy
 from sandbox.istiod.clusters import ADS_SOURCE, cluster_name, inbound_ports
 from sandbox.istiod.mesh import Mesh
 from sandbox.istiod.proxy import Proxy
+from sandbox.istiod.outbound import OutboundListener, outbound_listeners
+from sandbox.istiod.protocol import HTTP, TCP
 from sandbox.istiod.routes import gateway_ports
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+HTTP_INSPECTOR_TYPE = ("type.googleapis.com/"
+                       "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector")
+# listener.go `plaintextHTTPALPNs` without PILOT_HTTP10 (features.HTTP10, off by default).
+PLAINTEXT_HTTP_ALPNS = ("http/1.1", "h2c")
 HCM_TYPE = ("type.googleapis.com/"
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
 
@@ -84,10 +91,55 @@ def _inbound_route(port: int) -> dict:
             "decorator": {"operation": f":{port}/*"}}]}]}
 
 
+def tcp_proxy(cluster: str) -> dict:
+    """A tcp_proxy to `cluster` with the mesh's access log, as real istiod sets it on its
+    outbound TCP chains (listener_builder.go `buildOutboundCatchAllNetworkFiltersOnly`,
+    networkfilter.go via `accessLogBuilder.setTCPAccessLog`)."""
+    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+        "@type": TCP_PROXY_TYPE, "stat_prefix": cluster, "cluster": cluster,
+        "access_log": [copy.deepcopy(ACCESS_LOG)]}}
+
+
+def outbound_listener(entry: OutboundListener) -> dict:
+    """One outbound listener as pilot/pkg/networking/core/listener.go
+    `buildListenerFromEntry` builds it. HTTP: a chain matching plaintext HTTP (`raw_buffer`,
+    ALPN `http/1.1,h2c` set by the HTTP inspector) to RDS `<port>`, and the
+    `PassthroughFilterChain` default chain to PassthroughCluster for other TCP traffic
+    (`buildOutboundCatchAllNetworkFiltersOnly`). Sniffed (AUTO): the same HTTP chain, RDS
+    `<host>:<port>`, and the Service's tcp_proxy as the default chain. TCP: one chain, the
+    tcp_proxy to `outbound|<port>||<host>` (tls.go `buildSidecarOutboundTCPFilterChainOpts`).
+    None binds: the sandbox has no iptables to send traffic here."""
+    listener: dict = {
+        "name": entry.name,
+        "address": _address(entry.bind, entry.port),
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "continue_on_listener_filters_timeout": True,
+        # meshConfig.protocolDetectionTimeout defaults to 0s (pkg/config/mesh/mesh.go).
+        "listener_filters_timeout": "0s",
+    }
+    service_cluster = cluster_name("outbound", entry.port, "", entry.service.fqdn)
+    if entry.protocol == TCP:
+        listener["filter_chains"] = [{"filters": [tcp_proxy(service_cluster)]}]
+        return listener
+    listener["listener_filters"] = [{"name": "envoy.filters.listener.http_inspector",
+                                     "typed_config": {"@type": HTTP_INSPECTOR_TYPE}}]
+    listener["filter_chains"] = [{
+        "filter_chain_match": {"transport_protocol": "raw_buffer",
+                               "application_protocols": list(PLAINTEXT_HTTP_ALPNS)},
+        "filters": [http_connection_manager(f"outbound_{entry.name}", rds=entry.rds)],
+    }]
+    if entry.protocol == HTTP:
+        listener["default_filter_chain"] = {"filter_chain_match": {},
+                                            "name": "PassthroughFilterChain",
+                                            "filters": [tcp_proxy("PassthroughCluster")]}
+    else:
+        listener["default_filter_chain"] = {"filters": [tcp_proxy(service_cluster)]}
+    return listener
+
+
 def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:
-    passthrough = {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-        "stat_prefix": "PassthroughCluster", "cluster": "PassthroughCluster"}}
+    passthrough = tcp_proxy("PassthroughCluster")
     listeners = [{
         "name": "virtualOutbound",
         "address": _address(proxy.ip, 15001),
@@ -105,20 +157,11 @@ def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:
         } for port in inbound_ports(mesh, proxy)] or [{
             "name": "virtualInbound-blackhole", "filters": [{
                 "name": "envoy.filters.network.tcp_proxy", "typed_config": {
-                    "@type": passthrough["typed_config"]["@type"],
+                    "@type": TCP_PROXY_TYPE,
                     "stat_prefix": "BlackHoleCluster", "cluster": "BlackHoleCluster"}}]}],
         "traffic_direction": "INBOUND",
     }]
-    ports = sorted({int(p["port"]) for s in mesh.services for p in s.ports})
-    for port in ports:
-        listeners.append({
-            "name": f"0.0.0.0_{port}",
-            "address": _address("0.0.0.0", port),
-            "filter_chains": [{"filters": [http_connection_manager(
-                f"outbound_0.0.0.0_{port}", rds=str(port))]}],
-            "bind_to_port": False,
-            "traffic_direction": "OUTBOUND",
-        })
+    listeners.extend(outbound_listener(entry) for entry in outbound_listeners(mesh))
     return listeners
 
 

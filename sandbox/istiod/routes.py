@@ -12,6 +12,8 @@ import re
 from sandbox.istiod.clusters import cluster_name, config_path
 from sandbox.istiod.mesh import (Mesh, Service, host_matches, name_of, namespace_of,
                                  resolve_host, target_port)
+from sandbox.istiod.outbound import route_names
+from sandbox.istiod.protocol import http_or_sniffed
 from sandbox.istiod.proxy import Proxy
 
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -90,12 +92,18 @@ def route_match(match: dict | None) -> dict:
     return result
 
 
-def destination_cluster(mesh: Mesh, destination: dict, namespace: str) -> tuple[str, str]:
+def destination_cluster(mesh: Mesh, destination: dict, namespace: str,
+                        listener_port: int | None = None) -> tuple[str, str]:
     """(cluster name, `fqdn:port`) for a VS destination; subsets need no DestinationRule here:
-    that is exactly the misconfiguration users troubleshoot (503 NC)."""
+    that is exactly the misconfiguration users troubleshoot (503 NC). In a sidecar's route
+    config `<listener_port>` a destination without a port takes the listener's port: real
+    istiod looks the host up among the Services on that port only, which have just that port
+    (route/route.go `GetDestinationCluster`, httproute.go `BuildSidecarOutboundVirtualHosts`)."""
     fqdn = resolve_host(destination.get("host", ""), namespace)
     number = (destination.get("port") or {}).get("number")
     service = mesh.service_by_host(fqdn)
+    if number is None and listener_port is not None:
+        number = listener_port
     if number is None:
         port = service.port(None) if service else None
         number = port["port"] if port else 80
@@ -120,7 +128,7 @@ def http_routes(mesh: Mesh, vs: dict, port: int | None = None) -> list[dict]:
             destinations = http.get("route") or []
             if not destinations:
                 continue
-            names = [destination_cluster(mesh, d.get("destination") or {}, namespace)
+            names = [destination_cluster(mesh, d.get("destination") or {}, namespace, port)
                      for d in destinations]
             operation = names[0][1] + "/*"
             route: dict = {}
@@ -257,26 +265,31 @@ def gateway_route_configs(mesh: Mesh, proxy: Proxy) -> list[dict]:
     return configs
 
 
-def service_domains(service: Service, port: int, proxy_namespace: str) -> list[str]:
-    names = [service.fqdn]
-    if service.namespace == proxy_namespace:
-        names.append(service.name)
-    names += [f"{service.name}.{service.namespace}.svc", f"{service.name}.{service.namespace}"]
+def service_domains(service: Service, proxy_namespace: str) -> list[str]:
+    """A sidecar virtual host's domains as httproute.go `generateVirtualHostDomains` gives
+    them to an Envoy sidecar (`SidecarIgnorePort`: no `:port` forms): the FQDN, its absolute
+    form with a trailing dot (`GenerateAltVirtualHosts`, PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN
+    on by default), the short names `generateAltVirtualHostsForKubernetesService` gives for
+    the proxy's namespace, then the ClusterIP."""
+    name, namespace = service.name, service.namespace
+    domains = [service.fqdn, service.fqdn + "."]
+    if namespace == proxy_namespace:
+        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+    else:
+        domains += [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
     if service.cluster_ip:
-        names.append(service.cluster_ip)
-    return [d for name in names for d in (name, f"{name}:{port}")]
+        domains.append(service.cluster_ip)
+    return domains
 
 
-def _mesh_virtual_services(mesh: Mesh, fqdn: str) -> list[dict]:
-    result = []
-    for vs in mesh.virtual_services:
-        gateways = (vs.get("spec") or {}).get("gateways") or ["mesh"]
-        if "mesh" not in gateways:
-            continue
-        hosts = [resolve_host(h, namespace_of(vs)) for h in (vs.get("spec") or {}).get("hosts") or []]
-        if fqdn in hosts:
-            result.append(vs)
-    return result
+def _mesh_virtual_services(mesh: Mesh) -> list[dict]:
+    return [vs for vs in mesh.virtual_services
+            if "mesh" in ((vs.get("spec") or {}).get("gateways") or ["mesh"])]
+
+
+def _vs_hosts(vs: dict) -> list[str]:
+    return [resolve_host(h, namespace_of(vs)).lower()
+            for h in (vs.get("spec") or {}).get("hosts") or []]
 
 
 def default_route(service: Service, port: int) -> dict:
@@ -289,27 +302,87 @@ def default_route(service: Service, port: int) -> dict:
     }
 
 
-def sidecar_route_configs(mesh: Mesh, proxy: Proxy) -> list[dict]:
-    ports = sorted({int(p["port"]) for s in mesh.services for p in s.ports})
-    configs = []
-    for port in ports:
-        vhosts = []
-        for service in mesh.services:
-            if service.port(port) is None:
-                continue
-            routes = [r for vs in _mesh_virtual_services(mesh, service.fqdn)
-                      for r in http_routes(mesh, vs, port)]
-            vhosts.append({"name": f"{service.fqdn}:{port}",
-                           "domains": service_domains(service, port, proxy.namespace),
-                           "routes": routes or [default_route(service, port)],
+def _port_virtual_hosts(mesh: Mesh, proxy: Proxy, port: int) -> list[dict]:
+    """The virtual hosts of a sidecar's outbound port, in the order real istiod builds them
+    (httproute.go `BuildSidecarOutboundVirtualHosts`, route/route.go
+    `BuildSidecarVirtualHostWrapper`): per VirtualService bound to `mesh` with routes on this
+    port, a virtual host per host that is no Service on the port (port 80 only: every
+    VirtualService is taken on 80, `selectVirtualServices` runs "if listenerPort != 80") and
+    per Service it names whose port is HTTP or sniffed; then a `default` route per remaining
+    HTTP or sniffed Service. Names repeat → the later is dropped; a domain already taken is
+    dropped (`dedupeDomains`); a virtual host left without domains is dropped."""
+    on_port = {s.fqdn: s for s in mesh.services if s.port(port) is not None}
+    wrappers: list[tuple[list[str], list[Service], list[dict]]] = []
+    claimed: set[str] = set()
+    for vs in _mesh_virtual_services(mesh):
+        hosts = _vs_hosts(vs)
+        if port != 80 and not any(any(host_matches(h, fqdn) for fqdn in on_port) for h in hosts):
+            continue
+        routes = http_routes(mesh, vs, port)
+        if not routes:
+            continue
+        others: list[str] = []
+        services: list[Service] = []
+        for host in hosts:
+            matched = [s for fqdn, s in on_port.items() if host_matches(host, fqdn)]
+            if not matched and host not in on_port:
+                others.append(host)
+            services += [s for s in matched if s not in services]
+        services = [s for s in services if http_or_sniffed(s.port(port))]
+        if not services and port != 80:
+            continue
+        wrappers.append((others, services, routes))
+        claimed.update(s.fqdn for s in services)
+    for service in on_port.values():
+        if service.fqdn not in claimed and http_or_sniffed(service.port(port)):
+            wrappers.append(([], [service], [default_route(service, port)]))
+    vhosts: list[dict] = []
+    names: set[str] = set()
+    taken: set[str] = set()
+
+    def add(name: str, domains: list[str], routes: list[dict]) -> None:
+        if name in names:
+            return
+        names.add(name)
+        kept = [d for d in domains if d.lower() not in taken]
+        taken.update(d.lower() for d in kept)
+        if kept:
+            vhosts.append({"name": name, "domains": kept, "routes": routes,
                            "include_request_attempt_count": True})
+
+    for others, services, routes in wrappers:
+        for host in others:
+            add(f"{host}:{port}", [host], routes)
+        for service in services:
+            add(f"{service.fqdn}:{port}", service_domains(service, proxy.namespace), routes)
+    return vhosts
+
+
+def sidecar_route_config(mesh: Mesh, proxy: Proxy, name: str) -> dict:
+    """Route config `<port>` (an HTTP port's, shared: its virtual hosts sorted by name, then
+    `allow_any` to PassthroughCluster) or `<host>:<port>` (a sniffed port's: only the host's
+    virtual host, domains `*`, no catch-all): httproute.go `buildSidecarOutboundHTTPRouteConfig`,
+    `getVirtualHostsForSniffedServicePort`, `buildCatchAllVirtualHost`."""
+    host, _, number = name.rpartition(":")
+    vhosts = _port_virtual_hosts(mesh, proxy, int(number))
+    if host:
+        vhosts = [vh for vh in vhosts if name in vh["domains"] or host in vh["domains"]]
+        if len(vhosts) == 1:
+            vhosts[0]["domains"] = ["*"]
+    else:
+        vhosts.sort(key=lambda vh: vh["name"])
         vhosts.append({"name": "allow_any", "domains": ["*"], "routes": [{
             "name": "allow_any", "match": {"prefix": "/"},
             "route": {"cluster": "PassthroughCluster", "timeout": "0s"}}],
             "include_request_attempt_count": True})
-        configs.append({"name": str(port), "virtual_hosts": vhosts, "validate_clusters": False,
-                        "ignore_port_in_host_matching": True})
-    return configs
+    return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False,
+            "ignore_port_in_host_matching": True}
+
+
+def sidecar_route_configs(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    """One route config per RDS name the sidecar's outbound listeners ask for: none for TCP
+    ports (sandbox/istiod/outbound.py)."""
+    return [sidecar_route_config(mesh, proxy, name) for name in route_names(mesh)]
 
 
 def route_configs_for(mesh: Mesh, proxy: Proxy) -> list[dict]:

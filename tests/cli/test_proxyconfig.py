@@ -92,8 +92,8 @@ def test_listeners_of_gateway_and_sidecar(mesh):
         ("8080", "ALL", "Route: http.8080"), ("15021", "ALL", "Inline Route: /healthz/ready*"),
         ("15090", "ALL", "Inline Route: /stats/prometheus*")]
     summary = rows(mesh("listeners", "deploy/catalog", "-n", "istioinaction", "--summary",
-                        "--type", "http", "--port", "80").stdout)
-    assert summary == [["0.0.0.0", "80", "HTTP"]]
+                        "--type", "http+tcp", "--port", "80").stdout)
+    assert summary == [["0.0.0.0", "80", "HTTP+TCP"]]  # HTTP chain + PassthroughCluster
     bad = mesh("listeners", *GW, "--type", "udp")
     assert bad.returncode == 2 and "choose HTTP, TCP or HTTP+TCP" in bad.stderr
 

@@ -226,7 +226,8 @@ def test_sidecar_listeners_and_service_routes():
     routes = {r["name"]: r for r in translate.generate(mesh, me, ROUTE_TYPE)}
     vhosts = {v["name"]: v for v in routes["80"]["virtual_hosts"]}
     catalog = vhosts[f"{FQDN}:80"]
-    assert {"catalog", "catalog:80", "catalog.istioinaction", FQDN} <= set(catalog["domains"])
+    assert {"catalog", "catalog.istioinaction", FQDN, FQDN + "."} <= set(catalog["domains"])
+    assert "catalog:80" not in catalog["domains"]  # Envoy sidecars ignore the port
     assert catalog["routes"][0]["route"]["cluster"] == f"outbound|80||{FQDN}"
     # Short names only resolve in the proxy's own namespace.
     gw = vhosts["istio-ingressgateway.istio-system.svc.cluster.local:80"]
