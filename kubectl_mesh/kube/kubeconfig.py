@@ -180,15 +180,38 @@ def _plain_yaml(text: str):
         # YAML 1.1 resolves a plain scalar to something else than a string only when it
         # starts with one of these (PyYAML resolver.py, its implicit resolvers' first
         # characters); the words among them (true, null, ...) fastyaml has already taken.
-        if not plain[:1].isascii() or not plain[:1].isalpha():
-            raise fastyaml.Unsupported("scalar")
-        return plain
+        # A digit first (a static token, a hex id) is a string unless it is one of the
+        # int, float or timestamp forms, which PyYAML reads.
+        first = plain[:1]
+        if first.isascii() and (first.isalpha() or (first.isdigit() and not _numeric(plain))):
+            return plain
+        raise fastyaml.Unsupported("scalar")
 
     try:
         data = fastyaml.load(text, scalar)
     except fastyaml.Unsupported:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _numeric(plain: str) -> bool:
+    """Whether YAML 1.1 reads this plain scalar, which starts with a digit, as an int, a float
+    or a timestamp: PyYAML resolver.py's implicit resolvers for those tags (the only ones whose
+    first characters include digits), compiled only when a kubeconfig has such a scalar."""
+    import re
+
+    return re.match(r"""(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                        |[-+]?0b[0-1_]+
+                        |[-+]?0[0-7_]+
+                        |[-+]?(?:0|[1-9][0-9_]*)
+                        |[-+]?0x[0-9a-fA-F_]+
+                        |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+                        |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+                        |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+                         (?:[Tt]|[\ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+                         (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z""",
+                    plain, re.X) is not None
 
 
 def _pyyaml(path: str, text: str | None):
