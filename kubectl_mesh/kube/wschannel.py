@@ -11,7 +11,6 @@ the pod's port) is recorded and ends the stream.
 from __future__ import annotations
 
 import io
-import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from kubectl_mesh.kube.wsframes import V4_CHANNEL, ChannelReader, WebSocket
 
 DATA, ERROR = 0, 1  # the channels of the first (only) port
 _READ_BUFFER = 256 * 1024
-
-log = logging.getLogger(__name__)
 
 
 class ChannelSocket:
@@ -96,7 +93,8 @@ class ForwardErrors:
         self._messages: list[str] = []
 
     def record(self, message: str) -> None:
-        log.debug("port-forward to %s: %s", self.pod_ref, message)
+        import logging
+        logging.getLogger(__name__).debug("port-forward to %s: %s", self.pod_ref, message)
         with self._lock:
             self._messages.append(message)
 
