@@ -314,9 +314,10 @@ users:
     # tokens and names that start with a digit yet are strings (a static token, a hex id)
     (KUBECTL_WRITTEN.replace("token: abc.def-ghi=", "token: 93aa792047a095e7"), False),
     (KUBECTL_WRITTEN.replace("kind-kind", "1kind-kind"), False),
-    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 0x1f}"), True),  # a hex int
-    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1_000.5}"), True),  # a float
-    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1:20}"), True),  # sexagesimal
+    # a hex int, a float, a sexagesimal int: PyYAML's
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 0x1f}"), True),
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1_000.5}"), True),
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1:20}"), True),
 ], ids=["kubectl", "comment", "number", "timestamp", "document-start", "digit-token",
         "digit-name", "hex", "float", "sexagesimal"])
 def test_kubeconfig_reads_as_pyyaml_does_and_kubectls_without_importing_it(tmp_path, text,
