@@ -56,8 +56,8 @@ class ApiConfig:
 
     def __post_init__(self) -> None:
         # The loaders check each token where it comes from (naming that source); this is the
-        # last guard: a token that cannot be a header value never reaches http.client, whose
-        # error ("Invalid header value b'Bearer ...'") would print it.
+        # last guard: a token that cannot be a header value never reaches `http1` (or
+        # requests), whose error ("Invalid header value b'Bearer ...'") would print it.
         if self.token is not None:
             check_token(self.token, f"the token of user {self.user!r}")
 

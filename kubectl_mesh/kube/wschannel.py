@@ -2,10 +2,10 @@
 thread, no socketpair copies (the performance notes measure the relay at 2-5x the cost).
 
 `ChannelSocket` reads the `v4.channel.k8s.io` channels (`kube.wsframes`) of one connection to
-the API server (`kube.wsdial`) and offers what `http.client` needs of a socket: `sendall()`,
-`makefile("rb")`, `settimeout()`, `close()`. Data-channel payloads are read straight from the
-connection into the caller's buffer; a message on the error channel (e.g. nothing listens on
-the pod's port) is recorded and ends the stream.
+the API server (`kube.wsdial`) and offers what an HTTP/1.1 connection (`http1`) needs of a
+socket: `sendall()`, `makefile("rb")`, `settimeout()`, `close()`. Data-channel payloads are
+read straight from the connection into the caller's buffer; a message on the error channel
+(e.g. nothing listens on the pod's port) is recorded and ends the stream.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class ChannelSocket:
         self._on_error = on_error
         self._eof = False
 
-    # -- what http.client uses -------------------------------------------------------------
+    # -- what http1 uses -------------------------------------------------------------------
 
     def sendall(self, data) -> None:
         """Send `data` as one masked binary message on the data channel."""
