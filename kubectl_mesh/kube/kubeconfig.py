@@ -11,10 +11,11 @@ auth-provider (gcp, azure, oidc) is bad input naming the exec plugin that replac
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from kubectl_mesh.errors import BadInputError, NotFoundError
@@ -115,7 +116,33 @@ class ApiConfig:
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, user: str) -> None:
-    # ssl only loads key pairs from files: write them to a private directory, load, delete.
+    try:
+        with _key_pair_files(cert, key) as (cert_path, key_path):
+            ctx.load_cert_chain(cert_path, key_path)
+    except (ssl.SSLError, ValueError) as e:
+        raise BadInputError(f"the client certificate/key of user {user!r} cannot be "
+                            f"loaded: {e}") from e
+
+
+@contextlib.contextmanager
+def _key_pair_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
+    """Paths of files holding `cert` and `key`, for as long as the block runs: ssl loads key
+    pairs from files only. Where the system has them (Linux), anonymous in-memory files named
+    by /proc/self/fd: the key never touches a disk, and no `tempfile` import (~3 ms of
+    start-up: it brings random and shutil); elsewhere a private temporary directory."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds = []
+        try:
+            for name, data in (("tls.crt", cert), ("tls.key", key)):
+                fds.append(os.memfd_create(name, os.MFD_CLOEXEC))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fds[-1], view):]
+            yield tuple(f"/proc/self/fd/{fd}" for fd in fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kubectl-mesh-") as tmp:
@@ -124,11 +151,7 @@ def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, user: str) ->
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        try:
-            ctx.load_cert_chain(cert_path, key_path)
-        except (ssl.SSLError, ValueError) as e:
-            raise BadInputError(f"the client certificate/key of user {user!r} cannot be "
-                                f"loaded: {e}") from e
+        yield cert_path, key_path
 
 
 # ---- finding and merging files ---------------------------------------------------------------

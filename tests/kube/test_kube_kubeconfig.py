@@ -340,3 +340,35 @@ def test_kubeconfig_reads_as_pyyaml_does_and_kubectls_without_importing_it(tmp_p
     data, imported = json.loads(out)
     assert data == repr(yaml.safe_load(text))
     assert imported is pyyaml
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["in-memory", "temporary-directory"])
+def test_the_client_key_pair_is_loaded_and_nothing_is_left(tmp_path, monkeypatch, memfd):
+    """The key pair reaches ssl through in-memory files where the system has them (no
+    tempfile import, nothing on disk), else a temporary directory; a key that does not match
+    its certificate is one line naming the user; no file or descriptor is left either way."""
+    import os
+    import subprocess
+    import tempfile
+
+    from kubectl_mesh.kube import kubeconfig as kubeconfig_module
+    if not memfd:
+        monkeypatch.delattr(kubeconfig_module.os, "memfd_create", raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    cert, key, _ = self_signed("client")
+    _, other_key, _ = self_signed("other")
+    fds = set(os.listdir("/proc/self/fd"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    kubeconfig_module._load_cert_chain(ctx, cert, key, "alice")
+    with pytest.raises(BadInputError, match="client certificate/key of user 'alice' cannot"):
+        kubeconfig_module._load_cert_chain(ctx, cert, other_key, "alice")
+    assert set(os.listdir("/proc/self/fd")) == fds
+    assert not list((tmp_path / "tmp").iterdir())
+    if memfd:
+        script = ("import sys, ssl; from kubectl_mesh.kube.kubeconfig import _load_cert_chain; "
+                  f"_load_cert_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), {cert!r}, "
+                  f"{key!r}, 'alice'); print('tempfile' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.strip()
+        assert out == "False"
