@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from routes_scale import start  # noqa: E402
 from sandbox.real.controlplane import locate_binaries  # noqa: E402
 from sandbox.testing import RunningSandbox, kubectl_binary  # noqa: E402
-from sidebyside import side_by_side  # noqa: E402
+from sidebyside import before_tree, side_by_side, with_before  # noqa: E402
 
 
 def main() -> int:
@@ -38,6 +38,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--up-timeout", type=float, default=600.0)
     p.add_argument("--settle-timeout", type=float, default=1800.0)
+    p.add_argument("--before", metavar="REV",
+                   help="also ours as at this git revision (PYTHONPATH), interleaved")
     args = p.parse_args()
     istioctl = str(locate_binaries() / "istioctl")
     # As users run it: bytecode compiled (pip does it at install; these machines set
@@ -82,6 +84,8 @@ def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
             "istioctl version --remote=false": [istioctl, "version", "--remote=false"],
             "kubectl-mesh-routes --help": [str(BIN / "kubectl-mesh-routes"), "--help"],
             "kubectl mesh routes --help": [kubectl_binary(), "mesh", "routes", "--help"],
+            # kubectl's own start-up, paid before `kubectl mesh ...` runs ours
+            "kubectl version --client": [kubectl_binary(), "version", "--client"],
         },
     }
     if sidecar:
@@ -90,7 +94,8 @@ def measure(sandbox: RunningSandbox, istioctl: str, args) -> int:
             "kubectl-mesh-clusters": [str(BIN / "kubectl-mesh-clusters"), sidecar, "-n", "istioinaction"],
             "kubectl mesh clusters": [kubectl_binary(), "mesh", "clusters", sidecar, "-n", "istioinaction"],
         }
-    result = side_by_side(cases, env, args.runs)
+    with before_tree(args.before) as tree:
+        result = side_by_side(with_before(cases, tree, args.before), env, args.runs)
     print(f"{args.runs} interleaved runs, gateway with "
           f"{args.vhosts or 'the default scenario'}'s virtual hosts; load average "
           f"{os.getloadavg()[0]:.1f}\n")

@@ -48,7 +48,7 @@ from sandbox.real.istio import UPSTREAM_ENVOY_ENV, UPSTREAM_ENVOY_VALUES, Istiod
 from sandbox.generate import scenario  # noqa: E402
 from sandbox.real.istio.sidecar import kubelet_for, pod_side_istiod  # noqa: E402
 from sandbox.testing import kubectl_binary  # noqa: E402
-from sidebyside import side_by_side  # noqa: E402
+from sidebyside import before_tree, side_by_side, with_before  # noqa: E402
 
 NS = "bench"
 GW_NS = "gw"
@@ -149,6 +149,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--hold", type=pathlib.Path, help="write exports here and keep the mesh up until it is removed")
     p.add_argument("--on", type=pathlib.Path, help="measure on the mesh whose --hold exports are here")
+    p.add_argument("--before", metavar="REV",
+                   help="also ours as at this git revision (PYTHONPATH), interleaved")
     args = p.parse_args()
     if args.on:
         return measure_on(args)
@@ -279,7 +281,8 @@ def measure(env, istioctl, xds, target, gateway, args, vhosts: int, timeline: li
             "kubectl version --client": [k, "version", "--client"],
         },
     }
-    result = side_by_side(cases, env, args.runs)
+    with before_tree(args.before) as tree:
+        result = side_by_side(with_before(cases, tree, args.before), env, args.runs)
     print(f"{args.runs} interleaved runs; {args.proxies} real sidecars (pilot-agent + Envoy), "
           f"{args.services} extra Services: {vhosts} virtual hosts in the sidecar's route `80`; "
           + (f"an ingress gateway with {args.gateway_vhosts} virtual hosts; " if gateway else "") +

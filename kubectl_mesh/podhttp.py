@@ -1,5 +1,5 @@
 """HTTP/1.1 to a pod port over whatever carries it (`kube.portforward.open_channel`): the one
-transport of the Envoy admin client and the istiod client. `http.client` (requests costs ~70 ms
+transport of the Envoy admin client and the istiod client. `http1` (requests costs ~70 ms
 of start-up and a copy of every body), kept-alive connections pooled for concurrent callers,
 one retry of a kept-alive connection the other end closed meanwhile (what urllib3 does).
 
@@ -10,15 +10,16 @@ one-line message (it knows what it talked to), once, at its boundary.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode, urlsplit
 
+from kubectl_mesh import http1
+
 _HEADERS = {"Accept": "*/*", "User-Agent": "kubectl-mesh"}
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-          http.client.BadStatusLine)
+_STALE = (http1.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+          http1.BadStatusLine)
 
 
 class TransportError(Exception):
@@ -51,7 +52,7 @@ class StreamedResponse:
     """An answer read as it arrives (`chunks()`), never whole in memory; transport failures
     while reading are raised as `Timeout` / `Unreachable` like the request's own."""
 
-    def __init__(self, answer: http.client.HTTPResponse, path: str):
+    def __init__(self, answer: http1.Response, path: str):
         self._answer = answer
         self.path = path
         self.status_code = answer.status
@@ -64,7 +65,7 @@ class StreamedResponse:
                 chunk = self._answer.read1(size)
             except TimeoutError as e:
                 raise Timeout(self.path) from e
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http1.HTTPException) as e:
                 raise Unreachable(self.path) from e
             if not chunk:
                 return
@@ -80,7 +81,7 @@ class StreamedResponse:
         return bytes(out[:limit])
 
 
-class _CarriedConnection(http.client.HTTPConnection):
+class _CarriedConnection(http1.Connection):
     """An HTTPConnection whose socket comes from a factory instead of a TCP connect."""
 
     def __init__(self, factory: Callable[[], Any], timeout: float | None):
@@ -101,7 +102,7 @@ class PodHttp:
         self.timeout = timeout
         self.bytes_fetched = 0
         self._connect = connect
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[http1.Connection] = []
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -128,7 +129,7 @@ class PodHttp:
             except TimeoutError as e:
                 conn.close()
                 raise Timeout(path) from e
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http1.HTTPException) as e:
                 conn.close()
                 if reused and attempt == 1 and isinstance(e, _STALE):
                     continue
@@ -154,25 +155,25 @@ class PodHttp:
                 answer = conn.getresponse()
             except TimeoutError as e:
                 raise Timeout(path) from e
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http1.HTTPException) as e:
                 raise Unreachable(path) from e
             yield StreamedResponse(answer, path)
         finally:
             conn.close()
 
-    def _take_new(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take_new(self) -> tuple[http1.Connection, bool]:
         if self._connect is not None:
             return _CarriedConnection(self._connect, self.timeout), False
         parts = urlsplit(self.base_url)
-        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
+        return http1.Connection(parts.hostname or "127.0.0.1", parts.port or 80,
                                           timeout=self.timeout), False
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self) -> tuple[http1.Connection, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
         return self._take_new()
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: http1.Connection) -> None:
         with self._lock:
             self._idle.append(conn)

@@ -1,4 +1,4 @@
-"""A lean Kubernetes API client: `http.client` with the kubeconfig's TLS context and
+"""A lean Kubernetes API client: HTTP/1.1 (`http1`) with the kubeconfig's TLS context and
 credentials (`requests` only when a proxy is involved: it costs ~70 ms of start-up).
 
 Building the `kubernetes` client's typed API costs ~0.6 s of start-up (performance notes);
@@ -11,7 +11,6 @@ renewal on a 401, and the translation of HTTP and transport errors into
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import os
@@ -22,6 +21,7 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
+from kubectl_mesh import http1
 from kubectl_mesh.errors import (
     BadInputError,
     ForbiddenError,
@@ -93,7 +93,7 @@ def tls_adapter(config: ApiConfig):
     return _TLSAdapter()
 
 
-class _ApiConnection(http.client.HTTPConnection):
+class _ApiConnection(http1.Connection):
     """One keep-alive connection to the API server; TLS with the kubeconfig's context and
     `tls-server-name` (what the certificate is checked against) when set."""
 
@@ -126,7 +126,7 @@ class ApiStream:
             for piece in self._pieces:
                 if piece:
                     yield piece
-        except (OSError, http.client.HTTPException, ValueError, AttributeError) as e:
+        except (OSError, http1.HTTPException, ValueError, AttributeError) as e:
             if not self._closed:  # close() from another thread ends the read this way
                 raise UnreachableError(f"{self.what} broke: {_reason(e)}") from e
 
@@ -162,8 +162,8 @@ class ApiStream:
 
 # A kept-alive connection the server closed meanwhile fails on first use; it is retried once
 # on a new one (urllib3 does the same for the same reason).
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-          http.client.BadStatusLine)
+_STALE = (http1.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+          http1.BadStatusLine)
 CHUNK_BYTES = 64 * 1024  # what a stream reads at a time
 
 
@@ -305,7 +305,7 @@ class KubeApi:
                     return resp.status, ApiStream(iter(lambda: resp.read1(CHUNK_BYTES), b""),
                                                   conn.sock, release, stream)
                 status, content = resp.status, resp.read()
-            except (OSError, http.client.HTTPException) as e:  # ssl errors are OSErrors
+            except (OSError, http1.HTTPException) as e:  # ssl errors are OSErrors
                 conn.close()
                 if reused and attempt == 1 and isinstance(e, _STALE):  # no SSLError is one
                     continue

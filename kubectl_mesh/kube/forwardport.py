@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import socket
 import threading
 from typing import Any, Callable, Protocol
 
 from kubectl_mesh.errors import UsageError
-
-log = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
 _JOIN_SECONDS = 2.0  # a pipe still dialling the channel ends on its own once it is back
@@ -122,7 +119,8 @@ class ForwardedPort:
 
     def report(self, message: str) -> None:
         """A connection could not be carried: `on_error`, each message once in a row."""
-        log.debug("forwarded port %d: %s", self.local_port, message)
+        import logging
+        logging.getLogger(__name__).debug("forwarded port %d: %s", self.local_port, message)
         if self._on_error is not None:
             self._on_error(message)
 

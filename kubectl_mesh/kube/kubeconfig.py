@@ -11,10 +11,11 @@ auth-provider (gcp, azure, oidc) is bad input naming the exec plugin that replac
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from kubectl_mesh.errors import BadInputError, NotFoundError
@@ -56,8 +57,8 @@ class ApiConfig:
 
     def __post_init__(self) -> None:
         # The loaders check each token where it comes from (naming that source); this is the
-        # last guard: a token that cannot be a header value never reaches http.client, whose
-        # error ("Invalid header value b'Bearer ...'") would print it.
+        # last guard: a token that cannot be a header value never reaches `http1` (or
+        # requests), whose error ("Invalid header value b'Bearer ...'") would print it.
         if self.token is not None:
             check_token(self.token, f"the token of user {self.user!r}")
 
@@ -115,7 +116,33 @@ class ApiConfig:
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, user: str) -> None:
-    # ssl only loads key pairs from files: write them to a private directory, load, delete.
+    try:
+        with _key_pair_files(cert, key) as (cert_path, key_path):
+            ctx.load_cert_chain(cert_path, key_path)
+    except (ssl.SSLError, ValueError) as e:
+        raise BadInputError(f"the client certificate/key of user {user!r} cannot be "
+                            f"loaded: {e}") from e
+
+
+@contextlib.contextmanager
+def _key_pair_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
+    """Paths of files holding `cert` and `key`, for as long as the block runs: ssl loads key
+    pairs from files only. Where the system has them (Linux), anonymous in-memory files named
+    by /proc/self/fd: the key never touches a disk, and no `tempfile` import (~3 ms of
+    start-up: it brings random and shutil); elsewhere a private temporary directory."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds = []
+        try:
+            for name, data in (("tls.crt", cert), ("tls.key", key)):
+                fds.append(os.memfd_create(name, os.MFD_CLOEXEC))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fds[-1], view):]
+            yield tuple(f"/proc/self/fd/{fd}" for fd in fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kubectl-mesh-") as tmp:
@@ -124,11 +151,7 @@ def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, user: str) ->
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        try:
-            ctx.load_cert_chain(cert_path, key_path)
-        except (ssl.SSLError, ValueError) as e:
-            raise BadInputError(f"the client certificate/key of user {user!r} cannot be "
-                                f"loaded: {e}") from e
+        yield cert_path, key_path
 
 
 # ---- finding and merging files ---------------------------------------------------------------
@@ -180,15 +203,38 @@ def _plain_yaml(text: str):
         # YAML 1.1 resolves a plain scalar to something else than a string only when it
         # starts with one of these (PyYAML resolver.py, its implicit resolvers' first
         # characters); the words among them (true, null, ...) fastyaml has already taken.
-        if not plain[:1].isascii() or not plain[:1].isalpha():
-            raise fastyaml.Unsupported("scalar")
-        return plain
+        # A digit first (a static token, a hex id) is a string unless it is one of the
+        # int, float or timestamp forms, which PyYAML reads.
+        first = plain[:1]
+        if first.isascii() and (first.isalpha() or (first.isdigit() and not _numeric(plain))):
+            return plain
+        raise fastyaml.Unsupported("scalar")
 
     try:
         data = fastyaml.load(text, scalar)
     except fastyaml.Unsupported:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _numeric(plain: str) -> bool:
+    """Whether YAML 1.1 reads this plain scalar, which starts with a digit, as an int, a float
+    or a timestamp: PyYAML resolver.py's implicit resolvers for those tags (the only ones whose
+    first characters include digits), compiled only when a kubeconfig has such a scalar."""
+    import re
+
+    return re.match(r"""(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                        |[-+]?0b[0-1_]+
+                        |[-+]?0[0-7_]+
+                        |[-+]?(?:0|[1-9][0-9_]*)
+                        |[-+]?0x[0-9a-fA-F_]+
+                        |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+                        |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+                        |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+                         (?:[Tt]|[\ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+                         (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z""",
+                    plain, re.X) is not None
 
 
 def _pyyaml(path: str, text: str | None):

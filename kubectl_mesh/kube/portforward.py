@@ -14,7 +14,6 @@ them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from typing import Iterator, Protocol
@@ -23,8 +22,6 @@ from kubectl_mesh.errors import ForbiddenError, UnreachableError
 from kubectl_mesh.kube.kubeconfig import ApiConfig
 from kubectl_mesh.kube.wschannel import ForwardErrors
 from kubectl_mesh.kube.wsdial import WebSocketForbidden, WebSocketRefused
-
-log = logging.getLogger(__name__)
 
 
 class PodRef(Protocol):
@@ -71,9 +68,12 @@ def _kubectl_forward(config: ApiConfig, pod: PodRef, port: int, timeout: float |
                      notices: Notices | None) -> Forward:
     """The fallback when the API server refuses the WebSocket upgrade: `kubectl port-forward`,
     which falls back to SPDY itself (a POST, authorized as `create`)."""
+    import logging
+
     from kubectl_mesh.kube.kubectlforward import KubectlForward
 
-    log.debug("WebSocket port-forward refused (%s); falling back to kubectl", refused)
+    logging.getLogger(__name__).debug("WebSocket port-forward refused (%s); falling back to "
+                                      "kubectl", refused)
     forbidden = isinstance(refused, WebSocketForbidden)
     fallback = KubectlForward(config, pod.namespace, pod.name, int(port), timeout,
                               kubectl=kubectl, why=str(refused))

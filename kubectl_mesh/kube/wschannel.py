@@ -2,16 +2,15 @@
 thread, no socketpair copies (the performance notes measure the relay at 2-5x the cost).
 
 `ChannelSocket` reads the `v4.channel.k8s.io` channels (`kube.wsframes`) of one connection to
-the API server (`kube.wsdial`) and offers what `http.client` needs of a socket: `sendall()`,
-`makefile("rb")`, `settimeout()`, `close()`. Data-channel payloads are read straight from the
-connection into the caller's buffer; a message on the error channel (e.g. nothing listens on
-the pod's port) is recorded and ends the stream.
+the API server (`kube.wsdial`) and offers what an HTTP/1.1 connection (`http1`) needs of a
+socket: `sendall()`, `makefile("rb")`, `settimeout()`, `close()`. Data-channel payloads are
+read straight from the connection into the caller's buffer; a message on the error channel
+(e.g. nothing listens on the pod's port) is recorded and ends the stream.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -23,8 +22,6 @@ from kubectl_mesh.kube.wsframes import V4_CHANNEL, ChannelReader, WebSocket
 DATA, ERROR = 0, 1  # the channels of the first (only) port
 _READ_BUFFER = 256 * 1024
 
-log = logging.getLogger(__name__)
-
 
 class ChannelSocket:
     """One port-forward WebSocket to one pod port, as a byte-stream socket."""
@@ -35,7 +32,7 @@ class ChannelSocket:
         self._on_error = on_error
         self._eof = False
 
-    # -- what http.client uses -------------------------------------------------------------
+    # -- what http1 uses -------------------------------------------------------------------
 
     def sendall(self, data) -> None:
         """Send `data` as one masked binary message on the data channel."""
@@ -96,7 +93,8 @@ class ForwardErrors:
         self._messages: list[str] = []
 
     def record(self, message: str) -> None:
-        log.debug("port-forward to %s: %s", self.pod_ref, message)
+        import logging
+        logging.getLogger(__name__).debug("port-forward to %s: %s", self.pod_ref, message)
         with self._lock:
             self._messages.append(message)
 

@@ -36,7 +36,7 @@ MAX_FRAME = 64 << 20  # a sanity bound: no exec or port-forward frame is anywher
 
 class ConnectionEnded(EOFError, ConnectionResetError):
     """The server closed the connection without a close frame (an EOFError, and for
-    `http.client` reading a port-forward a ConnectionResetError)."""
+    `http1` reading a port-forward a ConnectionResetError)."""
 
 
 class ProtocolError(ConnectionError):

@@ -5,11 +5,12 @@ from flags by the CLI; the command (`command.run`) uses them without knowing whi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Callable, ClassVar, Optional
 
-from kubectl_mesh.configdump.clusters import ClusterFilter
-from kubectl_mesh.configdump.endpoints import EndpointFilter
-from kubectl_mesh.configdump.listeners import ListenerFilter
+if TYPE_CHECKING:
+    from kubectl_mesh.configdump.clusters import ClusterFilter
+    from kubectl_mesh.configdump.endpoints import EndpointFilter
+    from kubectl_mesh.configdump.listeners import ListenerFilter
 
 # config_dump ?mask= per section: only these top-level fields of each section come back.
 MASKS = {
@@ -20,6 +21,15 @@ MASKS = {
 }
 
 Waiting = Optional[Callable[[], object]]
+
+
+def _no_filter(name: str) -> Callable[[], object]:
+    """The default (match-all) filter of a table, its model imported only when a view of that
+    table is made: `routes` does not load the cluster, listener and endpoint models."""
+    def make():
+        from kubectl_mesh import configdump
+        return getattr(configdump, name)()
+    return make
 
 
 class View:
@@ -61,7 +71,7 @@ class RoutesView(View):
 @dataclass(frozen=True)
 class ClustersView(View):
     name: ClassVar[str] = "clusters"
-    filter: ClusterFilter = field(default_factory=ClusterFilter)
+    filter: ClusterFilter = field(default_factory=_no_filter("ClusterFilter"))
 
     def table(self, dump, fmt: str, comparing: bool = False):
         from kubectl_mesh.configdump import cluster_table
@@ -71,7 +81,7 @@ class ClustersView(View):
 @dataclass(frozen=True)
 class ListenersView(View):
     name: ClassVar[str] = "listeners"
-    filter: ListenerFilter = field(default_factory=ListenerFilter)
+    filter: ListenerFilter = field(default_factory=_no_filter("ListenerFilter"))
     verbose: bool = True  # one row per filter chain; False: per listener
 
     def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
@@ -92,7 +102,7 @@ class ListenersView(View):
 @dataclass(frozen=True)
 class EndpointsView(View):
     name: ClassVar[str] = "endpoints"
-    filter: EndpointFilter = field(default_factory=EndpointFilter)
+    filter: EndpointFilter = field(default_factory=_no_filter("EndpointFilter"))
 
     def fetch(self, admin, while_waiting: Waiting = None, notes: list[str] | None = None) -> dict:
         return admin.clusters(while_waiting=while_waiting)

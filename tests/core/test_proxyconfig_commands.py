@@ -185,3 +185,27 @@ def test_rootca_compare_bad_input(tmp_path, roots):
     broken.write_text(open(good).read().replace('"inline_bytes": "', '"inline_bytes": "!'))
     code, _, err = run(rootca_compare, "-f", good, "-f", str(broken))
     assert code == 6 and err.count("\n") == 1 and "not base64" in err
+
+
+def test_a_table_loads_the_models_of_its_own_section_only():
+    """`routes` (a small answer: start-up is most of its time) imports the route models and
+    not the cluster, listener, endpoint or secret ones; `clusters` not the route ones."""
+    import subprocess
+    import sys
+
+    dump = "/work/shared/istio-dumps/ingressgw_http_8080_rds_cds.json"  # golden_cases.DUMPS
+    script = ("import io, sys; from kubectl_mesh.cli import dispatch; "
+              "code = dispatch.run_command(sys.argv[1], ['--file', sys.argv[2]], "
+              "stdout=io.StringIO(), stderr=sys.stderr); "
+              "print(code, *sorted(m.rsplit('.', 1)[1] for m in sys.modules "
+              "if m.startswith('kubectl_mesh.configdump.')))")
+    loaded = {}
+    for command in ("routes", "clusters"):
+        out = subprocess.run([sys.executable, "-c", script, command, dump], capture_output=True,
+                             text=True, check=True, timeout=60).stdout.split()
+        assert out[0] == "0", out
+        loaded[command] = set(out[1:])
+    assert "routes" in loaded["routes"]
+    assert not loaded["routes"] & {"clusters", "listeners", "endpoints", "secrets"}
+    assert "clusters" in loaded["clusters"]
+    assert not loaded["clusters"] & {"routes", "listeners", "endpoints", "secrets"}

@@ -311,7 +311,15 @@ users:
     (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {since: 2024-01-01}"),
      True),  # a date
     ("---\n" + KUBECTL_WRITTEN, True),
-], ids=["kubectl", "comment", "number", "timestamp", "document-start"])
+    # tokens and names that start with a digit yet are strings (a static token, a hex id)
+    (KUBECTL_WRITTEN.replace("token: abc.def-ghi=", "token: 93aa792047a095e7"), False),
+    (KUBECTL_WRITTEN.replace("kind-kind", "1kind-kind"), False),
+    # a hex int, a float, a sexagesimal int: PyYAML's
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 0x1f}"), True),
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1_000.5}"), True),
+    (KUBECTL_WRITTEN.replace("preferences: {}", "preferences: {colors: 1:20}"), True),
+], ids=["kubectl", "comment", "number", "timestamp", "document-start", "digit-token",
+        "digit-name", "hex", "float", "sexagesimal"])
 def test_kubeconfig_reads_as_pyyaml_does_and_kubectls_without_importing_it(tmp_path, text,
                                                                           pyyaml):
     """What `kubectl config` writes is read without PyYAML (start-up time of every command);
@@ -332,3 +340,35 @@ def test_kubeconfig_reads_as_pyyaml_does_and_kubectls_without_importing_it(tmp_p
     data, imported = json.loads(out)
     assert data == repr(yaml.safe_load(text))
     assert imported is pyyaml
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["in-memory", "temporary-directory"])
+def test_the_client_key_pair_is_loaded_and_nothing_is_left(tmp_path, monkeypatch, memfd):
+    """The key pair reaches ssl through in-memory files where the system has them (no
+    tempfile import, nothing on disk), else a temporary directory; a key that does not match
+    its certificate is one line naming the user; no file or descriptor is left either way."""
+    import os
+    import subprocess
+    import tempfile
+
+    from kubectl_mesh.kube import kubeconfig as kubeconfig_module
+    if not memfd:
+        monkeypatch.delattr(kubeconfig_module.os, "memfd_create", raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    cert, key, _ = self_signed("client")
+    _, other_key, _ = self_signed("other")
+    fds = set(os.listdir("/proc/self/fd"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    kubeconfig_module._load_cert_chain(ctx, cert, key, "alice")
+    with pytest.raises(BadInputError, match="client certificate/key of user 'alice' cannot"):
+        kubeconfig_module._load_cert_chain(ctx, cert, other_key, "alice")
+    assert set(os.listdir("/proc/self/fd")) == fds
+    assert not list((tmp_path / "tmp").iterdir())
+    if memfd:
+        script = ("import sys, ssl; from kubectl_mesh.kube.kubeconfig import _load_cert_chain; "
+                  f"_load_cert_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), {cert!r}, "
+                  f"{key!r}, 'alice'); print('tempfile' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.strip()
+        assert out == "False"

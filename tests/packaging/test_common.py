@@ -272,3 +272,20 @@ def test_a_signal_during_deferred_cleanup_waits_for_it_then_ends_the_command():
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=10) == 129
     assert proc.stdout.read() == b"cleaned up\n"
+
+
+@pytest.mark.parametrize("columns", ["60", "", "abc", "-3"])
+def test_help_width_is_shutils_without_importing_it(columns, monkeypatch):
+    """The width of --help is what shutil.get_terminal_size() says, and parsing a command line
+    (a formatter per add_argument) imports neither shutil nor logging: start-up time."""
+    import shutil
+    monkeypatch.setenv("COLUMNS", columns)
+    assert common.terminal_columns() == shutil.get_terminal_size().columns
+    script = ("import sys; from kubectl_mesh.cli import routes; "
+              "import kubectl_mesh.session, kubectl_mesh.kube.portforward, "
+              "kubectl_mesh.kube.forwardport; "
+              "routes.build_parser('kubectl mesh routes').parse_args(['deploy/x']); "
+              "print(sorted({'shutil', 'logging'} & set(sys.modules)))")
+    out = subprocess.run([VENV_PYTHON, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=60, env={**os.environ, "COLUMNS": columns})
+    assert out.stdout.strip() == "[]"
