@@ -9,6 +9,17 @@ from sandbox.testing import SCENARIOS
 GW = ("deploy/istio-ingressgateway", "-n", "istio-system")
 URL = "http://catalog.istioinaction.io/items"
 CATALOG = "catalog.istioinaction.svc.cluster.local"
+KUBERNETES = "outbound|443||kubernetes.default.svc.cluster.local"
+
+
+def _without_endpoints(mesh) -> list[str]:
+    """The gateway's clusters outside the scenario that have no endpoint: the `kubernetes`
+    Service's on real Istio here (the real backend's API server is on loopback and runs
+    without an endpoint reconciler: sandbox/apiserver/kubernetesservice.py); none where the
+    sandbox istiod stands in for the reconciler (`Mesh.api_server_endpoint`)."""
+    out = mesh("endpoints", *GW, "--cluster", KUBERNETES, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    return [] if json.loads(out.stdout) else [KUBERNETES]
 
 
 def test_trace_and_check_before_and_after_the_destinationrule(mesh, sandbox):
@@ -20,13 +31,18 @@ def test_trace_and_check_before_and_after_the_destinationrule(mesh, sandbox):
     assert "port 80 is the Service port; the proxy listens on 8080" in broken.stdout
     assert broken.stderr.strip().endswith(f"{URL} would fail: 503 NC cluster_not_found")
 
+    unrelated = _without_endpoints(mesh)
     check = mesh("routes", *GW, "--check", "-o", "json")
     assert check.returncode == 7
     findings = json.loads(check.stdout)
-    assert sorted(f["kind"] for f in findings) == ["dangling_cluster", "dangling_cluster"]
+    dangling = [f for f in findings if f["kind"] == "dangling_cluster"]
+    assert [f["severity"] for f in dangling] == ["error", "error"]
     assert {f"outbound|80|{s}|{CATALOG}" for s in ("version-v1", "version-v2")} == {
         next(w.rstrip(",") for w in f["message"].split() if w.startswith("outbound|"))
-        for f in findings}
+        for f in dangling}
+    # the errors come first; an unreferenced cluster without endpoints is a warning
+    assert [(f["severity"], f["kind"], f["where"]) for f in findings[2:]] == [
+        ("warning", "no_healthy_endpoints", name) for name in unrelated]
 
     sandbox.kubectl("apply", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
     try:
@@ -40,9 +56,9 @@ def test_trace_and_check_before_and_after_the_destinationrule(mesh, sandbox):
                 for v in ("v1", "v2")}
         assert endpoints == {"version-v1": pods["v1"], "version-v2": pods["v2"]}
         assert {c["share"] for c in result["clusters"]} == {20, 80}
-        clean = mesh("routes", *GW, "--check")
-        assert clean.returncode == 0, clean.stdout
-        assert clean.stdout.splitlines()[1:] == []
+        clean = mesh("routes", *GW, "--check", "-o", "json")
+        assert clean.returncode == (7 if unrelated else 0), clean.stdout
+        assert [f["where"] for f in json.loads(clean.stdout)] == unrelated
     finally:
         sandbox.kubectl("delete", "-f", str(SCENARIOS / "catalog-destinationrule.yaml"))
 
