@@ -61,7 +61,12 @@ def _home() -> bytes:
 
 def _topic(title: str) -> bytes:
     if title == "Command-Line Arguments":
-        body = "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in sys.argv) + "</ul>"
+        # pkg/ctrlz/topics/assets/templates/args.html: a row per argument, its index and value
+        rows = "".join(f"<tr>\n<td>{i}</td>\n<td>{html.escape(a)}</td>\n</tr>\n"
+                       for i, a in enumerate(sys.argv))
+        body = ("<p>\n    The set of command-line arguments used when starting this process.\n"
+                "</p>\n<table>\n<thead>\n<tr>\n<th>Index</th>\n<th>Value</th>\n</tr>\n</thead>\n"
+                f"<tbody>\n{rows}</tbody>\n</table>")
     else:
         body = "<p>(not imitated by the sandbox)</p>"
     return _page(title, body)

@@ -134,11 +134,12 @@ def test_istiod_controlz(dashboard, sandbox, word):
                       "/signalz/"]
     # argz lists the process's arguments: real istiod's are its Deployment's (`discovery
     # --monitoringAddr=:15014 ...`, one table cell each: pkg/ctrlz/topics/assets/templates/
-    # args.html); the scenario's stand-in gives none and the sandbox istiod lists its own
-    # `--listen` (as <li>)
+    # args.html, after an index cell); the scenario's stand-in gives none and the sandbox
+    # istiod lists its own `--listen`, in the same table
     argz = requests.get(d.url.rstrip("/") + "/argz/", timeout=10).text
+    assert "<th>Index</th>" in argz and "<th>Value</th>" in argz
     for arg in pod["spec"]["containers"][0].get("args") or ["--listen"]:
-        assert re.search(rf"<(li|td)>{re.escape(arg)}</\1>", argz), (arg, argz[-2000:])
+        assert re.search(rf"<td>\d+</td>\s*<td>{re.escape(arg)}</td>", argz), (arg, argz[-2000:])
     code, err = d.stop()
     assert code == 130 and not port_open(d.port)
     assert f"to ControlZ of {istiod}.istio-system (port 9876)" in err
