@@ -138,7 +138,8 @@ class Runtime:
     pod in a network namespace of its own); `proxy_command(pod, address, directory, spec)`
     gives the istio-proxy or istio-init container's (command, environment) instead of the
     sandbox's Envoy or an init that does nothing (the real pilot-agent:
-    `sandbox.real.istio.sidecar.proxy_command`), or None to run it as without one;
+    `sandbox.real.istio.sidecar.proxy_command`; istio-init alone as the real istio-iptables:
+    `init_only_command`), or None to run it as without one;
     `program(pod, address, directory, spec, env)` maps any other container's image to a
     local program, its (command, environment), or None for the sandbox's own mapping
     (`sandbox.real.istio.istiodpod.discovery_program`: the pilot image as the real
