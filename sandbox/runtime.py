@@ -28,6 +28,7 @@ from .behaviour import Behaviours
 from .cgroups import CgroupTree, Scope, scope_relpath
 from .containerlog import ContainerLog
 from .network import AddressPool, PodAddress
+from .securitycontext import run_as
 from . import bookinfo, images, podconditions, podlifecycle, probes, qos, tools
 
 PROXY = "istio-proxy"
@@ -137,7 +138,8 @@ class Runtime:
     pod in a network namespace of its own); `proxy_command(pod, address, directory, spec)`
     gives the istio-proxy or istio-init container's (command, environment) instead of the
     sandbox's Envoy or an init that does nothing (the real pilot-agent:
-    `sandbox.real.istio.sidecar.proxy_command`), or None to run it as without one;
+    `sandbox.real.istio.sidecar.proxy_command`; istio-init alone as the real istio-iptables:
+    `init_only_command`), or None to run it as without one;
     `program(pod, address, directory, spec, env)` maps any other container's image to a
     local program, its (command, environment), or None for the sandbox's own mapping
     (`sandbox.real.istio.istiodpod.discovery_program`: the pilot image as the real
@@ -421,7 +423,12 @@ class Runtime:
                 return [self.python, "-c", "import sys; sys.exit(sys.argv[1])", str(e)], env
             path = c.directory / "envoy-bootstrap.json"
             path.write_text(json.dumps(bootstrap, indent=1))
-            return [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+            # In a network namespace of its own the pod's istio-init may capture its traffic
+            # (`sandbox.real.istio.sidecar.init_only_command`): Envoy runs as the injected
+            # runAsUser (1337), whose connections istio-iptables' owner match lets out
+            # (tools/istio-iptables/pkg/capture/run.go). On loopback it stays the runtime's.
+            user = run_as(obj, c.spec) if pod.address.netns else []
+            return [*user, self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
                     # pilot-agent's default (pkg/envoy/proxy.go `args`)
                     "--file-flush-interval-msec", "1000", "-l", "warning",
                     "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v"], env

@@ -8,6 +8,7 @@ import json
 import yaml
 
 from sandbox.istiod.mesh import DOMAIN_SUFFIX, labels_of, name_of, namespace_of, pod_ip
+from sandbox.istiod.proxy import OWN_NETWORK_METADATA
 
 ISTIO_VERSION = "1.28.0"
 ADMIN_PORT = 15000
@@ -301,6 +302,11 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
     if proxy_type == "sidecar":
         metadata["INTERCEPTION_MODE"] = "REDIRECT"
     localhost = admin_address or ip
+    if localhost == "127.0.0.1":
+        # The sandbox's, not Istio's: the pod has a network namespace of its own, so the
+        # sandbox istiod gives it real istiod's wildcard listeners and inbound clusters
+        # (sandbox/istiod/proxy.py `Proxy.own_network`) rather than the shared loopback's.
+        metadata[OWN_NETWORK_METADATA] = "true"
     return {
         "node": {"id": node_id(pod, proxy_type), "cluster": service_cluster,
                  "locality": {}, "metadata": metadata},

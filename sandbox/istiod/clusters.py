@@ -7,6 +7,8 @@ from sandbox.istiod.proxy import Proxy
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 INVALID_ANNOTATION = "sandbox.kubectl-mesh.io/invalid"
+# cluster_builder.go `maxSecondsValue`: (MaxInt64 - 999999999) / 1e9, about 292 years
+MAX_SECONDS = (2**63 - 1 - 999999999) // 10**9
 ADS_SOURCE = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
 
@@ -96,23 +98,41 @@ def inbound_ports(mesh: Mesh, proxy: Proxy) -> list[int]:
     return sorted(ports)
 
 
+# cluster_builder.go `InboundPassthroughBindIpv4`: the source address istio-iptables lets
+# past the capture (`-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN`, tools/istio-iptables/
+# pkg/capture/run.go), so that Envoy's connection to its own pod's app is not redirected back.
+INBOUND_PASSTHROUGH_BIND = "127.0.0.6"
+
+
+def _bind(cluster: dict, address: str) -> None:
+    cluster["upstream_bind_config"] = {"source_address": {"address": address, "port_value": 0}}
+
+
 def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:
-    """`inbound|P||` per port. Real ones are ORIGINAL_DST, without endpoints
-    (cluster_builder.go `buildInboundCluster`): they connect to the address iptables
-    redirected the connection from. The sandbox has no capture, so a connection reaches the
-    inbound listener on its own port: ORIGINAL_DST would connect back to the listener. So
-    they stay STATIC, to the pod IP and port."""
+    """`inbound|P||` per port. In a pod network namespace of its own (`proxy.own_network`)
+    as real istiod builds them (cluster_builder.go `buildInboundCluster` with no bind
+    address): ORIGINAL_DST, CLUSTER_PROVIDED, no endpoints, no cleanup, bound to 127.0.0.6:
+    they connect to the address iptables redirected the connection from. On the shared
+    loopback nothing captures, so a connection reaches the inbound listener on its own port
+    and ORIGINAL_DST would connect back to the listener: there they stay STATIC, to the pod
+    IP and port."""
     clusters = []
     for number in inbound_ports(mesh, proxy):
         name = cluster_name("inbound", number)
         cluster = _common(name, proxy)
-        cluster.update({
-            "type": "STATIC",
-            "lb_policy": "ROUND_ROBIN",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {
-                    "address": proxy.ip, "port_value": number}}}}]}]},
-        })
+        if proxy.own_network:
+            cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
+                            # `maxSecondsValue`: "Disable cleanup for inbound clusters"
+                            "cleanup_interval": f"{MAX_SECONDS}s"})
+            _bind(cluster, INBOUND_PASSTHROUGH_BIND)
+        else:
+            cluster.update({
+                "type": "STATIC",
+                "lb_policy": "ROUND_ROBIN",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {
+                        "address": proxy.ip, "port_value": number}}}}]}]},
+            })
         clusters.append(cluster)
     return clusters
 
@@ -134,10 +154,13 @@ def special_clusters(proxy: Proxy) -> list[dict]:
 def inbound_passthrough_cluster(proxy: Proxy) -> dict:
     """A sidecar's InboundPassthroughCluster (cluster_builder.go
     `buildInboundPassthroughCluster`: the passthrough cluster renamed, bound to 127.0.0.6 so
-    that iptables lets its connections past the capture). The sandbox captures nothing, so it
-    binds the pod IP as every sandbox cluster does, and no sandbox listener routes to it."""
+    that iptables lets its connections past the capture). In a pod network namespace of its
+    own so; on the shared loopback nothing captures and it binds the pod IP as every sandbox
+    cluster does (no listener routes to it there)."""
     cluster = _common("InboundPassthroughCluster", proxy)
     cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
+    if proxy.own_network:
+        _bind(cluster, INBOUND_PASSTHROUGH_BIND)
     return cluster
 
 

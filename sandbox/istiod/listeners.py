@@ -1,5 +1,6 @@
-"""LDS: Istio-shaped listeners. Pods share the host loopback, so listeners that must accept
-traffic bind the pod IP (names keep Istio's `0.0.0.0_<port>` form)."""
+"""LDS: Istio-shaped listeners. On the double pods share the host loopback, so listeners that
+must accept traffic bind the pod IP (names keep Istio's `0.0.0.0_<port>` form); a pod in a
+network namespace of its own gets real istiod's wildcard ones (`sidecar_listeners`)."""
 
 from __future__ import annotations
 
@@ -138,29 +139,52 @@ def outbound_listener(entry: OutboundListener) -> dict:
     return listener
 
 
+ORIGINAL_DST_TYPE = ("type.googleapis.com/"
+                     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst")
+
+
 def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:
+    """virtualOutbound (15001), virtualInbound (15006) and the outbound listeners. In a pod
+    network namespace of its own (`proxy.own_network`, where istio-init's iptables redirect
+    to them) as real istiod builds them: both on 0.0.0.0 (listener_builder.go
+    `buildVirtualOutboundListener`; listener_inbound.go `buildInboundListeners` →
+    `buildInboundListener` with bindToPort false), virtualInbound with the
+    `envoy.filters.listener.original_dst` filter (`populateListenerFilters`), so that its
+    chains match the port the connection was sent to, and a last chain to
+    InboundPassthroughCluster for other ports (`buildInboundPassthroughChains`). On the
+    shared loopback they bind the pod IP and nothing redirects to them."""
     passthrough = tcp_proxy("PassthroughCluster")
-    listeners = [{
-        "name": "virtualOutbound",
-        "address": _address(proxy.ip, 15001),
-        "filter_chains": [{"name": "virtualOutbound-catchall-tcp", "filters": [passthrough]}],
-        "use_original_dst": True,
-        "traffic_direction": "OUTBOUND",
-    }, {
+    wildcard = "0.0.0.0" if proxy.own_network else proxy.ip
+    chains = [{
+        "name": f"0.0.0.0_{port}",
+        "filter_chain_match": {"destination_port": port},
+        "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}",
+                                            route_config=_inbound_route(port))],
+    } for port in inbound_ports(mesh, proxy)]
+    if proxy.own_network:
+        chains.append({"name": "virtualInbound",
+                       "filters": [tcp_proxy("InboundPassthroughCluster")]})
+    inbound = {
         "name": "virtualInbound",
-        "address": _address(proxy.ip, 15006),
-        "filter_chains": [{
-            "name": f"0.0.0.0_{port}",
-            "filter_chain_match": {"destination_port": port},
-            "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}",
-                                                route_config=_inbound_route(port))],
-        } for port in inbound_ports(mesh, proxy)] or [{
+        "address": _address(wildcard, 15006),
+        "filter_chains": chains or [{
             "name": "virtualInbound-blackhole", "filters": [{
                 "name": "envoy.filters.network.tcp_proxy", "typed_config": {
                     "@type": TCP_PROXY_TYPE,
                     "stat_prefix": "BlackHoleCluster", "cluster": "BlackHoleCluster"}}]}],
         "traffic_direction": "INBOUND",
-    }]
+    }
+    if proxy.own_network:
+        inbound["listener_filters"] = [{"name": "envoy.filters.listener.original_dst",
+                                        "typed_config": {"@type": ORIGINAL_DST_TYPE}}]
+        inbound["continue_on_listener_filters_timeout"] = True
+    listeners = [{
+        "name": "virtualOutbound",
+        "address": _address(wildcard, 15001),
+        "filter_chains": [{"name": "virtualOutbound-catchall-tcp", "filters": [passthrough]}],
+        "use_original_dst": True,
+        "traffic_direction": "OUTBOUND",
+    }, inbound]
     listeners.extend(outbound_listener(entry) for entry in outbound_listeners(mesh))
     return listeners
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from sandbox.istiod.mesh import Mesh, labels_of
 
 PROXY_TYPES = ("sidecar", "router")
+# Node metadata of the sandbox's own (no Istio proxy sets it): the sandbox's bootstrap
+# (bootstrap.py `render_bootstrap`) says "true" when the pod has a network namespace of its
+# own, where istio-init's iptables may capture its traffic as on a real node.
+OWN_NETWORK_METADATA = "SANDBOX_OWN_NETWORK"
 
 
 class BadNodeId(ValueError):
@@ -31,6 +35,9 @@ class Proxy:
     config_namespace: str = ""
     service_account: str = ""
     cluster_id: str = ""
+    # in a network namespace of its own (OWN_NETWORK_METADATA): listeners on the wildcard,
+    # inbound traffic as iptables redirects it; else on the host's shared loopback
+    own_network: bool = False
 
     @property
     def id(self) -> str:
@@ -53,7 +60,8 @@ class Proxy:
                    envoy_version=envoy_version, is_proxy="PROXY_CONFIG" in metadata,
                    config_namespace=str(metadata.get("NAMESPACE") or namespace),
                    service_account=str(metadata.get("SERVICE_ACCOUNT") or ""),
-                   cluster_id=str(metadata.get("CLUSTER_ID") or ""))
+                   cluster_id=str(metadata.get("CLUSTER_ID") or ""),
+                   own_network=str(metadata.get(OWN_NETWORK_METADATA)) == "true")
 
     def with_pod(self, mesh: Mesh) -> Proxy:
         """The Pod object is the truth for labels (they may change after Envoy started)."""

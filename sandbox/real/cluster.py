@@ -135,10 +135,16 @@ class RealSandbox:
         refuse = self.state_dir / "refuse-websocket"
         if self.pod_network == "netns":  # for `down` after a crash (podnetwork.cleanup)
             record(self.state_dir, cp.addresses.network)
+        # in pods' own network namespaces istio-init runs the real istio-iptables, so their
+        # traffic is captured by their sidecars as on real Istio (`init_only_command`)
+        capture = None
+        if self.pod_network == "netns":
+            from .istio.sidecar import init_only_command
+            capture = init_only_command()
         self.kubelet = Kubelet(cp, state_dir=self.state_dir, behaviours=behaviours,
                                pod_kubeconfig=self._pod_kubeconfig(applier),
                                refuse_websocket=refuse.exists,
-                               pod_network=self.pod_network).start()
+                               pod_network=self.pod_network, proxy_command=capture).start()
         done("node registered")
         # the scenario's built-in kinds while the CRDs are created: pods start sooner
         groups = {c["spec"]["group"] for c in crds}

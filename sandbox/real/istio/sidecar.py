@@ -47,6 +47,7 @@ import urllib.request
 from fractions import Fraction
 
 from ...credentials import write_private
+from ...securitycontext import run_as
 from ..controlplane import (ROOT, StartedOnEnter, _die_with_parent, _tail, locate_binaries,
                             stop_group)
 
@@ -275,30 +276,6 @@ class Sidecar(StartedOnEnter):
         (d / "etc/istio/proxy").mkdir(parents=True, exist_ok=True)
 
 
-# What a container's securityContext asks for, as `setpriv` (util-linux) gives it before
-# exec. The two capabilities stay (ambient) so that a process running as 1337 still reads the
-# root-owned sandbox files a pod's volumes would have given it.
-_KEPT_CAPABILITIES = "+dac_override,+dac_read_search"
-
-
-def run_as(pod: dict, container: dict) -> list[str]:
-    """The command prefix that runs as the container's runAsUser/runAsGroup (the
-    container's securityContext over the pod's: pkg/securitycontext/util.go
-    `DetermineEffectiveSecurityContext`); empty for root or when neither says. Without a
-    runAsGroup the group is the image user's; the proxyv2 image names no USER
-    (pilot/docker/Dockerfile.proxyv2), so it is root's, 0."""
-    pod_context = (pod.get("spec") or {}).get("securityContext") or {}
-    context = container.get("securityContext") or {}
-    user = context.get("runAsUser", pod_context.get("runAsUser"))
-    group = context.get("runAsGroup", pod_context.get("runAsGroup"))
-    if not user and not group:
-        return []
-    user, group = int(user or 0), int(group or 0)
-    return [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={user}",
-            f"--regid={group}", "--clear-groups", f"--inh-caps={_KEPT_CAPABILITIES}",
-            f"--ambient-caps={_KEPT_CAPABILITIES}", "--"]
-
-
 def init_command(pod: dict, container: dict, binaries: pathlib.Path) -> tuple[list[str], dict]:
     """istio-init: its args (`istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT ...`,
     manifests/charts/istio-control/istio-discovery/files/injection-template.yaml) given to
@@ -329,6 +306,21 @@ def proxy_command(cp, istiod, *, binaries: pathlib.Path | None = None,
         return Sidecar(cp, istiod, pod, binaries=binaries, address=address.ip,
                        directory=directory, ports=ports, in_pod_netns=in_pod_netns,
                        istiod_address=istiod_address if in_pod_netns else None).command()
+    return command
+
+
+def init_only_command(*, binaries: pathlib.Path | None = None):
+    """How a kubelet whose istio-proxy is the sandbox's own Envoy (the sandbox istiod's
+    pods, `Kubelet(proxy_command=...)`) runs istio-init: in a pod network namespace of its
+    own, as the real `pilot-agent istio-iptables` with the injected args (`init_command`), so
+    that the pod's traffic is captured as on real Istio; on loopback, and for istio-proxy
+    itself, None (the runtime's own: an init that does nothing, the sandbox's Envoy, which
+    runs as the injected runAsUser in a namespace of its own: sandbox/runtime.py)."""
+    def command(pod: dict, address, directory: pathlib.Path,
+                container: dict) -> tuple[list[str], dict] | None:
+        if container["name"] == "istio-proxy" or not address.netns:
+            return None
+        return init_command(pod, container, binaries or locate_binaries())
     return command
 
 
