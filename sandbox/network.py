@@ -43,11 +43,6 @@ class PodAddress:
         """A TCP connection from the node to the pod's `port` (OSError when refused)."""
         return socket.create_connection((self.ip, port), timeout=timeout)
 
-    def probe_dial(self, port: int, timeout: float = 5.0) -> socket.socket:
-        """The connection the sandbox's readiness check makes: to the app itself, as its
-        process listens (here the same as `dial`)."""
-        return self.dial(port, timeout)
-
 
 class AddressPool:
     def __init__(self) -> None:

@@ -500,7 +500,7 @@ class Runtime:
 
     @staticmethod
     def _probe(pod: PodProcesses, c: Container) -> bool:
-        return probes.ready(pod.address.probe_dial, c.name == PROXY, c.process.args, c.spec)
+        return probes.ready(pod.address.dial, c.name == PROXY, c.process.args, c.spec)
 
     def _supervise(self, pod: PodProcesses, obj: dict) -> None:
         """A kubelet's pod worker: notice ended containers, restart those their restartPolicy

@@ -204,21 +204,15 @@ class NamespacedAddress(PodAddress):
         return enter
 
     def dial(self, port: int, timeout: float = 5.0) -> socket.socket:
-        """localhost:port inside the namespace, else the pod IP from the node's namespace
-        (containerd's `portForward`: `dialLocalhost` in `netNSDo`, then `dialPodIPs`)."""
-        try:
-            return self.inside(lambda: socket.create_connection(("127.0.0.1", port),
-                                                                timeout=timeout))
-        except OSError:
-            return socket.create_connection((self.ip, port), timeout=timeout)
-
-    def probe_dial(self, port: int, timeout: float = 5.0) -> socket.socket:
-        """localhost:port, else the pod IP, both from inside the namespace: what the app
-        listens on, never what istio-init's iptables redirect. From the node, the pod IP
-        goes through ISTIO_INBOUND to Envoy's 15006, which accepts before the app listens;
-        inside, a root process's connection to its own address leaves by `lo` and
-        ISTIO_OUTPUT returns it uncaptured (`-o lo -m owner ! --uid-owner 1337 -j RETURN`:
-        tools/istio-iptables/pkg/capture/run.go `Run`)."""
+        """localhost:port, else the pod IP, both from inside the namespace (the kubelet's
+        port-forward and the sandbox's readiness check). A runtime dials localhost in the pod's
+        namespace (containerd's `portForward` in `netNSDo`), where containers listen on
+        0.0.0.0; the sandbox's apps listen on the pod IP, so that is dialled too – from inside,
+        never from the node: from the node the pod IP goes through istio-init's
+        ISTIO_INBOUND to Envoy's 15006, which accepts a connection to any port (a closed one
+        too, then resets it) and before the app listens; inside, a root process's connection
+        to its own address leaves by `lo` and ISTIO_OUTPUT returns it uncaptured (`-o lo -m
+        owner ! --uid-owner 1337 -j RETURN`: tools/istio-iptables/pkg/capture/run.go `Run`)."""
         def connect() -> socket.socket:
             try:
                 return socket.create_connection(("127.0.0.1", port), timeout=timeout)
