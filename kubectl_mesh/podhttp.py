@@ -166,7 +166,7 @@ class PodHttp:
             return _CarriedConnection(self._connect, self.timeout), False
         parts = urlsplit(self.base_url)
         return http1.Connection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                          timeout=self.timeout), False
+                                timeout=self.timeout), False
 
     def _take(self) -> tuple[http1.Connection, bool]:
         with self._lock:

@@ -39,11 +39,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_MODULE_OF))
 
 
-__all__ = [
-    "Bootstrap", "CertInfo", "ChainMatch", "Cluster", "ClusterFilter", "ClusterName", "ConfigDump",
-    "Destination", "Endpoint", "EndpointFilter", "FilterChain", "LISTENER_TYPES", "Listener",
-    "ListenerFilter", "RetryPolicy", "Route", "RouteAction", "RouteConfig", "RouteFilter",
-    "RouteMatch", "SECTION_TYPES", "Secret", "Table", "VirtualHost", "cluster_table",
-    "endpoint_table", "listener_table", "load_dump", "parse_document", "read_dump",
-    "route_table", "secret_table",
-]
+__all__ = sorted(_MODULE_OF)

@@ -7,6 +7,7 @@ import json
 
 import yaml
 
+from sandbox.istiod.listeners import HCM_TYPE, ROUTER
 from sandbox.istiod.mesh import DOMAIN_SUFFIX, labels_of, name_of, namespace_of, pod_ip
 from sandbox.istiod.proxy import OWN_NETWORK_METADATA
 
@@ -60,10 +61,6 @@ def _pod_ports(pod: dict) -> list[dict]:
 HTTP2 = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     "explicit_http_config": {"http2_protocol_options": {}}}}
-ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
-    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-HCM_TYPE = ("type.googleapis.com/"
-            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
 # pilot-agent's workload identity socket (pkg/security/security.go
 # `DefaultWorkloadIdentitySocketFile`), relative to the proxy's working directory as
 # envoy_bootstrap.json's `sds-grpc` cluster names it.
@@ -302,10 +299,12 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
     if proxy_type == "sidecar":
         metadata["INTERCEPTION_MODE"] = "REDIRECT"
     localhost = admin_address or ip
-    if localhost == "127.0.0.1":
-        # The sandbox's, not Istio's: the pod has a network namespace of its own, so the
-        # sandbox istiod gives it real istiod's wildcard listeners and inbound clusters
-        # (sandbox/istiod/proxy.py `Proxy.own_network`) rather than the shared loopback's.
+    # admin on 127.0.0.1: the pod has a network namespace of its own
+    own_network = localhost == "127.0.0.1"
+    if own_network:
+        # The sandbox's, not Istio's: the sandbox istiod gives such a pod real istiod's
+        # wildcard listeners and inbound clusters (sandbox/istiod/proxy.py
+        # `Proxy.own_network`) rather than the shared loopback's.
         metadata[OWN_NETWORK_METADATA] = "true"
     return {
         "node": {"id": node_id(pod, proxy_type), "cluster": service_cluster,
@@ -325,8 +324,7 @@ def render_bootstrap(pod: dict, proxy_type: str, xds_address: tuple[str, int], *
         },
         "static_resources": {
             "clusters": static_clusters(ip, localhost, xds_address),
-            # the wildcard where the pod has a network of its own (admin on 127.0.0.1)
-            "listeners": static_listeners("0.0.0.0" if localhost == "127.0.0.1" else ip),
+            "listeners": static_listeners("0.0.0.0" if own_network else ip),
         },
         # Traffic stats are created on first use. The template's `cluster_manager` block
         # (`enable_deferred_cluster_creation`) is rendered only with an outlier log path, LRS

@@ -22,8 +22,12 @@ def config_path(kind: str, obj: dict) -> str:
             f"{kind}/{name_of(obj)}")
 
 
+def _bind(cluster: dict, address: str) -> None:
+    cluster["upstream_bind_config"] = {"source_address": {"address": address, "port_value": 0}}
+
+
 def _common(name: str, proxy: Proxy) -> dict:
-    return {
+    cluster = {
         "name": name,
         # istiod's cluster stat names end in `;`, where the bootstrap's `cluster_name` stats tag
         # ends (pilot/pkg/networking/core/cluster_builder.go `buildCluster`,
@@ -32,9 +36,10 @@ def _common(name: str, proxy: Proxy) -> dict:
         "connect_timeout": "10s",
         # Istio sets 0 so that all-unhealthy endpoints give UH instead of panic routing.
         "common_lb_config": {"healthy_panic_threshold": {}},
-        # All pods share the host loopback: bind so access logs show the pod's address.
-        "upstream_bind_config": {"source_address": {"address": proxy.ip, "port_value": 0}},
     }
+    # All pods share the host loopback: bind so access logs show the pod's address.
+    _bind(cluster, proxy.ip)
+    return cluster
 
 
 def _invalid(dr: dict | None) -> bool:
@@ -102,10 +107,6 @@ def inbound_ports(mesh: Mesh, proxy: Proxy) -> list[int]:
 # past the capture (`-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN`, tools/istio-iptables/
 # pkg/capture/run.go), so that Envoy's connection to its own pod's app is not redirected back.
 INBOUND_PASSTHROUGH_BIND = "127.0.0.6"
-
-
-def _bind(cluster: dict, address: str) -> None:
-    cluster["upstream_bind_config"] = {"source_address": {"address": address, "port_value": 0}}
 
 
 def inbound_clusters(mesh: Mesh, proxy: Proxy) -> list[dict]:

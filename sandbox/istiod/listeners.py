@@ -17,6 +17,8 @@ LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 HTTP_INSPECTOR_TYPE = ("type.googleapis.com/"
                        "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector")
+ORIGINAL_DST_TYPE = ("type.googleapis.com/"
+                     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst")
 # listener.go `plaintextHTTPALPNs` without PILOT_HTTP10 (features.HTTP10, off by default).
 PLAINTEXT_HTTP_ALPNS = ("http/1.1", "h2c")
 HCM_TYPE = ("type.googleapis.com/"
@@ -137,10 +139,6 @@ def outbound_listener(entry: OutboundListener) -> dict:
     else:
         listener["default_filter_chain"] = {"filters": [tcp_proxy(service_cluster)]}
     return listener
-
-
-ORIGINAL_DST_TYPE = ("type.googleapis.com/"
-                     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst")
 
 
 def sidecar_listeners(mesh: Mesh, proxy: Proxy) -> list[dict]:

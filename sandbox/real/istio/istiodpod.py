@@ -31,14 +31,14 @@ injection template's (files/injection-template.yaml: istiod.<istioNamespace>.svc
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import sys
 
 from ..controlplane import locate_binaries
 from ..kubelet import images
 from ..kubelet.podnetwork import SERVICE_IP, SERVICE_PORT
-from .sidecar import container_environment, run_as
+from ...securitycontext import run_as
+from .sidecar import container_environment
 
 # The pilot image: the dev build's hub (global.hub unset: docs/real-istio.md finding 10) and
 # the release hub's.
